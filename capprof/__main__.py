@@ -1,0 +1,5 @@
+import sys
+
+from capprof.cli import main
+
+sys.exit(main())

@@ -1,0 +1,154 @@
+"""The front door: ``capprof <command>``.
+
+Every command prints machine-readable output on stdout when asked
+(``--format csv|json``) and, on bad input, one line per problem on stderr
+with exit code 2 (never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from capprof.errors import CapprofError
+
+EXIT_USAGE = 2
+STAGE_CLIS = ("capprof.runners.cli", "capprof.profiling.cli", "capprof.reports.cli")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the fix, exit 2."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        sys.stderr.write(f"capprof: error: {message}; see `{self.prog} --help`\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _write_table(frame, fmt: str, float_format: str = "%.6g") -> None:
+    if fmt == "csv":
+        frame.to_csv(sys.stdout, index=False, float_format=float_format, lineterminator="\n")
+    elif fmt == "json":
+        sys.stdout.write(frame.to_json(orient="records", indent=1) + "\n")
+    else:
+        with __import__("pandas").option_context("display.max_rows", None, "display.width", 200,
+                                                 "display.max_colwidth", 60):
+            sys.stdout.write(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + "\n")
+
+
+# ------------------------------------------------------------------ commands
+
+
+def cmd_tags(args) -> int:
+    from capprof.tagging.catalog import filter_catalog, load_catalog
+
+    catalog = filter_catalog(load_catalog(), args.substrate, args.tag)
+    if catalog.empty:
+        raise CapprofError("no scenario matches those filters; loosen --substrate / --tag")
+    if args.format == "json":
+        sys.stdout.write(json.dumps(catalog.to_dict(orient="records"), indent=1) + "\n")
+        return 0
+    view = catalog[["scenario", "substrate", "n_focal", "n_background", "tags", "description"]].copy()
+    view["tags"] = view["tags"].map(";".join)
+    _write_table(view, args.format)
+    return 0
+
+
+def cmd_catalog(args) -> int:
+    from pathlib import Path
+
+    from capprof.tagging.catalog import build_catalog_records, shipped_catalog_path, write_catalog
+
+    records = build_catalog_records()
+    target = Path(args.out) if args.out else shipped_catalog_path()
+    if args.check:
+        shipped = json.loads(shipped_catalog_path().read_text())
+        if shipped != json.loads(json.dumps(records)):
+            print(
+                "capprof: the shipped catalog differs from the installed meltingpot; "
+                "run `capprof catalog --regenerate` and commit tagging/data/scenarios.json",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"catalog matches meltingpot {records[0]['meltingpot_version']} ({len(records)} scenarios)")
+        return 0
+    write_catalog(records, target)
+    print(f"wrote {len(records)} scenarios to {target}")
+    return 0
+
+
+def cmd_scores(args) -> int:
+    from capprof.profiling.normalise import aggregate, normalise
+
+    from capprof.scores import load_scores
+
+    scores = load_scores(args.path, min_teams=1 if args.normalise == "none" else 2)
+    normalised = normalise(scores, args.normalise)
+    _write_table(aggregate(normalised, args.by), args.format)
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from capprof.profiling.normalise import NORMALISATIONS
+
+    parser = _Parser(prog="capprof", description="Capability profiles for Melting Pot populations.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("tags", help="list scenarios with their substrate, counts and tags")
+    p.add_argument("--substrate", action="append", help="keep scenarios of this substrate (repeatable)")
+    p.add_argument("--tag", action="append", help="keep scenarios carrying this tag (repeatable: all must match)")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.set_defaults(func=cmd_tags)
+
+    p = sub.add_parser("catalog", help="regenerate or check the shipped scenario catalog (needs [runners])")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--regenerate", action="store_true", help="rewrite the catalog from the installed meltingpot")
+    group.add_argument("--check", action="store_true", help="exit 1 if the shipped catalog differs from meltingpot")
+    p.add_argument("--out", help="write the regenerated catalog here instead of the package")
+    p.set_defaults(func=cmd_catalog)
+
+    p = sub.add_parser("scores", help="load, normalise and aggregate a score table")
+    p.add_argument("path", metavar="PATH_OR_URL")
+    p.add_argument("--normalise", choices=NORMALISATIONS, default="none")
+    p.add_argument("--by", choices=("scenario", "substrate", "overall"), default="overall")
+    p.add_argument("--format", choices=("table", "csv"), default="table")
+    p.set_defaults(func=cmd_scores)
+
+    # Each stage adds its own commands (stage/cli.py: register(subparsers)).
+    # Those modules import heavy libraries inside their command functions only,
+    # so `capprof --help` and `capprof tags` stay fast.
+    import importlib
+
+    for module_name in STAGE_CLIS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CapprofError as exc:
+        for line in str(exc).splitlines():
+            sys.stderr.write(f"capprof: error: {line}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("capprof: interrupted\n")
+        return 130
+    except BrokenPipeError:  # e.g. `capprof tags | head`
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

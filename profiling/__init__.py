@@ -1,0 +1,1 @@
+"""From a tidy score table to capability profiles and score predictions."""

@@ -1,0 +1,1 @@
+"""Charts, tables and self-contained HTML reports of capability profiles."""

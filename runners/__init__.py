@@ -1,0 +1,1 @@
+"""Run focal populations on Melting Pot scenarios and collect per-episode returns."""

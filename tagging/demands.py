@@ -1,0 +1,313 @@
+"""Scenario x demand matrices, tag sets, and user-supplied demand files.
+
+A demand matrix is a DataFrame indexed by scenario with one float column per
+demand (see docs/schema.md):
+
+* one column per substrate (one-hot: 1 where the scenario runs on it);
+* ``resident`` and ``visitor`` from the focal / background counts;
+* one column per behavioural tag, 1 where meltingpot tags the scenario.
+
+Custom demand files may raise any demand to a graded level in 0..5 (as in
+demand-level annotation schemes), add demands, or describe new scenarios.
+Which group a demand belongs to (substrate, mode, behaviour) is derived from
+its name by ``demand_group``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from capprof.errors import CapprofError, did_you_mean
+from capprof.tagging.catalog import (
+    MODES,
+    TAG_CORRECTIONS,
+    all_tags,
+    contest_heldout_scenarios,
+    correct_tag,
+    load_catalog,
+)
+
+MAX_LEVEL = 5.0
+MODE_DEMANDS = ("resident", "visitor")
+TAG_SETS = ("all", "contest")
+NEW_DEMAND_PREFIX = "new:"
+
+
+def contest_tags(catalog: pd.DataFrame | None = None) -> list[str]:
+    """The 16 tags of the contest held-out scenarios (resident and visitor
+    among them), as in contest report section 3.3."""
+    catalog = load_catalog() if catalog is None else catalog
+    held_out = catalog.loc[contest_heldout_scenarios(catalog)]
+    return sorted({t for tags in held_out["tags"] for t in tags})
+
+
+def resolve_tag_set(tag_set: str | Sequence[str], catalog: pd.DataFrame | None = None) -> list[str]:
+    """Turn ``"all"``, ``"contest"`` or an explicit list into behavioural tag
+    names (resident / visitor excluded: they are mode demands)."""
+    catalog = load_catalog() if catalog is None else catalog
+    known = all_tags(catalog)
+    if isinstance(tag_set, str):
+        if tag_set == "all":
+            tags = known
+        elif tag_set == "contest":
+            tags = contest_tags(catalog)
+        else:
+            tags = [t.strip() for t in tag_set.split(",") if t.strip()]
+    else:
+        tags = list(tag_set)
+    resolved = []
+    for t in tags:
+        t = correct_tag(t)
+        if t not in known:
+            raise CapprofError(
+                f'unknown tag "{t}" in the tag set{did_you_mean(t, known)}; '
+                'use "all", "contest" or tags listed by `capprof tags`'
+            )
+        if t not in MODE_DEMANDS and t not in resolved:
+            resolved.append(t)
+    return sorted(resolved)
+
+
+def demand_group(name: str, substrates: Iterable[str]) -> str:
+    """``substrate``, ``mode`` or ``behaviour``: how reports group a demand."""
+    if name in set(substrates):
+        return "substrate"
+    if name in MODE_DEMANDS:
+        return "mode"
+    return "behaviour"
+
+
+def catalog_demands(
+    catalog: pd.DataFrame | None = None,
+    tags: str | Sequence[str] = "all",
+) -> pd.DataFrame:
+    """Binary demand matrix of every catalog scenario."""
+    catalog = load_catalog() if catalog is None else catalog
+    tag_names = resolve_tag_set(tags, catalog)
+    substrates = sorted(catalog["substrate"].unique())
+    index = pd.Index(catalog["scenario"], name="scenario")
+    columns = {}
+    for s in substrates:
+        columns[s] = (catalog["substrate"].to_numpy() == s).astype(float)
+    for m in MODE_DEMANDS:
+        columns[m] = (catalog["mode"].to_numpy() == m).astype(float)
+    tag_sets = [set(t) for t in catalog["tags"]]
+    for t in tag_names:
+        columns[t] = np.array([t in ts for ts in tag_sets], dtype=float)
+    return pd.DataFrame(columns, index=index)
+
+
+def demand_matrix(
+    scenarios: Iterable[str] | None = None,
+    tags: str | Sequence[str] = "all",
+    custom: pd.DataFrame | None = None,
+    catalog: pd.DataFrame | None = None,
+    drop_unused: bool = True,
+) -> pd.DataFrame:
+    """Demands of ``scenarios`` (all catalog scenarios by default).
+
+    ``custom`` (from ``load_custom_demands``) overrides catalog levels for the
+    scenarios it names and adds new scenarios and demands. With
+    ``drop_unused``, demands that are zero for every requested scenario are
+    dropped: they cannot be learned from these rows.
+    """
+    catalog = load_catalog() if catalog is None else catalog
+    base = catalog_demands(catalog, tags)
+    if custom is not None and len(custom):
+        custom_levels = custom.drop(columns=["substrate"])
+        for col in custom_levels.columns:
+            if col not in base.columns:
+                base[col] = 0.0
+        new_rows = [s for s in custom.index if s not in base.index]
+        if new_rows:
+            extra = pd.DataFrame(0.0, index=pd.Index(new_rows, name="scenario"), columns=base.columns)
+            for s in new_rows:
+                extra.loc[s, custom.loc[s, "substrate"]] = 1.0
+            base = pd.concat([base, extra])
+        for s in custom.index:
+            given = custom_levels.loc[s].dropna()
+            base.loc[s, given.index] = given.to_numpy(dtype=float)
+    if scenarios is not None:
+        scenarios = list(dict.fromkeys(scenarios))
+        missing = [s for s in scenarios if s not in base.index]
+        if missing:
+            raise CapprofError(
+                f"{len(missing)} scenario(s) have no demands, e.g. \"{missing[0]}\""
+                f"{did_you_mean(missing[0], base.index)}; describe them in a custom "
+                "demands file (--demands FILE, see docs/demands.md)"
+            )
+        base = base.loc[scenarios]
+    if drop_unused:
+        base = base.loc[:, (base != 0).any(axis=0)]
+    return base
+
+
+# ---------------------------------------------------------------- custom files
+
+
+def _known_demand_names(catalog: pd.DataFrame) -> set[str]:
+    return set(all_tags(catalog)) | set(MODE_DEMANDS) | set(catalog["substrate"]) | set(TAG_CORRECTIONS)
+
+
+def _parse_level(value, scenario: str, demand: str, source: str) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    try:
+        level = float(value)
+    except (TypeError, ValueError):
+        raise CapprofError(
+            f'{source}: demand "{demand}" of scenario "{scenario}" is "{value}", not a number; '
+            f"use a level from 0 to {MAX_LEVEL:g}"
+        ) from None
+    if not math.isfinite(level) or level < 0 or level > MAX_LEVEL:
+        raise CapprofError(
+            f'{source}: demand "{demand}" of scenario "{scenario}" is {value}; '
+            f"levels must be between 0 and {MAX_LEVEL:g}"
+        )
+    return level
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _strict_yaml_load(text: str):
+    """yaml.safe_load, except that a repeated mapping key is an error (PyYAML
+    silently keeps the last one, which would drop a scenario's demands)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader, node, deep=False):
+        keys = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in keys:
+                raise _DuplicateKey(f"{key}\t{key_node.start_mark.line + 1}")
+            keys.add(key)
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return yaml.load(text, Loader=StrictLoader)
+
+
+def _records_from_yaml(path: Path) -> tuple[list[tuple[str, str | None, dict]], list[str]]:
+    import yaml
+
+    try:
+        doc = _strict_yaml_load(path.read_text())
+    except _DuplicateKey as exc:
+        key, line = str(exc).split("\t")
+        raise CapprofError(f'{path}: "{key}" appears twice (line {line}); keep one entry') from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise CapprofError(f"{path}: not valid YAML{where}; see docs/demands.md for the format") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("scenarios"), dict):
+        raise CapprofError(
+            f"{path}: expected a mapping with a `scenarios:` key mapping scenario names "
+            "to {substrate, demands}; see docs/demands.md"
+        )
+    new_demands = doc.get("new_demands") or []
+    if not isinstance(new_demands, list):
+        raise CapprofError(f"{path}: `new_demands` must be a list of names")
+    records = []
+    for name, body in doc["scenarios"].items():
+        name = str(name)
+        body = body or {}
+        if not isinstance(body, dict):
+            raise CapprofError(f'{path}: scenario "{name}" must map to {{substrate, demands}}')
+        demands = body.get("demands") or {}
+        if not isinstance(demands, dict):
+            raise CapprofError(f'{path}: `demands` of scenario "{name}" must map demand names to levels')
+        records.append((name, body.get("substrate"), dict(demands)))
+    return records, [str(d) for d in new_demands]
+
+
+def _records_from_csv(path: Path) -> tuple[list[tuple[str, str | None, dict]], list[str]]:
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise CapprofError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    if "scenario" not in table.columns:
+        raise CapprofError(f"{path}: missing the `scenario` column; see docs/demands.md for the format")
+    new_demands = [c[len(NEW_DEMAND_PREFIX):] for c in table.columns if c.startswith(NEW_DEMAND_PREFIX)]
+    table = table.rename(columns=lambda c: c[len(NEW_DEMAND_PREFIX):] if c.startswith(NEW_DEMAND_PREFIX) else c)
+    dupes = table["scenario"][table["scenario"].duplicated()].unique()
+    if len(dupes):
+        raise CapprofError(f'{path}: scenario "{dupes[0]}" appears more than once; keep one row per scenario')
+    demand_cols = [c for c in table.columns if c not in ("scenario", "substrate")]
+    records = []
+    for _, row in table.iterrows():
+        demands = {c: row[c] for c in demand_cols if str(row[c]).strip() != ""}
+        substrate = row["substrate"] if "substrate" in table.columns and row["substrate"] else None
+        records.append((row["scenario"], substrate, demands))
+    return records, new_demands
+
+
+def load_custom_demands(path: str | Path, catalog: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Read and validate a custom demands file (CSV or YAML, docs/demands.md).
+
+    Returns a DataFrame indexed by scenario with a ``substrate`` column and one
+    float column per demand named in the file (NaN where a row is silent).
+    """
+    path = Path(path)
+    catalog = load_catalog() if catalog is None else catalog
+    if not path.exists():
+        raise CapprofError(f"demands file {path} does not exist; check the path")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        records, new_demands = _records_from_yaml(path)
+    elif path.suffix.lower() == ".csv":
+        records, new_demands = _records_from_csv(path)
+    else:
+        raise CapprofError(f"{path}: demands files must end in .csv, .yaml or .yml")
+    if not records:
+        raise CapprofError(f"{path}: describes no scenario; add at least one")
+    known = _known_demand_names(catalog)
+    for d in new_demands:
+        if d in known:
+            raise CapprofError(f'{path}: new demand "{d}" already exists; use it without declaring it')
+    known_substrates = set(catalog["substrate"])
+    rows, index = [], []
+    for scenario, substrate, demands in records:
+        if substrate is None:
+            if scenario not in catalog.index:
+                raise CapprofError(
+                    f'{path}: scenario "{scenario}" is not in the catalog'
+                    f"{did_you_mean(scenario, catalog.index)}; give its `substrate` to describe a new scenario"
+                )
+            substrate = catalog.loc[scenario, "substrate"]
+        elif substrate not in known_substrates:
+            raise CapprofError(
+                f'{path}: unknown substrate "{substrate}" for scenario "{scenario}"'
+                f"{did_you_mean(substrate, known_substrates)}"
+            )
+        elif scenario in catalog.index and catalog.loc[scenario, "substrate"] != substrate:
+            raise CapprofError(
+                f'{path}: scenario "{scenario}" runs on "{catalog.loc[scenario, "substrate"]}" in the '
+                f'catalog, not "{substrate}"; drop the substrate or rename the scenario'
+            )
+        row = {"substrate": substrate}
+        for name, value in demands.items():
+            name = str(name)
+            canonical = correct_tag(name)
+            if canonical not in known and name not in new_demands:
+                raise CapprofError(
+                    f'{path}: unknown demand "{name}" for scenario "{scenario}"'
+                    f"{did_you_mean(name, known - set(TAG_CORRECTIONS))}; declare brand-new demands "
+                    f"(YAML `new_demands:` list, or CSV column `{NEW_DEMAND_PREFIX}{name}`)"
+                )
+            if canonical in known_substrates:
+                raise CapprofError(
+                    f'{path}: "{canonical}" is a substrate, set by the `substrate` field, not a demand level'
+                )
+            row[canonical] = _parse_level(value, scenario, name, str(path))
+        rows.append(row)
+        index.append(scenario)
+    return pd.DataFrame(rows, index=pd.Index(index, name="scenario"))
