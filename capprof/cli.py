@@ -81,8 +81,14 @@ def cmd_scores(args) -> int:
     from capprof.profiling.normalise import aggregate, normalise
 
     from capprof.scores import load_scores
+    from capprof.tagging.demands import known_scenarios, load_custom_demands
 
-    scores = load_scores(args.path, min_teams=1 if args.normalise == "none" else 2)
+    custom = load_custom_demands(args.demands) if args.demands else None
+    scores = load_scores(
+        args.path,
+        known_scenarios=known_scenarios(custom),
+        min_teams=1 if args.normalise == "none" else 2,
+    )
     normalised = normalise(scores, args.normalise)
     _write_table(aggregate(normalised, args.by), args.format)
     return 0
@@ -115,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH_OR_URL")
     p.add_argument("--normalise", choices=NORMALISATIONS, default="none")
     p.add_argument("--by", choices=("scenario", "substrate", "overall"), default="overall")
+    p.add_argument("--demands", metavar="FILE", help="custom demands (CSV/YAML) that describe scenarios not in the catalog")
     p.add_argument("--format", choices=("table", "csv"), default="table")
     p.set_defaults(func=cmd_scores)
 

@@ -143,8 +143,10 @@ def load_scores(path_or_url: str | os.PathLike, validate: bool = True, **validat
     else:
         path = Path(text)
         if not path.exists():
-            hint = f"; the published results download with `capprof scores {PUBLISHED_URL}`"
-            raise CapprofError(f"score file {path} does not exist{hint if 'results' in text else ''}")
+            raise CapprofError(
+                f"score file {path} does not exist; check the path (the published Melting Pot results "
+                f"also load from their URL, {PUBLISHED_URL})"
+            )
     raw = _read_table(path)
     source = path.name
     if "mapla" in raw.columns:

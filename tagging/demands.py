@@ -147,6 +147,15 @@ def demand_matrix(
     return base
 
 
+def known_scenarios(custom: pd.DataFrame | None = None, catalog: pd.DataFrame | None = None) -> set[str]:
+    """Scenario names that have demands: the catalog's plus a custom file's."""
+    catalog = load_catalog() if catalog is None else catalog
+    names = set(catalog["scenario"])
+    if custom is not None:
+        names |= set(custom.index)
+    return names
+
+
 # ---------------------------------------------------------------- custom files
 
 

@@ -1,0 +1,136 @@
+"""Interval statistics for comparing teams: small pure functions over arrays.
+
+The layout follows the statistical practice of Agarwal et al. (2021, "Deep RL
+at the edge of the statistical precipice", the rliable library): aggregate
+scores over scenarios, and interval estimates from a *stratified* bootstrap
+that resamples replicates within each scenario.
+
+Scores of one team are passed *flat*: ``values`` holds every replicate score,
+grouped by scenario in a fixed scenario order, and ``sizes[s]`` says how many
+replicates scenario ``s`` has (scenarios may have different counts). A batch
+of bootstrap resamples is a ``(k, N)`` matrix in the same layout, so every
+statistic below takes ``(samples, sizes)`` and returns one value per row.
+
+rliable itself is not imported: its ``library`` module fails to import here
+(``arch`` 7.2 against pandas 3, see docs/reports.md); its estimators are a few
+lines each and are restated with their formulas. The tests check them against
+hand-computed cases and against ``rliable.metrics`` on balanced tables.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from scipy import stats as _sps
+
+
+def stratum_offsets(sizes: np.ndarray) -> np.ndarray:
+    """Start of each stratum in the flat layout: o_s = sum_{t<s} n_t."""
+    sizes = np.asarray(sizes, dtype=int)
+    return np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(int)
+
+
+def stratified_indices(sizes: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``reps`` stratified bootstrap resamples, shape (reps, N).
+
+    Position i in stratum s (offset o_s, n_s members) draws
+    o_s + floor(U * n_s) with U ~ Uniform[0, 1): every stratum keeps its size
+    and is resampled with replacement from its own members only.
+    """
+    sizes = np.asarray(sizes, dtype=int)
+    offsets = np.repeat(stratum_offsets(sizes), sizes)
+    counts = np.repeat(sizes, sizes)
+    draws = rng.random((reps, int(sizes.sum())))
+    return offsets + np.minimum((draws * counts).astype(int), counts - 1)
+
+
+def scenario_means(samples: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Mean over replicates per scenario: m_s = (1/n_s) sum_{r in s} x_r.
+    ``samples`` (k, N) -> (k, S)."""
+    samples = np.atleast_2d(samples)
+    sizes = np.asarray(sizes, dtype=int)
+    return np.add.reduceat(samples, stratum_offsets(sizes), axis=1) / sizes
+
+
+def aggregate_mean(samples: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Mean of scenario means: (1/S) sum_s m_s (rliable ``aggregate_mean``)."""
+    return scenario_means(samples, sizes).mean(axis=1)
+
+
+def aggregate_median(samples: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Median of scenario means: median_s m_s (rliable ``aggregate_median``)."""
+    return np.median(scenario_means(samples, sizes), axis=1)
+
+
+def aggregate_iqm(samples: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Interquartile mean over all N replicate scores (rliable ``aggregate_iqm``):
+    sort, drop the floor(N/4) lowest and floor(N/4) highest, average the rest.
+    Unlike the mean, every replicate (not every scenario) weighs the same."""
+    return _sps.trim_mean(np.atleast_2d(samples), proportiontocut=0.25, axis=1)
+
+
+AGGREGATES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "mean": aggregate_mean,
+    "median": aggregate_median,
+    "iqm": aggregate_iqm,
+}
+
+
+def probability_of_improvement(
+    samples_x: np.ndarray, sizes_x: np.ndarray, samples_y: np.ndarray, sizes_y: np.ndarray
+) -> np.ndarray:
+    """P(X > Y) averaged over scenarios (rliable ``probability_of_improvement``):
+
+        P = (1/S) sum_s (1/(n_x,s n_y,s)) sum_i sum_j ( [x_i > y_j] + 0.5 [x_i = y_j] )
+
+    with i over X's replicates and j over Y's replicates of scenario s, i.e.
+    the Mann-Whitney U statistic of each scenario scaled to [0, 1]. Both teams
+    must list the same scenarios in the same order. (k, N_x), (k, N_y) -> (k,).
+    """
+    samples_x, samples_y = np.atleast_2d(samples_x), np.atleast_2d(samples_y)
+    sizes_x, sizes_y = np.asarray(sizes_x, dtype=int), np.asarray(sizes_y, dtype=int)
+    if len(sizes_x) != len(sizes_y):
+        raise ValueError("both teams must have the same scenarios")
+    off_x, off_y = stratum_offsets(sizes_x), stratum_offsets(sizes_y)
+    per_scenario = np.empty((samples_x.shape[0], len(sizes_x)))
+    # Scenarios sharing (n_x, n_y) are compared in one vectorised block.
+    shapes = np.stack([sizes_x, sizes_y], axis=1)
+    for nx, ny in np.unique(shapes, axis=0):
+        which = np.flatnonzero((sizes_x == nx) & (sizes_y == ny))
+        x = samples_x[:, off_x[which][:, None] + np.arange(nx)]  # (k, g, nx)
+        y = samples_y[:, off_y[which][:, None] + np.arange(ny)]  # (k, g, ny)
+        greater = (x[..., :, None] > y[..., None, :]).mean(axis=(-1, -2))
+        ties = (x[..., :, None] == y[..., None, :]).mean(axis=(-1, -2))
+        per_scenario[:, which] = greater + 0.5 * ties
+    return per_scenario.mean(axis=1)
+
+
+def rank_descending(values: np.ndarray) -> np.ndarray:
+    """Rank along the last axis, 1 = highest value; ties share the average rank
+    (two teams tied for first both get 1.5)."""
+    return _sps.rankdata(-np.asarray(values, dtype=float), method="average", axis=-1)
+
+
+def percentile_interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval: the (1-level)/2 and (1+level)/2 quantiles
+    of the bootstrap draws (rliable's default interval)."""
+    draws = np.asarray(draws, dtype=float)
+    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean with a Student-t interval: x_bar -/+ t_{(1+level)/2, n-1} * sd / sqrt(n),
+    sd with n-1 in the denominator. Returns (mean, low, high); the interval is
+    NaN with fewer than two values (no spread to estimate)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(values.mean())
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    half = float(_sps.t.ppf((1 + level) / 2, n - 1) * values.std(ddof=1) / np.sqrt(n))
+    return mean, mean - half, mean + half

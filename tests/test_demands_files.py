@@ -1,0 +1,71 @@
+"""Custom demand files: graded levels, new scenarios, and their validation."""
+
+import pytest
+
+from capprof.errors import CapprofError
+from capprof.tagging.demands import demand_matrix, load_custom_demands
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_yaml_adds_new_scenario_and_grades_an_existing_one(tmp_path):
+    path = write(tmp_path, "d.yaml", """
+new_demands: [night_vision]
+scenarios:
+  my_clean_up_variant:
+    substrate: clean_up
+    demands: {visitor: 1, reciprocity: 4, night_vision: 2}
+  clean_up_7:
+    demands: {reciprocity: 5}
+""")
+    custom = load_custom_demands(path)
+    assert custom.loc["my_clean_up_variant", "substrate"] == "clean_up"
+    demands = demand_matrix(["my_clean_up_variant", "clean_up_7", "clean_up_0"], custom=custom)
+    assert demands.loc["my_clean_up_variant", "clean_up"] == 1
+    assert demands.loc["my_clean_up_variant", "reciprocity"] == 4
+    assert demands.loc["my_clean_up_variant", "night_vision"] == 2
+    assert demands.loc["clean_up_7", "reciprocity"] == 5  # graded level overrides the binary tag
+    assert demands.loc["clean_up_7", "visitor"] == 1  # untouched catalog demands stay
+    assert demands.loc["clean_up_0", "night_vision"] == 0
+
+
+def test_csv_with_new_demand_column_and_misspelt_meltingpot_tag(tmp_path):
+    path = write(tmp_path, "d.csv", "scenario,substrate,parter_choice,new:crowding\nnew_pd,prisoners_dilemma_in_the_matrix__arena,3,1\n")
+    custom = load_custom_demands(path)
+    assert custom.loc["new_pd", "partner_choice"] == 3
+    assert custom.loc["new_pd", "crowding"] == 1
+
+
+BAD_FILES = [
+    ("unknown.yaml", "scenarios:\n  clean_up_7:\n    demands: {reciprocty: 1}\n", 'did you mean "reciprocity"'),
+    ("neg.yaml", "scenarios:\n  clean_up_7:\n    demands: {reciprocity: -1}\n", "between 0 and 5"),
+    ("big.csv", "scenario,defense\nterritory__rooms_0,7\n", "between 0 and 5"),
+    ("text.csv", "scenario,defense\nterritory__rooms_0,high\n", "not a number"),
+    ("dup.csv", "scenario,defense\nterritory__rooms_0,1\nterritory__rooms_0,2\n", "more than once"),
+    ("dup.yaml", "scenarios:\n  a:\n    substrate: clean_up\n  a:\n    substrate: clean_up\n", "appears twice"),
+    ("sub.yaml", "scenarios:\n  mine:\n    substrate: clean_upp\n", 'did you mean "clean_up"'),
+    ("nosub.yaml", "scenarios:\n  brand_new:\n    demands: {defense: 1}\n", "give its `substrate`"),
+    ("wrongsub.yaml", "scenarios:\n  clean_up_7:\n    substrate: territory__rooms\n", "runs on \"clean_up\""),
+    ("bad.yaml", "scenarios: [unclosed\n", "not valid YAML"),
+    ("noscen.csv", "name,defense\nx,1\n", "missing the `scenario` column"),
+    ("empty.yaml", "scenarios: {}\n", "describes no scenario"),
+    ("d.txt", "scenario\n", "must end in .csv"),
+]
+
+
+@pytest.mark.parametrize("name,text,message", BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_bad_demand_files_give_one_clear_line(tmp_path, name, text, message):
+    path = write(tmp_path, name, text)
+    with pytest.raises(CapprofError) as info:
+        load_custom_demands(path)
+    assert message in str(info.value)
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_scenario_without_demands_is_named(tmp_path):
+    with pytest.raises(CapprofError, match="no demands"):
+        demand_matrix(["clean_up_7", "not_a_scenario"])
