@@ -94,6 +94,12 @@ def cmd_scores(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from capprof.demo import run_demo
+
+    return run_demo(args.published)
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -124,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demands", metavar="FILE", help="custom demands (CSV/YAML) that describe scenarios not in the catalog")
     p.add_argument("--format", choices=("table", "csv"), default="table")
     p.set_defaults(func=cmd_scores)
+
+    p = sub.add_parser("demo", help="run the main job on an embedded default")
+    p.add_argument("--published", metavar="PATH", help="published Melting Pot results (default: ../shared/data or download)")
+    p.set_defaults(func=cmd_demo)
 
     # Each stage adds its own commands (stage/cli.py: register(subparsers)).
     # Those modules import heavy libraries inside their command functions only,
