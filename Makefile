@@ -24,7 +24,7 @@ install: install-runners
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip "setuptools>=68" wheel
+	$(PIP) install --quiet --upgrade pip "setuptools>=77" wheel
 
 install-base: $(VENV)/.stamp-base
 $(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
