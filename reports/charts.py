@@ -1,0 +1,264 @@
+"""Charts of capability profiles and runner data (matplotlib, Agg backend).
+
+Every function takes tidy DataFrames and returns a ``matplotlib.figure.Figure``;
+``save_png`` writes it and closes it. Team, scenario and demand names are
+drawn literally (``$`` is escaped so no name is read as mathtext).
+
+Radar or interval chart: a radar is readable up to about two dozen spokes
+(``RADAR_MAX_AXES``). Demand groups with more axes (typically the ~50
+substrate abilities), or fewer than three (the two mode abilities), are drawn
+as interval charts instead: one row per ability, the posterior mean as a dot
+and the HDI as a bar, which stays readable at any number of rows.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+RADAR_MIN_AXES = 3
+RADAR_MAX_AXES = 24
+# Colour-blind-safe categorical palette (Okabe-Ito), in a fixed order.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+GROUP_TITLES = {"substrate": "substrates", "mode": "mode (resident / visitor)", "behaviour": "behaviours"}
+
+
+def mpl_text(text) -> str:
+    """A name as literal matplotlib text: ``$`` would start mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def pretty(name) -> str:
+    """A name for a chart label: runs of underscores become one space."""
+    return " ".join(w for w in mpl_text(name).split("_") if w) or mpl_text(name)
+
+
+def axis_label(name: str, width: int = 14) -> str:
+    """Demand name on two or three short lines: underscores become spaces."""
+    return "\n".join(textwrap.wrap(pretty(name), width=width, break_long_words=True)[:3])
+
+
+def team_colour(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def save_png(fig, path: Path, dpi: int = 110) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
+    plt.close(fig)
+    return path
+
+
+def use_radar(n_axes: int) -> bool:
+    return RADAR_MIN_AXES <= n_axes <= RADAR_MAX_AXES
+
+
+# ------------------------------------------------------------ ability charts
+
+
+def _radar_limits(frames: Sequence[pd.DataFrame]) -> tuple[float, float]:
+    low = min(float(f["hdi_low"].min()) for f in frames)
+    high = max(float(f["hdi_high"].max()) for f in frames)
+    pad = 0.08 * (high - low if high > low else 1.0)
+    return low - pad, high + pad
+
+
+def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abilities: Sequence[str], title: str):
+    """Radar of posterior means (lines) with HDI bands (shaded), one trace per
+    frame in ``profiles`` (each indexed by ability with mean, hdi_low,
+    hdi_high). The radius starts at the lowest HDI bound, not at zero: abilities
+    live on a latent scale that can be negative; ring labels give the values."""
+    n = len(abilities)
+    theta = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    closed = np.append(theta, theta[0])
+    fig = plt.figure(figsize=(7.2, 7.2) if n > 12 else (6, 6))
+    ax = fig.add_subplot(projection="polar")
+    ax.set_theta_offset(np.pi / 2)
+    ax.set_theta_direction(-1)
+    r_low, r_high = _radar_limits(profiles)
+    for i, (frame, label) in enumerate(zip(profiles, labels)):
+        frame = frame.reindex(abilities)
+        colour = team_colour(i)
+        mean = np.append(frame["mean"].to_numpy(), frame["mean"].iloc[0])
+        low = np.append(frame["hdi_low"].to_numpy(), frame["hdi_low"].iloc[0])
+        high = np.append(frame["hdi_high"].to_numpy(), frame["hdi_high"].iloc[0])
+        ax.fill_between(closed, low, high, color=colour, alpha=0.18 if len(profiles) > 1 else 0.3, linewidth=0)
+        ax.plot(closed, mean, color=colour, linewidth=1.8, marker="o", markersize=3, label=mpl_text(label))
+    ax.set_ylim(r_low, r_high)
+    # Few ring labels, set between the first two spokes so no line crosses them.
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+    ax.set_rlabel_position(np.degrees(theta[1] / 2) if n > 1 else 0)
+    ax.set_xticks(theta)
+    ax.set_xticklabels([axis_label(a) for a in abilities], fontsize=7.5 if n > 12 else 9)
+    ax.tick_params(axis="x", pad=14)
+    ax.tick_params(axis="y", labelsize=7, labelcolor="#555555")
+    ax.grid(color="#cccccc", linewidth=0.6)
+    ax.set_title(mpl_text(title), fontsize=11, pad=24)
+    handles = [plt.Line2D([], [], color=team_colour(i), linewidth=2) for i in range(len(profiles))]
+    band = plt.Rectangle((0, 0), 1, 1, color="#888888", alpha=0.3)
+    fig.legend(handles + [band], [mpl_text(lbl) for lbl in labels] + ["HDI band"],
+               loc="lower center", ncol=min(len(labels) + 1, 5), fontsize=8, frameon=False)
+    return fig
+
+
+def interval_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abilities: Sequence[str], title: str):
+    """Dot-and-bar chart: one row per ability, the posterior mean as a dot and
+    the HDI as a horizontal bar; several teams are dodged within a row."""
+    n, k = len(abilities), len(profiles)
+    row_height = 0.22 + 0.07 * k
+    fig, ax = plt.subplots(figsize=(7.2, max(1.6, 0.9 + row_height * n)))
+    y = np.arange(n)[::-1].astype(float)
+    offsets = (np.arange(k) - (k - 1) / 2) * (0.7 / max(k, 1)) if k > 1 else np.zeros(1)
+    for i, (frame, label) in enumerate(zip(profiles, labels)):
+        frame = frame.reindex(abilities)
+        colour = team_colour(i)
+        yy = y - offsets[i]
+        ax.hlines(yy, frame["hdi_low"], frame["hdi_high"], color=colour, linewidth=2.2, alpha=0.55)
+        ax.plot(frame["mean"], yy, "o", color=colour, markersize=4, label=mpl_text(label))
+    for row in y[1::2]:  # banding guides the eye from a label to its row
+        ax.axhspan(row - 0.5, row + 0.5, color="#f4f4f4", zorder=0)
+    if n > 20:  # tall chart: values readable at the top as well
+        ax.tick_params(axis="x", labeltop=True, top=True)
+    ax.set_yticks(y)
+    ax.set_yticklabels([pretty(a) for a in abilities], fontsize=8)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    ax.set_xlabel("ability (posterior mean, bar = HDI)", fontsize=9)
+    ax.set_title(mpl_text(title), fontsize=11, pad=22 if n > 20 else 6)
+    if k > 1:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig
+
+
+def ability_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abilities: Sequence[str], title: str):
+    """Radar when the group has RADAR_MIN_AXES..RADAR_MAX_AXES abilities,
+    interval chart otherwise (see the module docstring)."""
+    chart = radar_chart if use_radar(len(abilities)) else interval_chart
+    return chart(profiles, labels, abilities, title)
+
+
+# ------------------------------------------------------------ other charts
+
+
+def importance_chart(importances: pd.DataFrame, top: int = 30):
+    """Horizontal bars of the ``top`` largest assessor feature importances."""
+    shown = importances.sort_values("importance", ascending=False).head(top).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7.2, max(1.8, 0.6 + 0.24 * len(shown))))
+    ax.barh(np.arange(len(shown)), shown["importance"], color=PALETTE[0])
+    ax.set_yticks(np.arange(len(shown)))
+    ax.set_yticklabels([pretty(f) for f in shown["feature"]], fontsize=8)
+    ax.set_xlabel("importance", fontsize=9)
+    more = len(importances) - len(shown)
+    ax.set_title(f"assessor feature importances (top {len(shown)}" + (f" of {len(importances)})" if more else ")"),
+                 fontsize=11)
+    ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+    ax.set_axisbelow(True)
+    return fig
+
+
+def substrate_heatmap(per_substrate: pd.DataFrame, normalisation: str):
+    """Substrates (rows) x teams (columns), cell = mean normalised score,
+    value written in the cell. ``per_substrate`` has team, level, score."""
+    grid = per_substrate.pivot(index="level", columns="team", values="score").sort_index()
+    n_rows, n_cols = grid.shape
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 + 0.85 * n_cols), max(2.0, 0.8 + 0.24 * n_rows)))
+    ax.set_facecolor("#e6e6e6")  # a team without scores on a substrate shows grey, not a colour
+    image = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="viridis")
+    ax.set_xticks(np.arange(n_cols))
+    ax.set_xticklabels([axis_label(t, 12) for t in grid.columns], fontsize=8, rotation=30, ha="right")
+    ax.set_yticks(np.arange(n_rows))
+    ax.set_yticklabels([pretty(s) for s in grid.index], fontsize=7.5)
+    values = grid.to_numpy(dtype=float)
+    finite = values[np.isfinite(values)]
+    mid = (finite.min() + finite.max()) / 2 if finite.size else 0.0
+    for r in range(n_rows):
+        for c in range(n_cols):
+            v = values[r, c]
+            if np.isfinite(v):
+                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6.5,
+                        color="white" if v < mid else "black")
+    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label=f"mean score ({normalisation})")
+    title = f"per-substrate scores ({normalisation} normalisation)"
+    if not np.isfinite(values).all():
+        title += "\ngrey: no scores for that team"
+    ax.set_title(title, fontsize=11)
+    return fig
+
+
+def focal_background_chart(means: pd.DataFrame):
+    """Per (team, scenario) mean focal vs background per-capita return, one
+    colour per team, with the line focal = background. Points above the line:
+    the background earned more than the focal team did."""
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    teams = sorted(means["team"].unique())
+    for i, team in enumerate(teams):
+        own = means[means["team"] == team]
+        ax.scatter(own["focal"], own["background"], s=18, alpha=0.75, color=team_colour(i), label=mpl_text(team))
+    lo = float(np.nanmin(means[["focal", "background"]].to_numpy()))
+    hi = float(np.nanmax(means[["focal", "background"]].to_numpy()))
+    ax.plot([lo, hi], [lo, hi], color="#888888", linewidth=1, linestyle="--", label="focal = background")
+    ax.set_xlabel("focal per-capita return (mean over episodes)", fontsize=9)
+    ax.set_ylabel("background per-capita return", fontsize=9)
+    ax.set_title("focal vs background returns per scenario", fontsize=11)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.grid(color="#eeeeee", linewidth=0.6)
+    return fig
+
+
+def gini_chart(episodes: pd.DataFrame, columns: Sequence[str]):
+    """Box plots of per-episode Gini coefficients of return, per team, one
+    panel per Gini column (focal players, all players)."""
+    teams = sorted(episodes["team"].unique())[::-1]  # boxplot rows run bottom-up: first team on top
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns) + 1.0, max(2.4, 0.9 + 0.38 * len(teams))),
+                             squeeze=False, sharey=True)
+    for ax, column in zip(axes[0], columns):
+        data = [episodes.loc[episodes["team"] == t, column].dropna().to_numpy() for t in teams]
+        ax.boxplot(data, orientation="horizontal", widths=0.6)
+        ax.set_yticks(np.arange(1, len(teams) + 1))
+        ax.set_yticklabels([mpl_text(t) for t in teams], fontsize=8)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlabel(column.replace("_", " ") + " (0 = equal, 1 = one player takes all)", fontsize=8)
+        ax.grid(axis="x", color="#eeeeee", linewidth=0.6)
+    fig.suptitle("inequality of returns per episode", fontsize=11)
+    return fig
+
+
+def timeseries_chart(curves: pd.DataFrame, value: str, ylabel: str, title: str, max_panels: int = 6,
+                     xlabel: str = "step"):
+    """Small multiples, one panel per scenario (at most ``max_panels``), one
+    line per team: ``value`` against ``step`` (columns team, scenario, step)."""
+    scenarios = list(dict.fromkeys(curves["scenario"]))[:max_panels]
+    teams = sorted(curves["team"].unique())
+    cols = min(3, len(scenarios))
+    rows = int(np.ceil(len(scenarios) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 1.4, 2.7 * rows), squeeze=False)
+    for ax in axes.ravel()[len(scenarios):]:
+        ax.axis("off")
+    for ax, scenario in zip(axes.ravel(), scenarios):
+        for i, team in enumerate(teams):
+            own = curves[(curves["scenario"] == scenario) & (curves["team"] == team)].sort_values("step")
+            if len(own):
+                ax.plot(own["step"], own[value], color=team_colour(i), linewidth=1.5, label=mpl_text(team))
+        ax.set_title(mpl_text(scenario), fontsize=8.5)
+        ax.tick_params(labelsize=7)
+        ax.grid(color="#eeeeee", linewidth=0.6)
+        ax.set_xlabel(xlabel, fontsize=8)
+    axes[0, 0].set_ylabel(ylabel, fontsize=8)
+    handles = [plt.Line2D([], [], color=team_colour(i), linewidth=2) for i in range(len(teams))]
+    fig.legend(handles, [mpl_text(t) for t in teams], loc="upper left", bbox_to_anchor=(1.0, 0.95),
+               fontsize=8, frameon=False)
+    fig.suptitle(mpl_text(title), fontsize=11)
+    fig.tight_layout()
+    return fig

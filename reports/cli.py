@@ -1,0 +1,107 @@
+"""``capprof compare`` and ``capprof report``.
+
+Heavy libraries (matplotlib, scipy) are imported inside the command functions
+so that ``capprof --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from capprof.errors import CapprofError
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'"{text}" is not a whole number') from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be positive")
+    return value
+
+
+def cmd_compare(args) -> int:
+    import pandas as pd
+
+    from capprof.profiling.normalise import normalise
+    from capprof.reports.compare import compare_teams, summary_tables
+    from capprof.scores import load_scores
+
+    scores = load_scores(args.scores, min_teams=2)
+    # Normalise over every team in the file, then pick: a team's numbers must
+    # not move when a different set of teams is chosen for comparison.
+    normalised = normalise(scores, args.normalise)
+    result = compare_teams(normalised, teams=args.teams, reps=args.reps, seed=args.seed, rank_by=args.rank_by)
+    if args.format == "csv":
+        result.to_csv(sys.stdout, index=False, float_format="%.6g", lineterminator="\n")
+        return 0
+    aggregates, poi = summary_tables(result)
+    a = result.attrs
+    print(
+        f"{len(a['teams'])} teams on {a['n_scenarios']} scenarios, {args.normalise} normalisation; "
+        f"point estimate [{a['level']:.0%} stratified bootstrap interval, {a['reps']} resamples, seed {a['seed']}]"
+    )
+    with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 40):
+        print(aggregates.to_string(index=False))
+        print()
+        print("probability of improvement: a run of the row team beats a run of the column team on a random scenario")
+        print(poi.to_string(index=False))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from capprof.reports.report import build_report
+
+    out = Path(args.out)
+    written = build_report(
+        Path(args.dir),
+        out,
+        teams=args.teams,
+        scores_path=args.scores,
+        evaluate_path=args.evaluate,
+        episodes_path=args.episodes,
+        timeseries_path=args.timeseries,
+        normalisation=args.normalise,
+    )
+    print(f"wrote {out} and {len(written) - 1} chart(s) in {out.parent / (out.stem + '_files')}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``compare`` and ``report`` to the ``capprof`` command parser."""
+    from capprof.profiling.normalise import NORMALISATIONS
+    from capprof.reports.compare import DEFAULT_REPS, METRICS
+
+    p = sub.add_parser(
+        "compare",
+        help="per-team mean, median and IQM with bootstrap intervals, ranks and probabilities of improvement",
+    )
+    p.add_argument("scores", metavar="SCORES", help="score table (CSV, Parquet, feather, or the published results)")
+    p.add_argument("--teams", nargs="+", metavar="TEAM", help="teams to compare (default: all)")
+    p.add_argument("--normalise", choices=NORMALISATIONS, default="minmax",
+                   help="normalisation applied over all teams before comparing (default: minmax)")
+    p.add_argument("--reps", type=_positive_int, default=DEFAULT_REPS, help=f"bootstrap resamples (default {DEFAULT_REPS})")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--rank-by", choices=METRICS, default="iqm", help="aggregate that ranks teams (default iqm)")
+    p.add_argument("--format", choices=("table", "csv"), default="table")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="one self-contained HTML report of a profile directory")
+    p.add_argument("dir", metavar="DIR", help="profile directory (profiles.csv, diagnostics.csv, ...)")
+    p.add_argument("--out", default="report.html", help="HTML file to write; charts go next to it (default report.html)")
+    p.add_argument("--teams", nargs="+", metavar="TEAM", help="teams overlaid on one radar (default: up to 4)")
+    p.add_argument("--scores", help="score table (default: DIR/scores.* if present)")
+    p.add_argument("--evaluate", help="`capprof evaluate --format csv` output (default: DIR/evaluate.csv)")
+    p.add_argument("--episodes", help="runner episode records (default: DIR/episodes.* if present)")
+    p.add_argument("--timeseries", help="per-player cumulative returns over time (default: DIR/timeseries.* if present)")
+    p.add_argument("--normalise", choices=NORMALISATIONS, default="minmax",
+                   help="normalisation of the score sections (default: minmax)")
+    p.set_defaults(func=cmd_report)
+
+
+__all__ = ["register", "cmd_compare", "cmd_report", "CapprofError"]

@@ -1,0 +1,223 @@
+"""Comparing submissions with interval estimates (``capprof compare``).
+
+``compare_teams`` returns a tidy table, one row per (team, metric):
+
+===========  =====  ==========================================================
+column       type   meaning
+===========  =====  ==========================================================
+team         str    the team the row is about
+metric       str    ``mean``, ``median``, ``iqm``, ``rank`` or ``p_improve:B``
+value        float  point estimate on the observed scores
+ci_low       float  lower end of the stratified-bootstrap percentile interval
+ci_high      float  upper end of that interval
+===========  =====  ==========================================================
+
+* ``mean``: mean over scenarios of the per-scenario mean over replicates.
+* ``median``: median over scenarios of those per-scenario means.
+* ``iqm``: interquartile mean of every replicate score.
+* ``rank``: 1 = best by ``rank_by`` (default iqm); the interval is the
+  percentile interval of the team's rank across bootstrap resamples.
+* ``p_improve:B``: probability that a run of this team beats a run of team B
+  on a random scenario (``reports.stats.probability_of_improvement``).
+
+Every team is compared on the scenarios **all** chosen teams have; the others
+are left out with a notice on stderr (a team missing a scenario would
+otherwise be judged on a different, possibly easier, set).
+
+The bootstrap resamples replicates within each scenario, independently per
+team, from a generator seeded by (seed, team name): a team's intervals do not
+change when other teams are added or reordered, and equal seeds give equal
+tables.
+"""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from itertools import combinations
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from capprof.errors import CapprofError, did_you_mean
+from capprof.reports import stats
+
+COMPARE_COLUMNS = ("team", "metric", "value", "ci_low", "ci_high")
+METRICS = ("mean", "median", "iqm")
+DEFAULT_REPS = 2000
+CHUNK = 250  # resamples held in memory at once per team
+
+
+def _team_rng(seed: int, team: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed), zlib.crc32(team.encode("utf-8"))])
+
+
+def select_common(scores: pd.DataFrame, teams: Sequence[str] | None) -> tuple[pd.DataFrame, list[str]]:
+    """Keep the chosen teams (all by default) on the scenarios every one of
+    them has; returns (rows, teams in the order given or sorted)."""
+    known = sorted(scores["team"].unique())
+    if teams:
+        unknown = [t for t in teams if t not in known]
+        if unknown:
+            raise CapprofError(
+                f'no scores for team "{unknown[0]}"{did_you_mean(unknown[0], known)}; '
+                f"teams in this table: {', '.join(known)}"
+            )
+        teams = list(dict.fromkeys(teams))
+    else:
+        teams = known
+    if len(teams) < 2:
+        raise CapprofError(f'compare needs at least two teams; only "{teams[0]}" was given')
+    rows = scores[scores["team"].isin(teams)]
+    per_team = rows.groupby("team")["scenario"].agg(set)
+    common = set.intersection(*per_team.tolist())
+    all_scenarios = set(rows["scenario"])
+    if not common:
+        raise CapprofError(
+            "the chosen teams share no scenario, so there is nothing to compare on; "
+            "pick teams evaluated on the same scenarios with --teams"
+        )
+    if len(common) < len(all_scenarios):
+        fewest = min(teams, key=lambda t: len(per_team[t]))
+        print(
+            f"capprof: note: comparing on the {len(common)} scenario(s) every chosen team has; "
+            f"{len(all_scenarios) - len(common)} left out (\"{fewest}\" has only {len(per_team[fewest])})",
+            file=sys.stderr,
+        )
+    rows = rows[rows["scenario"].isin(common)]
+    return rows.sort_values(["team", "scenario", "replicate"]).reset_index(drop=True), teams
+
+
+def team_arrays(rows: pd.DataFrame, teams: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per team the flat (values, sizes) layout of reports.stats, scenarios
+    in sorted order (identical for every team)."""
+    out = {}
+    for team in teams:
+        own = rows[rows["team"] == team]
+        sizes = own.groupby("scenario", sort=True).size().to_numpy()
+        out[team] = (own["score"].to_numpy(dtype=float), sizes)
+    return out
+
+
+def compare_teams(
+    scores: pd.DataFrame,
+    teams: Sequence[str] | None = None,
+    reps: int = DEFAULT_REPS,
+    seed: int = 0,
+    level: float = 0.95,
+    rank_by: str = "iqm",
+    progress: bool | None = None,
+) -> pd.DataFrame:
+    """Aggregates, ranks and pairwise probabilities of improvement with
+    stratified-bootstrap intervals, as a table with COMPARE_COLUMNS.
+
+    ``scores`` is a (normalised) score table; ``progress=None`` shows a
+    progress bar only on a terminal.
+    """
+    from tqdm import tqdm
+
+    if reps < 10:
+        raise CapprofError(f"--reps {reps} is too few for a 95% interval; use at least 10 (default {DEFAULT_REPS})")
+    if rank_by not in METRICS:
+        raise CapprofError(f'cannot rank by "{rank_by}"; use one of {", ".join(METRICS)}')
+    rows, teams = select_common(scores, teams)
+    arrays = team_arrays(rows, teams)
+    single = [t for t in teams if arrays[t][1].max() == 1]
+    if single:
+        print(
+            f"capprof: note: {', '.join(single)} ha{'s' if len(single) == 1 else 've'} one replicate per "
+            "scenario, so the bootstrap sees no run-to-run spread there: intervals are narrower than the truth",
+            file=sys.stderr,
+        )
+
+    point = {m: {t: float(stats.AGGREGATES[m](v[None, :], s)[0]) for t, (v, s) in arrays.items()} for m in METRICS}
+    pairs = list(combinations(teams, 2))
+    point_poi = {
+        (a, b): float(stats.probability_of_improvement(arrays[a][0][None, :], arrays[a][1],
+                                                       arrays[b][0][None, :], arrays[b][1])[0])
+        for a, b in pairs
+    }
+
+    draws = {m: {t: np.empty(reps) for t in teams} for m in METRICS}
+    draws_poi = {p: np.empty(reps) for p in pairs}
+    rngs = {t: _team_rng(seed, t) for t in teams}
+    with tqdm(total=reps, desc="bootstrap", unit="rep", disable=(None if progress is None else not progress),
+              file=sys.stderr) as bar:
+        for start in range(0, reps, CHUNK):
+            k = min(CHUNK, reps - start)
+            resampled = {}
+            for t, (values, sizes) in arrays.items():
+                resampled[t] = values[stats.stratified_indices(sizes, k, rngs[t])]
+                for m in METRICS:
+                    draws[m][t][start:start + k] = stats.AGGREGATES[m](resampled[t], sizes)
+            for a, b in pairs:
+                draws_poi[(a, b)][start:start + k] = stats.probability_of_improvement(
+                    resampled[a], arrays[a][1], resampled[b], arrays[b][1])
+            bar.update(k)
+
+    rank_point = stats.rank_descending(np.array([point[rank_by][t] for t in teams]))
+    rank_draws = stats.rank_descending(np.stack([draws[rank_by][t] for t in teams], axis=1))
+
+    records = []
+    for i, t in enumerate(teams):
+        for m in METRICS:
+            records.append((t, m, point[m][t], *stats.percentile_interval(draws[m][t], level)))
+        records.append((t, "rank", float(rank_point[i]), *stats.percentile_interval(rank_draws[:, i], level)))
+        for other in teams:
+            if other == t:
+                continue
+            if (t, other) in point_poi:
+                value, sample = point_poi[(t, other)], draws_poi[(t, other)]
+            else:  # P(B > A) = 1 - P(A > B): ties count half to each side
+                value, sample = 1.0 - point_poi[(other, t)], 1.0 - draws_poi[(other, t)]
+            records.append((t, f"p_improve:{other}", value, *stats.percentile_interval(sample, level)))
+    out = pd.DataFrame.from_records(records, columns=list(COMPARE_COLUMNS))
+    out.attrs.update(
+        rank_by=rank_by, reps=reps, seed=seed, level=level,
+        n_scenarios=int(rows["scenario"].nunique()), teams=list(teams),
+    )
+    return out
+
+
+def _cell(value: float, low: float, high: float, digits: int = 3) -> str:
+    if not np.isfinite(value):
+        return "—"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def summary_tables(result: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two display tables of ``compare_teams`` output: per team the aggregates
+    and rank (cells "value [low, high]"), and the probability-of-improvement
+    matrix (row team beats column team); teams best-ranked first."""
+    keyed = result.set_index(["team", "metric"])
+    # Best first: the order a reader scans for.
+    ranks = result[result["metric"] == "rank"].set_index("team")["value"]
+    teams = sorted(dict.fromkeys(result["team"]), key=lambda t: (ranks.get(t, np.inf), t))
+    digits = {"rank": 1}
+    aggregates = pd.DataFrame(
+        {
+            "team": teams,
+            **{
+                m if m != "rank" else f"rank (by {result.attrs.get('rank_by', 'iqm')})": [
+                    _cell(*keyed.loc[(t, m), ["value", "ci_low", "ci_high"]], digits=digits.get(m, 3)) for t in teams
+                ]
+                for m in (*METRICS, "rank")
+            },
+        }
+    )
+    poi = pd.DataFrame(
+        {
+            "P(row > column)": teams,
+            **{
+                other: [
+                    "" if other == t else _cell(*keyed.loc[(t, f"p_improve:{other}"), ["value", "ci_low", "ci_high"]], digits=2)
+                    for t in teams
+                ]
+                for other in teams
+            },
+        }
+    )
+    return aggregates, poi

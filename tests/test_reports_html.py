@@ -1,0 +1,303 @@
+"""`capprof report`: charts and the self-contained HTML, from the small
+fixture in tests/fixtures/reports/profile/ (see make_fixture.py there)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from capprof.reports import charts, tables
+from capprof.reports.report import SECTIONS, build_report
+
+FIXTURE = Path(__file__).parent / "fixtures" / "reports" / "profile"
+EVIL = "<script>alert(1)</script>"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    written = build_report(FIXTURE, out, progress=False)
+    return out, written, out.read_text(encoding="utf-8")
+
+
+def _section(html: str, key: str) -> str:
+    match = re.search(rf'<section id="{key}">(.*?)</section>', html, flags=re.S)
+    assert match, f"section {key} missing"
+    return match.group(1)
+
+
+def test_report_is_self_contained(full_report):
+    _, _, html = full_report
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, flags=re.I)
+    assert "<script" not in html.lower()  # no scripts at all, not even escaped-looking ones
+    assert "<link" not in html.lower()
+    assert "<style>" in html
+    for src in re.findall(r'<img src="([^"]+)"', html):
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG_MAGIC)
+
+
+def test_report_escapes_names(full_report):
+    _, _, html = full_report
+    assert EVIL not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "beta &amp; co" in html and "beta & co" not in html
+
+
+def test_report_has_every_section_with_content(full_report):
+    _, _, html = full_report
+    for key, _, _ in SECTIONS:
+        body = _section(html, key)
+        assert "Not shown" not in body, (key, body[:300])
+    # each team has its own profile charts (one per demand group: substrate, mode, behaviour)
+    profiles = _section(html, "profiles")
+    assert profiles.count("<h3>") == 3
+    assert profiles.count("<img ") == 9
+    assert "substrates (4)" in profiles and "behaviours (6)" in profiles and "mode (resident / visitor) (2)" in profiles
+
+
+def test_report_writes_the_pngs_next_to_the_html(full_report):
+    out, written, html = full_report
+    assert written[0] == out
+    pngs = written[1:]
+    assert len(pngs) == html.count("<img ") == 18
+    for png in pngs:
+        assert png.parent == out.parent / "report_files"
+        assert png.read_bytes().startswith(PNG_MAGIC)
+    assert not any("script" in p.name for p in pngs)  # file names never carry team names
+
+
+def test_report_flags_sampling_problems(full_report):
+    diagnostics = _section(full_report[2], "diagnostics")
+    assert "Sampling problems" in diagnostics
+    assert "R-hat above 1.01" in diagnostics and "divergent transitions" in diagnostics
+    assert diagnostics.count('class="bad"') == 3  # flat model: rhat, ess, divergences
+
+
+def test_predictive_table_rows_teams_columns_models(full_report):
+    section = _section(full_report[2], "predictive")
+    assert section.count("<h3>split:") == 2
+    first = section.split("<h3>split:")[1]
+    header = re.search(r"<thead><tr>(.*?)</tr></thead>", first).group(1)
+    assert re.findall(r"<th>(.*?)</th>", header) == ["team", "capability", "xgboost", "mean"]
+    rows = re.findall(r"<tr><th>(.*?)</th>", first.split("<tbody>")[1])
+    assert rows[0] == "ALL" and set(rows[1:]) == {"alpha", "beta &amp; co", "&lt;script&gt;alert(1)&lt;/script&gt;"}
+    # the fixture's capability model has the lowest error: bold in the pooled row
+    pooled = re.search(r"<tr><th>ALL</th>(.*?)</tr>", first).group(1)
+    assert re.findall(r"<td>(.*?)</td>", pooled)[0].startswith("<b>")
+
+
+def test_report_with_only_profiles_says_what_is_absent(tmp_path):
+    directory = tmp_path / "profile"
+    directory.mkdir()
+    shutil.copy(FIXTURE / "profiles.csv", directory)
+    out = tmp_path / "only.html"
+    build_report(directory, out, progress=False)
+    html = out.read_text()
+    for key in ("diagnostics", "predictive", "importances", "substrate-scores", "comparison",
+                "focal-background", "gini", "depletion"):
+        assert "Not shown: no " in _section(html, key), key
+    assert "Not shown" not in _section(html, "profiles")
+
+
+def test_report_names_a_malformed_input(tmp_path):
+    directory = tmp_path / "profile"
+    shutil.copytree(FIXTURE, directory)
+    pd.DataFrame({"feature": ["a"], "weight": [1.0]}).to_csv(directory / "importances.csv", index=False)
+    (directory / "timeseries.csv").write_text("team,scenario\nx,y\n")
+    out = tmp_path / "r.html"
+    build_report(directory, out, progress=False)
+    html = out.read_text()
+    assert "importances.csv lacks column(s) importance" in _section(html, "importances")
+    assert "timeseries.csv lacks column(s) episode, step, player, cumulative_return" in _section(html, "depletion")
+
+
+def test_report_cli(cli, tmp_path):
+    out = tmp_path / "sub" / "r.html"
+    result = cli("report", FIXTURE, "--out", out, "--teams", "alpha", "beta & co")
+    assert result.code == 0, result.err
+    assert out.exists() and "wrote" in result.out
+    assert "Teams overlaid: alpha, beta &amp; co." in _section(out.read_text(), "overlay")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--teams", "alpah"], 'did you mean "alpha"'),
+        (["--out", "report.txt"], "should end in .html"),
+        (["--scores", "/nonexistent/scores.csv"], "does not exist"),
+    ],
+)
+def test_report_cli_bad_input(cli, tmp_path, args, message):
+    result = cli("report", FIXTURE, *args)
+    assert result.code == 2
+    assert message in result.err and "Traceback" not in result.err
+
+
+def test_report_cli_missing_directory(cli, tmp_path):
+    result = cli("report", tmp_path / "nope", "--out", tmp_path / "r.html")
+    assert result.code == 2 and "is not a directory" in result.err
+
+
+# ------------------------------------------------------------ charts and tables
+
+
+def _profile(abilities, shift=0.0):
+    mean = np.linspace(-1, 1, len(abilities)) + shift
+    return pd.DataFrame({"mean": mean, "hdi_low": mean - 0.3, "hdi_high": mean + 0.3}, index=abilities)
+
+
+@pytest.mark.parametrize("n_axes, polar", [(2, False), (3, True), (24, True), (49, False)])
+def test_ability_chart_picks_radar_or_intervals(n_axes, polar, tmp_path):
+    abilities = [f"ability_{i}" for i in range(n_axes)]
+    fig = charts.ability_chart([_profile(abilities), _profile(abilities, 0.5)], ["a", "b$c"], abilities, "t")
+    assert (fig.axes[0].name == "polar") is polar
+    labels = [t.get_text() for t in (fig.axes[0].get_xticklabels() if polar else fig.axes[0].get_yticklabels())]
+    assert labels[0].replace("\n", " ") == "ability 0"
+    path = charts.save_png(fig, tmp_path / "c.png")
+    assert path.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_radar_draws_the_hdi_band_and_the_mean():
+    abilities = ["a", "b", "c", "d"]
+    fig = charts.radar_chart([_profile(abilities)], ["team"], abilities, "t")
+    ax = fig.axes[0]
+    line = ax.get_lines()[0]
+    assert np.allclose(line.get_ydata(), [-1, -1 / 3, 1 / 3, 1, -1])  # closed polygon of means
+    assert len(ax.collections) == 1  # the band
+    low, high = ax.get_ylim()
+    assert low < -1.3 and high > 1.3  # the band fits inside the rings
+
+
+def test_predictive_table_pools_folds_and_intervals_repeats():
+    evaluate = pd.DataFrame({
+        "model": ["m"] * 4, "split": ["s"] * 4, "repeat": [0, 0, 1, 2], "team": ["ALL"] * 4,
+        "n_test": [10, 30, 40, 40], "mse": [1.0, 2.0, 2.0, 3.0], "fit_s": [1.0] * 4,
+    })
+    tidy = tables.predictive_table(evaluate)
+    row = tidy.iloc[0]
+    # repeat 0 pools to (10*1 + 30*2) / 40 = 1.75; repeats 1.75, 2, 3
+    values = np.array([1.75, 2.0, 3.0])
+    half = 4.302652729911275 * values.std(ddof=1) / np.sqrt(3)
+    assert row["repeats"] == 3
+    assert row[["mse", "ci_low", "ci_high"]].tolist() == pytest.approx([values.mean(), values.mean() - half,
+                                                                       values.mean() + half])
+
+
+def test_gini_by_hand():
+    assert tables.gini(np.array([1.0, 1.0, 1.0, 1.0])) == 0.0
+    assert tables.gini(np.array([0.0, 0.0, 0.0, 4.0])) == pytest.approx(0.75)  # (n-1)/n
+    # |1-3| counted twice over 2*n^2*mean = 2*4*2 -> 4/16
+    assert tables.gini(np.array([1.0, 3.0])) == pytest.approx(0.25)
+    assert np.isnan(tables.gini(np.array([-1.0, 0.0])))
+
+
+def test_timeseries_curves_rate_and_gini():
+    series = pd.DataFrame({
+        "team": "t", "scenario": "s", "episode": 0,
+        "step": [0, 0, 100, 100, 200, 200], "player": [0, 1] * 3,
+        "cumulative_return": [0.0, 0.0, 30.0, 10.0, 40.0, 20.0],
+    })
+    curves = tables.timeseries_curves(series).set_index("step")
+    assert curves.loc[100, "collective"] == 40.0
+    assert curves.loc[100, "rate"] == pytest.approx(0.4)  # 40 earned over 100 steps
+    assert curves.loc[200, "rate"] == pytest.approx(0.2)  # 20 more over the next 100: depletion
+    assert curves.loc[100, "gini"] == pytest.approx(0.25)  # returns 30 and 10
+
+
+def test_focal_background_summary_counts_who_is_ahead():
+    scores = pd.DataFrame({
+        "team": ["a"] * 4, "scenario": ["x", "x", "y", "z"], "substrate": "s",
+        "score": [2.0, 4.0, 1.0, 5.0], "background_score": [1.0, 1.0, 3.0, np.nan],
+    })
+    means = tables.focal_background_means(scores)
+    assert means[["scenario", "focal", "background"]].values.tolist() == [["x", 3.0, 1.0], ["y", 1.0, 3.0]]
+    summary = tables.focal_background_summary(means).iloc[0]
+    assert summary["scenarios"] == 2 and summary["focal_ahead"] == 0.5
+
+
+def test_report_section_shows_a_normalisation_problem(tmp_path):
+    out = tmp_path / "r.html"
+    build_report(FIXTURE, out, normalisation="random-exploiter", progress=False)
+    html = out.read_text()
+    for key in ("substrate-scores", "comparison"):
+        assert 'Not shown: random-exploiter normalisation needs a "random" team' in _section(html, key).replace(
+            "&quot;", '"')
+    assert "Not shown" not in _section(html, "focal-background")
+
+
+def test_report_compares_the_chosen_teams(tmp_path):
+    out = tmp_path / "r.html"
+    build_report(FIXTURE, out, teams=["alpha", "beta & co"], progress=False)
+    comparison = _section(out.read_text(), "comparison")
+    assert "scores of alpha, beta &amp; co on the 6 scenarios" in comparison
+    assert "&lt;script&gt;" not in comparison
+
+
+def test_report_cli_subprocess_writes_a_report(cli_subprocess, tmp_path):
+    out = tmp_path / "r.html"
+    result = cli_subprocess("report", FIXTURE, "--out", out)
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err
+    assert out.stat().st_size > 10_000 and (tmp_path / "r_files").is_dir()
+
+
+def test_report_reads_runner_episode_series(tmp_path):
+    """Runner records carry per-player cumulative returns as list columns."""
+    directory = tmp_path / "profile"
+    directory.mkdir()
+    shutil.copy(FIXTURE / "profiles.csv", directory)
+    records = []
+    for team, speed in (("fast", 3.0), ("slow", 1.0)):
+        for episode in range(2):
+            series = [[speed * min(k, 2), speed * min(k, 2) / 2] for k in range(1, 6)]  # stops growing at k = 2
+            records.append({
+                "team": team, "scenario": "commons_harvest__open_0", "substrate": "commons_harvest__open",
+                "episode": episode, "status": "ok", "focal_per_capita_return": speed + episode,
+                "background_per_capita_return": np.nan, "gini_focal": 0.1, "gini_all": 0.2,
+                "depleted_at_step": 2.0 if team == "fast" else np.nan, "return_series": series,
+            })
+    pd.DataFrame(records).to_parquet(directory / "episodes.parquet")
+    out = tmp_path / "r.html"
+    build_report(directory, out, progress=False)
+    html = out.read_text()
+    depletion = _section(html, "depletion")
+    assert "Not shown" not in depletion and depletion.count("<img ") == 2
+    assert "the x axis counts samples" in depletion  # no series_every column in these records
+    assert "<td>fast</td><td>commons_harvest__open_0</td><td>2</td><td>100%</td><td>2</td>" in depletion
+    assert "<td>slow</td>" not in depletion  # never depleted
+    assert "Not shown" not in _section(html, "gini")
+    assert "background returns" in _section(html, "focal-background")  # none measured: says so
+
+
+def test_series_from_episodes_uses_series_every():
+    episodes = pd.DataFrame({"team": ["t"], "scenario": ["s"], "episode": [0], "series_every": [50],
+                             "return_series": [[[1.0, 2.0], [3.0, 4.0]]]})
+    series = tables.series_from_episodes(episodes)
+    assert series["step"].tolist() == [50, 50, 100, 100]
+    assert series["cumulative_return"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert series.attrs["step_unit"] == "step"
+
+
+def test_predictive_table_accepts_the_summarised_evaluation():
+    summary = pd.DataFrame({"model": ["b", "a"], "split": ["random"] * 2, "team": ["ALL"] * 2,
+                            "mse": [0.2, 0.1], "mse_low": [0.1, 0.05], "mse_high": [0.3, 0.15], "repeats": [5, 5]})
+    tidy = tables.predictive_table(summary)
+    assert tidy["model"].tolist() == ["b", "a"]  # the table's own model order
+    assert tidy[["mse", "ci_low", "ci_high"]].values.tolist() == [[0.2, 0.1, 0.3], [0.1, 0.05, 0.15]]
+
+
+def test_report_names_the_hdi_level_when_given(tmp_path):
+    directory = tmp_path / "profile"
+    directory.mkdir()
+    pd.read_csv(FIXTURE / "profiles.csv").assign(hdi_prob=0.9).to_csv(directory / "profiles.csv", index=False)
+    out = tmp_path / "r.html"
+    build_report(directory, out, progress=False)
+    assert "with its 90% highest-density interval" in _section(out.read_text(), "profiles")
