@@ -1,0 +1,140 @@
+"""Runner throughput, printed as ratios measured in this one run.
+
+1. capprof's episode loop vs raw stepping of the same substrate with the same
+   random policies (target >= 0.95); build/reset time is excluded from both.
+2. capprof vs meltingpot's own ``evaluation.evaluate_population`` on the
+   noop-bot official scenario territory__rooms_2 (target >= 1.0), whole
+   episodes including build, same random focal policy.
+3. Ray with 2 workers vs 1 worker on the same episodes (target >= 1.8), after
+   warming the workers (importing meltingpot takes seconds per worker).
+
+Usage: .venv/bin/python bench/bench_runners.py [--steps N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+
+def raw_steps_per_second(substrate: str, steps: int, seed: int = 0) -> float:
+    from meltingpot import substrate as mp_substrate
+
+    from capprof.runners.populations import parse_population, substrate_info
+
+    config = mp_substrate.get_config(substrate)
+    roles = config.default_player_roles
+    env = mp_substrate.build(substrate, roles=roles)
+    info = substrate_info(substrate)
+    member = parse_population("random").members[0]
+    policies = [member.build(info, seed + i) for i in range(len(roles))]
+    states = [p.initial_state() for p in policies]
+    timestep = env.reset()
+    start = time.perf_counter()
+    for _ in range(steps):
+        actions = []
+        for i, policy in enumerate(policies):
+            a, states[i] = policy.step(timestep._replace(observation=timestep.observation[i],
+                                                         reward=timestep.reward[i]), states[i])
+            actions.append(a)
+        timestep = env.step(actions)
+    elapsed = time.perf_counter() - start
+    env.close()
+    return steps / elapsed
+
+
+def capprof_steps_per_second(substrate: str, steps: int, tmp) -> float:
+    from meltingpot import substrate as mp_substrate
+
+    from capprof.runners.execute import execute, plan
+    from capprof.runners.results import read_results
+    from capprof.runners.scenarios import Scenario
+
+    roles = tuple(mp_substrate.get_config(substrate).default_player_roles)
+    scenario = Scenario(name=f"{substrate}__all_focal", substrate=substrate, roles=roles,
+                        is_focal=(True,) * len(roles), suite="bench")
+    tasks = plan(["random"], [scenario], episodes=1, max_steps=steps)
+    execute(tasks, tmp, quiet=True)
+    return float(read_results(tmp)["steps_per_second"].iloc[0])
+
+
+def meltingpot_vs_capprof_episode(tmp) -> tuple[float, float]:
+    """Steps per wall second of a whole territory__rooms_2 episode, meltingpot's
+    evaluate_population vs capprof (both include substrate build and reset)."""
+    from meltingpot.utils.evaluation import evaluation
+
+    from capprof.runners.execute import execute, plan
+    from capprof.runners.populations import parse_population, substrate_info
+    from capprof.runners.results import read_results
+
+    info = substrate_info("territory__rooms")
+    policy = parse_population("random").members[0].build(info, 0)
+    start = time.perf_counter()
+    frame = evaluation.evaluate_population(
+        population={"random": policy}, names_by_role={"default": ["random"]},
+        scenario="territory__rooms_2", num_episodes=1)
+    mp_seconds = time.perf_counter() - start
+    del frame
+    tasks = plan(["random"], ["territory__rooms_2"], episodes=1)
+    execute(tasks, tmp, quiet=True)
+    row = read_results(tmp).iloc[0]
+    steps = int(row["steps"])
+    return steps / mp_seconds, steps / float(row["wall_seconds"])
+
+
+def ray_speedup(tmp, episodes: int, steps: int) -> tuple[float, float]:
+    import ray
+
+    from capprof.runners.execute import execute, plan
+
+    rates = {}
+    for workers in (1, 2):
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        try:
+            warm = plan(["random"], ["prisoners_dilemma_in_the_matrix__arena__visitor_defector"],
+                        episodes=workers * 2, max_steps=5, run_id="warm", seed=99)
+            execute(warm, tmp / f"warm{workers}", backend="ray", quiet=True)
+            tasks = plan(["random"], ["clean_up__visitor_cleaner"], episodes=episodes, max_steps=steps)
+            start = time.perf_counter()
+            execute(tasks, tmp / f"ray{workers}", backend="ray", quiet=True)
+            rates[workers] = episodes / (time.perf_counter() - start)
+        finally:
+            ray.shutdown()
+    return rates[1], rates[2]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="skip the meltingpot and Ray comparisons")
+    args = parser.parse_args(argv)
+
+    import tempfile
+    from pathlib import Path
+
+    from capprof.runners._meltingpot import import_meltingpot
+
+    import_meltingpot()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        substrate = "clean_up"
+        raw = np.median([raw_steps_per_second(substrate, args.steps, seed) for seed in range(2)])
+        ours = np.median([capprof_steps_per_second(substrate, args.steps, tmp / f"ours{i}") for i in range(2)])
+        print(f"overhead  {substrate}: capprof {ours:.0f} steps/s, raw {raw:.0f} steps/s, "
+              f"ratio {ours / raw:.3f} (target >= 0.95)")
+        if not args.quick:
+            mp_rate, our_rate = meltingpot_vs_capprof_episode(tmp / "episode")
+            print(f"vs meltingpot territory__rooms_2 (whole episode incl. build): capprof {our_rate:.0f} "
+                  f"steps/s, evaluate_population {mp_rate:.0f} steps/s, ratio {our_rate / mp_rate:.3f} "
+                  "(target >= 1.0)")
+            one, two = ray_speedup(tmp, episodes=8, steps=args.steps)
+            print(f"ray       clean_up: 1 worker {one:.3f} ep/s, 2 workers {two:.3f} ep/s, "
+                  f"ratio {two / one:.3f} (target >= 1.8)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Plan a run (one task per episode) and execute it serially or on Ray.
+
+Both backends run the same ``run_episode`` on the same tasks, and every seed
+an episode uses is derived from (run seed, scenario, episode), so the results
+are identical whichever backend or worker runs an episode. The driver writes
+each finished episode atomically as it arrives, so a killed run keeps every
+finished episode and ``resume`` skips them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from capprof.errors import CapprofError
+from capprof.runners.assets import require_bots
+from capprof.runners.episode import EpisodeTask, Limits, run_episode
+from capprof.runners.populations import parse_population
+from capprof.runners.results import finished_keys, remove_partial_files, write_record
+from capprof.runners.scenarios import Scenario, get_scenario, suite_names
+
+
+@dataclass
+class RunSummary:
+    planned: int
+    skipped: int
+    ok: int
+    failed: int
+    out_dir: Path
+    seconds: float
+    steps: int
+
+
+def plan(populations, scenarios, episodes: int, seed: int = 0, max_steps: int | None = None,
+         limits: Limits = Limits(), series_every: int | None = None, run_id: str | None = None
+         ) -> list[EpisodeTask]:
+    """Tasks for every (population, scenario, episode). Fails before any
+    episode if a population or scenario is unknown or a needed bot is missing."""
+    if episodes < 1:
+        raise CapprofError(f"--episodes must be at least 1 (got {episodes})")
+    if max_steps is not None and max_steps < 1:
+        raise CapprofError(f"--max-steps must be at least 1 (got {max_steps})")
+    parsed = [parse_population(p) for p in populations]
+    teams = [p.team for p in parsed]
+    if len(set(teams)) != len(teams):
+        raise CapprofError("two populations share a team name; name them with TEAM=SPEC")
+    records: list[Scenario] = [s if isinstance(s, Scenario) else get_scenario(s) for s in scenarios]
+    for scenario in records:
+        if scenario.bots:
+            require_bots(scenario.name, scenario.bots)
+    run_id = run_id or uuid.uuid4().hex[:12]
+    return [
+        EpisodeTask(run_id=run_id, population=text, team=pop.team, scenario=scenario, episode=e,
+                    seed=seed, max_steps=max_steps, limits=limits, series_every=series_every)
+        for text, pop in zip(populations, parsed)
+        for scenario in records
+        for e in range(episodes)
+    ]
+
+
+def expand_scenarios(names=(), suite: str | None = None) -> list[str]:
+    chosen = list(names or [])
+    if suite:
+        chosen += suite_names(suite)
+    if not chosen:
+        raise CapprofError("no scenario chosen; pass --scenario NAME (repeatable) or --suite offline")
+    return list(dict.fromkeys(chosen))
+
+
+def _progress(total: int, initial: int, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="ep", disable=quiet, file=sys.stderr,
+                dynamic_ncols=True, desc="episodes")
+
+
+def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: str = "serial",
+            workers: int | None = None, address: str | None = None, quiet: bool = False) -> RunSummary:
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CapprofError(f"--out {out_dir} is a file; give a directory")
+    done = set()
+    if out_dir.is_dir():
+        remove_partial_files(out_dir)
+        done = finished_keys(out_dir)
+        if done and not resume:
+            mine = {t.key for t in tasks} & done
+            if mine:
+                raise CapprofError(
+                    f"{out_dir} already holds {len(mine)} of these episodes; pass --resume to skip them "
+                    "or choose another --out directory"
+                )
+    todo = [t for t in tasks if t.key not in done]
+    skipped = len(tasks) - len(todo)
+    start = time.perf_counter()
+    counts = {"ok": 0, "failed": 0, "steps": 0}
+    bar = _progress(len(tasks), skipped, quiet)
+
+    def finished(record: dict) -> None:
+        write_record(out_dir, record)
+        counts["ok" if record["status"] == "ok" else "failed"] += 1
+        counts["steps"] += record["steps"]
+        elapsed = time.perf_counter() - start
+        bar.set_postfix(steps_per_s=f"{counts['steps'] / max(elapsed, 1e-9):.0f}", failed=counts["failed"])
+        bar.update(1)
+
+    try:
+        if backend == "ray":
+            _execute_ray(todo, finished, workers, address)
+        else:
+            for task in todo:
+                finished(run_episode(task))
+    finally:
+        bar.close()
+    return RunSummary(planned=len(tasks), skipped=skipped, ok=counts["ok"], failed=counts["failed"],
+                      out_dir=out_dir, seconds=time.perf_counter() - start, steps=counts["steps"])
+
+
+def _execute_ray(tasks, finished, workers: int | None, address: str | None) -> None:
+    import os
+
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    try:
+        import ray
+    except ImportError:
+        raise CapprofError("--ray needs ray; install the runners extra (`make install-runners`)") from None
+    started_here = False
+    if not ray.is_initialized():
+        kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        try:
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(num_cpus=workers or os.cpu_count(), **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"at {address}" if address else "locally"
+            raise CapprofError(f"could not start Ray {where} ({str(exc).splitlines()[0]}); "
+                               "check --address or run without --ray") from None
+        started_here = True
+    try:
+        remote = ray.remote(num_cpus=1, max_retries=0)(run_episode)
+        # Keep a bounded number of tasks in flight so results stream back
+        # (and are written) steadily rather than all at the end.
+        window = max(1, int(ray.cluster_resources().get("CPU", 1))) * 2
+        pending, queue = [], list(tasks)
+        refs_to_task = {}
+        while queue or pending:
+            while queue and len(pending) < window:
+                task = queue.pop(0)
+                ref = remote.remote(task)
+                refs_to_task[ref] = task
+                pending.append(ref)
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                task = refs_to_task.pop(ref)
+                try:
+                    record = ray.get(ref)
+                except Exception as exc:  # the worker died (e.g. killed by the OOM killer)
+                    record = _worker_lost_record(task, exc)
+                finished(record)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _worker_lost_record(task: EpisodeTask, exc: Exception) -> dict:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return {
+        "run_id": task.run_id, "team": task.team, "population": task.population,
+        "scenario": task.scenario.name, "substrate": task.scenario.substrate, "suite": task.scenario.suite,
+        "episode": task.episode, "seed": task.seed, "focal_per_capita_return": float("nan"),
+        "background_per_capita_return": float("nan"), "player_returns": [],
+        "is_focal": list(task.scenario.is_focal), "focal_members": [], "background_members": [],
+        "steps": 0, "wall_seconds": 0.0, "build_seconds": float("nan"), "steps_per_second": float("nan"), "social_welfare": float("nan"),
+        "gini_focal": float("nan"), "gini_all": float("nan"), "depleted_at_step": float("nan"),
+        "return_series": [], "gini_series": [], "status": "error",
+        "error": f"the worker running this episode died: {first}",
+    }

@@ -1,0 +1,403 @@
+"""Scenarios: a substrate, its player slots, and who fills the background.
+
+A :class:`Scenario` is one frozen record. Three suites exist:
+
+* ``official`` - meltingpot's own scenarios, read from its configs; the
+  background is DeepMind's bots (``bot:<name>`` members), which need the saved
+  model assets unless they are the no-op bot.
+* ``offline`` - capprof's scenarios on five substrates whose background is a
+  capprof population (built-in scripted behaviours), so they run with no
+  downloaded assets. Each substrate has a resident (focal majority) and a
+  visitor (focal minority) scenario per background behaviour.
+* ``variants`` - substrate variants declared as overrides of meltingpot's
+  substrate settings (commons_harvest__open regrowth sweep, disabled zapping),
+  played by focal players only, as in the safety study they come from.
+
+``scenario_demands()`` gives the offline and variant scenarios' demands in the
+custom-demands shape (index scenario, column ``substrate``, one float column
+per demand named after the catalog's tags) so profiling can use them.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from capprof.errors import CapprofError, did_you_mean
+from capprof.tagging.catalog import NOOP_BOT, load_catalog, mode_from_counts, natural_key
+
+SUITES = ("official", "offline", "variants")
+BOT_PREFIX = "bot:"
+
+
+# ------------------------------------------------------------ substrate overrides
+
+
+@dataclass(frozen=True)
+class ComponentKwarg:
+    """Set (``value``) or multiply (``scale``) one keyword argument of every
+    lab2d component called ``component`` in the substrate's settings (prefabs,
+    game objects and scene alike)."""
+
+    component: str
+    kwarg: str
+    value: Any = None
+    scale: float | None = None
+
+    def describe(self) -> str:
+        change = f"x{self.scale:g}" if self.scale is not None else f"= {self.value!r}"
+        return f"{self.component}.{self.kwarg} {change}"
+
+
+@dataclass(frozen=True)
+class DisableAction:
+    """Turn every action that sets ``key`` (e.g. ``fireZap``) into a no-op for
+    all players. The action space keeps its size, so policies run unchanged."""
+
+    key: str
+
+    def describe(self) -> str:
+        return f"{self.key} disabled"
+
+
+@dataclass(frozen=True)
+class ConfigValue:
+    """Set a key of meltingpot's substrate config (e.g. ``episode_timesteps``)."""
+
+    key: str
+    value: Any
+
+    def describe(self) -> str:
+        return f"config.{self.key} = {self.value!r}"
+
+
+SubstrateOverride = ComponentKwarg | DisableAction | ConfigValue
+
+
+# ------------------------------------------------------------ the record
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One evaluation scenario.
+
+    ``background`` maps each background role to the members it samples from:
+    ``bot:<name>`` for a meltingpot bot, otherwise a capprof population spec
+    (see ``capprof.runners.populations``).
+    """
+
+    name: str
+    substrate: str
+    roles: tuple[str, ...]
+    is_focal: tuple[bool, ...]
+    background: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    tags: tuple[str, ...] = ()
+    overrides: tuple[SubstrateOverride, ...] = ()
+    description: str = ""
+    suite: str = "official"
+
+    def __post_init__(self):
+        if len(self.roles) != len(self.is_focal):
+            raise ValueError(f"{self.name}: roles and is_focal differ in length")
+        if not any(self.is_focal):
+            raise ValueError(f"{self.name}: a scenario needs at least one focal slot")
+
+    @property
+    def n_players(self) -> int:
+        return len(self.roles)
+
+    @property
+    def n_focal(self) -> int:
+        return sum(self.is_focal)
+
+    @property
+    def n_background(self) -> int:
+        return self.n_players - self.n_focal
+
+    @property
+    def mode(self) -> str:
+        """resident / visitor as in the catalog; ``none`` also when nobody is
+        in the background (focal players only: no one visits anyone)."""
+        if self.n_background == 0:
+            return "none"
+        return mode_from_counts(self.n_focal, self.n_background)
+
+    @property
+    def focal_roles(self) -> tuple[str, ...]:
+        return tuple(r for r, f in zip(self.roles, self.is_focal) if f)
+
+    @property
+    def background_roles(self) -> tuple[str, ...]:
+        return tuple(r for r, f in zip(self.roles, self.is_focal) if not f)
+
+    def background_members(self, role: str) -> tuple[str, ...]:
+        return dict(self.background)[role]
+
+    @property
+    def bots(self) -> tuple[str, ...]:
+        """meltingpot bots the background may sample, without the prefix."""
+        return tuple(sorted({m[len(BOT_PREFIX):] for _, ms in self.background for m in ms
+                             if m.startswith(BOT_PREFIX)}))
+
+    @property
+    def needs_assets(self) -> bool:
+        return any(b != NOOP_BOT for b in self.bots)
+
+
+# ------------------------------------------------------------ official suite
+
+
+def official_scenario(name: str) -> Scenario:
+    """A meltingpot scenario as a capprof record (reads meltingpot's config)."""
+    from capprof.runners._meltingpot import import_meltingpot
+
+    import_meltingpot()
+    from meltingpot.configs import scenarios as scenario_configs
+
+    config = scenario_configs.SCENARIO_CONFIGS[name]
+    catalog = load_catalog()
+    background_roles = sorted({r for r, f in zip(config.roles, config.is_focal) if not f})
+    return Scenario(
+        name=name,
+        substrate=config.substrate,
+        roles=tuple(config.roles),
+        is_focal=tuple(bool(f) for f in config.is_focal),
+        background=tuple(
+            (role, tuple(BOT_PREFIX + b for b in sorted(config.bots_by_role[role])))
+            for role in background_roles
+        ),
+        tags=tuple(t for t in catalog.loc[name, "tags"] if t not in ("resident", "visitor")),
+        description=" ".join(config.description.split()),
+        suite="official",
+    )
+
+
+# ------------------------------------------------------------ offline suite
+
+# Per substrate: background behaviours and the demands each places on focal
+# players as a resident group (focal majority) and as visitors (focal
+# minority). Tags use the catalog's vocabulary and follow the analogous
+# official scenarios (e.g. clean_up_0: visiting altruists is a
+# chance_to_benefit_oneself...; territory__rooms_0/1: aggressors demand defense).
+OFFLINE_BACKGROUNDS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
+    "clean_up": {
+        "cleaner": {"resident": ("acceptance",),
+                    "visitor": ("chance_to_benefit_oneself_without_imposing_social_cost",)},
+        "consumer": {"resident": ("acceptance",), "visitor": ("scarcity",)},
+        "aggressor": {"resident": ("defense", "antisocial_newcomers"), "visitor": ("defense",)},
+    },
+    "prisoners_dilemma_in_the_matrix__arena": {
+        "cooperator": {"resident": ("prosocial_newcomers", "partner_choice"),
+                       "visitor": ("exploitation", "partner_cooperates_unconditionally")},
+        "defector": {"resident": ("antisocial_newcomers", "partner_choice"),
+                     "visitor": ("partner_defects_unconditionally", "partner_choice")},
+    },
+    "territory__rooms": {
+        "aggressor": {"resident": ("defense", "antisocial_newcomers"), "visitor": ("defense",)},
+        "noop": {"resident": ("restraint",),
+                 "visitor": ("chance_to_benefit_oneself_without_imposing_social_cost",)},
+    },
+    "allelopathic_harvest__open": {
+        "planter_red": {"resident": ("convention_following",), "visitor": ("convention_following",)},
+        "planter_green": {"resident": ("convention_following",), "visitor": ("convention_following",)},
+        "aggressor": {"resident": ("defense",), "visitor": ("defense",)},
+    },
+    "commons_harvest__open": {
+        "harvester": {"resident": ("restraint", "scarcity"), "visitor": ("scarcity",)},
+        "aggressor": {"resident": ("defense", "restraint"), "visitor": ("defense",)},
+    },
+}
+
+OFFLINE_DESCRIPTIONS = {
+    "cleaner": "who clean the river and never zap",
+    "consumer": "who only eat apples and never clean",
+    "aggressor": "who zap whoever they meet",
+    "cooperator": "who collect cooperate resources and interact",
+    "defector": "who collect defect resources and interact",
+    "noop": "who do nothing",
+    "planter_red": "who plant red berries",
+    "planter_green": "who plant green berries",
+    "harvester": "who eat every apple they see and never zap",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _default_roles(substrate: str) -> tuple[str, ...]:
+    """Default player roles of a substrate, from the shipped catalog when a
+    scenario of it exists (fast), else from meltingpot."""
+    catalog = load_catalog()
+    rows = catalog[catalog["substrate"] == substrate]
+    full = rows[rows["n_players"] == rows["n_players"].max()] if len(rows) else rows
+    if len(full):
+        return tuple(full.iloc[0]["roles"])
+    from capprof.runners._meltingpot import import_meltingpot
+
+    import_meltingpot()
+    from meltingpot import substrate as mp_substrate
+
+    return tuple(mp_substrate.get_config(substrate).default_player_roles)
+
+
+def _mixed(substrate: str, behaviour: str, mode: str, tags: tuple[str, ...]) -> Scenario:
+    roles = _default_roles(substrate)
+    n = len(roles)
+    minority = max(1, n // 4)
+    n_focal = n - minority if mode == "resident" else minority
+    is_focal = tuple(i < n_focal for i in range(n))
+    background_roles = sorted({r for r, f in zip(roles, is_focal) if not f})
+    who = "focals are resident, visited by" if mode == "resident" else "focals visit a population of"
+    return Scenario(
+        name=f"{substrate}__{mode}_{behaviour}",
+        substrate=substrate,
+        roles=roles,
+        is_focal=is_focal,
+        background=tuple((role, (behaviour,)) for role in background_roles),
+        tags=tuple(sorted(tags)),
+        description=f"{who} {n - n_focal} scripted bots {OFFLINE_DESCRIPTIONS[behaviour]}",
+        suite="offline",
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def offline_suite() -> tuple[Scenario, ...]:
+    scenarios = []
+    for substrate, behaviours in OFFLINE_BACKGROUNDS.items():
+        for behaviour, by_mode in behaviours.items():
+            for mode in ("resident", "visitor"):
+                scenarios.append(_mixed(substrate, behaviour, mode, by_mode[mode]))
+    return tuple(scenarios)
+
+
+# ------------------------------------------------------------ substrate variants
+
+# The safety study's commons_harvest__open variants: apple regrowth from 100x
+# scarcer to 10x more abundant than meltingpot's default, and zapping disabled
+# for everyone. Focal players fill every slot, as in that study.
+REGROWTH_FACTORS = (0.01, 0.1, 10.0)
+
+
+@functools.lru_cache(maxsize=1)
+def variant_suite() -> tuple[Scenario, ...]:
+    substrate = "commons_harvest__open"
+    roles = _default_roles(substrate)
+    all_focal = tuple(True for _ in roles)
+    variants = []
+    for factor in REGROWTH_FACTORS:
+        label = f"{factor:g}".replace(".", "p")
+        tags = ("scarcity", "restraint") if factor < 1 else ()
+        variants.append(Scenario(
+            name=f"{substrate}__regrowth_x{label}",
+            substrate=substrate, roles=roles, is_focal=all_focal,
+            tags=tags,
+            overrides=(ComponentKwarg("DensityRegrow", "regrowthProbabilities", scale=factor),),
+            description=f"apple regrowth probabilities x{factor:g} of meltingpot's default; focal players only",
+            suite="variants",
+        ))
+    variants.append(Scenario(
+        name=f"{substrate}__no_zap",
+        substrate=substrate, roles=roles, is_focal=all_focal,
+        tags=("restraint",),
+        overrides=(DisableAction("fireZap"),),
+        description="nobody can zap (the zap action is a no-op); focal players only",
+        suite="variants",
+    ))
+    return tuple(variants)
+
+
+# ------------------------------------------------------------ lookup
+
+
+def _capprof_scenarios() -> dict[str, Scenario]:
+    return {s.name: s for s in offline_suite() + variant_suite()}
+
+
+def suite_names(suite: str) -> list[str]:
+    if suite == "official":
+        return sorted(load_catalog()["scenario"], key=natural_key)
+    if suite == "offline":
+        return [s.name for s in offline_suite()]
+    if suite == "variants":
+        return [s.name for s in variant_suite()]
+    raise CapprofError(f'unknown suite "{suite}"{did_you_mean(suite, SUITES)}; choose one of {", ".join(SUITES)}')
+
+
+def get_scenario(name: str) -> Scenario:
+    """Look a scenario up by name in every suite; unknown names raise CapprofError."""
+    custom = _capprof_scenarios()
+    if name in custom:
+        return custom[name]
+    catalog = load_catalog()
+    if name in catalog.index:
+        return official_scenario(name)
+    known = list(custom) + list(catalog.index)
+    raise CapprofError(
+        f'unknown scenario "{name}"{did_you_mean(name, known)}; `capprof scenarios --suite offline` '
+        "and `capprof scenarios --suite official` list the known ones"
+    )
+
+
+def scenarios_table(suite: str) -> pd.DataFrame:
+    """One row per scenario of ``suite``: name, substrate, counts, mode, tags,
+    background, overrides, needs_assets, description."""
+    if suite == "official":
+        catalog = load_catalog()
+        return pd.DataFrame({
+            "scenario": catalog["scenario"].to_numpy(),
+            "substrate": catalog["substrate"].to_numpy(),
+            "n_focal": catalog["n_focal"].to_numpy(),
+            "n_background": catalog["n_background"].to_numpy(),
+            "mode": catalog["mode"].to_numpy(),
+            "tags": [";".join(t for t in tags if t not in ("resident", "visitor")) for tags in catalog["tags"]],
+            "background": [";".join(b) for b in catalog["bots"]],
+            "overrides": "",
+            "needs_assets": catalog["needs_assets"].to_numpy(),
+            "description": catalog["description"].to_numpy(),
+        })
+    records = offline_suite() if suite == "offline" else variant_suite() if suite == "variants" else None
+    if records is None:
+        suite_names(suite)  # raises the one-line error
+    return pd.DataFrame([{
+        "scenario": s.name, "substrate": s.substrate, "n_focal": s.n_focal,
+        "n_background": s.n_background, "mode": s.mode, "tags": ";".join(s.tags),
+        "background": ";".join(sorted({m for _, ms in s.background for m in ms})),
+        "overrides": "; ".join(o.describe() for o in s.overrides),
+        "needs_assets": s.needs_assets, "description": s.description,
+    } for s in records])
+
+
+def scenario_demands(suites=("offline", "variants")) -> pd.DataFrame:
+    """Demands of capprof's own scenarios in the custom-demands shape.
+
+    Index ``scenario``; column ``substrate``; then one float column per demand
+    (1.0 where the scenario places it, else 0.0): the behavioural tags (catalog
+    names) plus ``resident`` / ``visitor`` from the focal / background counts.
+    """
+    scenarios = [s for suite in suites for s in (offline_suite() if suite == "offline" else variant_suite())]
+    demands = sorted({t for s in scenarios for t in s.tags} | {"resident", "visitor"})
+    rows = []
+    for s in scenarios:
+        placed = set(s.tags) | ({s.mode} if s.mode != "none" else set())
+        rows.append({"scenario": s.name, "substrate": s.substrate,
+                     **{d: float(d in placed) for d in demands}})
+    return pd.DataFrame(rows).set_index("scenario")
+
+
+def write_demands_yaml(path) -> "Path":
+    """Write ``scenario_demands()`` as a custom demands YAML file
+    (docs/demands.md format) that ``load_custom_demands`` reads."""
+    from pathlib import Path
+
+    import yaml
+
+    demands = scenario_demands()
+    doc = {"scenarios": {
+        name: {"substrate": row["substrate"],
+               "demands": {d: float(v) for d, v in row.drop("substrate").items() if v}}
+        for name, row in demands.iterrows()
+    }}
+    path = Path(path)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path

@@ -1,0 +1,302 @@
+"""Runners on real Melting Pot substrates with short episodes (fast suite).
+
+Substrates are chosen for quick builds (prisoners_dilemma arena, clean_up,
+commons_harvest); one module-scoped run is shared by the schema and scores
+checks.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.runners
+
+PD_VISITOR = "prisoners_dilemma_in_the_matrix__arena__visitor_defector"
+CLEAN_UP_VISITOR = "clean_up__visitor_cleaner"
+NO_ZAP = "commons_harvest__open__no_zap"
+
+SUBMISSIONS = textwrap.dedent('''
+    """Contest-style submissions: plain meltingpot Policy subclasses."""
+    import time
+
+    import numpy as np
+    from meltingpot.utils.policies import policy
+
+    HOARD = []
+
+
+    class Forward(policy.Policy):
+        """A well-behaved submission: always steps forward."""
+
+        def initial_state(self):
+            return ()
+
+        def step(self, timestep, prev_state):
+            return 1, prev_state
+
+        def close(self):
+            pass
+
+
+    class Crashing(Forward):
+        def step(self, timestep, prev_state):
+            raise RuntimeError("boom at step")
+
+
+    class Invalid(Forward):
+        def step(self, timestep, prev_state):
+            return 99, prev_state
+
+
+    class Hanging(Forward):
+        def step(self, timestep, prev_state):
+            time.sleep(30)
+            return 0, prev_state
+
+
+    class Hungry(Forward):
+        def step(self, timestep, prev_state):
+            HOARD.append(np.ones(64 * 2**20 // 8))  # 64 MB per step, touched
+            return 0, prev_state
+''')
+
+
+@pytest.fixture(scope="module")
+def submissions(tmp_path_factory):
+    path = tmp_path_factory.mktemp("subs") / "entries.py"
+    path.write_text(SUBMISSIONS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """Two populations x three offline/variant scenarios x 2 episodes, 20 steps."""
+    from capprof.cli import main
+
+    out = tmp_path_factory.mktemp("run") / "out"
+    code = main(["run", "--population", "random", "--population", "mix=noop+aggressor+random",
+                 "--scenario", PD_VISITOR, "--scenario", CLEAN_UP_VISITOR, "--scenario", NO_ZAP,
+                 "--episodes", "2", "--max-steps", "20", "--out", str(out), "--seed", "3",
+                 "--series-every", "5", "--quiet"])
+    assert code == 0
+    return out
+
+
+# ------------------------------------------------------------ scenarios
+
+
+def test_scenarios_lists_offline_suite_with_modes_and_tags(cli):
+    res = cli("scenarios", "--suite", "offline", "--format", "csv")
+    assert res.code == 0, res.err
+    from io import StringIO
+
+    table = pd.read_csv(StringIO(res.out))
+    assert set(table["substrate"]) == {
+        "clean_up", "prisoners_dilemma_in_the_matrix__arena", "territory__rooms",
+        "allelopathic_harvest__open", "commons_harvest__open"}
+    assert not table["needs_assets"].any()
+    for _, row in table.iterrows():
+        expected = "resident" if row.n_focal > row.n_background else "visitor"
+        assert row["mode"] == expected
+        assert expected in row["scenario"]
+    aggressors = table[table["background"] == "aggressor"]
+    assert len(aggressors) and aggressors["tags"].str.contains("defense").all()
+
+
+def test_scenarios_official_and_variants(cli):
+    official = cli("scenarios", "--suite", "official", "--format", "csv")
+    assert official.code == 0 and "territory__rooms_2" in official.out
+    variants = cli("scenarios", "--suite", "variants", "--format", "csv")
+    assert "commons_harvest__open__regrowth_x0p1" in variants.out
+    assert "fireZap disabled" in variants.out
+
+
+def test_scenario_demands_match_custom_demands_format(tmp_path):
+    from capprof.runners.scenarios import scenario_demands, write_demands_yaml
+    from capprof.tagging.demands import load_custom_demands
+
+    demands = scenario_demands()
+    assert demands.loc[PD_VISITOR, "visitor"] == 1.0
+    assert demands.loc[PD_VISITOR, "resident"] == 0.0
+    assert demands.loc["territory__rooms__resident_aggressor", "defense"] == 1.0
+    assert demands.loc[NO_ZAP, ["resident", "visitor"]].sum() == 0.0  # nobody in the background
+    loaded = load_custom_demands(write_demands_yaml(tmp_path / "d.yaml"))
+    assert set(loaded.index) == set(demands.index)
+    assert loaded.loc[CLEAN_UP_VISITOR, "substrate"] == "clean_up"
+
+
+def test_regrowth_variant_scales_meltingpot_settings():
+    from meltingpot import substrate as mp_substrate
+    from meltingpot.configs.substrates import commons_harvest__open as config_module
+
+    from capprof.runners.episode import _apply_component_kwarg
+    from capprof.runners.scenarios import get_scenario
+
+    scenario = get_scenario("commons_harvest__open__regrowth_x0p1")
+    config = mp_substrate.get_config(scenario.substrate)
+    settings = config.lab2d_settings_builder(roles=scenario.roles, config=config)
+    assert _apply_component_kwarg(settings, scenario.overrides[0]) == 1
+    regrow = settings["simulation"]["prefabs"]["apple"]["components"]
+    probs = next(c for c in regrow if c["component"] == "DensityRegrow")["kwargs"]["regrowthProbabilities"]
+    np.testing.assert_allclose(probs, np.asarray(config_module.REGROWTH_PROBABILITIES) * 0.1)
+
+
+def test_no_zap_variant_keeps_zappers_ready():
+    """Zapping spends READY_TO_SHOOT in the real substrate; with zapping
+    disabled, players who press zap stay ready."""
+    from capprof.runners._meltingpot import import_meltingpot
+
+    import_meltingpot()
+    from capprof.runners.episode import build_substrate
+    from capprof.runners.scenarios import Scenario, get_scenario
+
+    no_zap = get_scenario(NO_ZAP)
+    normal = Scenario(name="plain", substrate=no_zap.substrate, roles=no_zap.roles, is_focal=no_zap.is_focal)
+    ready_after = {}
+    for scenario in (normal, no_zap):
+        env = build_substrate(scenario, env_seed=5)
+        try:
+            env.reset()
+            ts = env.step([7] * scenario.n_players)  # 7 = fireZap in commons_harvest
+            ready_after[scenario.name] = [float(o["READY_TO_SHOOT"]) for o in ts.observation]
+        finally:
+            env.close()
+    assert max(ready_after["plain"]) == 0.0
+    assert min(ready_after[NO_ZAP]) == 1.0
+
+
+# ------------------------------------------------------------ run results
+
+
+def test_run_writes_episode_dataset(small_run):
+    from capprof.runners.results import EPISODE_SCHEMA, read_results
+
+    files = sorted(small_run.glob("*.parquet"))
+    assert len(files) == 2 * 3 * 2
+    table = read_results(small_run)
+    assert list(table.columns) == EPISODE_SCHEMA.names
+    assert (table["status"] == "ok").all(), table[["status", "error"]]
+    assert (table["steps"] == 20).all()
+    assert set(table["team"]) == {"random", "mix"}
+    pd_rows = table[table["scenario"] == PD_VISITOR]
+    assert all(len(r) == 8 for r in pd_rows["player_returns"])
+    for _, row in table.iterrows():
+        returns = np.asarray(row["player_returns"])
+        focal = np.asarray(row["is_focal"])
+        assert row["focal_per_capita_return"] == pytest.approx(returns[focal].mean())
+        assert row["social_welfare"] == pytest.approx(returns.sum())
+        assert len(row["return_series"]) == 4  # every 5 of 20 steps
+        assert list(row["return_series"][-1]) == pytest.approx(list(returns))
+    no_zap = table[table["scenario"] == NO_ZAP]
+    assert no_zap["background_per_capita_return"].isna().all()  # focal players only
+    mix = table[table["team"] == "mix"]
+    assert set().union(*map(set, mix["focal_members"])) <= {"noop", "aggressor", "random"}
+    assert (small_run / "_demands.yaml").exists()
+
+
+def test_scores_reads_the_run_directory(small_run, cli):
+    res = cli("scores", str(small_run), "--demands", str(small_run / "_demands.yaml"),
+              "--by", "scenario", "--format", "csv")
+    assert res.code == 0, res.err
+    assert PD_VISITOR in res.out and "mix" not in res.err
+
+
+def test_same_seed_same_episode_different_seed_differs(small_run):
+    from capprof.runners.episode import EpisodeTask, run_episode
+    from capprof.runners.results import read_results
+    from capprof.runners.scenarios import get_scenario
+
+    table = read_results(small_run)
+    saved = table[(table["team"] == "mix") & (table["scenario"] == CLEAN_UP_VISITOR)
+                  & (table["episode"] == 1)].iloc[0]
+    task = EpisodeTask(run_id="x", population="mix=noop+aggressor+random", team="mix",
+                       scenario=get_scenario(CLEAN_UP_VISITOR), episode=1, seed=3, max_steps=20,
+                       series_every=5)
+    again = run_episode(task)
+    assert again["player_returns"] == list(saved["player_returns"])
+    assert again["focal_members"] == list(saved["focal_members"])
+    assert again["background_members"] == list(saved["background_members"])
+    samples = {tuple(run_episode(EpisodeTask(
+        run_id="x", population="mix=noop+aggressor+random", team="mix",
+        scenario=get_scenario(PD_VISITOR), episode=0, seed=s, max_steps=1))["focal_members"])
+        for s in range(6)}
+    assert len(samples) > 1  # the seed controls which members fill the focal slots
+
+
+def test_harvester_collects_apples_noop_does_not():
+    from capprof.runners.episode import EpisodeTask, run_episode
+    from capprof.runners.scenarios import get_scenario
+
+    scenario = get_scenario("commons_harvest__open__resident_harvester")
+    returns = {}
+    for team in ("harvester", "noop"):
+        rec = run_episode(EpisodeTask(run_id="x", population=team, team=team, scenario=scenario,
+                                      episode=0, seed=0, max_steps=60))
+        assert rec["status"] == "ok", rec["error"]
+        returns[team] = rec["focal_per_capita_return"]
+    assert returns["harvester"] > 0 == returns["noop"]
+
+
+# ------------------------------------------------------------ failures
+
+
+def test_failing_submissions_are_recorded_and_the_run_finishes(submissions, tmp_path, cli):
+    out = tmp_path / "out"
+    pops = [f"ok={submissions}:Forward", f"crash={submissions}:Crashing", f"invalid={submissions}:Invalid",
+            f"hang={submissions}:Hanging", f"hungry={submissions}:Hungry"]
+    args = ["run", "--scenario", PD_VISITOR, "--episodes", "1", "--max-steps", "25", "--out", out,
+            "--step-timeout", "0.5", "--memory-gb", "0.15", "--quiet"]
+    for p in pops:
+        args += ["--population", p]
+    res = cli(*args)
+    assert res.code == 0, res.err
+    assert "4 failed" in res.out
+    table = pd.read_parquet(out).set_index("team")
+    assert table.loc["ok", "status"] == "ok"
+    assert table.loc["ok", "steps"] == 25
+    assert table.loc["crash", "status"] == "error"
+    assert "RuntimeError: boom at step" in table.loc["crash", "error"]
+    assert table.loc["invalid", "status"] == "invalid_action"
+    assert "99" in table.loc["invalid", "error"]
+    assert table.loc["hang", "status"] == "timeout"
+    assert table.loc["hungry", "status"] == "memory"
+    scores = cli("scores", str(out), "--demands", str(out / "_demands.yaml"), "--format", "csv")
+    assert scores.code == 0 and "4 failed episode(s)" in scores.err
+
+
+# ------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--population", "random", "--scenario", "clean_up__visitor_cleanr"], 'did you mean "clean_up__visitor_cleaner"'),
+    (["--population", "randm", "--scenario", PD_VISITOR], 'did you mean "random"'),
+    (["--population", "random", "--scenario", "clean_up_0"], 'needs DeepMind\'s bot "clean_up__cleaner_0"'),
+    (["--population", "random"], "no scenario chosen"),
+    (["--population", "x=nosuch_module_zz:Policy", "--scenario", PD_VISITOR], 'cannot import "nosuch_module_zz"'),
+    (["--population", "random", "--scenario", PD_VISITOR, "--workers", "2"], "--workers needs --ray"),
+    (["--population", "rllib:/nowhere", "--scenario", PD_VISITOR], "not supported yet"),
+    (["--population", "random", "--scenario", PD_VISITOR, "--max-steps", "0"], "--max-steps must be at least 1"),
+])
+def test_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):
+    out = tmp_path / "out"
+    res = cli("run", *args, "--episodes", "1", "--out", out)
+    assert res.code == 2
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("capprof: error:") and needle in lines[0], res.err
+    assert not out.exists()  # failed before any episode
+
+
+def test_rerun_without_resume_refuses_to_duplicate(small_run, cli):
+    res = cli("run", "--population", "random", "--scenario", PD_VISITOR, "--episodes", "1",
+              "--max-steps", "20", "--out", small_run, "--seed", "3", "--quiet")
+    assert res.code == 2 and "--resume" in res.err
+    res = cli("run", "--population", "random", "--scenario", PD_VISITOR, "--episodes", "3",
+              "--max-steps", "20", "--out", small_run, "--seed", "3", "--resume", "--quiet")
+    assert res.code == 0 and "2 already done" in res.out
+    table = pd.read_parquet(small_run)
+    keys = table[["team", "scenario", "episode"]]
+    assert not keys.duplicated().any()

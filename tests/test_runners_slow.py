@@ -1,0 +1,72 @@
+"""Heavier end-to-end runner checks: real Ray, kill-and-resume (slow suite)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.runners]
+
+ROOT = Path(__file__).resolve().parents[1]
+PD_VISITOR = "prisoners_dilemma_in_the_matrix__arena__visitor_defector"
+CLEAN_UP_VISITOR = "clean_up__visitor_cleaner"
+KEY = ["team", "scenario", "episode"]
+COMPARED = ["player_returns", "focal_members", "background_members", "steps", "status"]
+
+
+def _by_key(path) -> pd.DataFrame:
+    return pd.read_parquet(path).set_index(KEY).sort_index()
+
+
+def test_ray_two_workers_gives_the_same_results_as_serial(tmp_path, cli):
+    common = ["--population", "mix=random+aggressor+cleaner", "--scenario", PD_VISITOR,
+              "--scenario", CLEAN_UP_VISITOR, "--episodes", "3", "--max-steps", "40", "--seed", "11", "--quiet"]
+    serial = cli("run", *common, "--out", tmp_path / "serial")
+    assert serial.code == 0, serial.err
+    ray = cli("run", *common, "--out", tmp_path / "ray", "--ray", "--workers", "2")
+    assert ray.code == 0, ray.err
+    a, b = _by_key(tmp_path / "serial"), _by_key(tmp_path / "ray")
+    assert list(a.index) == list(b.index) and len(a) == 6
+    for col in COMPARED:
+        assert [list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v for v in a[col]] == \
+               [list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v for v in b[col]], col
+    assert (a["status"] == "ok").all()
+
+
+def test_sigkill_then_resume_keeps_finished_episodes_and_duplicates_none(tmp_path):
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "capprof", "run", "--population", "random", "--scenario", PD_VISITOR,
+            "--episodes", "8", "--max-steps", "300", "--out", str(out), "--seed", "5", "--quiet"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and len(list(out.glob("*.parquet"))) < 2:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    before = {p.name: p.read_bytes() for p in out.glob("*.parquet")}
+    assert 2 <= len(before) < 8, "the run was not interrupted mid-way"
+    pd.read_parquet(out)  # what a killed run leaves is a readable dataset
+
+    resumed = subprocess.run(args + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"{len(before)} already done" in resumed.stdout
+    assert not list(out.glob(".*.tmp"))
+    table = pd.read_parquet(out)
+    assert sorted(table["episode"]) == list(range(8))  # all episodes, none twice
+    for name, content in before.items():  # finished episodes were kept, not redone
+        assert (out / name).read_bytes() == content
+    assert (table["status"] == "ok").all()
