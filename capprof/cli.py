@@ -81,9 +81,9 @@ def cmd_scores(args) -> int:
     from capprof.profiling.normalise import aggregate, normalise
 
     from capprof.scores import load_scores
-    from capprof.tagging.demands import known_scenarios, load_custom_demands
+    from capprof.tagging.demands import custom_demands_for, known_scenarios
 
-    custom = load_custom_demands(args.demands) if args.demands else None
+    custom = custom_demands_for(args.path, args.demands)
     scores = load_scores(
         args.path,
         known_scenarios=known_scenarios(custom),
@@ -127,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH_OR_URL")
     p.add_argument("--normalise", choices=NORMALISATIONS, default="none")
     p.add_argument("--by", choices=("scenario", "substrate", "overall"), default="overall")
-    p.add_argument("--demands", metavar="FILE", help="custom demands (CSV/YAML) that describe scenarios not in the catalog")
+    p.add_argument("--demands", metavar="FILE", help="custom demands (CSV/YAML) that describe scenarios not in the catalog "
+                   "(a `capprof run` directory brings its own _demands.yaml)")
     p.add_argument("--format", choices=("table", "csv"), default="table")
     p.set_defaults(func=cmd_scores)
 

@@ -33,6 +33,9 @@ from capprof.tagging.catalog import (
 )
 
 MAX_LEVEL = 5.0
+# `capprof run` writes the demands of the offline and variant scenarios it ran
+# beside its Parquet files under this name (Parquet readers skip `_` files).
+RUN_DEMANDS_FILE = "_demands.yaml"
 MODE_DEMANDS = ("resident", "visitor")
 TAG_SETS = ("all", "contest")
 NEW_DEMAND_PREFIX = "new:"
@@ -145,6 +148,20 @@ def demand_matrix(
     if drop_unused:
         base = base.loc[:, (base != 0).any(axis=0)]
     return base
+
+
+def custom_demands_for(scores_path, demands_path=None, catalog: pd.DataFrame | None = None):
+    """The custom demands that go with a score table, or None.
+
+    An explicit ``demands_path`` wins; otherwise a run directory written by
+    ``capprof run`` brings its own ``_demands.yaml``.
+    """
+    if demands_path:
+        return load_custom_demands(demands_path, catalog)
+    beside = Path(str(scores_path)) / RUN_DEMANDS_FILE
+    if Path(str(scores_path)).is_dir() and beside.exists():
+        return load_custom_demands(beside, catalog)
+    return None
 
 
 def known_scenarios(custom: pd.DataFrame | None = None, catalog: pd.DataFrame | None = None) -> set[str]:
