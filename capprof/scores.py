@@ -85,7 +85,9 @@ def from_published(raw: pd.DataFrame, source: str = PUBLISHED_NAME) -> pd.DataFr
     )
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV, Parquet (file or directory) or Feather table; unreadable
+    files raise CapprofError naming the file."""
     suffix = path.suffix.lower()
     try:
         if path.is_dir() or suffix in (".parquet", ".pq"):
@@ -147,7 +149,7 @@ def load_scores(path_or_url: str | os.PathLike, validate: bool = True, **validat
                 f"score file {path} does not exist; check the path (the published Melting Pot results "
                 f"also load from their URL, {PUBLISHED_URL})"
             )
-    raw = _read_table(path)
+    raw = read_table(path)
     source = path.name
     if "mapla" in raw.columns:
         table = from_published(raw, source)

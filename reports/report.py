@@ -122,16 +122,9 @@ def esc(value) -> str:
 
 
 def _read(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    try:
-        if path.is_dir() or suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix == ".feather":
-            return pd.read_feather(path)
-        return pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CapprofError(f"{path.name}: not a readable table ({first})") from None
+    from capprof.scores import read_table
+
+    return read_table(path)
 
 
 def _locate(directory: Path, stem: str, explicit: str | None) -> Path | None:
