@@ -6,7 +6,8 @@
    noop-bot official scenario territory__rooms_2 (target >= 1.0), whole
    episodes including build, same random focal policy.
 3. Ray with 2 workers vs 1 worker on the same episodes (target >= 1.8), after
-   warming the workers (importing meltingpot takes seconds per worker).
+   warming the workers (importing meltingpot takes seconds per worker), and
+   the mean episode wall time under Ray vs serial.
 
 Usage: .venv/bin/python bench/bench_runners.py [--steps N] [--quick]
 """
@@ -85,15 +86,20 @@ def meltingpot_vs_capprof_episode(tmp) -> tuple[float, float]:
     return steps / mp_seconds, steps / float(row["wall_seconds"])
 
 
-def ray_speedup(tmp, episodes: int, steps: int) -> tuple[float, float]:
+def ray_speedup(tmp, episodes: int, steps: int) -> tuple[float, float, float]:
+    """Episodes per second with 1 and 2 Ray workers (wall time of the whole
+    run after warm-up), and the mean episode wall time under Ray."""
     import ray
 
     from capprof.runners.execute import execute, plan
+    from capprof.runners.results import read_results
 
-    rates = {}
+    rates, episode_seconds = {}, []
     for workers in (1, 2):
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
         try:
+            # Starts the episode actors (each imports meltingpot in its child
+            # process); they are reused by the measured run.
             warm = plan(["random"], ["prisoners_dilemma_in_the_matrix__arena__visitor_defector"],
                         episodes=workers * 2, max_steps=5, run_id="warm", seed=99)
             execute(warm, tmp / f"warm{workers}", backend="ray", quiet=True)
@@ -101,15 +107,25 @@ def ray_speedup(tmp, episodes: int, steps: int) -> tuple[float, float]:
             start = time.perf_counter()
             execute(tasks, tmp / f"ray{workers}", backend="ray", quiet=True)
             rates[workers] = episodes / (time.perf_counter() - start)
+            episode_seconds += list(read_results(tmp / f"ray{workers}")["wall_seconds"])
         finally:
             ray.shutdown()
-    return rates[1], rates[2]
+    return rates[1], rates[2], float(np.mean(episode_seconds))
+
+
+def serial_episode_seconds(tmp, episodes: int, steps: int) -> float:
+    from capprof.runners.execute import execute, plan
+    from capprof.runners.results import read_results
+
+    execute(plan(["random"], ["clean_up__visitor_cleaner"], episodes=episodes, max_steps=steps), tmp, quiet=True)
+    return float(read_results(tmp)["wall_seconds"].mean())
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="skip the meltingpot and Ray comparisons")
+    parser.add_argument("--ray-only", action="store_true", help="only the Ray comparison")
     args = parser.parse_args(argv)
 
     import tempfile
@@ -121,18 +137,22 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         substrate = "clean_up"
-        raw = np.median([raw_steps_per_second(substrate, args.steps, seed) for seed in range(2)])
-        ours = np.median([capprof_steps_per_second(substrate, args.steps, tmp / f"ours{i}") for i in range(2)])
-        print(f"overhead  {substrate}: capprof {ours:.0f} steps/s, raw {raw:.0f} steps/s, "
-              f"ratio {ours / raw:.3f} (target >= 0.95)")
-        if not args.quick:
+        if not args.ray_only:
+            raw = np.median([raw_steps_per_second(substrate, args.steps, seed) for seed in range(2)])
+            ours = np.median([capprof_steps_per_second(substrate, args.steps, tmp / f"ours{i}") for i in range(2)])
+            print(f"overhead  {substrate}: capprof {ours:.0f} steps/s, raw {raw:.0f} steps/s, "
+                  f"ratio {ours / raw:.3f} (target >= 0.95)")
+        if not args.quick and not args.ray_only:
             mp_rate, our_rate = meltingpot_vs_capprof_episode(tmp / "episode")
             print(f"vs meltingpot territory__rooms_2 (whole episode incl. build): capprof {our_rate:.0f} "
                   f"steps/s, evaluate_population {mp_rate:.0f} steps/s, ratio {our_rate / mp_rate:.3f} "
                   "(target >= 1.0)")
-            one, two = ray_speedup(tmp, episodes=8, steps=args.steps)
+        if not args.quick:
+            one, two, ray_episode = ray_speedup(tmp, episodes=8, steps=args.steps)
+            serial_episode = serial_episode_seconds(tmp / "serial", episodes=3, steps=args.steps)
             print(f"ray       clean_up: 1 worker {one:.3f} ep/s, 2 workers {two:.3f} ep/s, "
-                  f"ratio {two / one:.3f} (target >= 1.8)")
+                  f"ratio {two / one:.3f} (target >= 1.8); mean episode {ray_episode:.2f} s under Ray, "
+                  f"{serial_episode:.2f} s serial")
     return 0
 
 

@@ -70,7 +70,7 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="evaluate populations on Melting Pot scenarios")
     p.add_argument("--population", action="append", required=True, metavar="SPEC",
                    help="[TEAM=]MEMBER[+MEMBER...]; MEMBER is a built-in (random, noop, aggressor, ...), "
-                        "module:Class, FILE.py[:Class] or rllib:CHECKPOINT_DIR (repeatable)")
+                        "module:Class, FILE.py[:Class] or rllib:CHECKPOINT_DIR[:MODULE_ID] (repeatable)")
     p.add_argument("--scenario", action="append", metavar="NAME", help="scenario name (repeatable)")
     p.add_argument("--suite", choices=("official", "offline", "variants"), help="every scenario of a suite")
     p.add_argument("--episodes", type=int, required=True, metavar="N", help="episodes per scenario")

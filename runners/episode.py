@@ -202,9 +202,10 @@ def _build_member(spec: str, info, seed: int):
 
     if spec in BUILTINS:
         return _builder(spec)(info, seed)
-    if spec not in _SHARED_POLICIES:
-        _SHARED_POLICIES[spec] = _builder(spec)(info, seed)
-    return _SHARED_POLICIES[spec]
+    key = (spec, info.name)  # checkpoints check the substrate's actions when built
+    if key not in _SHARED_POLICIES:
+        _SHARED_POLICIES[key] = _builder(spec)(info, seed)
+    return _SHARED_POLICIES[key]
 
 
 def _build_background(scenario: Scenario, info, rng: random.Random, seed: int):
@@ -247,7 +248,7 @@ def run_episode(task: EpisodeTask) -> dict:
         "steps": 0, "wall_seconds": 0.0, "build_seconds": float("nan"), "steps_per_second": float("nan"),
         "social_welfare": float("nan"), "gini_focal": float("nan"), "gini_all": float("nan"),
         "depleted_at_step": float("nan"), "return_series": [], "gini_series": [],
-        "status": "ok", "error": "",
+        "series_every": task.series_every or None, "status": "ok", "error": "",
     }
     start = time.perf_counter()
     limits = task.limits

@@ -10,8 +10,8 @@ where each MEMBER is
 * ``package.module:Name`` or ``path/to/file.py:Name`` - a meltingpot
   ``Policy`` subclass (constructed with no arguments) or a function returning
   a ``Policy``; ``path/to/file.py`` alone picks the file's only Policy subclass;
-* ``rllib:CHECKPOINT_DIR`` - reserved for RLlib checkpoints (not supported yet:
-  it fails with one line before any episode).
+* ``rllib:CHECKPOINT_DIR[:MODULE_ID]`` - an RLModule from an RLlib (new API
+  stack, torch) checkpoint, acting through ``capprof.runners.rllib_policy``.
 
 Slots are filled as meltingpot fills them: each focal slot independently draws
 a member uniformly (with replacement), but from a ``random.Random`` seeded per
@@ -323,12 +323,10 @@ def _builder(spec: str) -> PolicyBuilder:
         cls = _builtin_classes()[spec]
         return lambda info, seed: cls(info, seed)
     if spec.startswith("rllib:"):
-        # Loading RLlib checkpoints is planned, not built: say so in one line
-        # rather than fail later inside an episode.
-        raise CapprofError(
-            f'"{spec}": RLlib checkpoints are not supported yet; wrap the trained module in a '
-            "meltingpot Policy subclass and pass it as module:Class"
-        )
+        from capprof.runners import rllib_policy
+
+        rllib_policy.check_spec(spec)  # cheap: a bad directory fails before any episode
+        return lambda info, seed: rllib_policy.build(spec, info)
     obj = _import_attr(spec)
     Policy = _policy_base()
 
@@ -361,7 +359,7 @@ def parse_population(text: str, check: bool = True) -> Population:
         if spec not in BUILTINS and not looks_like_import(spec):
             raise CapprofError(
                 f'unknown population member "{spec}"{did_you_mean(spec, BUILTINS)}; use a built-in '
-                f'({", ".join(BUILTINS)}), module:Class, FILE.py[:Class] or rllib:CHECKPOINT_DIR'
+                f'({", ".join(BUILTINS)}), module:Class, FILE.py[:Class] or rllib:CHECKPOINT_DIR[:MODULE_ID]'
             )
         if check:
             _builder(spec)

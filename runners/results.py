@@ -41,6 +41,7 @@ EPISODE_SCHEMA = pa.schema([
     ("depleted_at_step", pa.float64()),
     ("return_series", pa.list_(pa.list_(pa.float64()))),
     ("gini_series", pa.list_(pa.float64())),
+    ("series_every", pa.int64()),  # null when no series was recorded
     ("status", pa.string()),
     ("error", pa.string()),
 ])

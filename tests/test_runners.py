@@ -190,6 +190,7 @@ def test_run_writes_episode_dataset(small_run):
         assert row["focal_per_capita_return"] == pytest.approx(returns[focal].mean())
         assert row["social_welfare"] == pytest.approx(returns.sum())
         assert len(row["return_series"]) == 4  # every 5 of 20 steps
+        assert row["series_every"] == 5 and len(row["gini_series"]) == row["steps"] // row["series_every"]
         assert list(row["return_series"][-1]) == pytest.approx(list(returns))
     no_zap = table[table["scenario"] == NO_ZAP]
     assert no_zap["background_per_capita_return"].isna().all()  # focal players only
@@ -237,6 +238,7 @@ def test_harvester_collects_apples_noop_does_not():
         rec = run_episode(EpisodeTask(run_id="x", population=team, team=team, scenario=scenario,
                                       episode=0, seed=0, max_steps=60))
         assert rec["status"] == "ok", rec["error"]
+        assert rec["series_every"] is None and rec["return_series"] == []  # no --series-every
         returns[team] = rec["focal_per_capita_return"]
     assert returns["harvester"] > 0 == returns["noop"]
 
@@ -278,7 +280,7 @@ def test_failing_submissions_are_recorded_and_the_run_finishes(submissions, tmp_
     (["--population", "random"], "no scenario chosen"),
     (["--population", "x=nosuch_module_zz:Policy", "--scenario", PD_VISITOR], 'cannot import "nosuch_module_zz"'),
     (["--population", "random", "--scenario", PD_VISITOR, "--workers", "2"], "--workers needs --ray"),
-    (["--population", "rllib:/nowhere", "--scenario", PD_VISITOR], "not supported yet"),
+    (["--population", "rllib:/nowhere", "--scenario", PD_VISITOR], "checkpoint directory /nowhere does not exist"),
     (["--population", "random", "--scenario", PD_VISITOR, "--max-steps", "0"], "--max-steps must be at least 1"),
 ])
 def test_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):

@@ -70,3 +70,27 @@ def test_sigkill_then_resume_keeps_finished_episodes_and_duplicates_none(tmp_pat
     for name, content in before.items():  # finished episodes were kept, not redone
         assert (out / name).read_bytes() == content
     assert (table["status"] == "ok").all()
+
+
+def test_ray_episode_process_killed_mid_episode_is_recorded_and_the_run_goes_on(tmp_path, cli):
+    """A focal policy that SIGKILLs its own process (as the OOM killer would):
+    under Ray that episode is an error naming the dead process; the next
+    episode on the same worker runs in a fresh process and is ok."""
+    subs = tmp_path / "subs.py"
+    subs.write_text(
+        "import os, signal\n"
+        "from meltingpot.utils.policies import policy\n\n\n"
+        "class Killer(policy.Policy):\n"
+        "    def initial_state(self):\n        return 0\n\n"
+        "    def step(self, timestep, state):\n"
+        "        if state == 3:\n            os.kill(os.getpid(), signal.SIGKILL)\n"
+        "        return 0, state + 1\n\n"
+        "    def close(self):\n        pass\n")
+    out = tmp_path / "out"
+    res = cli("run", "--population", f"killer={subs}:Killer", "--population", "random", "--scenario", PD_VISITOR,
+              "--episodes", "1", "--max-steps", "20", "--out", out, "--ray", "--workers", "1", "--quiet")
+    assert res.code == 0, res.err
+    table = pd.read_parquet(out).set_index("team")
+    assert table.loc["killer", "status"] == "error"
+    assert "episode process died" in table.loc["killer", "error"]
+    assert table.loc["random", "status"] == "ok" and table.loc["random", "steps"] == 20

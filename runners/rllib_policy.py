@@ -1,0 +1,160 @@
+"""``rllib:CHECKPOINT_DIR[:MODULE_ID]``: an RLlib RLModule as a meltingpot Policy.
+
+The checkpoint is an RLlib (new API stack, torch) Algorithm checkpoint
+(``Algorithm.save_to_path``; the module is read from
+``learner_group/learner/rl_module/MODULE_ID``) or a single RLModule checkpoint
+(``RLModule.save_to_path``). ``MODULE_ID`` may be left out when the
+checkpoint holds one module.
+
+Each step converts the player's observation with the checkpoint's
+``ObsConvention`` (``capprof.runners.rllib_obs``), runs ``forward_inference``
+on a batch of one and takes the greedy action of the inference distribution
+(RLlib's ``explore=False``). With ``"explore": true`` in
+``capprof_rllib.json`` it samples instead, from NumPy's global generator,
+which capprof seeds per episode. Stateful (recurrent) modules keep their
+recurrent state in the meltingpot Policy state, so slots sharing the module
+stay independent. torch runs on one thread (the contest gave one vCPU per agent).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from capprof.errors import CapprofError
+from capprof.runners.rllib_obs import infer_convention, read_convention, resolve_module
+
+PREFIX = "rllib:"
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """``rllib:DIR[:MODULE_ID]`` -> (DIR, MODULE_ID or None). A DIR that exists
+    as written wins over splitting at its last colon."""
+    body = spec[len(PREFIX):]
+    if not body:
+        raise CapprofError(f'"{spec}": name the checkpoint directory, as rllib:CHECKPOINT_DIR[:MODULE_ID]')
+    if Path(body).expanduser().is_dir() or ":" not in body:
+        return body, None
+    directory, _, module_id = body.rpartition(":")
+    return directory, module_id or None
+
+
+def check_spec(spec: str) -> Path:
+    """Fail with one line unless ``spec`` names a loadable-looking module
+    (cheap: reads the directory only, imports neither torch nor ray)."""
+    directory, module_id = split_spec(spec)
+    module_dir = resolve_module(directory, module_id, spec)
+    read_convention(Path(directory).expanduser())  # a malformed file fails here too
+    return module_dir
+
+
+class _DropDeprecation(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "RLModuleConfig object" not in record.getMessage()
+
+
+@functools.lru_cache(maxsize=None)
+def _load(module_dir: str):
+    import torch
+
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    torch.set_num_threads(1)
+    # RLlib's own ctor pickle triggers a deprecation warning about itself on
+    # every load; it says nothing about the checkpoint, so it is filtered out.
+    rl_logger = logging.getLogger("ray._common.deprecation")
+    quiet = _DropDeprecation()
+    rl_logger.addFilter(quiet)
+    try:
+        module = RLModule.from_checkpoint(module_dir)
+    finally:
+        rl_logger.removeFilter(quiet)
+    if hasattr(module, "eval"):
+        module.eval()
+    return module
+
+
+def build(spec: str, info):
+    """A meltingpot Policy playing the module ``spec`` names on ``info``'s substrate."""
+    import gymnasium as gym
+
+    from capprof.runners.populations import _policy_base
+
+    directory, _ = split_spec(spec)
+    module_dir = check_spec(spec)
+    module = _load(str(module_dir))
+    found = read_convention(Path(directory).expanduser())
+    convention, extra = found if found else (infer_convention(module.observation_space), {})
+    expected = getattr(module.observation_space, "shape", None)
+    if expected is not None and tuple(expected) != convention.shape():
+        raise ValueError(f"the module expects observations of shape {tuple(expected)}, but its convention "
+                         f"({convention}) gives {convention.shape()}")
+    if not isinstance(module.action_space, gym.spaces.Discrete):
+        raise ValueError(f"the module's action space {module.action_space} is not Discrete")
+    if int(module.action_space.n) != info.num_actions:
+        raise ValueError(f"the module has {int(module.action_space.n)} actions but {info.name} has "
+                         f"{info.num_actions}; it was trained on another substrate"
+                         + (f" ({extra['substrate']})" if extra.get("substrate") else ""))
+    Policy = _policy_base()
+    return _make_class(Policy)(module, convention, bool(extra.get("explore", False)))
+
+
+@functools.lru_cache(maxsize=1)
+def _make_class(Policy):
+    import torch
+
+    from ray.rllib.core.columns import Columns
+
+    class RLModulePolicy(Policy):
+        """Acts with an RLlib RLModule; the recurrent state (if any) is the Policy state."""
+
+        def __init__(self, module, convention, explore: bool):
+            self.module = module
+            self.convention = convention
+            self.explore = explore
+            self.stateful = bool(module.is_stateful())
+            self.dist_cls = module.get_inference_action_dist_cls()
+
+        def initial_state(self):
+            if not self.stateful:
+                return ()
+            return self.module.get_initial_state()
+
+        def step(self, timestep, prev_state):
+            # float32 either way: RLlib's CNN encoders cast uint8 input to float
+            # themselves, but its recurrent tokenizers do not.
+            obs = torch.from_numpy(self.convention.convert(timestep.observation).astype(np.float32))[None]
+            batch = {Columns.OBS: obs}
+            if self.stateful:  # recurrent modules take [batch, time, ...] and a batched state
+                batch[Columns.OBS] = obs[:, None]
+                batch[Columns.STATE_IN] = _tree_map(lambda s: torch.as_tensor(s)[None], prev_state)
+            with torch.no_grad():
+                out = self.module.forward_inference(batch)
+            new_state = prev_state
+            if self.stateful:
+                new_state = _tree_map(lambda s: s[0], out[Columns.STATE_OUT])
+            if Columns.ACTIONS in out:
+                action = out[Columns.ACTIONS]
+            else:
+                dist = self.dist_cls.from_logits(out[Columns.ACTION_DIST_INPUTS])
+                if self.explore:
+                    probs = torch.softmax(out[Columns.ACTION_DIST_INPUTS].reshape(-1).double(), 0).numpy()
+                    return int(np.random.choice(len(probs), p=probs / probs.sum())), new_state
+                action = dist.to_deterministic().sample()
+            return int(np.asarray(action).reshape(-1)[0]), new_state
+
+        def close(self):
+            pass
+
+    return RLModulePolicy
+
+
+def _tree_map(fn, tree):
+    if isinstance(tree, dict):
+        return {k: _tree_map(fn, v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_tree_map(fn, v) for v in tree)
+    return fn(tree)
