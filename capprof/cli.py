@@ -97,7 +97,7 @@ def cmd_scores(args) -> int:
 def cmd_demo(args) -> int:
     from capprof.demo import run_demo
 
-    return run_demo(args.published)
+    return run_demo(args.published, out_dir=args.out, quick=args.quick)
 
 
 # ------------------------------------------------------------------ parser
@@ -133,7 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_scores)
 
     p = sub.add_parser("demo", help="run the main job on an embedded default")
-    p.add_argument("--published", metavar="PATH", help="published Melting Pot results (default: ../shared/data or download)")
+    p.add_argument("--published", metavar="PATH", nargs="?", const="",
+                   help="start from the published Melting Pot 2.0 results instead of running episodes "
+                        "(PATH, or ../shared/data, or download)")
+    p.add_argument("--out", default="capprof-demo", metavar="DIR", help="where runs, profile and report go")
+    p.add_argument("--quick", action="store_true", help="fewer episodes and draws (a smoke test, not a result)")
     p.set_defaults(func=cmd_demo)
 
     # Each stage adds its own commands (stage/cli.py: register(subparsers)).

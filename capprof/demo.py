@@ -1,14 +1,23 @@
-"""`capprof demo`: the main job on an embedded default.
+"""`capprof demo`: the main job, end to end, on an embedded default.
 
-Chain: load the published Melting Pot 2.0 results (local copy or download),
-normalise per scenario, and summarise per team.
+Offline (default): run capprof's built-in populations on the offline suite on
+real Melting Pot substrates (short episodes), evaluate the predictors on
+held-out cells, fit capability profiles, write the HTML report, and print a
+short summary. ``--published PATH`` starts from the published Melting Pot 2.0
+results instead of running episodes.
+
+Every step is the same command a user would type (``capprof run``,
+``evaluate``, ``profile``, ``report``), called in-process, so the demo shows
+the real front door and adds no logic of its own beyond choosing defaults.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
+from capprof.errors import CapprofError
 from capprof.scores import PUBLISHED_NAME, PUBLISHED_URL
 
 # Where the published results sit beside a checkout (../shared/data), tried
@@ -17,6 +26,43 @@ LOCAL_CANDIDATES = (
     Path("..") / "shared" / "data" / PUBLISHED_NAME,
     Path(__file__).resolve().parents[2] / "shared" / "data" / PUBLISHED_NAME,
 )
+
+# The embedded default: four built-in teams whose behaviours differ in ways
+# the offline suite's tags capture (zapping, foraging, cleaning/cooperating).
+DEMO_POPULATIONS = (
+    "random=random",
+    "aggressor=aggressor",
+    "forager=harvester",
+    "prosocial=cleaner+cooperator+planter_red",
+)
+# The offline suite minus what costs most and shows least in short episodes:
+# territory__rooms resets take ~8 s, so only its two aggressor scenarios stay
+# (the defense demand); allelopathic_harvest runs 16 players at ~650 steps/s,
+# so its planter_green pair goes. Measured on 2 cores: ~3 min of episodes.
+DEMO_SCENARIOS = (
+    "clean_up__resident_cleaner", "clean_up__visitor_cleaner",
+    "clean_up__resident_consumer", "clean_up__visitor_consumer",
+    "clean_up__resident_aggressor", "clean_up__visitor_aggressor",
+    "prisoners_dilemma_in_the_matrix__arena__resident_cooperator",
+    "prisoners_dilemma_in_the_matrix__arena__visitor_cooperator",
+    "prisoners_dilemma_in_the_matrix__arena__resident_defector",
+    "prisoners_dilemma_in_the_matrix__arena__visitor_defector",
+    "commons_harvest__open__resident_harvester", "commons_harvest__open__visitor_harvester",
+    "commons_harvest__open__resident_aggressor", "commons_harvest__open__visitor_aggressor",
+    "allelopathic_harvest__open__resident_planter_red", "allelopathic_harvest__open__visitor_planter_red",
+    "allelopathic_harvest__open__resident_aggressor", "allelopathic_harvest__open__visitor_aggressor",
+    "territory__rooms__resident_aggressor", "territory__rooms__visitor_aggressor",
+)
+# --quick: the cheapest substrates only; a smoke test of the chain, not a result.
+QUICK_SCENARIOS = tuple(s for s in DEMO_SCENARIOS if s.startswith(("prisoners", "commons", "clean_up__visitor_cleaner")))
+DEMO_EPISODES = 1
+DEMO_MAX_STEPS = 300
+QUICK_MAX_STEPS = 100
+DEMO_SERIES_EVERY = 10
+DEMO_MODELS = "aggmean,ridge,assessor,layout-joint"
+DEMO_SAMPLING = ("--draws", "500", "--tune", "500")
+QUICK_SAMPLING = ("--draws", "100", "--tune", "100")
+DEMO_REPEATS = 3
 
 
 def find_published(explicit: str | None = None) -> str:
@@ -28,19 +74,70 @@ def find_published(explicit: str | None = None) -> str:
     return PUBLISHED_URL
 
 
-def run_demo(published: str | None = None, out=sys.stdout) -> int:
-    from capprof.profiling.normalise import aggregate, normalise
-    from capprof.scores import load_scores
-    from capprof.tagging.demands import known_scenarios
+def _step(title: str, argv: list[str]) -> None:
+    from capprof.cli import main
 
-    source = find_published(published)
-    print(f"capprof demo: published Melting Pot 2.0 results from {source}", file=out)
-    scores = normalise(load_scores(source, known_scenarios=known_scenarios(), min_teams=2), "minmax")
-    by_substrate = aggregate(scores, "substrate").pivot(index="level", columns="team", values="score")
-    overall = aggregate(scores, "overall").set_index("team")["score"].sort_values(ascending=False)
-    print("\nOverall (contest aggregate of per-scenario min-max scores):", file=out)
-    print(overall.to_string(float_format=lambda v: f"{v:.3f}"), file=out)
-    print("\nPer substrate:", file=out)
-    print(by_substrate.to_string(float_format=lambda v: f"{v:.2f}", na_rep="-"), file=out)
-    print("(- : the team has no scores on that substrate)", file=out)
+    print(f"\n== {title}\n$ capprof {' '.join(argv)}", flush=True)
+    start = time.perf_counter()
+    code = main(argv)
+    if code != 0:
+        raise CapprofError(f"demo step `capprof {argv[0]}` failed (exit {code}); see the lines above")
+    print(f"({time.perf_counter() - start:.0f} s)", flush=True)
+
+
+def summarise(profile_dir: Path, out=sys.stdout, top: int = 3) -> None:
+    """Top abilities per team (behaviour and mode demands) and the MSE table."""
+    import pandas as pd
+
+    from capprof.profiling.evaluate import summarise as summarise_evaluation
+    from capprof.tagging.catalog import load_catalog
+    from capprof.tagging.demands import demand_group
+
+    profiles = pd.read_csv(profile_dir / "profiles.csv")
+    substrates = set(load_catalog()["substrate"])
+    profiles["group"] = [demand_group(a, substrates) for a in profiles["ability"]]
+    print("\nTop abilities per team (posterior mean [90% HDI], behaviour and mode demands):", file=out)
+    for team, rows in profiles[profiles["group"] != "substrate"].groupby("team"):
+        best = rows.sort_values("mean", ascending=False).head(top)
+        text = ", ".join(f"{r.ability} {r.mean:.2f} [{r.hdi_low:.2f}, {r.hdi_high:.2f}]" for r in best.itertuples())
+        print(f"  {team}: {text}", file=out)
+    evaluation = profile_dir / "evaluate.csv"
+    if evaluation.exists():
+        table = summarise_evaluation(pd.read_csv(evaluation))
+        pooled = table[table["team"] == "ALL"] if "team" in table.columns else table
+        print("\nHeld-out MSE (random 10% cells; mean and 95% interval over repeats):", file=out)
+        print(pooled.to_string(index=False, float_format=lambda v: f"{v:.4f}"), file=out)
+
+
+def run_demo(published: str | None = None, out_dir: str = "capprof-demo", quick: bool = False) -> int:
+    out = Path(out_dir)
+    profile = out / "profile"
+    start = time.perf_counter()
+    sampling = list(QUICK_SAMPLING if quick else DEMO_SAMPLING)
+    if published is None:
+        runs = out / "runs"
+        scenarios = QUICK_SCENARIOS if quick else DEMO_SCENARIOS
+        scenario_args = [arg for name in scenarios for arg in ("--scenario", name)]
+        population_args = [arg for spec in DEMO_POPULATIONS for arg in ("--population", spec)]
+        _step("run the built-in populations on the offline suite (real substrates, short episodes)",
+              ["run", *population_args, *scenario_args, "--episodes", str(DEMO_EPISODES),
+               "--max-steps", str(QUICK_MAX_STEPS if quick else DEMO_MAX_STEPS),
+               "--series-every", str(DEMO_SERIES_EVERY), "--out", str(runs), "--resume"])
+        scores = str(runs)
+        report_inputs = ["--episodes", str(runs)]
+    else:
+        scores = find_published(published or None)
+        print(f"capprof demo: published Melting Pot 2.0 results from {scores}")
+        report_inputs = ["--scores", scores]
+    repeats = "2" if quick else str(DEMO_REPEATS)
+    _step("compare predictors on held-out cells",
+          ["evaluate", scores, "--split", "random", "--repeats", repeats, "--models", DEMO_MODELS,
+           *sampling, "--out", str(profile / "evaluate.csv"), "--quiet"])
+    _step("fit capability profiles (joint measurement layout) and the assessor",
+          ["profile", scores, "--out", str(profile), *sampling])
+    html = out / "report.html"
+    _step("write the report", ["report", str(profile), "--out", str(html), *report_inputs])
+    summarise(profile)
+    print(f"\nReport: {html.resolve()}")
+    print(f"Demo finished in {time.perf_counter() - start:.0f} s.")
     return 0

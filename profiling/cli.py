@@ -88,7 +88,7 @@ def _check_sampling(args) -> None:
 
 def cmd_evaluate(args) -> int:
     _quiet_library_warnings()
-    from capprof.profiling.evaluate import evaluate, summarise
+    from capprof.profiling.evaluate import RESULT_COLUMNS, evaluate, summarise
 
     models = _models(args.models)
     _check_sampling(args)
@@ -102,8 +102,13 @@ def cmd_evaluate(args) -> int:
         _note(f"layout sampling: max R-hat {diag['max_rhat'].max():.3f}, min bulk ESS "
               f"{diag['min_ess_bulk'].min():.0f}, {int(diag['divergences'].sum())} divergence(s) over "
               f"{len(diag)} fit(s) (worst: {worst['model']} repeat {worst['repeat']})")
+    per_repeat = result[list(RESULT_COLUMNS)]
+    if args.out:
+        # the per-repeat table `capprof report` reads as DIR/evaluate.csv
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        per_repeat.to_csv(args.out, index=False, float_format="%.6g")
     if args.format == "csv":
-        _write(result[["model", "split", "repeat", "team", "n_test", "mse", "fit_s"]], "csv")
+        _write(per_repeat, "csv")
     else:
         _write(summarise(result), "table")
     return 0
@@ -279,6 +284,8 @@ def register(sub) -> None:
                    help=f"comma-separated, from {', '.join(MODEL_NAMES)}")
     p.add_argument("--format", choices=("table", "csv"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--out", metavar="FILE", help="also write the per-repeat CSV to FILE (e.g. PROFILE_DIR/evaluate.csv "
+                   "for `capprof report`)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("profile", help="fit capability profiles (measurement layout) and the assessor")
