@@ -53,11 +53,12 @@ def cmd_run(args) -> int:
           f"(read with `capprof scores {summary.out_dir}`)")
     if any(t.scenario.suite != "official" for t in tasks):
         from capprof.runners.scenarios import write_demands_yaml
+        from capprof.tagging.demands import RUN_DEMANDS_FILE
 
         # Underscore-prefixed: Parquet readers skip it inside the dataset.
-        path = write_demands_yaml(summary.out_dir / "_demands.yaml")
+        path = write_demands_yaml(summary.out_dir / RUN_DEMANDS_FILE)
         print(f"capprof: scenarios outside the catalog are described in {path}; "
-              f"`capprof scores {summary.out_dir} --demands {path}` reads both")
+              f"`capprof scores`, `evaluate` and `profile` read it from {summary.out_dir} by themselves")
     return 0
 
 
