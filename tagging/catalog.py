@@ -79,6 +79,15 @@ def mode_from_counts(n_focal: int, n_background: int) -> str:
     return "none"
 
 
+def checked_tag(name: str, known, hint: str) -> str:
+    """The corrected spelling of a known tag; CapprofError with a suggestion
+    and ``hint`` otherwise."""
+    tag = correct_tag(name)
+    if tag not in known:
+        raise CapprofError(f'unknown tag "{tag}"{did_you_mean(tag, known)}; {hint}')
+    return tag
+
+
 def natural_key(name: str) -> tuple:
     """Sort key that puts clean_up_2 before clean_up_10."""
     import re
@@ -92,15 +101,14 @@ def correct_tag(tag: str) -> str:
 
 def build_catalog_records() -> list[dict]:
     """Read every scenario from the installed meltingpot (needs ``[runners]``)."""
-    try:
-        from meltingpot.configs import scenarios as scenario_configs
-        import meltingpot  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise CapprofError(
-            f"meltingpot is not importable ({exc}); install the runners extra: "
-            "`make install-runners` or `pip install 'capprof[runners]'`"
-        ) from None
     from importlib.metadata import version
+
+    # the runners' importer: one clear line when meltingpot is missing, and
+    # TensorFlow's start-up chatter kept off the terminal
+    from capprof.runners._meltingpot import import_meltingpot
+
+    import_meltingpot()
+    from meltingpot.configs import scenarios as scenario_configs
 
     mp_version = version("dm-meltingpot")
     records = []
@@ -181,14 +189,7 @@ def filter_catalog(
         catalog = catalog[catalog["substrate"].isin(substrates)]
     if tags:
         known = set(all_tags(load_catalog())) | set(MODES)
-        for t in tags:
-            t = correct_tag(t)
-            if t not in known:
-                raise CapprofError(
-                    f'unknown tag "{t}"{did_you_mean(t, known)}; '
-                    "see docs/tags.md for the list"
-                )
-        wanted = {correct_tag(t) for t in tags}
+        wanted = {checked_tag(t, known, "see docs/tags.md for the list") for t in tags}
         catalog = catalog[
             [wanted <= (set(tg) | {m}) for tg, m in zip(catalog["tags"], catalog["mode"])]
         ]

@@ -27,6 +27,7 @@ from capprof.tagging.catalog import (
     MODES,
     TAG_CORRECTIONS,
     all_tags,
+    checked_tag,
     contest_heldout_scenarios,
     correct_tag,
     load_catalog,
@@ -65,12 +66,7 @@ def resolve_tag_set(tag_set: str | Sequence[str], catalog: pd.DataFrame | None =
         tags = list(tag_set)
     resolved = []
     for t in tags:
-        t = correct_tag(t)
-        if t not in known:
-            raise CapprofError(
-                f'unknown tag "{t}" in the tag set{did_you_mean(t, known)}; '
-                'use "all", "contest" or tags listed by `capprof tags`'
-            )
+        t = checked_tag(t, known, 'use "all", "contest" or tags listed by `capprof tags`')
         if t not in MODE_DEMANDS and t not in resolved:
             resolved.append(t)
     return sorted(resolved)
