@@ -107,6 +107,21 @@ class Inputs:
             raise value
         return value
 
+    def normalised_scores(self) -> pd.DataFrame:
+        """The score table under the report's normalisation, computed once for
+        every section (normalising also prints its notices once)."""
+        if "normalised_scores" not in self._cache:
+            from capprof.profiling.normalise import normalise
+
+            try:
+                self._cache["normalised_scores"] = normalise(self.scores(), self.normalisation)
+            except CapprofError as exc:
+                self._cache["normalised_scores"] = exc
+        value = self._cache["normalised_scores"]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
     def chart(self, fig, name: str, alt: str) -> str:
         """Save ``fig`` as the next PNG and return an <img> with it inlined."""
         from capprof.reports.charts import save_png
@@ -311,11 +326,10 @@ def section_importances(inputs: Inputs, section: Section) -> None:
 
 
 def section_substrate_scores(inputs: Inputs, section: Section) -> None:
-    from capprof.profiling.normalise import aggregate, normalise
+    from capprof.profiling.normalise import aggregate
     from capprof.reports.charts import substrate_heatmap
 
-    scores = inputs.scores()
-    normalised = normalise(scores, inputs.normalisation)
+    normalised = inputs.normalised_scores()
     per_substrate = aggregate(normalised, "substrate")
     section.intro = (f"Mean {esc(inputs.normalisation)}-normalised score per substrate (mean over its scenarios "
                      "of the mean over replicates).")
@@ -324,13 +338,12 @@ def section_substrate_scores(inputs: Inputs, section: Section) -> None:
 
 
 def section_comparison(inputs: Inputs, section: Section) -> None:
-    from capprof.profiling.normalise import normalise
     from capprof.reports.compare import compare_teams, summary_tables
 
     scores = inputs.scores()
     if scores["team"].nunique() < 2:
         raise _Absent("the score table has a single team; a comparison needs two")
-    normalised = normalise(scores, inputs.normalisation)
+    normalised = inputs.normalised_scores()
     # The overlay teams, when chosen and all scored, are the ones to compare:
     # fewer teams usually share more scenarios.
     chosen = list(inputs.teams) if inputs.teams and set(inputs.teams) <= set(scores["team"]) else None
