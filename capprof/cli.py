@@ -12,6 +12,7 @@ import json
 import sys
 
 from capprof.errors import CapprofError
+from capprof.output import write_table
 
 EXIT_USAGE = 2
 STAGE_CLIS = ("capprof.runners.cli", "capprof.profiling.cli", "capprof.reports.cli")
@@ -23,17 +24,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):  # noqa: D401 - argparse API
         sys.stderr.write(f"capprof: error: {message}; see `{self.prog} --help`\n")
         sys.exit(EXIT_USAGE)
-
-
-def _write_table(frame, fmt: str, float_format: str = "%.6g") -> None:
-    if fmt == "csv":
-        frame.to_csv(sys.stdout, index=False, float_format=float_format, lineterminator="\n")
-    elif fmt == "json":
-        sys.stdout.write(frame.to_json(orient="records", indent=1) + "\n")
-    else:
-        with __import__("pandas").option_context("display.max_rows", None, "display.width", 200,
-                                                 "display.max_colwidth", 60):
-            sys.stdout.write(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + "\n")
 
 
 # ------------------------------------------------------------------ commands
@@ -50,7 +40,7 @@ def cmd_tags(args) -> int:
         return 0
     view = catalog[["scenario", "substrate", "n_focal", "n_background", "tags", "description"]].copy()
     view["tags"] = view["tags"].map(";".join)
-    _write_table(view, args.format)
+    write_table(view, args.format, max_colwidth=60)
     return 0
 
 
@@ -90,7 +80,7 @@ def cmd_scores(args) -> int:
         min_teams=1 if args.normalise == "none" else 2,
     )
     normalised = normalise(scores, args.normalise)
-    _write_table(aggregate(normalised, args.by), args.format)
+    write_table(aggregate(normalised, args.by), args.format)
     return 0
 
 

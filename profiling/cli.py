@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from capprof.errors import CapprofError
+from capprof.output import write_table
 
 PROFILE_FILES = {
     "profiles": "profiles.csv",
@@ -36,16 +37,6 @@ def _quiet_library_warnings() -> None:
 
 def _note(message: str) -> None:
     print(f"capprof: note: {message}", file=sys.stderr)
-
-
-def _write(frame, fmt: str) -> None:
-    if fmt == "csv":
-        frame.to_csv(sys.stdout, index=False, float_format="%.6g", lineterminator="\n")
-    else:
-        import pandas as pd
-
-        with pd.option_context("display.max_rows", None, "display.width", 200):
-            sys.stdout.write(frame.to_string(index=False, float_format=lambda v: f"{v:.4f}") + "\n")
 
 
 def load_scores_and_demands(args):
@@ -108,9 +99,9 @@ def cmd_evaluate(args) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         per_repeat.to_csv(args.out, index=False, float_format="%.6g")
     if args.format == "csv":
-        _write(per_repeat, "csv")
+        write_table(per_repeat, "csv")
     else:
-        _write(summarise(result), "table")
+        write_table(summarise(result), "table")
     return 0
 
 
@@ -250,7 +241,7 @@ def cmd_predict(args) -> int:
         frame = assessor.predict(pair_teams, pair_scenarios, demands=rows)
         frame.insert(2, "model", "assessor")
         frames.append(frame)
-    _write(pd.concat(frames, ignore_index=True)[["team", "scenario", "model", "predicted", "low", "high"]],
+    write_table(pd.concat(frames, ignore_index=True)[["team", "scenario", "model", "predicted", "low", "high"]],
            args.format)
     return 0
 
