@@ -8,6 +8,9 @@
 3. Ray with 2 workers vs 1 worker on the same episodes (target >= 1.8), after
    warming the workers (importing meltingpot takes seconds per worker), and
    the mean episode wall time under Ray vs serial.
+4. Replay: how many distinct initial states repeated builds of each offline
+   substrate give with one fixed env seed, through meltingpot's own builder
+   (1 would mean dmlab2d replays an episode from its seed; it does not yet).
 
 Usage: .venv/bin/python bench/bench_runners.py [--steps N] [--reps R] [--quick] [--ray-only]
 """
@@ -113,6 +116,33 @@ def ray_speedup(tmp, episodes: int, steps: int) -> tuple[float, float, float]:
     return rates[1], rates[2], float(np.mean(episode_seconds))
 
 
+REPLAY_SUBSTRATES = ("commons_harvest__open", "clean_up", "prisoners_dilemma_in_the_matrix__arena",
+                     "allelopathic_harvest__open", "territory__rooms")
+
+
+def distinct_initial_states(substrate: str, builds: int, env_seed: int = 123) -> int:
+    """Distinct hashes of all observations at reset over ``builds`` builds
+    with the same ``env_seed`` (meltingpot's builder, no capprof code)."""
+    import hashlib
+
+    from meltingpot import substrate as mp_substrate
+    from meltingpot.utils.substrates import builder
+
+    config = mp_substrate.get_config(substrate)
+    settings = config.lab2d_settings_builder(roles=config.default_player_roles, config=config)
+    hashes = set()
+    for _ in range(builds):
+        env = builder.builder(settings, env_seed=env_seed)
+        try:
+            env.reset()
+            observation = env.observation()
+            hashes.add(hashlib.sha1(b"".join(np.asarray(observation[k]).tobytes()
+                                             for k in sorted(observation))).hexdigest())
+        finally:
+            env.close()
+    return len(hashes)
+
+
 def serial_episode_seconds(tmp, episodes: int, steps: int) -> float:
     from capprof.runners.execute import execute, plan
     from capprof.runners.results import read_results
@@ -135,6 +165,11 @@ def main(argv=None) -> int:
     from capprof.runners._meltingpot import import_meltingpot
 
     import_meltingpot()
+    if not args.ray_only:
+        builds = 4
+        for name in REPLAY_SUBSTRATES:
+            print(f"replay    {name}: {distinct_initial_states(name, builds)} distinct initial states "
+                  f"in {builds} builds with one env seed (1 = replayable)")
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         substrate = "clean_up"

@@ -1,8 +1,10 @@
 """Plan a run (one task per episode) and execute it serially or on Ray.
 
 Both backends run the same ``run_episode`` on the same tasks, and every seed
-an episode uses is derived from (run seed, scenario, episode), so the results
-are identical whichever backend or worker runs an episode. The driver writes
+an episode uses is derived from (run seed, scenario, episode), so whichever
+backend or worker runs an episode fills its slots with the same members and
+seeds them alike (the substrate itself does not replay an episode from its
+seed; docs/runners.md, "Seeds and backends"). The driver writes
 each finished episode atomically as it arrives, so a killed run keeps every
 finished episode and ``resume`` skips them.
 """

@@ -15,7 +15,7 @@ where each MEMBER is
 
 Slots are filled as meltingpot fills them: each focal slot independently draws
 a member uniformly (with replacement), but from a ``random.Random`` seeded per
-episode, so a run is reproducible. Policies are built fresh for every episode.
+episode, so a run fills its slots reproducibly. Policies are built fresh for every episode.
 """
 
 from __future__ import annotations

@@ -206,7 +206,7 @@ def test_scores_reads_the_run_directory(small_run, cli):
     assert PD_VISITOR in res.out and "mix" not in res.err
 
 
-def test_same_seed_same_episode_different_seed_differs(small_run):
+def test_same_seed_fills_the_same_slots_different_seed_differs(small_run):
     from capprof.runners.episode import EpisodeTask, run_episode
     from capprof.runners.results import read_results
     from capprof.runners.scenarios import get_scenario
@@ -218,7 +218,8 @@ def test_same_seed_same_episode_different_seed_differs(small_run):
                        scenario=get_scenario(CLEAN_UP_VISITOR), episode=1, seed=3, max_steps=20,
                        series_every=5)
     again = run_episode(task)
-    assert again["player_returns"] == list(saved["player_returns"])
+    # Returns are not compared: dmlab2d does not reproduce an episode from its
+    # seed (docs/runners.md, "Seeds and backends").
     assert again["focal_members"] == list(saved["focal_members"])
     assert again["background_members"] == list(saved["background_members"])
     samples = {tuple(run_episode(EpisodeTask(
