@@ -9,13 +9,19 @@ Radar or interval chart: a radar is readable up to about two dozen spokes
 substrate abilities), or fewer than three (the two mode abilities), are drawn
 as interval charts instead: one row per ability, the posterior mean as a dot
 and the HDI as a bar, which stays readable at any number of rows.
+
+Team colours: every chart that draws teams takes ``styles``, a mapping from
+team name to ``TeamStyle`` (colour, line style, marker) built by
+``team_styles`` from a sorted team list. A report builds one mapping from all
+its teams and passes it to every chart, so a team has one colour throughout;
+a chart drawn alone without ``styles`` builds the mapping from its own teams.
 """
 
 from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import matplotlib
 
@@ -30,6 +36,16 @@ RADAR_MIN_AXES = 3
 RADAR_MAX_AXES = 24
 # Colour-blind-safe categorical palette (Okabe-Ito), in a fixed order.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+# More teams than PALETTE colours: the colours repeat, and each pass through
+# the palette changes the line style and the marker. Sampling a continuous
+# colormap instead would give every team its own colour, but beyond about
+# eight teams neighbouring samples are hard to tell apart, and harder still
+# for colour-blind readers; a repeated Okabe-Ito colour with another dash and
+# marker stays distinguishable (also in greyscale print). Past
+# len(PALETTE) * len(LINESTYLES) teams the styles repeat too: a legend that
+# long is unreadable anyway.
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D")
 GROUP_TITLES = {"substrate": "substrates", "mode": "mode (resident / visitor)", "behaviour": "behaviours"}
 
 
@@ -48,8 +64,39 @@ def axis_label(name: str, width: int = 14) -> str:
     return "\n".join(textwrap.wrap(pretty(name), width=width, break_long_words=True)[:3])
 
 
-def team_colour(index: int) -> str:
-    return PALETTE[index % len(PALETTE)]
+class TeamStyle(NamedTuple):
+    """How one team is drawn in every chart of a report."""
+
+    colour: str
+    linestyle: str
+    marker: str
+
+
+def _style_at(position: int) -> TeamStyle:
+    palette_pass = position // len(PALETTE)
+    return TeamStyle(PALETTE[position % len(PALETTE)], LINESTYLES[palette_pass % len(LINESTYLES)],
+                     MARKERS[palette_pass % len(MARKERS)])
+
+
+def team_styles(teams: Iterable[str]) -> dict[str, TeamStyle]:
+    """Team name -> TeamStyle, by position in the sorted, de-duplicated team
+    list: the same set of teams always gets the same styles, whatever order
+    or subset a chart draws them in."""
+    return {team: _style_at(i) for i, team in enumerate(sorted({str(t) for t in teams}))}
+
+
+def styles_for(teams: Iterable[str], styles: Mapping[str, TeamStyle] | None = None) -> Mapping[str, TeamStyle]:
+    """``styles`` extended to cover ``teams``; built from ``teams`` alone when
+    ``styles`` is None. A team the mapping lacks gets a style past the
+    mapping's own positions, so it shares no style with a mapped team and the
+    chart still draws instead of failing."""
+    drawn = sorted({str(t) for t in teams})
+    if styles is None:
+        return team_styles(drawn)
+    missing = [t for t in drawn if t not in styles]
+    if not missing:
+        return styles
+    return {**styles, **{t: _style_at(len(styles) + k) for k, t in enumerate(missing)}}
 
 
 def save_png(fig, path: Path, dpi: int = 110) -> Path:
@@ -74,11 +121,13 @@ def _radar_limits(frames: Sequence[pd.DataFrame]) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abilities: Sequence[str], title: str):
+def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abilities: Sequence[str], title: str,
+                styles: Mapping[str, TeamStyle] | None = None):
     """Radar of posterior means (lines) with HDI bands (shaded), one trace per
     frame in ``profiles`` (each indexed by ability with mean, hdi_low,
-    hdi_high). The radius starts at the lowest HDI bound, not at zero: abilities
-    live on a latent scale that can be negative; ring labels give the values."""
+    hdi_high), styled by its team name in ``labels`` (see ``team_styles``).
+    The radius starts at the lowest HDI bound, not at zero: abilities live on a
+    latent scale that can be negative; ring labels give the values."""
     n = len(abilities)
     theta = np.linspace(0, 2 * np.pi, n, endpoint=False)
     closed = np.append(theta, theta[0])
@@ -87,14 +136,17 @@ def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abiliti
     ax.set_theta_offset(np.pi / 2)
     ax.set_theta_direction(-1)
     r_low, r_high = _radar_limits(profiles)
-    for i, (frame, label) in enumerate(zip(profiles, labels)):
+    styles = styles_for(labels, styles)
+    for frame, label in zip(profiles, labels):
         frame = frame.reindex(abilities)
-        colour = team_colour(i)
+        style = styles[str(label)]
+        colour = style.colour
         mean = np.append(frame["mean"].to_numpy(), frame["mean"].iloc[0])
         low = np.append(frame["hdi_low"].to_numpy(), frame["hdi_low"].iloc[0])
         high = np.append(frame["hdi_high"].to_numpy(), frame["hdi_high"].iloc[0])
         ax.fill_between(closed, low, high, color=colour, alpha=0.18 if len(profiles) > 1 else 0.3, linewidth=0)
-        ax.plot(closed, mean, color=colour, linewidth=1.8, marker="o", markersize=3, label=mpl_text(label))
+        ax.plot(closed, mean, color=colour, linewidth=1.8, linestyle=style.linestyle, marker=style.marker,
+                markersize=3, label=mpl_text(label))
     ax.set_ylim(r_low, r_high)
     # Few ring labels, set between the first two spokes so no line crosses them.
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
@@ -105,27 +157,32 @@ def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abiliti
     ax.tick_params(axis="y", labelsize=7, labelcolor="#555555")
     ax.grid(color="#cccccc", linewidth=0.6)
     ax.set_title(mpl_text(title), fontsize=11, pad=24)
-    handles = [plt.Line2D([], [], color=team_colour(i), linewidth=2) for i in range(len(profiles))]
+    handles = [plt.Line2D([], [], color=styles[str(lbl)].colour, linestyle=styles[str(lbl)].linestyle,
+                          marker=styles[str(lbl)].marker, markersize=4, linewidth=2) for lbl in labels]
     band = plt.Rectangle((0, 0), 1, 1, color="#888888", alpha=0.3)
     fig.legend(handles + [band], [mpl_text(lbl) for lbl in labels] + ["HDI band"],
                loc="lower center", ncol=min(len(labels) + 1, 5), fontsize=8, frameon=False)
     return fig
 
 
-def interval_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abilities: Sequence[str], title: str):
+def interval_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abilities: Sequence[str], title: str,
+                   styles: Mapping[str, TeamStyle] | None = None):
     """Dot-and-bar chart: one row per ability, the posterior mean as a dot and
-    the HDI as a horizontal bar; several teams are dodged within a row."""
+    the HDI as a horizontal bar; several teams are dodged within a row, each
+    styled by its team name in ``labels`` (see ``team_styles``)."""
     n, k = len(abilities), len(profiles)
     row_height = 0.22 + 0.07 * k
     fig, ax = plt.subplots(figsize=(7.2, max(1.6, 0.9 + row_height * n)))
     y = np.arange(n)[::-1].astype(float)
     offsets = (np.arange(k) - (k - 1) / 2) * (0.7 / max(k, 1)) if k > 1 else np.zeros(1)
+    styles = styles_for(labels, styles)
     for i, (frame, label) in enumerate(zip(profiles, labels)):
         frame = frame.reindex(abilities)
-        colour = team_colour(i)
+        style = styles[str(label)]
         yy = y - offsets[i]
-        ax.hlines(yy, frame["hdi_low"], frame["hdi_high"], color=colour, linewidth=2.2, alpha=0.55)
-        ax.plot(frame["mean"], yy, "o", color=colour, markersize=4, label=mpl_text(label))
+        ax.hlines(yy, frame["hdi_low"], frame["hdi_high"], color=style.colour, linewidth=2.2, alpha=0.55)
+        ax.plot(frame["mean"], yy, linestyle="none", marker=style.marker, color=style.colour, markersize=4,
+                label=mpl_text(label))
     for row in y[1::2]:  # banding guides the eye from a label to its row
         ax.axhspan(row - 0.5, row + 0.5, color="#f4f4f4", zorder=0)
     if n > 20:  # tall chart: values readable at the top as well
@@ -142,11 +199,12 @@ def interval_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abil
     return fig
 
 
-def ability_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abilities: Sequence[str], title: str):
+def ability_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abilities: Sequence[str], title: str,
+                  styles: Mapping[str, TeamStyle] | None = None):
     """Radar when the group has RADAR_MIN_AXES..RADAR_MAX_AXES abilities,
     interval chart otherwise (see the module docstring)."""
     chart = radar_chart if use_radar(len(abilities)) else interval_chart
-    return chart(profiles, labels, abilities, title)
+    return chart(profiles, labels, abilities, title, styles=styles)
 
 
 # ------------------------------------------------------------ other charts
@@ -197,15 +255,19 @@ def substrate_heatmap(per_substrate: pd.DataFrame, normalisation: str):
     return fig
 
 
-def focal_background_chart(means: pd.DataFrame):
+def focal_background_chart(means: pd.DataFrame, styles: Mapping[str, TeamStyle] | None = None):
     """Per (team, scenario) mean focal vs background per-capita return, one
-    colour per team, with the line focal = background. Points above the line:
-    the background earned more than the focal team did."""
+    colour per team (``styles``, see ``team_styles``), with the line
+    focal = background. Points above the line: the background earned more than
+    the focal team did."""
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
     teams = sorted(means["team"].unique())
-    for i, team in enumerate(teams):
+    styles = styles_for(teams, styles)
+    for team in teams:
         own = means[means["team"] == team]
-        ax.scatter(own["focal"], own["background"], s=18, alpha=0.75, color=team_colour(i), label=mpl_text(team))
+        style = styles[str(team)]
+        ax.scatter(own["focal"], own["background"], s=18, alpha=0.75, color=style.colour, marker=style.marker,
+                   label=mpl_text(team))
     lo = float(np.nanmin(means[["focal", "background"]].to_numpy()))
     hi = float(np.nanmax(means[["focal", "background"]].to_numpy()))
     ax.plot([lo, hi], [lo, hi], color="#888888", linewidth=1, linestyle="--", label="focal = background")
@@ -236,27 +298,32 @@ def gini_chart(episodes: pd.DataFrame, columns: Sequence[str]):
 
 
 def timeseries_chart(curves: pd.DataFrame, value: str, ylabel: str, title: str, max_panels: int = 6,
-                     xlabel: str = "step"):
+                     xlabel: str = "step", styles: Mapping[str, TeamStyle] | None = None):
     """Small multiples, one panel per scenario (at most ``max_panels``), one
-    line per team: ``value`` against ``step`` (columns team, scenario, step)."""
+    line per team (styled by ``styles``, see ``team_styles``): ``value``
+    against ``step`` (columns team, scenario, step)."""
     scenarios = list(dict.fromkeys(curves["scenario"]))[:max_panels]
     teams = sorted(curves["team"].unique())
+    styles = styles_for(teams, styles)
     cols = min(3, len(scenarios))
     rows = int(np.ceil(len(scenarios) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 1.4, 2.7 * rows), squeeze=False)
     for ax in axes.ravel()[len(scenarios):]:
         ax.axis("off")
     for ax, scenario in zip(axes.ravel(), scenarios):
-        for i, team in enumerate(teams):
+        for team in teams:
             own = curves[(curves["scenario"] == scenario) & (curves["team"] == team)].sort_values("step")
             if len(own):
-                ax.plot(own["step"], own[value], color=team_colour(i), linewidth=1.5, label=mpl_text(team))
+                style = styles[str(team)]
+                ax.plot(own["step"], own[value], color=style.colour, linestyle=style.linestyle, linewidth=1.5,
+                        label=mpl_text(team))
         ax.set_title(mpl_text(scenario), fontsize=8.5)
         ax.tick_params(labelsize=7)
         ax.grid(color="#eeeeee", linewidth=0.6)
         ax.set_xlabel(xlabel, fontsize=8)
     axes[0, 0].set_ylabel(ylabel, fontsize=8)
-    handles = [plt.Line2D([], [], color=team_colour(i), linewidth=2) for i in range(len(teams))]
+    handles = [plt.Line2D([], [], color=styles[str(t)].colour, linestyle=styles[str(t)].linestyle, linewidth=2)
+               for t in teams]
     fig.legend(handles, [mpl_text(t) for t in teams], loc="upper left", bbox_to_anchor=(1.0, 0.95),
                fontsize=8, frameon=False)
     fig.suptitle(mpl_text(title), fontsize=11)

@@ -33,13 +33,16 @@ import html
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from capprof.errors import CapprofError, did_you_mean
 from capprof.reports import tables
+
+if TYPE_CHECKING:  # charts load matplotlib: imported where a chart is drawn
+    from capprof.reports.charts import TeamStyle
 
 OVERLAY_DEFAULT = 4
 RHAT_MAX, ESS_MIN = 1.01, 400
@@ -121,6 +124,33 @@ class Inputs:
         if isinstance(value, Exception):
             raise value
         return value
+
+    def report_teams(self) -> list[str]:
+        """Every team named in any input, sorted: the teams the report shows."""
+        found: set[str] = set()
+        for name in ("profiles", "episodes", "timeseries", "evaluate"):
+            try:
+                named = set(self.table(name, ("team",))["team"].astype(str))
+            except _Absent:  # its own section says what is wrong
+                continue
+            if name == "evaluate":
+                named.discard(tables.POOLED_TEAM)  # the pooled row, not a team
+            found |= named
+        try:
+            found |= set(self.scores()["team"].astype(str))
+        except (_Absent, CapprofError):
+            pass
+        return sorted(found)
+
+    def team_styles(self) -> dict[str, TeamStyle]:
+        """Team -> TeamStyle for every chart of the report, built once from
+        all its teams: a chart drawing a subset of the teams, or drawing them
+        in another order, still gives each team its report-wide colour."""
+        if "team_styles" not in self._cache:
+            from capprof.reports.charts import team_styles
+
+            self._cache["team_styles"] = team_styles(self.report_teams())
+        return self._cache["team_styles"]
 
     def chart(self, fig, name: str, alt: str) -> str:
         """Save ``fig`` as the next PNG and return an <img> with it inlined."""
@@ -249,7 +279,8 @@ def section_profiles(inputs: Inputs, section: Section) -> None:
         for group, abilities in groups.items():
             present = [a for a in abilities if a in own.index]
             if present:
-                fig = ability_chart([own], [team], present, f"{team}: {GROUP_TITLES[group]}")
+                fig = ability_chart([own], [team], present, f"{team}: {GROUP_TITLES[group]}",
+                                    styles=inputs.team_styles())
                 images.append(inputs.chart(fig, f"profile-{group}", f"{team} abilities: {GROUP_TITLES[group]}"))
         section.body.append(f'<h3>{esc(team)}</h3><div class="charts">{"".join(images)}</div>')
 
@@ -268,7 +299,7 @@ def section_overlay(inputs: Inputs, section: Section) -> None:
     per_team = [frame[frame["team"] == t].drop_duplicates("ability").set_index("ability") for t in chosen]
     images = []
     for group, abilities in groups.items():
-        fig = ability_chart(per_team, chosen, abilities, f"{GROUP_TITLES[group]}")
+        fig = ability_chart(per_team, chosen, abilities, f"{GROUP_TITLES[group]}", styles=inputs.team_styles())
         images.append(inputs.chart(fig, f"overlay-{group}", f"overlay of {', '.join(chosen)}: {GROUP_TITLES[group]}"))
     section.body.append(f'<div class="charts">{"".join(images)}</div>')
 
@@ -375,7 +406,8 @@ def section_focal_background(inputs: Inputs, section: Section) -> None:
     section.intro = ("Focal vs background per-capita return per scenario. focal_ahead is the share of scenarios "
                      "where the focal team earned more per capita than the background players.")
     section.body.append(_html_table(summary, formats={"focal_ahead": ".0%"}))
-    section.body.append(inputs.chart(focal_background_chart(means), "focal-background", "focal vs background returns"))
+    section.body.append(inputs.chart(focal_background_chart(means, styles=inputs.team_styles()), "focal-background",
+                                     "focal vs background returns"))
 
 
 def section_gini(inputs: Inputs, section: Section) -> None:
@@ -428,10 +460,11 @@ def section_depletion(inputs: Inputs, section: Section) -> None:
     )
     section.body.append(inputs.chart(
         timeseries_chart(curves, "rate", f"collective return per {unit}", "return rate over the episode (depletion)",
-                         xlabel=unit),
+                         xlabel=unit, styles=inputs.team_styles()),
         "depletion", "collective return rate over time"))
     section.body.append(inputs.chart(
-        timeseries_chart(curves, "gini", "Gini of cumulative returns", "inequality over the episode", xlabel=unit),
+        timeseries_chart(curves, "gini", "Gini of cumulative returns", "inequality over the episode", xlabel=unit,
+                         styles=inputs.team_styles()),
         "gini-over-time", "Gini coefficient over time"))
     try:
         episodes = inputs.table("episodes", ("team", "scenario", "depleted_at_step"))

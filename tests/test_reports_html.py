@@ -301,3 +301,141 @@ def test_report_names_the_hdi_level_when_given(tmp_path):
     out = tmp_path / "r.html"
     build_report(directory, out, progress=False)
     assert "with its 90% highest-density interval" in _section(out.read_text(), "profiles")
+
+
+# ------------------------------------------------------------ team colours
+
+
+def _team_colours(fig) -> dict[str, set[str]]:
+    """Label -> colours (lower-case hex) of every labelled line or point set
+    drawn in ``fig``."""
+    from matplotlib.colors import to_hex
+
+    colours: dict[str, set[str]] = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if line.get_label() and not line.get_label().startswith("_"):
+                colours.setdefault(line.get_label(), set()).add(to_hex(line.get_color()))
+        for collection in ax.collections:
+            label = collection.get_label()
+            if label and not label.startswith("_") and len(collection.get_facecolor()):
+                colours.setdefault(label, set()).add(to_hex(collection.get_facecolor()[0]))
+    return colours
+
+
+def _hex(colour) -> str:
+    from matplotlib.colors import to_hex
+
+    return to_hex(colour)
+
+
+def _record_charts(monkeypatch, record: list) -> None:
+    """Make every chart the report saves append (file name, label -> colours)."""
+    save_png = charts.save_png
+
+    def recording_save_png(fig, path, *args, **kwargs):
+        record.append((Path(path).name, _team_colours(fig)))
+        return save_png(fig, path, *args, **kwargs)
+
+    monkeypatch.setattr(charts, "save_png", recording_save_png)
+
+
+def _curves(teams, scenarios=("s",)):
+    return pd.DataFrame([(t, s, step, float(step), 0.1) for t in teams for s in scenarios for step in (0, 1, 2)],
+                        columns=["team", "scenario", "step", "rate", "gini"])
+
+
+def test_team_styles_depend_on_the_set_of_teams_not_their_order():
+    styles = charts.team_styles(["gamma", "alpha", "beta", "alpha"])
+    assert list(styles) == ["alpha", "beta", "gamma"]
+    assert [s.colour for s in styles.values()] == list(charts.PALETTE[:3])
+    assert charts.team_styles(["beta", "gamma", "alpha"]) == styles
+
+
+def test_a_team_keeps_its_colour_drawn_alone_or_with_others():
+    styles = charts.team_styles(["alpha", "beta", "gamma"])
+    gamma = _hex(styles["gamma"].colour)
+    assert gamma != _hex(charts.PALETTE[0])  # drawn alone, position 0 would have hidden a mix-up
+    radar = ["a", "b", "c"]
+    interval = ["resident", "visitor"]
+    figures = [
+        charts.ability_chart([_profile(radar)], ["gamma"], radar, "t", styles=styles),
+        charts.ability_chart([_profile(radar), _profile(radar, 0.5)], ["gamma", "beta"], radar, "t", styles=styles),
+        charts.ability_chart([_profile(interval)], ["gamma"], interval, "t", styles=styles),
+        charts.timeseries_chart(_curves(["gamma"]), "rate", "r", "t", styles=styles),
+        charts.focal_background_chart(pd.DataFrame({"team": ["alpha", "gamma"], "focal": [1.0, 2.0],
+                                                    "background": [2.0, 1.0]}), styles=styles),
+    ]
+    for fig in figures:
+        assert _team_colours(fig)["gamma"] == {gamma}
+        charts.plt.close(fig)
+
+
+def test_charts_drawn_alone_colour_teams_by_name_and_cover_unmapped_teams():
+    abilities = ["a", "b", "c"]
+    forward = charts.radar_chart([_profile(abilities), _profile(abilities)], ["a", "b"], abilities, "t")
+    backward = charts.radar_chart([_profile(abilities), _profile(abilities)], ["b", "a"], abilities, "t")
+    assert _team_colours(forward) == _team_colours(backward)
+    # a team the mapping lacks still draws, in a colour no mapped team has
+    styles = charts.team_styles(["a", "b"])
+    fig = charts.timeseries_chart(_curves(["a", "new"]), "rate", "r", "t", styles=styles)
+    colours = _team_colours(fig)
+    assert colours["a"] == {_hex(styles["a"].colour)}
+    assert colours["new"].isdisjoint({_hex(s.colour) for s in styles.values()})
+    for f in (forward, backward, fig):
+        charts.plt.close(f)
+
+
+def test_teams_beyond_the_palette_repeat_a_colour_with_another_line_style_and_marker():
+    teams = [f"team_{i:02d}" for i in range(len(charts.PALETTE) + 2)]
+    styles = charts.team_styles(teams)
+    assert [styles[t].colour for t in teams[:len(charts.PALETTE)]] == list(charts.PALETTE)
+    assert len({(s.colour, s.linestyle) for s in styles.values()}) == len(teams)
+    assert len({(s.colour, s.marker) for s in styles.values()}) == len(teams)
+    first, repeat = styles[teams[0]], styles[teams[len(charts.PALETTE)]]
+    assert first.colour == repeat.colour
+    fig = charts.timeseries_chart(_curves(teams), "rate", "r", "t", styles=styles)
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert lines[teams[0]].get_linestyle() != lines[teams[len(charts.PALETTE)]].get_linestyle()
+    charts.plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def report_chart_colours(tmp_path_factory):
+    """(file name, label -> colours) of every chart of a report that overlays
+    a subset of the teams, in an order other than by name."""
+    record: list = []
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _record_charts(monkeypatch, record)
+        out = tmp_path_factory.mktemp("colours") / "report.html"
+        build_report(FIXTURE, out, teams=["beta & co", "alpha"], progress=False)
+    return record
+
+
+def test_report_draws_each_team_in_one_colour_across_its_charts(report_chart_colours):
+    teams = ["alpha", "beta & co", EVIL]
+    expected = {t: _hex(s.colour) for t, s in charts.team_styles(teams).items()}
+    assert len(set(expected.values())) == len(teams)
+    for team in teams:
+        drawn_in = {name: colours[team] for name, colours in report_chart_colours if team in colours}
+        assert set().union(*drawn_in.values()) == {expected[team]}, (team, drawn_in)
+        kinds = {re.sub(r"^\d+-", "", name).removesuffix(".png").split("-")[0] for name in drawn_in}
+        assert {"profile", "focal", "depletion", "gini"} <= kinds, (team, kinds)
+    overlaid = {t for name, colours in report_chart_colours if "overlay" in name for t in colours if t in teams}
+    assert overlaid == {"alpha", "beta & co"}
+
+
+def test_report_colours_teams_found_only_in_runner_records(tmp_path, monkeypatch):
+    directory = tmp_path / "profile"
+    directory.mkdir()
+    shutil.copy(FIXTURE / "profiles.csv", directory)
+    series = pd.read_csv(FIXTURE / "timeseries.csv")
+    series["team"] = series["team"].map({"alpha": "zeta"}).fillna(series["team"])  # zeta has no profile
+    series.to_csv(directory / "timeseries.csv", index=False)
+    record: list = []
+    _record_charts(monkeypatch, record)
+    build_report(directory, tmp_path / "r.html", progress=False)
+    expected = charts.team_styles(["alpha", "beta & co", EVIL, "zeta"])
+    depletion = dict(record)[next(name for name, _ in record if name.endswith("-depletion.png"))]
+    assert depletion["zeta"] == {_hex(expected["zeta"].colour)}
+    assert depletion["beta & co"] == {_hex(expected["beta & co"].colour)}
