@@ -8,11 +8,16 @@ Measures, on per-scenario min-max normalised scores with team = MAPLA:
    (target <= 1.2);
 2. held-out-scenario splits (``--scenario-repeats``): layout and assessor
    against AggMean (target: both lower);
-3. one joint layout fit on every scenario: wall time (target <= 60 s on 2
+3. held-out-substrate splits (``--substrate-repeats``, default 5): one whole
+   substrate left out per repeat, substrates in a seeded random order;
+   pooled MSE of every predictor and its ratio to AggMean;
+4. one joint layout fit on every scenario: wall time (target <= 60 s on 2
    cores), max R-hat (<= 1.01) and divergences (0).
 
-Prints one table per part; ``--out DIR`` also keeps the raw result CSVs.
+Prints one table per part; ``--skip`` leaves parts out; ``--out DIR`` also
+keeps the raw result CSVs.
 Usage: python bench/bench_profiling.py [--repeats 10] [--scenario-repeats 5]
+       [--substrate-repeats 5] [--skip random,scenario,substrate,full]
 """
 
 from __future__ import annotations
@@ -34,12 +39,18 @@ def main(argv=None) -> int:
     parser.add_argument("--scores", default=str(PUBLISHED))
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--scenario-repeats", type=int, default=5)
+    # 49 substrates would cover them all, but each repeat refits both layouts
+    # (~1.5 min on 2 cores); 5 keeps this part as long as the scenario part
+    parser.add_argument("--substrate-repeats", type=int, default=5,
+                        help="held-out substrates, one per repeat (default 5; 49 covers all)")
     parser.add_argument("--draws", type=int, default=500, help="layout draws per chain in the split repeats")
     parser.add_argument("--tune", type=int, default=500)
     parser.add_argument("--full-draws", type=int, default=1000, help="draws for the full fit (the CLI default)")
     parser.add_argument("--random-models", default="aggmean,additive,ridge,assessor,layout,layout-joint")
     parser.add_argument("--scenario-models", default="aggmean,ridge,assessor,layout,layout-joint")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: random,scenario,full")
+    parser.add_argument("--substrate-models", default="aggmean,ridge,assessor,layout,layout-joint")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated parts to skip: random,scenario,substrate,full")
     parser.add_argument("--out", default=None, help="directory for the raw result CSVs (default: none)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")
@@ -82,6 +93,9 @@ def main(argv=None) -> int:
         per_team = table[table["team"] != "ALL"].pivot(index="team", columns="model", values="mse")
         print(f"\n-- {split} split: MSE per team (Table 2 shape) --")
         print(per_team[[m for m in models.split(",") if m in per_team.columns]].to_string(float_format=lambda v: f"{v:.4f}"))
+        if split == "substrate":
+            held = result.drop_duplicates("repeat")["held_out"]
+            print(f"\nsubstrates left out, one per repeat: {', '.join(held)}")
         if len(diag):
             print(f"\nlayout sampling over repeats: max R-hat {diag['max_rhat'].max():.3f}, "
                   f"min bulk ESS {diag['min_ess_bulk'].min():.0f}, divergences {int(diag['divergences'].sum())}")
@@ -99,6 +113,13 @@ def main(argv=None) -> int:
                 verdict = "beats" if pooled.loc[model, "mse"] < pooled.loc["aggmean", "mse"] else "DOES NOT beat"
                 print(f"TARGET held-out scenarios: {model} {verdict} AggMean "
                       f"({pooled.loc[model, 'mse']:.4f} vs {pooled.loc['aggmean', 'mse']:.4f})")
+    if "substrate" not in skip:
+        pooled = part("substrate", args.substrate_models, args.substrate_repeats)
+        for model in pooled.index.drop("aggmean"):
+            verdict = "beats" if pooled.loc[model, "mse"] < pooled.loc["aggmean", "mse"] else "DOES NOT beat"
+            print(f"held-out substrates: {model} {verdict} AggMean "
+                  f"({pooled.loc[model, 'mse']:.4f} vs {pooled.loc['aggmean', 'mse']:.4f}, "
+                  f"x {pooled.loc[model, 'x_aggmean']:.2f})")
     if "full" not in skip:
         start = time.perf_counter()
         layout = MeasurementLayout(mode="joint", draws=args.full_draws, tune=args.tune, seed=0).fit(scores, demands)

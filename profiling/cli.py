@@ -164,16 +164,15 @@ def cmd_profile(args) -> int:
 # ------------------------------------------------------------------ predict
 
 
-def _scenarios_to_predict(path: Path, meta: dict, fitted_demands):
-    """Demand rows for the scenarios named or described in ``path``."""
+def _read_scenarios_file(path: Path, catalog):
+    """Scenario names listed in ``path`` and, for a demands file, the custom
+    demands it describes (else None)."""
     import pandas as pd
 
-    from capprof.tagging.catalog import load_catalog
-    from capprof.tagging.demands import demand_matrix, load_custom_demands
+    from capprof.tagging.demands import load_custom_demands
 
     if not path.exists():
         raise CapprofError(f"scenarios file {path} does not exist; check the path")
-    catalog = load_catalog()
     suffix = path.suffix.lower()
     described = suffix in (".yaml", ".yml")
     if suffix == ".csv":
@@ -183,22 +182,45 @@ def _scenarios_to_predict(path: Path, meta: dict, fitted_demands):
         described = any(c not in ("scenario", "substrate") for c in header)
     if described:
         custom = load_custom_demands(path, catalog)
-        rows = demand_matrix(list(custom.index), tags=meta["tags"], custom=custom, catalog=catalog,
-                             drop_unused=False)
-        return list(custom.index), rows
+        return list(custom.index), custom
     if suffix == ".csv":
         names = pd.read_csv(path, dtype=str)["scenario"].dropna().str.strip().tolist()
     else:
         names = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    names = list(dict.fromkeys(names))
     if not names:
         raise CapprofError(f"{path}: names no scenario; list one scenario per line")
-    stored = [n for n in names if n in fitted_demands.index]
-    others = [n for n in names if n not in fitted_demands.index]
+    return names, None
+
+
+def _scenarios_to_predict(path: Path | None, named: list[str], meta: dict, fitted_demands):
+    """Names and demand rows of the scenarios to predict: those listed or
+    described in ``path`` (``--scenarios``), then those in ``named``
+    (``--scenario``), each once, in first-seen order.
+
+    A scenario's demands come from the demands file when it describes it,
+    else from the profile (which keeps scenarios the profile was fitted on,
+    custom ones included), else from the catalog.
+    """
+    import pandas as pd
+
+    from capprof.tagging.catalog import load_catalog
+    from capprof.tagging.demands import demand_matrix
+
+    catalog = load_catalog()
+    listed, custom = _read_scenarios_file(path, catalog) if path is not None else ([], None)
+    names = list(dict.fromkeys([*listed, *named]))
+    described = [n for n in names if custom is not None and n in custom.index]
+    stored = [n for n in names if n not in described and n in fitted_demands.index]
+    from_catalog = [n for n in names if n not in described and n not in stored]
     parts = [fitted_demands.loc[stored]]
-    if others:
-        parts.append(demand_matrix(others, tags=meta["tags"], catalog=catalog, drop_unused=False))
-    return names, pd.concat(parts).fillna(0.0)
+    if described:
+        parts.append(demand_matrix(described, tags=meta["tags"], custom=custom, catalog=catalog,
+                                   drop_unused=False))
+    if from_catalog:
+        parts.append(demand_matrix(from_catalog, tags=meta["tags"], catalog=catalog, drop_unused=False))
+    # a demand absent from a part (e.g. a catalog substrate the profile never
+    # saw) is simply not demanded there
+    return names, pd.concat(parts).fillna(0.0).loc[names]
 
 
 def cmd_predict(args) -> int:
@@ -207,6 +229,10 @@ def cmd_predict(args) -> int:
 
     import pandas as pd
 
+    named = [n.strip() for n in args.scenario or [] if n.strip()]
+    if not named and not args.scenarios:
+        raise CapprofError("predict needs scenarios; name them with --scenario NAME (repeatable) "
+                           "and/or --scenarios FILE")
     directory = Path(args.dir)
     meta_path = directory / PROFILE_FILES["meta"]
     if not meta_path.exists():
@@ -218,7 +244,8 @@ def cmd_predict(args) -> int:
     if bad or not models:
         raise CapprofError(f'unknown model "{bad[0] if bad else ""}" for predict; use {" and/or ".join(PREDICT_MODELS)}')
     fitted_demands = pd.read_csv(directory / PROFILE_FILES["demands"], index_col="scenario")
-    names, rows = _scenarios_to_predict(Path(args.scenarios), meta, fitted_demands)
+    scenarios_file = Path(args.scenarios) if args.scenarios else None
+    names, rows = _scenarios_to_predict(scenarios_file, named, meta, fitted_demands)
     teams = meta["teams"]
     pairs = list(itertools.product(teams, names))
     pair_teams, pair_scenarios = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -288,8 +315,11 @@ def register(sub) -> None:
 
     p = sub.add_parser("predict", help="predict profiled teams' scores on new scenarios")
     p.add_argument("dir", metavar="DIR", help="a directory written by `capprof profile`")
-    p.add_argument("--scenarios", required=True, metavar="FILE",
-                   help="scenario names (one per line, or a CSV `scenario` column) or a demands file")
+    p.add_argument("--scenario", action="append", metavar="NAME",
+                   help="a catalog or profiled scenario to predict (repeatable)")
+    p.add_argument("--scenarios", metavar="FILE",
+                   help="scenario names (one per line, or a CSV `scenario` column) or a demands file; "
+                   "combined with --scenario, the union is predicted")
     p.add_argument("--models", default="layout,assessor", help="layout and/or assessor (default both)")
     p.add_argument("--format", choices=("table", "csv"), default="csv")
     p.set_defaults(func=cmd_predict)

@@ -138,6 +138,39 @@ def test_predict_bad_input(cli, profile_dir, tmp_path):
     assert r.code == 2 and "does not exist" in r.err
 
 
+def test_predict_scenario_option_matches_the_same_names_in_a_file(cli, profile_dir, tmp_path):
+    names = tmp_path / "names.txt"
+    names.write_text("clean_up_3\nterritory__rooms_2\n")
+    from_file = cli("predict", profile_dir, "--scenarios", names)
+    assert from_file.code == 0, from_file.err
+    from_options = cli("predict", profile_dir, "--scenario", "clean_up_3", "--scenario", "territory__rooms_2")
+    assert from_options.code == 0, from_options.err
+    assert from_options.out == from_file.out
+
+    # both together: the union, each scenario once, file names first
+    first_only = tmp_path / "first.txt"
+    first_only.write_text("clean_up_3\n")
+    both = cli("predict", profile_dir, "--scenarios", first_only, "--scenario", "clean_up_3",
+               "--scenario", "territory__rooms_2")
+    assert both.code == 0, both.err
+    assert both.out == from_file.out
+    out = pd.read_csv(io.StringIO(both.out))
+    assert list(dict.fromkeys(out["scenario"])) == ["clean_up_3", "territory__rooms_2"]
+
+
+def test_predict_scenario_option_unknown_name_suggests_the_closest(cli, profile_dir):
+    r = cli("predict", profile_dir, "--scenario", "territory__room_1", "--models", "assessor")
+    assert r.code == 2 and r.out == ""
+    assert 'did you mean "territory__rooms_1"?' in r.err and "Traceback" not in r.err
+
+
+def test_predict_without_scenarios_is_one_line_exit_2(cli, profile_dir):
+    r = cli("predict", profile_dir)
+    assert r.code == 2 and r.out == ""
+    assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
+    assert "--scenario NAME" in r.err and "--scenarios FILE" in r.err
+
+
 def test_evaluate_runs_the_layout_and_reports_its_sampling(cli, scores_file):
     r = cli("evaluate", scores_file, "--models", "aggmean,layout", "--tags", "contest", "--repeats", "1",
             "--draws", "60", "--tune", "60", "--format", "csv", "--quiet")
