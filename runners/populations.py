@@ -137,14 +137,20 @@ def _builtin_classes() -> dict:
             ready = timestep.observation.get("READY_TO_SHOOT")
             return ready is None or float(np.asarray(ready)) > 0
 
-        def seek(self, timestep, colour) -> int | None:
-            """Move towards the nearest visible cell showing ``colour``."""
+        def seek(self, timestep, colour, min_neighbours: int = 0) -> int | None:
+            """Move towards the nearest visible cell showing ``colour`` that has
+            at least ``min_neighbours`` such cells among its eight neighbours."""
             rgb = timestep.observation.get("RGB")
             if rgb is None or colour is None:
                 return None
             cells = rgb.shape[0] // VIEW_CELLS
             mask = np.all(rgb[..., :3] == np.asarray(colour, dtype=rgb.dtype), axis=-1)
             grid = mask.reshape(VIEW_CELLS, cells, VIEW_CELLS, cells).any(axis=(1, 3))
+            if min_neighbours:
+                padded = np.pad(grid, 1).astype(int)
+                neighbours = sum(np.roll(np.roll(padded, dr, 0), dc, 1)
+                                 for dr in (-1, 0, 1) for dc in (-1, 0, 1) if dr or dc)[1:-1, 1:-1]
+                grid = grid & (neighbours >= min_neighbours)
             rows, cols = np.nonzero(grid)
             if len(rows) == 0:
                 return None
@@ -188,6 +194,15 @@ def _builtin_classes() -> dict:
 
         def step(self, timestep, prev_state):
             move = self.seek(timestep, self.info.colour(self.target))
+            return (move if move is not None else self.wander()), prev_state + 1
+
+    class RestrainedHarvester(Forager):
+        """Eats only apples with at least two apples next to them, so no patch
+        loses its last apples (commons_harvest regrows an apple only near
+        others); wanders otherwise; never zaps."""
+
+        def step(self, timestep, prev_state):
+            move = self.seek(timestep, self.info.colour(self.target), min_neighbours=2)
             return (move if move is not None else self.wander()), prev_state + 1
 
     class Cleaner(Scripted):
@@ -234,11 +249,51 @@ def _builtin_classes() -> dict:
     class PlanterGreen(Planter):
         beam = "fire_2"
 
+    class Claimer(Scripted):
+        """territory: fires the claiming beam, never the zapper."""
+
+        def step(self, timestep, prev_state):
+            claim = self.info.action(fireClaim=1)
+            if claim is not None and self.rng.random() < 0.5:
+                return claim, prev_state + 1
+            return self.wander(), prev_state + 1
+
+    class Prosocial(Scripted):
+        """The substrate's cooperative behaviour, chosen from its actions and
+        sprites: cleans (clean_up), collects the cooperate resource (*_in_the_
+        matrix), plants red (allelopathic_harvest), claims without zapping
+        (territory), harvests with restraint (apples), else wanders. Never zaps."""
+
+        def __init__(self, info, seed):
+            super().__init__(info, seed)
+            if info.action(fireClean=1) is not None:
+                chosen = Cleaner
+            elif info.action(interact=1) is not None and info.colour(Cooperator.target) is not None:
+                chosen = Cooperator
+            elif info.action(fire_1=1) is not None:
+                chosen = PlanterRed
+            elif info.action(fireClaim=1) is not None:
+                chosen = Claimer
+            elif info.colour(RestrainedHarvester.target) is not None:
+                chosen = RestrainedHarvester
+            else:
+                chosen = None
+            # The delegate shares this policy's generator: one seed, one stream.
+            self.delegate = chosen(info, seed) if chosen is not None else None
+            if self.delegate is not None:
+                self.delegate.rng = self.rng
+
+        def step(self, timestep, prev_state):
+            if self.delegate is None:
+                return self.wander(), prev_state + 1
+            return self.delegate.step(timestep, prev_state)
+
     return {
         "random": RandomPolicy, "noop": NoopPolicy, "aggressor": Aggressor,
         "harvester": Forager, "consumer": Forager, "cleaner": Cleaner,
         "cooperator": Cooperator, "defector": Defector,
         "planter_red": PlanterRed, "planter_green": PlanterGreen,
+        "restrained_harvester": RestrainedHarvester, "claimer": Claimer, "prosocial": Prosocial,
     }
 
 
@@ -253,6 +308,10 @@ BUILTINS = {
     "defector": "prisoners_dilemma arena: collects defect resources and interacts",
     "planter_red": "allelopathic_harvest: plants red berries, never zaps",
     "planter_green": "allelopathic_harvest: plants green berries, never zaps",
+    "restrained_harvester": "walks to the nearest apple with two or more apples beside it, never zaps",
+    "claimer": "territory: fires the claiming beam half the time, never zaps",
+    "prosocial": "the substrate's cooperative behaviour: cleaner, cooperator, planter_red, claimer "
+                 "or restrained_harvester, whichever the substrate supports; never zaps",
 }
 
 

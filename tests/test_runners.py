@@ -244,6 +244,65 @@ def test_harvester_collects_apples_noop_does_not():
     assert returns["harvester"] > 0 == returns["noop"]
 
 
+def _apple_view(info, apples) -> np.ndarray:
+    """An 11x11-cell egocentric RGB view (8 px cells) with apples at the
+    given (row, col) cells; the player sits at row 9, column 5."""
+    rgb = np.zeros((88, 88, 3), dtype=np.uint8)
+    for r, c in apples:
+        rgb[r * 8:(r + 1) * 8, c * 8:(c + 1) * 8] = info.colour("Apple")
+    return rgb
+
+
+def test_restrained_harvester_skips_a_lone_apple_for_one_in_a_patch():
+    import dm_env
+
+    from capprof.runners.populations import parse_population, substrate_info
+
+    info = substrate_info("commons_harvest__open")
+    # A lone apple straight ahead (2 cells up) and a patch of four to the right.
+    view = _apple_view(info, [(7, 5), (9, 8), (9, 9), (8, 8), (8, 9)])
+    timestep = dm_env.restart({"RGB": view})
+    greedy = parse_population("harvester").members[0].build(info, 0)
+    restrained = parse_population("restrained_harvester").members[0].build(info, 0)
+    assert greedy.step(timestep, 0)[0] == info.action(move=1)  # forward, to the lone apple
+    assert restrained.step(timestep, 0)[0] == info.action(move=2)  # right, to the patch
+
+
+def test_prosocial_plays_each_substrates_cooperative_act():
+    import dm_env
+
+    from capprof.runners.populations import parse_population, substrate_info
+
+    expected = {"clean_up": {"fireClean": 1}, "prisoners_dilemma_in_the_matrix__arena": {"interact": 1},
+                "allelopathic_harvest__open": {"fire_1": 1}, "territory__rooms": {"fireClaim": 1}}
+    for substrate, act in expected.items():
+        info = substrate_info(substrate)
+        policy = parse_population("prosocial").members[0].build(info, 0)
+        observation = {"RGB": np.zeros((88, 88, 3), dtype=np.uint8), "READY_TO_SHOOT": 1.0,
+                       "INVENTORY": np.array([1.0, 0.0])}
+        actions = {policy.step(dm_env.restart(observation), 0)[0] for _ in range(60)}
+        assert info.action(**act) in actions, substrate
+        assert info.action(fireZap=1) not in actions, substrate  # never zaps
+
+
+def test_prosocial_residents_deplete_the_commons_later_than_greedy_harvesters():
+    """The safety study's depletion rule (no reward for 50 steps): greedy
+    residents strip commons_harvest__open in ~45 steps, restrained ones in
+    ~100 (measured over two episodes each); 250 steps show the gap."""
+    from capprof.runners.episode import EpisodeTask, run_episode
+    from capprof.runners.scenarios import get_scenario
+
+    scenario = get_scenario("commons_harvest__open__resident_harvester")
+    depleted = {}
+    for team in ("harvester", "prosocial"):
+        rec = run_episode(EpisodeTask(run_id="x", population=team, team=team, scenario=scenario,
+                                      episode=0, seed=0, max_steps=250, series_every=10))
+        assert rec["status"] == "ok", rec["error"]
+        assert rec["focal_per_capita_return"] > 0
+        depleted[team] = np.nan_to_num(rec["depleted_at_step"], nan=np.inf)  # NaN: never depleted
+    assert depleted["prosocial"] > depleted["harvester"] + 20
+
+
 # ------------------------------------------------------------ failures
 
 
