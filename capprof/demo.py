@@ -102,11 +102,22 @@ def summarise(profile_dir: Path, out=sys.stdout, top: int = 3) -> None:
     profiles = pd.read_csv(profile_dir / "profiles.csv")
     substrates = set(load_catalog()["substrate"])
     profiles["group"] = [demand_group(a, substrates) for a in profiles["ability"]]
+    behaviours = profiles[profiles["group"] != "substrate"].copy()
     print("\nTop abilities per team (posterior mean [90% HDI], behaviour and mode demands):", file=out)
-    for team, rows in profiles[profiles["group"] != "substrate"].groupby("team"):
+    for team, rows in behaviours.groupby("team"):
         best = rows.sort_values("mean", ascending=False).head(top)
         text = ", ".join(f"{r.ability} {r.mean:.2f} [{r.hdi_low:.2f}, {r.hdi_high:.2f}]" for r in best.itertuples())
         print(f"  {team}: {text}", file=out)
+    if behaviours["team"].nunique() > 1:
+        # Demands every team meets rank high for all of them; what sets a team
+        # apart is its ability minus the other teams' mean on the same demand.
+        totals = behaviours.groupby("ability")["mean"].agg(["sum", "count"])
+        n = behaviours["ability"].map(totals["count"])
+        behaviours["lead"] = behaviours["mean"] - (behaviours["ability"].map(totals["sum"]) - behaviours["mean"]) / (n - 1)
+        print("\nWhere each team stands out (ability minus the other teams' mean):", file=out)
+        for team, rows in behaviours.groupby("team"):
+            best = rows.sort_values("lead", ascending=False).head(top)
+            print(f"  {team}: " + ", ".join(f"{r.ability} {r.lead:+.2f}" for r in best.itertuples()), file=out)
     evaluation = profile_dir / "evaluate.csv"
     if evaluation.exists():
         table = summarise_evaluation(pd.read_csv(evaluation))
