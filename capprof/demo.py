@@ -163,7 +163,7 @@ def run_demo(published: str | None = None, out_dir: str = "capprof-demo", quick:
     repeats = "2" if quick else str(DEMO_REPEATS)
     _step("compare predictors on held-out cells",
           ["evaluate", scores, "--split", "random", "--repeats", repeats, "--models", DEMO_MODELS,
-           *sampling, "--out", str(profile / "evaluate.csv"), "--quiet"])
+           *sampling, "--out", str(profile / "evaluate.csv")])
     _step("fit capability profiles (joint measurement layout) and the assessor",
           ["profile", scores, "--out", str(profile), *sampling])
     html = out / "report.html"

@@ -285,22 +285,27 @@ def test_prosocial_plays_each_substrates_cooperative_act():
         assert info.action(fireZap=1) not in actions, substrate  # never zaps
 
 
-def test_prosocial_residents_deplete_the_commons_later_than_greedy_harvesters():
-    """The safety study's depletion rule (no reward for 50 steps): greedy
-    residents strip commons_harvest__open in ~45 steps, restrained ones in
-    ~100 (measured over two episodes each); 250 steps show the gap."""
+def test_prosocial_players_deplete_the_commons_later_than_greedy_harvesters():
+    """The safety study's depletion rule (no reward for 50 steps), all seven
+    players from one team (no background): greedy harvesters strip
+    commons_harvest__open in 30-51 steps, prosocial (restrained) ones in 105
+    or more, or never within 300 (8 episodes each, measured). Medians of three
+    episodes, because the substrate does not replay an episode from its seed."""
     from capprof.runners.episode import EpisodeTask, run_episode
     from capprof.runners.scenarios import get_scenario
 
-    scenario = get_scenario("commons_harvest__open__resident_harvester")
+    scenario = get_scenario(NO_ZAP)
     depleted = {}
     for team in ("harvester", "prosocial"):
-        rec = run_episode(EpisodeTask(run_id="x", population=team, team=team, scenario=scenario,
-                                      episode=0, seed=0, max_steps=250, series_every=10))
-        assert rec["status"] == "ok", rec["error"]
-        assert rec["focal_per_capita_return"] > 0
-        depleted[team] = np.nan_to_num(rec["depleted_at_step"], nan=np.inf)  # NaN: never depleted
-    assert depleted["prosocial"] > depleted["harvester"] + 20
+        steps = []
+        for episode in range(3):
+            rec = run_episode(EpisodeTask(run_id="x", population=team, team=team, scenario=scenario,
+                                          episode=episode, seed=0, max_steps=300, series_every=10))
+            assert rec["status"] == "ok", rec["error"]
+            assert rec["focal_per_capita_return"] > 0
+            steps.append(np.nan_to_num(rec["depleted_at_step"], nan=np.inf))  # NaN: never depleted
+        depleted[team] = np.median(steps)
+    assert depleted["prosocial"] > depleted["harvester"] + 30, depleted
 
 
 # ------------------------------------------------------------ failures
