@@ -124,7 +124,8 @@ def cmd_profile(args) -> int:
 
     print(f"fitting the measurement layout ({args.mode}) on {scores['team'].nunique()} teams x "
           f"{scores['scenario'].nunique()} scenarios x {demands.shape[1]} demands ...", file=sys.stderr)
-    layout = MeasurementLayout(mode=args.mode, draws=args.draws, tune=args.tune, seed=args.seed)
+    layout = MeasurementLayout(mode=args.mode, draws=args.draws, tune=args.tune, seed=args.seed,
+                               progressbar=not args.quiet and sys.stderr.isatty())
     layout.fit(scores, demands)
     layout.abilities().to_csv(out / PROFILE_FILES["profiles"], index=False, float_format="%.6g")
     tmp = out / (PROFILE_FILES["posterior"] + ".tmp")
@@ -309,6 +310,7 @@ def register(sub) -> None:
     p = sub.add_parser("profile", help="fit capability profiles (measurement layout) and the assessor")
     _score_arguments(p)
     p.add_argument("--out", required=True, metavar="DIR", help="directory for profiles.csv, posterior.nc, ...")
+    p.add_argument("--quiet", action="store_true", help="no sampling progress display")
     p.add_argument("--mode", choices=("joint", "per-team"), default="joint",
                    help="joint: abilities pooled across teams (default); per-team: one model per team")
     p.set_defaults(func=cmd_profile)

@@ -233,7 +233,8 @@ class MeasurementLayout:
     for NUTS, ``squeeze`` (the eps of ``squeeze``), ``scale`` (logistic slope
     per demand level), ``chance`` (the score that pure noise produces),
     ``interval`` (probability of the predictive interval), ``sampler``
-    (nutpie | pymc), ``seed``.
+    (nutpie | pymc), ``seed``, ``progressbar`` (the sampler's own progress
+    display; nutpie draws it on terminals only).
 
     Learned: ``idata_`` (InferenceData), ``diagnostics_`` (dict from
     ``diagnostics``), ``teams_``, ``demands_``, ``fit_seconds_``.
@@ -241,7 +242,7 @@ class MeasurementLayout:
 
     def __init__(self, mode: str = "joint", draws: int = 1000, tune: int = 500, chains: int = 2,
                  squeeze: float = 0.01, scale: float = 1.0, chance: float = 0.0, interval: float = 0.9,
-                 sampler: str = "nutpie", seed: int = 0):
+                 sampler: str = "nutpie", seed: int = 0, progressbar: bool = False):
         self.mode = mode
         self.draws = draws
         self.tune = tune
@@ -252,6 +253,7 @@ class MeasurementLayout:
         self.interval = interval
         self.sampler = sampler
         self.seed = seed
+        self.progressbar = progressbar
 
     @property
     def name(self) -> str:
@@ -280,7 +282,8 @@ class MeasurementLayout:
             self.teams_, mode=self.mode, demand_groups=_demand_groups(self.demands_.columns),
             scale=self.scale, chance=self.chance,
         )
-        self.idata_ = sample_layout(model, self.draws, self.tune, self.chains, self.seed, self.sampler)
+        self.idata_ = sample_layout(model, self.draws, self.tune, self.chains, self.seed, self.sampler,
+                                   progressbar=self.progressbar)
         self.diagnostics_ = diagnostics(self.idata_)
         self.fit_seconds_ = time.perf_counter() - start
         return self
