@@ -46,7 +46,7 @@ def cmd_run(args) -> int:
     tasks = plan(args.population, scenarios, args.episodes, seed=args.seed, max_steps=args.max_steps,
                  limits=limits, series_every=args.series_every)
     summary = execute(tasks, args.out, resume=args.resume, backend="ray" if args.ray else "serial",
-                      workers=args.workers, address=args.address, quiet=args.quiet)
+                      workers=args.workers, address=args.address, quiet=args.quiet, isolate=args.isolate)
     skipped = f", {summary.skipped} already done" if summary.skipped else ""
     failed = f", {summary.failed} failed (see `status` / `error`)" if summary.failed else ""
     print(f"capprof: {summary.ok} episode(s) ok{failed}{skipped}; results in {summary.out_dir} "
@@ -84,6 +84,9 @@ def register(sub) -> None:
     p.add_argument("--address", metavar="A", help="address of a running Ray cluster")
     p.add_argument("--step-timeout", type=float, default=10.0, metavar="SEC",
                    help="per-step time limit for a focal policy (default 10)")
+    p.add_argument("--isolate", action="store_true",
+                   help="run episodes in a watched child process, so a policy that hangs in native code or "
+                   "crashes the interpreter fails its episode, not the run (always so with --ray)")
     p.add_argument("--episode-timeout", type=float, metavar="SEC", help="per-episode time limit")
     p.add_argument("--memory-gb", type=float, default=3.0, metavar="GB",
                    help="memory limit per focal player (default 3, as in the contest)")

@@ -229,6 +229,33 @@ def _restrict(observation: dict, permitted) -> dict:
 # ------------------------------------------------------------ the episode
 
 
+def failed_record(task: EpisodeTask, status: str, error: str) -> dict:
+    """The record of an episode that produced no returns (``run_episode``
+    starts from it with status ``ok``)."""
+    return {
+        "run_id": task.run_id, "team": task.team, "population": task.population,
+        "scenario": task.scenario.name, "substrate": task.scenario.substrate, "suite": task.scenario.suite,
+        "episode": task.episode, "seed": task.seed,
+        "focal_per_capita_return": float("nan"), "background_per_capita_return": float("nan"),
+        "player_returns": [], "is_focal": list(task.scenario.is_focal),
+        "focal_members": [], "background_members": [],
+        "steps": 0, "wall_seconds": 0.0, "build_seconds": float("nan"), "steps_per_second": float("nan"),
+        "social_welfare": float("nan"), "gini_focal": float("nan"), "gini_all": float("nan"),
+        "depleted_at_step": float("nan"), "return_series": [], "gini_series": [],
+        "series_every": task.series_every or None, "status": status, "error": error,
+    }
+
+
+# Shared memory an outside watcher reads (runners/isolation.py): index 0 holds
+# when the current focal step began (time.monotonic(); 0 between steps).
+_CLOCKS = None
+
+
+def publish_clocks(clocks) -> None:
+    global _CLOCKS
+    _CLOCKS = clocks
+
+
 def run_episode(task: EpisodeTask) -> dict:
     """Run one episode and return its record (never raises for policy faults)."""
     from capprof.runners._meltingpot import import_meltingpot
@@ -238,18 +265,7 @@ def run_episode(task: EpisodeTask) -> dict:
 
     scenario = task.scenario
     seeds = episode_seeds(task.seed, scenario.name, task.episode)
-    record = {
-        "run_id": task.run_id, "team": task.team, "population": task.population,
-        "scenario": scenario.name, "substrate": scenario.substrate, "suite": scenario.suite,
-        "episode": task.episode, "seed": task.seed,
-        "focal_per_capita_return": float("nan"), "background_per_capita_return": float("nan"),
-        "player_returns": [], "is_focal": list(scenario.is_focal),
-        "focal_members": [], "background_members": [],
-        "steps": 0, "wall_seconds": 0.0, "build_seconds": float("nan"), "steps_per_second": float("nan"),
-        "social_welfare": float("nan"), "gini_focal": float("nan"), "gini_all": float("nan"),
-        "depleted_at_step": float("nan"), "return_series": [], "gini_series": [],
-        "series_every": task.series_every or None, "status": "ok", "error": "",
-    }
+    record = failed_record(task, "ok", "")
     start = time.perf_counter()
     limits = task.limits
     use_alarm = (limits.step_seconds is not None and threading.current_thread() is threading.main_thread()
@@ -302,16 +318,22 @@ def run_episode(task: EpisodeTask) -> dict:
             period = max(limits.step_seconds / 4, 0.01)
             signal.setitimer(signal.ITIMER_REAL, period, period)
 
+        clocks = _CLOCKS
+
         def act(slot: int, timestep, state):
             policy = slot_policies[slot]
             if not scenario.is_focal[slot]:
                 return policy.step(timestep, state)
             try:
+                if clocks is not None:
+                    clocks[0] = time.monotonic()
                 step_start = running_since[0] = time.perf_counter()
                 try:
                     action, new_state = policy.step(timestep, state)
                 finally:
                     running_since[0] = None
+                    if clocks is not None:
+                        clocks[0] = 0.0
                 slow = limits.step_seconds is not None and time.perf_counter() - step_start > limits.step_seconds
             except _StepTimeout:
                 slow = True

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from capprof.errors import CapprofError
 from capprof.runners.assets import require_bots
-from capprof.runners.episode import EpisodeTask, Limits, run_episode
+from capprof.runners.episode import EpisodeTask, Limits, failed_record, run_episode
 from capprof.runners.populations import parse_population
 from capprof.runners.results import finished_keys, remove_partial_files, write_record
 from capprof.runners.scenarios import Scenario, get_scenario, suite_names
@@ -80,7 +80,12 @@ def _progress(total: int, initial: int, quiet: bool):
 
 
 def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: str = "serial",
-            workers: int | None = None, address: str | None = None, quiet: bool = False) -> RunSummary:
+            workers: int | None = None, address: str | None = None, quiet: bool = False,
+            isolate: bool = False) -> RunSummary:
+    """Run ``tasks`` (serially, or on Ray with ``backend="ray"``), writing each
+    record to ``out_dir`` as it finishes. ``isolate`` runs serial episodes in a
+    watched child process (always so under Ray): a policy that hangs in native
+    code or crashes the interpreter fails its episode, not the run."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise CapprofError(f"--out {out_dir} is a file; give a directory")
@@ -112,6 +117,15 @@ def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: st
     try:
         if backend == "ray":
             _execute_ray(todo, finished, workers, address)
+        elif isolate and todo:
+            from capprof.runners.isolation import EpisodeProcess
+
+            process = EpisodeProcess()
+            try:
+                for task in todo:
+                    finished(process.run(task))
+            finally:
+                process.close()
         else:
             for task in todo:
                 finished(run_episode(task))
@@ -122,63 +136,26 @@ def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: st
 
 
 # Ray workers run episodes in a child process they start once (spawned, so a
-# fresh interpreter). Measured on this machine, dmlab2d's C++/Lua substrate
-# code runs ~7x slower (clean_up: ~230 vs ~1,700 steps/s, and 4.6 s vs 0.8 s
-# per build) in any process that has started many threads, as every Ray worker
-# (and even a Ray driver after ``ray.init``) has; a forked child inherits the
-# slowness, a spawned one does not. The child imports meltingpot once, when
-# its actor starts, so episodes pay no start-up either.
-_CHILD_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                      "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+# fresh interpreter; runners/isolation.py). Measured on this machine, dmlab2d's
+# C++/Lua substrate code runs ~7x slower (clean_up: ~230 vs ~1,700 steps/s, and
+# 4.6 s vs 0.8 s per build) in any process that has started many threads, as
+# every Ray worker (and even a Ray driver after ``ray.init``) has; a forked
+# child inherits the slowness, a spawned one does not. The child imports
+# meltingpot once, when its actor starts, so episodes pay no start-up either,
+# and a child that hangs in native code or dies is replaced.
 _ACTORS: dict = {}  # (ray session, job, count) -> episode actors, reused across execute() calls
 
 
-def _child_init() -> None:
-    import os
-
-    for var in _CHILD_THREAD_VARS:  # one CPU per episode process
-        os.environ.setdefault(var, "1")
-    # Ray starts its workers at niceness 15 (to favour its own daemons); the
-    # episode process asks for the niceness of a serial run, where permitted.
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, 0)
-    except (OSError, AttributeError):
-        pass
-    from capprof.runners._meltingpot import import_meltingpot
-
-    import_meltingpot()
-
-
-def _child_ready() -> int:
-    import os
-
-    return os.getpid()
-
-
 class EpisodeWorker:
-    """A Ray actor that runs ``run_episode`` in its own spawned child process."""
+    """A Ray actor that runs ``run_episode`` in its own watched child process."""
 
     def __init__(self):
-        self._pool = None
-        self._start()
+        from capprof.runners.isolation import EpisodeProcess
 
-    def _start(self) -> None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_child_init)
-        self._pool.submit(_child_ready).result()
+        self._process = EpisodeProcess()
 
     def run(self, task: EpisodeTask) -> dict:
-        from concurrent.futures.process import BrokenProcessPool
-
-        try:
-            return self._pool.submit(run_episode, task).result()
-        except BrokenProcessPool as exc:  # the child died (e.g. the OOM killer): report, start a new one
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._start()
-            return _worker_lost_record(task, RuntimeError(f"episode process died ({exc})"))
+        return self._process.run(task)
 
 
 def _actors(ray, count: int) -> list:
@@ -232,7 +209,8 @@ def _execute_ray(tasks, finished, workers: int | None, address: str | None) -> N
                 try:
                     record = ray.get(ref)
                 except Exception as exc:  # the actor died: record it, replace the actor
-                    record = _worker_lost_record(task, exc)
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    record = failed_record(task, "error", f"the worker running this episode died: {first}")
                     key = next(k for k, v in _ACTORS.items() if v is actors)
                     actors = _ACTORS[key] = [a for a in actors if a is not actor] + [
                         ray.remote(num_cpus=1, max_restarts=0)(EpisodeWorker).remote()]
@@ -243,18 +221,3 @@ def _execute_ray(tasks, finished, workers: int | None, address: str | None) -> N
         if started_here:
             _ACTORS.clear()
             ray.shutdown()
-
-
-def _worker_lost_record(task: EpisodeTask, exc: Exception) -> dict:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return {
-        "run_id": task.run_id, "team": task.team, "population": task.population,
-        "scenario": task.scenario.name, "substrate": task.scenario.substrate, "suite": task.scenario.suite,
-        "episode": task.episode, "seed": task.seed, "focal_per_capita_return": float("nan"),
-        "background_per_capita_return": float("nan"), "player_returns": [],
-        "is_focal": list(task.scenario.is_focal), "focal_members": [], "background_members": [],
-        "steps": 0, "wall_seconds": 0.0, "build_seconds": float("nan"), "steps_per_second": float("nan"), "social_welfare": float("nan"),
-        "gini_focal": float("nan"), "gini_all": float("nan"), "depleted_at_step": float("nan"),
-        "return_series": [], "gini_series": [], "series_every": task.series_every or None, "status": "error",
-        "error": f"the worker running this episode died: {first}",
-    }

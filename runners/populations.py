@@ -342,6 +342,9 @@ class Population:
 
 
 def _import_attr(spec: str):
+    # Submissions import meltingpot (hence TensorFlow) themselves: import it
+    # quietly first, or TensorFlow's start-up lines reach the user's terminal.
+    _policy_base()
     target, _, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
     if target.endswith(".py") or "/" in target or (not attr and spec.endswith(".py")):
         path = Path(target if attr else spec)

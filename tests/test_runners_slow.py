@@ -99,3 +99,40 @@ def test_ray_episode_process_killed_mid_episode_is_recorded_and_the_run_goes_on(
     assert table.loc["killer", "status"] == "error"
     assert "episode process died" in table.loc["killer", "error"]
     assert table.loc["random", "status"] == "ok" and table.loc["random", "steps"] == 20
+
+
+NATIVE_FAULTS = (
+    "import ctypes\n"
+    "from meltingpot.utils.policies import policy\n\n\n"
+    "class NativeHang(policy.Policy):\n"
+    "    def initial_state(self):\n        return 0\n\n"
+    "    def step(self, timestep, state):\n"
+    "        if state == 3:\n"
+    "            sum(range(10**13))  # C code: no Python signal handler runs until it returns\n"
+    "        return 0, state + 1\n\n"
+    "    def close(self):\n        pass\n\n\n"
+    "class Segfault(NativeHang):\n"
+    "    def step(self, timestep, state):\n"
+    "        if state == 3:\n            ctypes.string_at(0)\n"
+    "        return 0, state + 1\n"
+)
+
+
+def test_isolate_survives_a_policy_hung_in_native_code_and_a_segfault(tmp_path, cli):
+    """Serial with --isolate: a step stuck in C (beyond the in-process
+    watchdog's reach) is a timeout after 1.5 x the limit + 2 s, a segfault is
+    an error naming the signal, and the next episode runs in a fresh process."""
+    subs = tmp_path / "faults.py"
+    subs.write_text(NATIVE_FAULTS)
+    out = tmp_path / "out"
+    res = cli("run", "--population", f"hang={subs}:NativeHang", "--population", f"crash={subs}:Segfault",
+              "--population", "random", "--scenario", PD_VISITOR, "--episodes", "1", "--max-steps", "20",
+              "--step-timeout", "1", "--isolate", "--out", out, "--quiet")
+    assert res.code == 0, res.err
+    table = pd.read_parquet(out).set_index("team")
+    assert table.loc["hang", "status"] == "timeout"
+    assert "stuck outside Python" in table.loc["hang", "error"]
+    assert 3.5 <= table.loc["hang", "wall_seconds"] < 60
+    assert table.loc["crash", "status"] == "error"
+    assert "episode process died (signal 11)" in table.loc["crash", "error"]
+    assert table.loc["random", "status"] == "ok" and table.loc["random", "steps"] == 20
