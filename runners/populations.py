@@ -205,14 +205,21 @@ def _builtin_classes() -> dict:
             move = self.seek(timestep, self.info.colour(self.target), min_neighbours=2)
             return (move if move is not None else self.wander()), prev_state + 1
 
-    class Cleaner(Scripted):
-        """clean_up: fires the cleaning beam often, never eats on purpose or zaps."""
+    class BeamFirer(Scripted):
+        """Fires ``beam`` half the time and wanders otherwise; never zaps."""
+
+        beam = "fireClean"
 
         def step(self, timestep, prev_state):
-            clean = self.info.action(fireClean=1)
-            if clean is not None and self.rng.random() < 0.5:
-                return clean, prev_state + 1
+            fire = self.info.action(**{self.beam: 1})
+            if fire is not None and self.rng.random() < 0.5:
+                return fire, prev_state + 1
             return self.wander(), prev_state + 1
+
+    class Cleaner(BeamFirer):
+        """clean_up: fires the cleaning beam often, never eats on purpose or zaps."""
+
+        beam = "fireClean"
 
     class Collector(Forager):
         """*_in_the_matrix: collects one resource and interacts once holding it."""
@@ -232,31 +239,20 @@ def _builtin_classes() -> dict:
     class Defector(Collector):
         target = "resource_class2_sprite"  # the defect resource
 
-    class Planter(Scripted):
-        """allelopathic_harvest: plants one berry colour, wanders, never zaps."""
+    class PlanterRed(BeamFirer):
+        """allelopathic_harvest: plants red berries, wanders, never zaps."""
 
         beam = "fire_1"
 
-        def step(self, timestep, prev_state):
-            plant = self.info.action(**{self.beam: 1})
-            if plant is not None and self.rng.random() < 0.5:
-                return plant, prev_state + 1
-            return self.wander(), prev_state + 1
+    class PlanterGreen(BeamFirer):
+        """allelopathic_harvest: plants green berries, wanders, never zaps."""
 
-    class PlanterRed(Planter):
-        beam = "fire_1"
-
-    class PlanterGreen(Planter):
         beam = "fire_2"
 
-    class Claimer(Scripted):
+    class Claimer(BeamFirer):
         """territory: fires the claiming beam, never the zapper."""
 
-        def step(self, timestep, prev_state):
-            claim = self.info.action(fireClaim=1)
-            if claim is not None and self.rng.random() < 0.5:
-                return claim, prev_state + 1
-            return self.wander(), prev_state + 1
+        beam = "fireClaim"
 
     class Prosocial(Scripted):
         """The substrate's cooperative behaviour, chosen from its actions and
