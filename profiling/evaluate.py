@@ -122,9 +122,14 @@ def mse(predicted: np.ndarray, observed: np.ndarray) -> float:
     return float(np.mean((predicted - observed) ** 2))
 
 
-def mean_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+def mean_interval(values: np.ndarray, level: float = 0.95, lower: float | None = None
+                  ) -> tuple[float, float, float]:
     """Mean and Student-t interval for the mean over repeats:
-    m +- t_{(1+level)/2, R-1} * sd / sqrt(R). NaN bounds when R < 2."""
+    m +- t_{(1+level)/2, R-1} * sd / sqrt(R), sd with R-1 in the denominator.
+    With ``lower`` (the smallest value the mean can take, 0 for an MSE) the
+    interval is intersected with [lower, inf): the true mean lies there, so
+    coverage is kept, and a few noisy repeats no longer give a negative MSE
+    bound. NaN bounds when R < 2."""
     from scipy import stats
 
     values = np.asarray(values, float)
@@ -135,7 +140,8 @@ def mean_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float
     if len(values) < 2:
         return m, float("nan"), float("nan")
     half = float(stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-    return m, m - half, m + half
+    low = m - half if lower is None else max(lower, m - half)
+    return m, low, m + half
 
 
 # ------------------------------------------------------------------ the loop
@@ -187,11 +193,11 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: list[str], spl
 
 def summarise(result: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Table 2 shape: one row per (model, split, team) with mse (mean over
-    repeats), mse_low / mse_high (``mean_interval``), repeats, n_test (mean)
-    and fit_s (mean)."""
+    repeats), mse_low / mse_high (``mean_interval``, bounded below by 0),
+    repeats, n_test (mean) and fit_s (mean)."""
     out = []
     for (model, split, team), group in result.groupby(["model", "split", "team"], sort=False):
-        m, lo, hi = mean_interval(group["mse"].to_numpy(), level)
+        m, lo, hi = mean_interval(group["mse"].to_numpy(), level, lower=0.0)
         out.append({"model": model, "split": split, "team": team, "mse": m, "mse_low": lo, "mse_high": hi,
                     "repeats": len(group), "n_test": float(group["n_test"].mean()),
                     "fit_s": float(group["fit_s"].mean())})

@@ -118,19 +118,3 @@ def percentile_interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, 
     draws = np.asarray(draws, dtype=float)
     low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
-
-
-def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean with a Student-t interval: x_bar -/+ t_{(1+level)/2, n-1} * sd / sqrt(n),
-    sd with n-1 in the denominator. Returns (mean, low, high); the interval is
-    NaN with fewer than two values (no spread to estimate)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    n = len(values)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(values.mean())
-    if n < 2:
-        return mean, float("nan"), float("nan")
-    half = float(_sps.t.ppf((1 + level) / 2, n - 1) * values.std(ddof=1) / np.sqrt(n))
-    return mean, mean - half, mean + half

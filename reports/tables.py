@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from capprof.reports.stats import t_interval
+from capprof.profiling.evaluate import mean_interval
 
 EVALUATE_COLUMNS = ("model", "split", "repeat", "team", "mse")
 PROFILE_COLUMNS = ("team", "ability", "mean", "hdi_low", "hdi_high")
@@ -20,7 +20,8 @@ def predictive_table(evaluate: pd.DataFrame, level: float = 0.95) -> pd.DataFram
     Within a repeat, rows of the same (model, split, team) (e.g. folds) pool
     into one MSE weighted by test size: sum_f n_f mse_f / sum_f n_f. Across
     repeats, ``mse`` is the mean and (ci_low, ci_high) its Student-t interval
-    (reports.stats.t_interval), NaN with a single repeat.
+    bounded below by 0 (profiling.evaluate.mean_interval), NaN with a single
+    repeat.
     """
     if "repeat" not in evaluate.columns and {"mse_low", "mse_high"} <= set(evaluate.columns):
         return _summarised_predictive(evaluate)
@@ -36,7 +37,7 @@ def predictive_table(evaluate: pd.DataFrame, level: float = 0.95) -> pd.DataFram
     per_repeat["mse"] = per_repeat["wmse"] / per_repeat["w"]
     records = []
     for (split, team, model), group in per_repeat.groupby(level=["split", "team", "model"], sort=False):
-        mean, low, high = t_interval(group["mse"].to_numpy(), level)
+        mean, low, high = mean_interval(group["mse"].to_numpy(), level, lower=0.0)
         records.append((split, team, model, len(group), mean, low, high))
     out = pd.DataFrame.from_records(records, columns=["split", "team", "model", "repeats", "mse", "ci_low", "ci_high"])
     if "fit_s" in frame:

@@ -127,3 +127,12 @@ def test_mean_interval_is_a_t_interval():
     m, lo, hi = mean_interval(np.array([1.0, 2.0, 3.0]))
     assert m == 2.0 and lo == pytest.approx(2 - 4.302653 / np.sqrt(3), rel=1e-5) and hi == pytest.approx(4 - lo)
     assert np.isnan(mean_interval(np.array([1.0]))[1])
+
+
+def test_mse_interval_never_goes_below_zero():
+    """Three noisy repeats: the t interval reaches below 0, an impossible
+    MSE; bounded below, it starts at 0 and keeps its upper end."""
+    values = np.array([0.01, 0.02, 0.40])
+    _, raw_low, raw_high = mean_interval(values)
+    m, low, high = mean_interval(values, lower=0.0)
+    assert raw_low < 0 and low == 0.0 and high == raw_high and m == pytest.approx(values.mean())
