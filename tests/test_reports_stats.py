@@ -3,7 +3,6 @@ hand-computed cases."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
