@@ -8,7 +8,10 @@
 3. Ray with 2 workers vs 1 worker on the same episodes (target >= 1.8), after
    warming the workers (importing meltingpot takes seconds per worker), and
    the mean episode wall time under Ray vs serial.
-4. Replay: how many distinct initial states repeated builds of each offline
+4. Isolation: whole-episode wall time in-process vs through ``--isolate``'s
+   watched child process (started beforehand, as a run reuses it), same
+   episodes, medians of interleaved repetitions (target >= 0.95).
+5. Replay: how many distinct initial states repeated builds of each offline
    substrate give with one fixed env seed, through meltingpot's own builder
    (1 would mean dmlab2d replays an episode from its seed; it does not yet).
 
@@ -38,16 +41,20 @@ def raw_steps_per_second(substrate: str, steps: int, seed: int = 0) -> float:
     states = [p.initial_state() for p in policies]
     timestep = env.reset()
     start = time.perf_counter()
-    for _ in range(steps):
+    done = 0
+    # Stop where the episode ends, as capprof does: stepping a finished
+    # episode makes dmlab2d restart it, which on clean_up can abort the process.
+    while done < steps and not timestep.last():
         actions = []
         for i, policy in enumerate(policies):
             a, states[i] = policy.step(timestep._replace(observation=timestep.observation[i],
                                                          reward=timestep.reward[i]), states[i])
             actions.append(a)
         timestep = env.step(actions)
+        done += 1
     elapsed = time.perf_counter() - start
     env.close()
-    return steps / elapsed
+    return done / elapsed
 
 
 def capprof_steps_per_second(substrate: str, steps: int, tmp) -> float:
@@ -143,6 +150,34 @@ def distinct_initial_states(substrate: str, builds: int, env_seed: int = 123) ->
     return len(hashes)
 
 
+def isolation_ratio(substrate: str, steps: int, reps: int) -> tuple[float, float]:
+    """Median seconds per episode in-process and in the watched child."""
+    from meltingpot import substrate as mp_substrate
+
+    from capprof.runners.episode import EpisodeTask, run_episode
+    from capprof.runners.isolation import EpisodeProcess
+    from capprof.runners.scenarios import Scenario
+
+    roles = tuple(mp_substrate.get_config(substrate).default_player_roles)
+    scenario = Scenario(name=f"{substrate}__all_focal", substrate=substrate, roles=roles,
+                        is_focal=(True,) * len(roles), suite="bench")
+    process = EpisodeProcess()
+    inside, isolated = [], []
+    try:
+        for rep in range(reps):
+            task = EpisodeTask(run_id="bench", population="random", team="random", scenario=scenario,
+                               episode=rep, seed=0, max_steps=steps)
+            start = time.perf_counter()
+            run_episode(task)
+            inside.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            process.run(task)
+            isolated.append(time.perf_counter() - start)
+    finally:
+        process.close()
+    return float(np.median(inside)), float(np.median(isolated))
+
+
 def serial_episode_seconds(tmp, episodes: int, steps: int) -> float:
     from capprof.runners.execute import execute, plan
     from capprof.runners.results import read_results
@@ -154,7 +189,7 @@ def serial_episode_seconds(tmp, episodes: int, steps: int) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--reps", type=int, default=6, help="interleaved repetitions of the overhead comparison")
+    parser.add_argument("--reps", type=int, default=10, help="interleaved repetitions of the overhead comparison")
     parser.add_argument("--quick", action="store_true", help="skip the meltingpot and Ray comparisons")
     parser.add_argument("--ray-only", action="store_true", help="only the Ray comparison")
     args = parser.parse_args(argv)
@@ -180,9 +215,21 @@ def main(argv=None) -> int:
             for i in range(args.reps):
                 raw_rates.append(raw_steps_per_second(substrate, args.steps, i))
                 our_rates.append(capprof_steps_per_second(substrate, args.steps, tmp / f"ours{i}"))
+            # The ratio is the median of per-pair ratios: each pair runs back to
+            # back, so slow drifts of a shared machine cancel within a pair.
             raw, ours = np.median(raw_rates), np.median(our_rates)
-            print(f"overhead  {substrate}: capprof {ours:.0f} steps/s, raw {raw:.0f} steps/s, "
-                  f"ratio {ours / raw:.3f} (target >= 0.95)")
+            # Episodes differ (dmlab2d does not replay a seed), so each ratio is
+            # noisy; the 95% interval is a percentile bootstrap of the median.
+            ratios = np.asarray(our_rates) / np.asarray(raw_rates)
+            paired = np.median(ratios)
+            resampled = np.random.default_rng(0).choice(ratios, size=(2000, len(ratios)))
+            low, high = np.percentile(np.median(resampled, axis=1), [2.5, 97.5])
+            print(f"overhead  {substrate}: capprof {ours:.0f} steps/s, raw {raw:.0f} steps/s, paired ratio "
+                  f"{paired:.3f} [95% CI {low:.3f}-{high:.3f}] over {args.reps} pairs (target >= 0.95)")
+        if not args.ray_only:
+            inside, isolated = isolation_ratio(substrate, args.steps, max(3, args.reps))
+            print(f"isolate   {substrate}: {inside:.2f} s per episode in-process, {isolated:.2f} s in the "
+                  f"watched child, ratio {inside / isolated:.3f} (target >= 0.95)")
         if not args.quick and not args.ray_only:
             mp_rate, our_rate = meltingpot_vs_capprof_episode(tmp / "episode")
             print(f"vs meltingpot territory__rooms_2 (whole episode incl. build): capprof {our_rate:.0f} "
