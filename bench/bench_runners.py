@@ -8,10 +8,15 @@
 3. Ray with 2 workers vs 1 worker on the same episodes (target >= 1.8), after
    warming the workers (importing meltingpot takes seconds per worker), and
    the mean episode wall time under Ray vs serial.
-4. Isolation: whole-episode wall time in-process vs through ``--isolate``'s
+4. In-episode overhead: seconds per step outside the substrate and the
+   policies (timed by wrapping their ``step``), in capprof's loop and in the
+   raw loop, each inside its own episodes, so the differences between
+   episodes (dmlab2d does not replay a seed) drop out; the implied ratio is
+   (shared + raw own) / (shared + capprof own).
+5. Isolation: whole-episode wall time in-process vs through ``--isolate``'s
    watched child process (started beforehand, as a run reuses it), same
    episodes, medians of interleaved repetitions (target >= 0.95).
-5. Replay: how many distinct initial states repeated builds of each offline
+6. Replay: how many distinct initial states repeated builds of each offline
    substrate give with one fixed env seed, through meltingpot's own builder
    (1 would mean dmlab2d replays an episode from its seed; it does not yet).
 
@@ -150,6 +155,89 @@ def distinct_initial_states(substrate: str, builds: int, env_seed: int = 123) ->
     return len(hashes)
 
 
+class _Timed:
+    """Wraps ``obj.method`` to add its wall time to ``totals[key]``."""
+
+    def __init__(self, obj, method: str, totals: dict, key: str):
+        inner = getattr(obj, method)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                totals[key] += time.perf_counter() - start
+
+        setattr(obj, method, timed)
+
+
+def in_episode_overhead(substrate: str, steps: int, reps: int) -> tuple[float, float, float]:
+    """Seconds per step spent outside the substrate and the policies: in
+    capprof's episode loop and in the raw loop, each measured inside its own
+    episodes (so the differences between episodes drop out), plus the
+    substrate + policy seconds per step the two loops share."""
+    from meltingpot import substrate as mp_substrate
+
+    import capprof.runners.episode as episode
+    from capprof.runners.episode import EpisodeTask, run_episode
+    from capprof.runners.populations import parse_population, substrate_info
+    from capprof.runners.scenarios import Scenario
+
+    roles = tuple(mp_substrate.get_config(substrate).default_player_roles)
+    scenario = Scenario(name=f"{substrate}__all_focal", substrate=substrate, roles=roles,
+                        is_focal=(True,) * len(roles), suite="bench")
+    build_substrate, build_member = episode.build_substrate, episode._build_member
+    ours_own, raw_own, shared = [], [], []
+    try:
+        for rep in range(reps):
+            totals = {"env": 0.0, "policy": 0.0}
+
+            def timed_substrate(*args, **kwargs):
+                env = build_substrate(*args, **kwargs)
+                _Timed(env, "step", totals, "env")
+                return env
+
+            def timed_member(*args, **kwargs):
+                policy = build_member(*args, **kwargs)
+                _Timed(policy, "step", totals, "policy")
+                return policy
+
+            episode.build_substrate, episode._build_member = timed_substrate, timed_member
+            record = run_episode(EpisodeTask(run_id="bench", population="random", team="random",
+                                             scenario=scenario, episode=rep, seed=0, max_steps=steps))
+            episode.build_substrate, episode._build_member = build_substrate, build_member
+            loop = record["steps"] / record["steps_per_second"]
+            ours_own.append((loop - totals["env"] - totals["policy"]) / record["steps"])
+            shared.append((totals["env"] + totals["policy"]) / record["steps"])
+
+            # the raw loop, timed the same way
+            totals = {"env": 0.0, "policy": 0.0}
+            env = mp_substrate.build(substrate, roles=roles)
+            _Timed(env, "step", totals, "env")
+            info = substrate_info(substrate)
+            policies = [parse_population("random").members[0].build(info, rep * 100 + i) for i in range(len(roles))]
+            for policy in policies:
+                _Timed(policy, "step", totals, "policy")
+            states = [p.initial_state() for p in policies]
+            timestep = env.reset()
+            start, done = time.perf_counter(), 0
+            while done < steps and not timestep.last():
+                actions = []
+                for i, policy in enumerate(policies):
+                    a, states[i] = policy.step(timestep._replace(observation=timestep.observation[i],
+                                                                 reward=timestep.reward[i]), states[i])
+                    actions.append(a)
+                timestep = env.step(actions)
+                done += 1
+            loop = time.perf_counter() - start
+            env.close()
+            raw_own.append((loop - totals["env"] - totals["policy"]) / done)
+            shared.append((totals["env"] + totals["policy"]) / done)
+    finally:
+        episode.build_substrate, episode._build_member = build_substrate, build_member
+    return float(np.median(ours_own)), float(np.median(raw_own)), float(np.median(shared))
+
+
 def isolation_ratio(substrate: str, steps: int, reps: int) -> tuple[float, float]:
     """Median seconds per episode in-process and in the watched child."""
     from meltingpot import substrate as mp_substrate
@@ -227,6 +315,10 @@ def main(argv=None) -> int:
             print(f"overhead  {substrate}: capprof {ours:.0f} steps/s, raw {raw:.0f} steps/s, paired ratio "
                   f"{paired:.3f} [95% CI {low:.3f}-{high:.3f}] over {args.reps} pairs (target >= 0.95)")
         if not args.ray_only:
+            ours_own, raw_own, shared = in_episode_overhead(substrate, args.steps, max(3, args.reps // 2))
+            print(f"in-episode {substrate}: substrate + policies {shared * 1e6:.0f} us/step; loop's own work: "
+                  f"capprof {ours_own * 1e6:.1f} us/step, raw {raw_own * 1e6:.1f} us/step; implied ratio "
+                  f"{(shared + raw_own) / (shared + ours_own):.3f} (target >= 0.95)")
             inside, isolated = isolation_ratio(substrate, args.steps, max(3, args.reps))
             print(f"isolate   {substrate}: {inside:.2f} s per episode in-process, {isolated:.2f} s in the "
                   f"watched child, ratio {inside / isolated:.3f} (target >= 0.95)")
