@@ -32,7 +32,10 @@ import time
 import numpy as np
 
 
-def raw_steps_per_second(substrate: str, steps: int, seed: int = 0) -> float:
+def raw_episode(substrate: str, steps: int, seed: int = 0, totals: dict | None = None) -> tuple[int, float]:
+    """Steps and stepping seconds of one raw episode: meltingpot's substrate
+    and capprof's random policy, no capprof loop. With ``totals``, the
+    substrate's and policies' ``step`` add their time to it (see _Timed)."""
     from meltingpot import substrate as mp_substrate
 
     from capprof.runners.populations import parse_population, substrate_info
@@ -43,6 +46,10 @@ def raw_steps_per_second(substrate: str, steps: int, seed: int = 0) -> float:
     info = substrate_info(substrate)
     member = parse_population("random").members[0]
     policies = [member.build(info, seed + i) for i in range(len(roles))]
+    if totals is not None:
+        _Timed(env, "step", totals, "env")
+        for policy in policies:
+            _Timed(policy, "step", totals, "policy")
     states = [p.initial_state() for p in policies]
     timestep = env.reset()
     start = time.perf_counter()
@@ -59,6 +66,11 @@ def raw_steps_per_second(substrate: str, steps: int, seed: int = 0) -> float:
         done += 1
     elapsed = time.perf_counter() - start
     env.close()
+    return done, elapsed
+
+
+def raw_steps_per_second(substrate: str, steps: int, seed: int = 0) -> float:
+    done, elapsed = raw_episode(substrate, steps, seed)
     return done / elapsed
 
 
@@ -180,7 +192,6 @@ def in_episode_overhead(substrate: str, steps: int, reps: int) -> tuple[float, f
 
     import capprof.runners.episode as episode
     from capprof.runners.episode import EpisodeTask, run_episode
-    from capprof.runners.populations import parse_population, substrate_info
     from capprof.runners.scenarios import Scenario
 
     roles = tuple(mp_substrate.get_config(substrate).default_player_roles)
@@ -212,25 +223,7 @@ def in_episode_overhead(substrate: str, steps: int, reps: int) -> tuple[float, f
 
             # the raw loop, timed the same way
             totals = {"env": 0.0, "policy": 0.0}
-            env = mp_substrate.build(substrate, roles=roles)
-            _Timed(env, "step", totals, "env")
-            info = substrate_info(substrate)
-            policies = [parse_population("random").members[0].build(info, rep * 100 + i) for i in range(len(roles))]
-            for policy in policies:
-                _Timed(policy, "step", totals, "policy")
-            states = [p.initial_state() for p in policies]
-            timestep = env.reset()
-            start, done = time.perf_counter(), 0
-            while done < steps and not timestep.last():
-                actions = []
-                for i, policy in enumerate(policies):
-                    a, states[i] = policy.step(timestep._replace(observation=timestep.observation[i],
-                                                                 reward=timestep.reward[i]), states[i])
-                    actions.append(a)
-                timestep = env.step(actions)
-                done += 1
-            loop = time.perf_counter() - start
-            env.close()
+            done, loop = raw_episode(substrate, steps, rep * 100, totals)
             raw_own.append((loop - totals["env"] - totals["policy"]) / done)
             shared.append((totals["env"] + totals["policy"]) / done)
     finally:
