@@ -222,10 +222,6 @@ def _build_background(scenario: Scenario, info, rng: random.Random, seed: int):
     return policies, names
 
 
-def _restrict(observation: dict, permitted) -> dict:
-    return {k: v for k, v in observation.items() if k in permitted}
-
-
 # ------------------------------------------------------------ the episode
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from capprof.errors import CapprofError
 from capprof.runners.assets import require_bots
-from capprof.runners.episode import EpisodeTask, Limits, failed_record, run_episode
+from capprof.runners.episode import EpisodeTask, Limits, _one_line, failed_record, run_episode
 from capprof.runners.populations import parse_population
 from capprof.runners.results import finished_keys, remove_partial_files, write_record
 from capprof.runners.scenarios import Scenario, get_scenario, suite_names
@@ -158,13 +158,18 @@ class EpisodeWorker:
         return self._process.run(task)
 
 
+def _new_actor(ray):
+    return ray.remote(num_cpus=1, max_restarts=0, max_concurrency=1)(EpisodeWorker).remote()
+
+
 def _actors(ray, count: int) -> list:
+    """The session's episode actors (a list kept in ``_ACTORS``, so a dead
+    actor replaced in it stays replaced for later calls)."""
     key = (ray.get_runtime_context().get_session_name(), ray.get_runtime_context().get_job_id(), count)
     for old in [k for k in _ACTORS if k != key]:
         _ACTORS.pop(old)
     if key not in _ACTORS:
-        remote = ray.remote(num_cpus=1, max_restarts=0, max_concurrency=1)(EpisodeWorker)
-        _ACTORS[key] = [remote.remote() for _ in range(count)]
+        _ACTORS[key] = [_new_actor(ray) for _ in range(count)]
     return _ACTORS[key]
 
 
@@ -209,12 +214,9 @@ def _execute_ray(tasks, finished, workers: int | None, address: str | None) -> N
                 try:
                     record = ray.get(ref)
                 except Exception as exc:  # the actor died: record it, replace the actor
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                    record = failed_record(task, "error", f"the worker running this episode died: {first}")
-                    key = next(k for k, v in _ACTORS.items() if v is actors)
-                    actors = _ACTORS[key] = [a for a in actors if a is not actor] + [
-                        ray.remote(num_cpus=1, max_restarts=0)(EpisodeWorker).remote()]
-                    actor = actors[-1]
+                    record = failed_record(task, "error", "the worker running this episode died: "
+                                                          f"{_one_line(exc) or type(exc).__name__}")
+                    actors[actors.index(actor)] = actor = _new_actor(ray)
                 idle.append(actor)
                 finished(record)
     finally:

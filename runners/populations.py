@@ -340,7 +340,7 @@ class Population:
 def _import_attr(spec: str):
     # Submissions import meltingpot (hence TensorFlow) themselves: import it
     # quietly first, or TensorFlow's start-up lines reach the user's terminal.
-    _policy_base()
+    Policy = _policy_base()
     target, _, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
     if target.endswith(".py") or "/" in target or (not attr and spec.endswith(".py")):
         path = Path(target if attr else spec)
@@ -362,7 +362,6 @@ def _import_attr(spec: str):
             module = importlib.import_module(target)
         except ImportError as exc:
             raise CapprofError(f'cannot import "{target}" ({exc}); put it on PYTHONPATH or pass a file path') from None
-    Policy = _policy_base()
     if not attr:
         classes = [v for v in vars(module).values() if inspect.isclass(v) and issubclass(v, Policy)
                    and v.__module__ == module.__name__ and not inspect.isabstract(v)]
