@@ -99,6 +99,13 @@ def styles_for(teams: Iterable[str], styles: Mapping[str, TeamStyle] | None = No
     return {**styles, **{t: _style_at(len(styles) + k) for k, t in enumerate(missing)}}
 
 
+def legend_line(style: TeamStyle, with_marker: bool = False):
+    """A legend entry drawn in a team's style (with its marker where the
+    chart's lines carry markers)."""
+    marker = dict(marker=style.marker, markersize=4) if with_marker else {}
+    return plt.Line2D([], [], color=style.colour, linestyle=style.linestyle, linewidth=2, **marker)
+
+
 def save_png(fig, path: Path, dpi: int = 110) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -157,8 +164,7 @@ def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abiliti
     ax.tick_params(axis="y", labelsize=7, labelcolor="#555555")
     ax.grid(color="#cccccc", linewidth=0.6)
     ax.set_title(mpl_text(title), fontsize=11, pad=24)
-    handles = [plt.Line2D([], [], color=styles[str(lbl)].colour, linestyle=styles[str(lbl)].linestyle,
-                          marker=styles[str(lbl)].marker, markersize=4, linewidth=2) for lbl in labels]
+    handles = [legend_line(styles[str(lbl)], with_marker=True) for lbl in labels]
     band = plt.Rectangle((0, 0), 1, 1, color="#888888", alpha=0.3)
     fig.legend(handles + [band], [mpl_text(lbl) for lbl in labels] + ["HDI band"],
                loc="lower center", ncol=min(len(labels) + 1, 5), fontsize=8, frameon=False)
@@ -322,8 +328,7 @@ def timeseries_chart(curves: pd.DataFrame, value: str, ylabel: str, title: str, 
         ax.grid(color="#eeeeee", linewidth=0.6)
         ax.set_xlabel(xlabel, fontsize=8)
     axes[0, 0].set_ylabel(ylabel, fontsize=8)
-    handles = [plt.Line2D([], [], color=styles[str(t)].colour, linestyle=styles[str(t)].linestyle, linewidth=2)
-               for t in teams]
+    handles = [legend_line(styles[str(t)]) for t in teams]
     fig.legend(handles, [mpl_text(t) for t in teams], loc="upper left", bbox_to_anchor=(1.0, 0.95),
                fontsize=8, frameon=False)
     fig.suptitle(mpl_text(title), fontsize=11)
