@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 
-from capprof.errors import CapprofError
+from capprof.errors import CapprofError, CapprofNote
 from capprof.output import write_table
 
 EXIT_USAGE = 2
@@ -146,9 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_note(message, category, filename, lineno, file=None, line=None) -> None:
+    """Render library warnings as one line each: ``capprof: note: ...`` for
+    capprof's own notes, ``capprof: warning: ...`` for anything else."""
+    prefix = "note" if issubclass(category, CapprofNote) else "warning"
+    text = " ".join(str(message).split())
+    (file or sys.stderr).write(f"capprof: {prefix}: {text}\n")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", CapprofNote)  # once per distinct note and place
+        warnings.showwarning = _show_note
+        return _dispatch(args)
+
+
+def _dispatch(args) -> int:
     try:
         return args.func(args)
     except CapprofError as exc:
