@@ -16,7 +16,7 @@ from capprof.errors import CapprofError, CapprofNote
 from capprof.output import write_table
 
 EXIT_USAGE = 2
-STAGE_CLIS = ("capprof.runners.cli", "capprof.profiling.cli", "capprof.reports.cli")
+STAGE_CLIS = ("capprof.runners.cli", "capprof.runners.train", "capprof.profiling.cli", "capprof.reports.cli")
 
 
 class _Parser(argparse.ArgumentParser):
