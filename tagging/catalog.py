@@ -37,6 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 from capprof.errors import CapprofError, did_you_mean
+from capprof.tagging.constants import MODES
 
 CATALOG_FILE = "scenarios.json"
 
@@ -65,8 +66,6 @@ CONTEST_DEVELOPMENT_SCENARIOS = frozenset(
     + [f"prisoners_dilemma_in_the_matrix__arena_{i}" for i in range(6)]
     + [f"territory__rooms_{i}" for i in range(4)]
 )
-
-MODES = ("resident", "visitor", "none")
 
 
 def mode_from_counts(n_focal: int, n_background: int) -> str:
@@ -103,9 +102,9 @@ def build_catalog_records() -> list[dict]:
     """Read every scenario from the installed meltingpot (needs ``[runners]``)."""
     from importlib.metadata import version
 
-    # the runners' importer: one clear line when meltingpot is missing, and
-    # TensorFlow's start-up chatter kept off the terminal
-    from capprof.runners._meltingpot import import_meltingpot
+    # one clear line when meltingpot is missing, and TensorFlow's start-up
+    # chatter kept off the terminal
+    from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
     from meltingpot.configs import scenarios as scenario_configs

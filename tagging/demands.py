@@ -9,8 +9,8 @@ demand (see docs/schema.md):
 
 Custom demand files may raise any demand to a graded level in 0..5 (as in
 demand-level annotation schemes), add demands, or describe new scenarios.
-Which group a demand belongs to (substrate, mode, behaviour) is derived from
-its name by ``demand_group``.
+Which group a demand column belongs to (substrate, mode, behaviour) comes from
+one function, ``demand_groups(columns)``; every stage uses it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import pandas as pd
 
 from capprof.errors import CapprofError, did_you_mean
 from capprof.tagging.catalog import (
-    MODES,
     TAG_CORRECTIONS,
     all_tags,
     checked_tag,
@@ -32,13 +31,12 @@ from capprof.tagging.catalog import (
     correct_tag,
     load_catalog,
 )
+from capprof.tagging.constants import MODE_DEMANDS, TAG_SETS
 
 MAX_LEVEL = 5.0
 # `capprof run` writes the demands of the offline and variant scenarios it ran
 # beside its Parquet files under this name (Parquet readers skip `_` files).
 RUN_DEMANDS_FILE = "_demands.yaml"
-MODE_DEMANDS = ("resident", "visitor")
-TAG_SETS = ("all", "contest")
 NEW_DEMAND_PREFIX = "new:"
 
 
@@ -55,10 +53,11 @@ def resolve_tag_set(tag_set: str | Sequence[str], catalog: pd.DataFrame | None =
     names (resident / visitor excluded: they are mode demands)."""
     catalog = load_catalog() if catalog is None else catalog
     known = all_tags(catalog)
+    all_set, contest_set = TAG_SETS
     if isinstance(tag_set, str):
-        if tag_set == "all":
+        if tag_set == all_set:
             tags = known
-        elif tag_set == "contest":
+        elif tag_set == contest_set:
             tags = contest_tags(catalog)
         else:
             tags = [t.strip() for t in tag_set.split(",") if t.strip()]
@@ -72,8 +71,23 @@ def resolve_tag_set(tag_set: str | Sequence[str], catalog: pd.DataFrame | None =
     return sorted(resolved)
 
 
+def demand_groups(columns: Iterable[str], catalog: pd.DataFrame | None = None) -> dict[str, str]:
+    """The group of each demand column: ``"substrate"``, ``"mode"`` or
+    ``"behaviour"`` (in the order given).
+
+    The one place demand groups come from: substrate columns are the
+    catalog's substrates (custom scenarios must run on one of them), mode
+    columns are ``resident`` and ``visitor``, everything else (catalog tags and
+    custom ``new_demands``) is a behaviour.
+    """
+    catalog = load_catalog() if catalog is None else catalog
+    substrates = set(catalog["substrate"])
+    return {str(c): demand_group(str(c), substrates) for c in columns}
+
+
 def demand_group(name: str, substrates: Iterable[str]) -> str:
-    """``substrate``, ``mode`` or ``behaviour``: how reports group a demand."""
+    """``substrate``, ``mode`` or ``behaviour`` for one demand name given the
+    substrate names (kept for old callers; prefer ``demand_groups``)."""
     if name in set(substrates):
         return "substrate"
     if name in MODE_DEMANDS:

@@ -11,7 +11,7 @@ from capprof.tagging.catalog import (
     load_catalog,
     mode_from_counts,
 )
-from capprof.tagging.demands import contest_tags, demand_group, demand_matrix, resolve_tag_set
+from capprof.tagging.demands import contest_tags, demand_group, demand_groups, demand_matrix, resolve_tag_set
 
 
 def test_catalog_has_every_meltingpot_2_4_1_scenario():
@@ -76,6 +76,16 @@ def test_demand_groups():
     assert demand_group("clean_up", subs) == "substrate"
     assert demand_group("visitor", subs) == "mode"
     assert demand_group("reciprocity", subs) == "behaviour"
+
+
+def test_demand_groups_of_a_demand_matrix_follow_its_columns():
+    columns = list(demand_matrix(["clean_up_7", "territory__rooms_0"]).columns)
+    groups = demand_groups(columns + ["night_vision"])  # a custom new demand is a behaviour
+    assert list(groups) == columns + ["night_vision"]
+    assert groups["clean_up"] == groups["territory__rooms"] == "substrate"
+    assert groups["visitor"] == "mode"
+    assert groups["night_vision"] == groups["reciprocity"] == "behaviour"
+    assert set(groups.values()) == {"substrate", "mode", "behaviour"}
 
 
 def test_filter_catalog_by_substrate_and_tag():
