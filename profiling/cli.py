@@ -112,8 +112,7 @@ def cmd_profile(args) -> int:
     _quiet_library_warnings()
     import pandas as pd
 
-    from capprof.profiling.layout import MeasurementLayout
-    from capprof.profiling.predictors import Assessor
+    from capprof.profiling.predictors import Assessor, MeasurementLayout
 
     _check_sampling(args)
     out = Path(args.out)
@@ -254,20 +253,20 @@ def cmd_predict(args) -> int:
     if "layout" in models:
         import arviz as az
 
-        from capprof.profiling.layout import MeasurementLayout
+        from capprof.profiling.predictors import MeasurementLayout
 
         params = {k: meta["layout"][k] for k in ("mode", "squeeze", "scale", "chance", "interval", "seed")}
         idata = az.from_netcdf(str(directory / PROFILE_FILES["posterior"]))
-        layout = MeasurementLayout(**params).from_posterior(idata, meta["demand_columns"])
+        layout = MeasurementLayout.from_posterior(idata, fitted_demands, **params)
         frame = layout.predict(pair_teams, pair_scenarios, demands=rows)
         frame.insert(2, "model", layout.name)
         frames.append(frame)
     if "assessor" in models:
         from capprof.profiling.predictors import Assessor
 
-        assessor = Assessor().load_booster(directory / PROFILE_FILES["assessor"], teams, meta["demand_columns"])
+        assessor = Assessor.from_booster(directory / PROFILE_FILES["assessor"], teams, fitted_demands)
         frame = assessor.predict(pair_teams, pair_scenarios, demands=rows)
-        frame.insert(2, "model", "assessor")
+        frame.insert(2, "model", assessor.name)
         frames.append(frame)
     write_table(pd.concat(frames, ignore_index=True)[["team", "scenario", "model", "predicted", "low", "high"]],
            args.format)

@@ -25,47 +25,21 @@ fit_s    float  wall seconds to fit the predictor in this repeat
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
 
 from capprof.errors import CapprofError
-from capprof.profiling.predictors import (
-    AdditiveTeamScenario,
-    AggMean,
-    Assessor,
-    DemandRidge,
-    cell_means,
-)
+from capprof.profiling.predictors import cell_means, make_predictor, predictor_names
 
 SPLITS = ("random", "scenario", "substrate")
 POOLED = "ALL"
 RESULT_COLUMNS = ("model", "split", "repeat", "team", "n_test", "mse", "fit_s")
 
 
-def make_predictor(name: str, seed: int = 0, draws: int = 1000, tune: int = 500):
-    """A fresh predictor by CLI name."""
-    from capprof.profiling.layout import MeasurementLayout
-
-    factories: dict[str, Callable] = {
-        "aggmean": lambda: AggMean(),
-        "additive": lambda: AdditiveTeamScenario(),
-        "ridge": lambda: DemandRidge(),
-        "assessor": lambda: Assessor(seed=seed),
-        "layout": lambda: MeasurementLayout(mode="per-team", draws=draws, tune=tune, seed=seed),
-        "layout-joint": lambda: MeasurementLayout(mode="joint", draws=draws, tune=tune, seed=seed),
-    }
-    if name not in factories:
-        from capprof.errors import did_you_mean
-
-        raise CapprofError(
-            f'unknown model "{name}"{did_you_mean(name, MODEL_NAMES)}; use any of {", ".join(MODEL_NAMES)}'
-        )
-    return factories[name]()
-
-
-MODEL_NAMES = ("aggmean", "additive", "ridge", "assessor", "layout", "layout-joint")
+# the registered predictor names (kept for callers of the old constant)
+MODEL_NAMES = tuple(predictor_names())
 
 
 # ------------------------------------------------------------------ splits
@@ -182,7 +156,7 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: list[str], spl
             for team, team_errors in pd.Series(errors, index=test["team"].to_numpy()).groupby(level=0):
                 rows.append((name, split, repeat, team, len(team_errors), float(team_errors.mean()), fit_s,
                              held_out))
-            if hasattr(predictor, "diagnostics_"):
+            if predictor.is_bayesian:
                 diag_rows.append({"model": name, "split": split, "repeat": repeat, **predictor.diagnostics_})
             progress_bar.update()
     progress_bar.close()

@@ -27,7 +27,6 @@ Two modes share this likelihood:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -215,136 +214,6 @@ def diagnostics(idata, var_names=("ability", "noise", "precision")) -> dict:
     }
 
 
-# ------------------------------------------------------------------ predictor
-
-
-def _demand_groups(columns) -> list[str]:
-    from capprof.tagging.catalog import load_catalog
-    from capprof.tagging.demands import demand_group
-
-    substrates = set(load_catalog()["substrate"])
-    return [demand_group(c, substrates) for c in columns]
-
-
-class MeasurementLayout:
-    """Capability profiles by Bayesian inference (see module docstring).
-
-    Parameters: ``mode`` (joint | per-team), ``draws``/``tune``/``chains``
-    for NUTS, ``squeeze`` (the eps of ``squeeze``), ``scale`` (logistic slope
-    per demand level), ``chance`` (the score that pure noise produces),
-    ``interval`` (probability of the predictive interval), ``sampler``
-    (nutpie | pymc), ``seed``, ``progressbar`` (the sampler's own progress
-    display; nutpie draws it on terminals only).
-
-    Learned: ``idata_`` (InferenceData), ``diagnostics_`` (dict from
-    ``diagnostics``), ``teams_``, ``demands_``, ``fit_seconds_``.
-    """
-
-    def __init__(self, mode: str = "joint", draws: int = 1000, tune: int = 500, chains: int = 2,
-                 squeeze: float = 0.01, scale: float = 1.0, chance: float = 0.0, interval: float = 0.9,
-                 sampler: str = "nutpie", seed: int = 0, progressbar: bool = False):
-        self.mode = mode
-        self.draws = draws
-        self.tune = tune
-        self.chains = chains
-        self.squeeze = squeeze
-        self.scale = scale
-        self.chance = chance
-        self.interval = interval
-        self.sampler = sampler
-        self.seed = seed
-        self.progressbar = progressbar
-
-    @property
-    def name(self) -> str:
-        return "layout" if self.mode == "per-team" else "layout-joint"
-
-    def fit(self, scores: pd.DataFrame, demands: pd.DataFrame):
-        from capprof.profiling.predictors import cell_means
-
-        if self.mode not in LAYOUT_MODES:
-            raise CapprofError(f'unknown layout mode "{self.mode}"; use {" or ".join(LAYOUT_MODES)}')
-        if demands is None:
-            raise CapprofError("the measurement layout needs demands; pass a demand matrix")
-        missing = sorted(set(scores["scenario"]) - set(demands.index))
-        if missing:
-            raise CapprofError(f'{len(missing)} scored scenario(s) have no demands, e.g. "{missing[0]}"')
-        start = time.perf_counter()
-        cells = cell_means(scores)
-        check_unit_range(cells["score"])
-        self.teams_ = sorted(cells["team"].unique())
-        self.demands_ = demands.astype(float)
-        self.demand_index_ = DemandIndex.from_matrix(self.demands_)
-        team_codes = pd.Categorical(cells["team"], categories=self.teams_).codes.astype(int)
-        scen_codes = pd.Categorical(cells["scenario"], categories=self.demand_index_.scenarios).codes.astype(int)
-        model = build_layout_model(
-            team_codes, scen_codes, squeeze(cells["score"].to_numpy(), self.squeeze), self.demand_index_,
-            self.teams_, mode=self.mode, demand_groups=_demand_groups(self.demands_.columns),
-            scale=self.scale, chance=self.chance,
-        )
-        self.idata_ = sample_layout(model, self.draws, self.tune, self.chains, self.seed, self.sampler,
-                                   progressbar=self.progressbar)
-        self.diagnostics_ = diagnostics(self.idata_)
-        self.fit_seconds_ = time.perf_counter() - start
-        return self
-
-    def from_posterior(self, idata, demand_columns) -> "MeasurementLayout":
-        """Restore a fitted layout from its saved posterior (for prediction)."""
-        self.idata_ = idata
-        self.teams_ = [str(t) for t in idata.posterior["team"].values]
-        self.demands_ = pd.DataFrame(columns=list(demand_columns), dtype=float)
-        return self
-
-    def _demand_rows(self, scenarios, demands):
-        from capprof.profiling.predictors import Predictor
-
-        return Predictor._demands_for(self, scenarios, demands)
-
-    def predict(self, teams, scenarios, demands: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Posterior predictive per (team, scenario) pair: ``predicted`` is the
-        posterior mean of mu (unsqueezed), low/high the central ``interval``
-        quantiles of y ~ Beta(mu phi, (1 - mu) phi) over the draws."""
-        from capprof.profiling.predictors import _prediction_frame
-
-        if not hasattr(self, "idata_"):
-            raise CapprofError(f"{self.name}: call fit before predict")
-        teams, scenarios = list(teams), list(scenarios)
-        unknown = sorted(set(teams) - set(self.teams_))
-        if unknown:
-            raise CapprofError(f'team "{unknown[0]}" was not profiled; predictions exist only for fitted teams')
-        unique_scenarios = list(dict.fromkeys(scenarios))
-        index = DemandIndex.from_matrix(self._demand_rows(unique_scenarios, demands))
-        post = self.idata_.posterior
-        theta = post["ability"].stack(sample=("chain", "draw")).transpose("sample", "team", "demand").to_numpy()
-        eps = post["noise"].stack(sample=("chain", "draw")).to_numpy()
-        phi = post["precision"].stack(sample=("chain", "draw")).transpose("sample", "team").to_numpy()
-        rng = np.random.default_rng(self.seed)
-        tail = (1.0 - self.interval) / 2.0
-        predicted = np.empty(len(teams))
-        low = np.empty(len(teams))
-        high = np.empty(len(teams))
-        team_pos = {t: i for i, t in enumerate(self.teams_)}
-        scen_pos = {s: i for i, s in enumerate(unique_scenarios)}
-        teams_arr = np.array(teams, dtype=object)
-        scen_codes = np.array([scen_pos[s] for s in scenarios], dtype=int)
-        for team in dict.fromkeys(teams):
-            rows = np.flatnonzero(teams_arr == team)
-            t = team_pos[team]
-            mu = expected_score(theta[:, t, :], eps, index.index[scen_codes[rows]],
-                                index.level[scen_codes[rows]], self.scale, self.chance)
-            mu = np.clip(mu, 1e-9, 1 - 1e-9)
-            draws = rng.beta(mu * phi[:, t, None], (1.0 - mu) * phi[:, t, None])
-            predicted[rows] = unsqueeze(mu.mean(axis=0), self.squeeze)
-            low[rows] = unsqueeze(np.quantile(draws, tail, axis=0), self.squeeze)
-            high[rows] = unsqueeze(np.quantile(draws, 1.0 - tail, axis=0), self.squeeze)
-        clip = lambda v: np.clip(v, 0.0, 1.0)  # noqa: E731 - scores live in [0, 1]
-        return _prediction_frame(teams, scenarios, clip(predicted), clip(low), clip(high))
-
-    def abilities(self, hdi_prob: float = 0.9) -> pd.DataFrame:
-        """Posterior summary per (team, ability): ``ability_summary``."""
-        return ability_summary(self.idata_, hdi_prob)
-
-
 def ability_summary(idata, hdi_prob: float = 0.9) -> pd.DataFrame:
     """Tidy per-(team, ability) posterior: columns team, ability, mean, sd,
     hdi_low, hdi_high (ArviZ highest density interval) and hdi_prob."""
@@ -361,3 +230,51 @@ def ability_summary(idata, hdi_prob: float = 0.9) -> pd.DataFrame:
     frame = frame.reset_index().rename(columns={"demand": "ability"})
     frame["hdi_prob"] = hdi_prob
     return frame[["team", "ability", "mean", "sd", "hdi_low", "hdi_high", "hdi_prob"]]
+
+
+# ------------------------------------------------------------------ prediction
+
+
+def predict_scores(idata, team_codes, demand_matrix, hdi_prob: float = 0.9, *, scale: float = 1.0,
+                   chance: float = 0.0, squeeze_eps: float = 0.01, seed: int = 0
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Posterior predictive per (team, scenario) pair.
+
+    ``team_codes`` (n,): each pair's team as its position in the posterior's
+    ``team`` coordinate; ``demand_matrix`` (n, n_demands): each pair's demand
+    levels in the posterior's ``demand`` order. Returns (predicted, low,
+    high), each (n,) and clipped to [0, 1]: ``predicted`` is the posterior
+    mean of mu (unsqueezed), low/high the central ``hdi_prob`` quantiles of
+    y ~ Beta(mu phi, (1 - mu) phi) over the draws (``seed`` seeds them).
+    """
+    team_codes = np.asarray(team_codes, dtype=int)
+    index = DemandIndex.from_matrix(pd.DataFrame(np.asarray(demand_matrix, dtype=float)))
+    post = idata.posterior
+    theta = post["ability"].stack(sample=("chain", "draw")).transpose("sample", "team", "demand").to_numpy()
+    eps = post["noise"].stack(sample=("chain", "draw")).to_numpy()
+    phi = post["precision"].stack(sample=("chain", "draw")).transpose("sample", "team").to_numpy()
+    rng = np.random.default_rng(seed)
+    tail = (1.0 - hdi_prob) / 2.0
+    predicted = np.empty(len(team_codes))
+    low = np.empty(len(team_codes))
+    high = np.empty(len(team_codes))
+    for t in dict.fromkeys(team_codes.tolist()):
+        rows = np.flatnonzero(team_codes == t)
+        mu = expected_score(theta[:, t, :], eps, index.index[rows], index.level[rows], scale, chance)
+        mu = np.clip(mu, 1e-9, 1 - 1e-9)
+        draws = rng.beta(mu * phi[:, t, None], (1.0 - mu) * phi[:, t, None])
+        predicted[rows] = unsqueeze(mu.mean(axis=0), squeeze_eps)
+        low[rows] = unsqueeze(np.quantile(draws, tail, axis=0), squeeze_eps)
+        high[rows] = unsqueeze(np.quantile(draws, 1.0 - tail, axis=0), squeeze_eps)
+    return np.clip(predicted, 0.0, 1.0), np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
+
+
+def __getattr__(name):
+    # MeasurementLayout moved to capprof.profiling.predictors.layout; old
+    # imports keep working until their callers move (imported lazily: that
+    # module imports this one)
+    if name == "MeasurementLayout":
+        from capprof.profiling.predictors.layout import MeasurementLayout
+
+        return MeasurementLayout
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,272 @@
+"""The one contract every score predictor follows (docs/evaluation.md).
+
+A predictor is shaped like a scikit-learn estimator:
+
+* parameters in ``__init__`` only (stored under their own names), so
+  ``get_params()`` and ``clone()`` work for every model;
+* ``fit(scores, demands) -> self``: ``scores`` is a normalised score table
+  (capprof.scores schema, one row per replicate); ``demands`` is a demand
+  matrix (capprof.tagging.demands.demand_matrix) covering at least the
+  scenarios in ``scores``;
+* ``predict(teams, scenarios, demands=None)``: teams and scenarios are
+  equal-length sequences naming (team, scenario) pairs; returns a DataFrame
+  with ``PREDICTION_COLUMNS``: team, scenario, predicted (the expected mean
+  normalised score of that cell), low, high (a predictive interval of
+  probability ``interval_level``; NaN for models without one). ``demands``
+  describes scenarios not given at fit time;
+* learned state lives in attributes ending in ``_``;
+* ``save(directory)`` / ``Predictor.load(directory)``: ``predictor.json``
+  (name, parameters, teams, fitted demand rows, small learned state) plus
+  any files the model needs (``_save_files``/``_load_files``).
+
+Class attributes: ``name`` (the registry key; a subclass that sets it is
+picked up by ``capprof.profiling.predictors.PREDICTORS``), ``aliases``
+(other accepted names), ``has_intervals``, ``interval_level``,
+``is_bayesian`` (exposes ``posterior_`` and ``diagnostics_``),
+``needs_demands``.
+
+All predictors model the per-(team, scenario) mean over replicates: that
+is what evaluation scores, and it gives every model the same unit of data.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import time
+from pathlib import Path
+from typing import ClassVar, Sequence
+
+import numpy as np
+import pandas as pd
+
+from capprof.errors import CapprofError, did_you_mean
+from capprof.profiling.constants import PREDICTION_COLUMNS
+
+STATE_FILE = "predictor.json"
+
+
+def cell_means(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean score per (team, scenario): columns team, scenario, score, n
+    (number of replicates averaged)."""
+    grouped = scores.groupby(["team", "scenario"], sort=True)["score"]
+    return grouped.agg(score="mean", n="size").reset_index()
+
+
+def prediction_frame(teams, scenarios, predicted, low=None, high=None) -> pd.DataFrame:
+    """The ``predict`` output: ``PREDICTION_COLUMNS``, low/high NaN when not given."""
+    n = len(predicted)
+    columns = dict(zip(PREDICTION_COLUMNS, (
+        list(teams),
+        list(scenarios),
+        np.asarray(predicted, dtype=float),
+        np.full(n, np.nan) if low is None else np.asarray(low, dtype=float),
+        np.full(n, np.nan) if high is None else np.asarray(high, dtype=float),
+    )))
+    return pd.DataFrame(columns)
+
+
+def team_demand_design(teams: Sequence[str], all_teams: Sequence[str], demand_rows: pd.DataFrame,
+                       interactions: bool) -> np.ndarray:
+    """Feature matrix: team one-hot, scenario demands, and (with
+    ``interactions``) team one-hot x demands, so each team gets its own slope
+    per demand."""
+    codes = pd.Index(list(all_teams)).get_indexer(list(teams))
+    onehot = np.zeros((len(codes), len(all_teams)))
+    onehot[np.arange(len(codes)), codes] = 1.0
+    levels = demand_rows.to_numpy(dtype=float)
+    parts = [onehot, levels]
+    if interactions:
+        parts.append((onehot[:, :, None] * levels[:, None, :]).reshape(len(codes), -1))
+    return np.hstack(parts)
+
+
+def write_json_atomic(path: Path, document: dict) -> None:
+    """Write JSON to ``path`` through a temporary file renamed into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as handle:
+        handle.write(json.dumps(document, indent=1) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, fix: str) -> dict:
+    """A JSON object from ``path``, or one CapprofError line naming the file and ``fix``."""
+    if not path.is_file():
+        raise CapprofError(f"{path} is missing; {fix}")
+    try:
+        document = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CapprofError(f"{path} is truncated or not JSON; {fix}") from None
+    if not isinstance(document, dict):
+        raise CapprofError(f"{path} is not a JSON object; {fix}")
+    return document
+
+
+class Predictor:
+    """Shared checks and persistence; subclasses implement ``_fit(cells)``
+    and ``_predict(teams, scenarios, demands)`` (and, when their learned
+    state is more than small JSON, ``_save_files``/``_load_files``)."""
+
+    name: ClassVar[str | None] = None
+    aliases: ClassVar[tuple[str, ...]] = ()
+    has_intervals: ClassVar[bool] = False
+    interval_level: ClassVar[float | None] = None
+    is_bayesian: ClassVar[bool] = False
+    needs_demands: ClassVar[bool] = True
+
+    # ------------------------------------------------------------ parameters
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The keyword parameters of ``__init__`` (what ``get_params`` returns)."""
+        signature = inspect.signature(cls.__init__)
+        return [p.name for p in signature.parameters.values()
+                if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+    def get_params(self) -> dict:
+        return {name: getattr(self, name) for name in self.param_names()}
+
+    def clone(self) -> "Predictor":
+        """An unfitted copy with the same parameters."""
+        return type(self)(**self.get_params())
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "teams_")
+
+    # ------------------------------------------------------------ fit / predict
+
+    def fit(self, scores: pd.DataFrame, demands: pd.DataFrame | None = None) -> "Predictor":
+        if len(scores) == 0:
+            raise CapprofError("no training scores to fit; check the split or the score table")
+        if demands is None and self.needs_demands:
+            raise CapprofError(f"{self.name}: needs demands; pass a demand matrix to fit")
+        if demands is not None:
+            missing = sorted(set(scores["scenario"]) - set(demands.index))
+            if missing:
+                raise CapprofError(
+                    f'{len(missing)} scored scenario(s) have no demands, e.g. "{missing[0]}"; '
+                    "describe them with --demands FILE (docs/demands.md)"
+                )
+        self.teams_ = sorted(scores["team"].unique())
+        self.demands_ = None if demands is None else demands.astype(float)
+        start = time.perf_counter()
+        self._fit(cell_means(scores))
+        self.fit_seconds_ = time.perf_counter() - start
+        return self
+
+    def predict(self, teams: Sequence[str], scenarios: Sequence[str],
+                demands: pd.DataFrame | None = None) -> pd.DataFrame:
+        if not self.is_fitted:
+            raise CapprofError(f"{self.name}: call fit before predict")
+        teams, scenarios = list(teams), list(scenarios)
+        if len(teams) != len(scenarios):
+            raise CapprofError("predict needs one team per scenario (equal-length lists)")
+        unknown = sorted(set(teams) - set(self.teams_))
+        if unknown:
+            raise CapprofError(
+                f'team "{unknown[0]}" was not in the training scores{did_you_mean(unknown[0], self.teams_)}; '
+                "predictions exist only for fitted teams"
+            )
+        return self._predict(teams, scenarios, demands)
+
+    def _fit(self, cells: pd.DataFrame) -> None:
+        raise NotImplementedError
+
+    def _predict(self, teams: list[str], scenarios: list[str], demands: pd.DataFrame | None) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def _demands_for(self, scenarios: Sequence[str], demands: pd.DataFrame | None) -> pd.DataFrame:
+        """Demand rows of ``scenarios`` in the fitted column order: rows given
+        in ``demands`` first, then the fitted ones. Columns the fitted model
+        never saw must be zero: it has nothing to say about them."""
+        table = self.demands_ if demands is None else demands
+        if table is None:
+            raise CapprofError(f"{self.name}: needs demands; pass a demand matrix to fit")
+        if demands is not None and self.demands_ is not None:
+            known = self.demands_.drop(index=[s for s in demands.index if s in self.demands_.index])
+            table = pd.concat([known, demands.reindex(columns=self.demands_.columns.union(demands.columns))])
+        missing = [s for s in dict.fromkeys(scenarios) if s not in table.index]
+        if missing:
+            raise CapprofError(
+                f'scenario "{missing[0]}" has no demands ({len(missing)} such); describe it in a demands file'
+            )
+        rows = table.loc[list(scenarios)].fillna(0.0)
+        extra = [c for c in rows.columns if c not in self.demands_.columns and (rows[c] != 0).any()]
+        if extra:
+            raise CapprofError(
+                f'demand "{extra[0]}" was not part of the fitted model ({len(extra)} such); '
+                "refit with it, or drop it from the scenarios to predict"
+            )
+        return rows.reindex(columns=self.demands_.columns, fill_value=0.0)
+
+    # ------------------------------------------------------------ persistence
+
+    def _state(self) -> dict:
+        """Small learned state as JSON-able values (``save``)."""
+        return {}
+
+    def _restore(self, state: dict) -> None:
+        """Inverse of ``_state`` (``load``)."""
+
+    def _save_files(self, directory: Path) -> None:
+        """Write learned state too large for JSON into ``directory``."""
+
+    def _load_files(self, directory: Path) -> None:
+        """Read what ``_save_files`` wrote."""
+
+    def save(self, directory) -> Path:
+        """Write the fitted predictor to ``directory`` (created if needed):
+        the model's own files first, ``predictor.json`` last, so a directory
+        with a ``predictor.json`` holds a whole predictor."""
+        if not self.is_fitted:
+            raise CapprofError(f"{self.name}: call fit before save")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save_files(directory)
+        demands = None if self.demands_ is None else json.loads(self.demands_.to_json(orient="split"))
+        write_json_atomic(directory / STATE_FILE, {
+            "name": self.name, "params": self.get_params(), "teams": list(self.teams_),
+            "demands": demands, "state": self._state(),
+        })
+        return directory
+
+    @classmethod
+    def load(cls, directory) -> "Predictor":
+        """A fitted predictor from a directory written by ``save`` (the class
+        named in its ``predictor.json``, which must be ``cls`` or a subclass)."""
+        from capprof.profiling.predictors.registry import predictor_class
+
+        directory = Path(directory)
+        fix = "save the fitted predictor again (Predictor.save)"
+        document = read_json(directory / STATE_FILE, fix)
+        try:
+            target = predictor_class(document["name"])
+            if not issubclass(target, cls):
+                raise CapprofError(f'{directory} holds a "{target.name}" predictor, not a {cls.__name__}')
+            predictor = target(**document["params"])
+            predictor._restore_fitted(document["teams"], document["demands"])
+            predictor._restore(document["state"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CapprofError(f"{directory / STATE_FILE} is incomplete ({exc}); {fix}") from None
+        predictor._load_files(directory)
+        return predictor
+
+    def _restore_fitted(self, teams: Sequence[str], demands) -> None:
+        """Set the fitted teams and demand rows (``load`` and the artifact loaders)."""
+        self.teams_ = [str(t) for t in teams]
+        if demands is None:
+            self.demands_ = None
+        elif isinstance(demands, pd.DataFrame):
+            self.demands_ = demands.astype(float)
+        else:
+            frame = pd.DataFrame(demands["data"], index=demands["index"], columns=demands["columns"], dtype=float)
+            frame.index.name = "scenario"
+            self.demands_ = frame

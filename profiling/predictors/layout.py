@@ -1,0 +1,181 @@
+"""The measurement layout as a predictor (the maths: profiling/layout.py).
+
+Two registered models, one per mode (docs/layout.md):
+
+* ``layout-joint`` (alias ``layout``; what ``capprof profile`` fits by
+  default): abilities partially pooled across teams;
+* ``layout-per-team``: each team's abilities alone.
+
+``MeasurementLayout(mode=...)`` builds the class of that mode. The classes
+hold no maths: they call ``build_layout_model``, ``sample_layout``,
+``diagnostics``, ``ability_summary`` and ``predict_scores``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from capprof.errors import CapprofError
+from capprof.profiling import layout as maths
+from capprof.profiling.constants import DEFAULT_LAYOUT_MODE, INTERVAL_LEVEL, LAYOUT_MODES
+from capprof.profiling.predictors.base import Predictor, prediction_frame
+
+POSTERIOR_FILE = "posterior.nc"
+
+
+def layout_class(mode: str) -> type["MeasurementLayout"]:
+    """The layout predictor class of ``mode`` (joint | per-team)."""
+    for cls in (JointLayout, PerTeamLayout):
+        if cls.mode == mode:
+            return cls
+    raise CapprofError(f'unknown layout mode "{mode}"; use {" or ".join(LAYOUT_MODES)}')
+
+
+class MeasurementLayout(Predictor):
+    """Capability profiles by Bayesian inference (profiling/layout.py).
+
+    Parameters: ``mode`` (fixed by the class: joint | per-team; given to
+    ``MeasurementLayout`` itself it picks the class), ``draws``/``tune``/
+    ``chains`` for NUTS, ``squeeze`` (the eps of ``layout.squeeze``),
+    ``scale`` (logistic slope per demand level), ``chance`` (the score that
+    pure noise produces), ``interval`` (probability of the predictive
+    interval), ``sampler`` (nutpie | pymc), ``seed``, ``progressbar`` (the
+    sampler's own progress display; nutpie draws it on terminals only).
+
+    Learned: ``posterior_`` (ArviZ InferenceData), ``diagnostics_`` (dict
+    from ``layout.diagnostics``), ``teams_``, ``demands_``, ``fit_seconds_``.
+    """
+
+    mode: str = DEFAULT_LAYOUT_MODE
+    has_intervals = True
+    is_bayesian = True
+
+    def __new__(cls, *args, mode: str | None = None, **kwargs):
+        if cls is MeasurementLayout:
+            cls = layout_class(mode or DEFAULT_LAYOUT_MODE)
+        return super().__new__(cls)
+
+    def __init__(self, mode: str | None = None, draws: int = 1000, tune: int = 500, chains: int = 2,
+                 squeeze: float = 0.01, scale: float = 1.0, chance: float = 0.0,
+                 interval: float = INTERVAL_LEVEL, sampler: str = "nutpie", seed: int = 0,
+                 progressbar: bool = False):
+        if mode is not None and mode != type(self).mode:
+            raise CapprofError(f'{self.name} has mode "{type(self).mode}", not "{mode}"; '
+                               f"use {layout_class(mode).name}")
+        self.draws = draws
+        self.tune = tune
+        self.chains = chains
+        self.squeeze = squeeze
+        self.scale = scale
+        self.chance = chance
+        self.interval = interval
+        self.sampler = sampler
+        self.seed = seed
+        self.progressbar = progressbar
+
+    @property
+    def interval_level(self) -> float:  # type: ignore[override]
+        return self.interval
+
+    @property
+    def idata_(self):
+        """The posterior under its former name."""
+        return self.posterior_
+
+    def _fit(self, cells):
+        from capprof.tagging.demands import demand_groups
+
+        maths.check_unit_range(cells["score"])
+        demand_index = maths.DemandIndex.from_matrix(self.demands_)
+        team_codes = pd.Categorical(cells["team"], categories=self.teams_).codes.astype(int)
+        scen_codes = pd.Categorical(cells["scenario"], categories=demand_index.scenarios).codes.astype(int)
+        groups = demand_groups(self.demands_.columns)
+        model = maths.build_layout_model(
+            team_codes, scen_codes, maths.squeeze(cells["score"].to_numpy(), self.squeeze), demand_index,
+            self.teams_, mode=self.mode, demand_groups=[groups[str(c)] for c in self.demands_.columns],
+            scale=self.scale, chance=self.chance,
+        )
+        self.posterior_ = maths.sample_layout(model, self.draws, self.tune, self.chains, self.seed, self.sampler,
+                                              progressbar=self.progressbar)
+        self.diagnostics_ = maths.diagnostics(self.posterior_)
+
+    def _predict(self, teams, scenarios, demands):
+        """Posterior predictive per (team, scenario) pair (``layout.predict_scores``)."""
+        rows = self._demands_for(scenarios, demands)
+        team_codes = pd.Index(self.teams_).get_indexer(teams)
+        predicted, low, high = maths.predict_scores(
+            self.posterior_, team_codes, rows.to_numpy(dtype=float), self.interval,
+            scale=self.scale, chance=self.chance, squeeze_eps=self.squeeze, seed=self.seed)
+        return prediction_frame(teams, scenarios, predicted, low, high)
+
+    def abilities(self, hdi_prob: float = INTERVAL_LEVEL) -> pd.DataFrame:
+        """Posterior summary per (team, ability): ``layout.ability_summary``."""
+        return maths.ability_summary(self.posterior_, hdi_prob)
+
+    # ------------------------------------------------------------ persistence
+
+    @classmethod
+    def from_posterior(cls, idata, demands: pd.DataFrame, **params) -> "MeasurementLayout":
+        """A fitted layout from its posterior and the demand rows (or an empty
+        frame with just the columns) it was fitted on. Called on
+        ``MeasurementLayout`` itself, ``mode`` in ``params`` picks the class."""
+        predictor = cls(**params)
+        teams = [str(t) for t in idata.posterior["team"].values]
+        columns = [str(d) for d in idata.posterior["demand"].values]
+        if list(map(str, demands.columns)) != columns:
+            raise CapprofError("the posterior's demands differ from the demand columns saved beside it; "
+                               "fit the profile again")
+        predictor._restore_fitted(teams, demands)
+        predictor.posterior_ = idata
+        predictor.diagnostics_ = maths.diagnostics(idata)
+        return predictor
+
+    def save_posterior(self, path) -> None:
+        """The posterior as NetCDF, written to a temporary file renamed into place."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        self.posterior_.to_netcdf(str(tmp))
+        tmp.replace(path)
+
+    @staticmethod
+    def read_posterior(path):
+        """InferenceData from a NetCDF file, or one CapprofError line naming it."""
+        import arviz as az
+
+        path = Path(path)
+        if not path.is_file():
+            raise CapprofError(f"{path} is missing; fit the layout again")
+        try:
+            idata = az.from_netcdf(str(path))
+        except Exception:  # netCDF4/h5py raise many types for a damaged file
+            raise CapprofError(f"{path} is not a readable posterior (truncated?); fit the layout again") from None
+        if "posterior" not in idata.groups() or "ability" not in idata.posterior:
+            raise CapprofError(f"{path} holds no layout posterior; fit the layout again")
+        return idata
+
+    def _save_files(self, directory: Path) -> None:
+        self.save_posterior(directory / POSTERIOR_FILE)
+
+    def _load_files(self, directory: Path) -> None:
+        self.posterior_ = self.read_posterior(directory / POSTERIOR_FILE)
+        self.diagnostics_ = maths.diagnostics(self.posterior_)
+
+    def get_params(self) -> dict:
+        return {**super().get_params(), "mode": type(self).mode}
+
+
+class JointLayout(MeasurementLayout):
+    """The layout with abilities partially pooled across teams."""
+
+    name = "layout-joint"
+    aliases = ("layout",)
+    mode = "joint"
+
+
+class PerTeamLayout(MeasurementLayout):
+    """The layout fitted for each team alone (the paper's per-team models)."""
+
+    name = "layout-per-team"
+    mode = "per-team"
