@@ -81,8 +81,6 @@ def build(spec: str, info):
     """A meltingpot Policy playing the module ``spec`` names on ``info``'s substrate."""
     import gymnasium as gym
 
-    from capprof.runners.populations import _policy_base
-
     directory, _ = split_spec(spec)
     module_dir = check_spec(spec)
     module = _load(str(module_dir))
@@ -98,7 +96,11 @@ def build(spec: str, info):
         raise ValueError(f"the module has {int(module.action_space.n)} actions but {info.name} has "
                          f"{info.num_actions}; it was trained on another substrate"
                          + (f" ({extra['substrate']})" if extra.get("substrate") else ""))
-    Policy = _policy_base()
+    from capprof.meltingpot_import import import_meltingpot
+
+    import_meltingpot()
+    from meltingpot.utils.policies.policy import Policy
+
     return _make_class(Policy)(module, convention, bool(extra.get("explore", False)))
 
 
