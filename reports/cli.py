@@ -8,19 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from capprof.arguments import non_negative_int, positive_int
 from capprof.errors import CapprofError
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'"{text}" is not a whole number') from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be positive")
-    return value
 
 
 def cmd_compare(args) -> int:
@@ -34,15 +23,15 @@ def cmd_compare(args) -> int:
     # Normalise over every team in the file, then pick: a team's numbers must
     # not move when a different set of teams is chosen for comparison.
     normalised = normalise(scores, args.normalise)
-    result = compare_teams(normalised, teams=args.teams, reps=args.reps, seed=args.seed, rank_by=args.rank_by)
+    comparison = compare_teams(normalised, teams=args.teams, reps=args.reps, seed=args.seed, rank_by=args.rank_by)
     if args.format == "csv":
-        result.to_csv(sys.stdout, index=False, float_format="%.6g", lineterminator="\n")
+        comparison.table.to_csv(sys.stdout, index=False, float_format="%.6g", lineterminator="\n")
         return 0
-    aggregates, poi = summary_tables(result)
-    a = result.attrs
+    aggregates, poi = summary_tables(comparison)
+    c = comparison
     print(
-        f"{len(a['teams'])} teams on {a['n_scenarios']} scenarios, {args.normalise} normalisation; "
-        f"point estimate [{a['level']:.0%} stratified bootstrap interval, {a['reps']} resamples, seed {a['seed']}]"
+        f"{len(c.teams)} teams on {c.n_scenarios} scenarios, {args.normalise} normalisation; "
+        f"point estimate [{c.level:.0%} stratified bootstrap interval, {c.reps} resamples, seed {c.seed}]"
     )
     with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 40):
         print(aggregates.to_string(index=False))
@@ -85,8 +74,8 @@ def register(sub) -> None:
     p.add_argument("--teams", nargs="+", metavar="TEAM", help="teams to compare (default: all)")
     p.add_argument("--normalise", choices=NORMALISATIONS, default="minmax",
                    help="normalisation applied over all teams before comparing (default: minmax)")
-    p.add_argument("--reps", type=_positive_int, default=DEFAULT_REPS, help=f"bootstrap resamples (default {DEFAULT_REPS})")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--reps", type=positive_int, default=DEFAULT_REPS, help=f"bootstrap resamples (default {DEFAULT_REPS})")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--rank-by", choices=METRICS, default="iqm", help="aggregate that ranks teams (default iqm)")
     p.add_argument("--format", choices=("table", "csv"), default="table")
     p.set_defaults(func=cmd_compare)

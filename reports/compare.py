@@ -1,6 +1,7 @@
 """Comparing submissions with interval estimates (``capprof compare``).
 
-``compare_teams`` returns a tidy table, one row per (team, metric):
+``compare_teams`` returns a ``Comparison`` record whose ``table`` is tidy,
+one row per (team, metric):
 
 ===========  =====  ==========================================================
 column       type   meaning
@@ -21,7 +22,7 @@ ci_high      float  upper end of that interval
   on a random scenario (``reports.stats.probability_of_improvement``).
 
 Every team is compared on the scenarios **all** chosen teams have; the others
-are left out with a notice on stderr (a team missing a scenario would
+are left out with a note (a team missing a scenario would
 otherwise be judged on a different, possibly easier, set).
 
 The bootstrap resamples replicates within each scenario, independently per
@@ -34,19 +35,36 @@ from __future__ import annotations
 
 import sys
 import zlib
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from capprof.errors import CapprofError, did_you_mean
+from capprof.errors import CapprofError, did_you_mean, note
 from capprof.reports import stats
 
 COMPARE_COLUMNS = ("team", "metric", "value", "ci_low", "ci_high")
 METRICS = ("mean", "median", "iqm")
 DEFAULT_REPS = 2000
 CHUNK = 250  # resamples held in memory at once per team
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What ``compare_teams`` found: ``table`` (COMPARE_COLUMNS, one row per
+    team and metric), the ``teams`` compared (in the order given, else by
+    name) on ``n_scenarios`` shared scenarios, and how: ``reps`` resamples,
+    ``seed``, interval ``level``, ranks by ``rank_by``."""
+
+    table: pd.DataFrame
+    teams: tuple[str, ...]
+    n_scenarios: int
+    reps: int
+    seed: int
+    level: float
+    rank_by: str
 
 
 def _team_rng(seed: int, team: str) -> np.random.Generator:
@@ -80,11 +98,8 @@ def select_common(scores: pd.DataFrame, teams: Sequence[str] | None) -> tuple[pd
         )
     if len(common) < len(all_scenarios):
         fewest = min(teams, key=lambda t: len(per_team[t]))
-        print(
-            f"capprof: note: comparing on the {len(common)} scenario(s) every chosen team has; "
-            f"{len(all_scenarios) - len(common)} left out (\"{fewest}\" has only {len(per_team[fewest])})",
-            file=sys.stderr,
-        )
+        note(f"comparing on the {len(common)} scenario(s) every chosen team has; "
+             f"{len(all_scenarios) - len(common)} left out (\"{fewest}\" has only {len(per_team[fewest])})")
     rows = rows[rows["scenario"].isin(common)]
     return rows.sort_values(["team", "scenario", "replicate"]).reset_index(drop=True), teams
 
@@ -108,9 +123,9 @@ def compare_teams(
     level: float = 0.95,
     rank_by: str = "iqm",
     progress: bool | None = None,
-) -> pd.DataFrame:
+) -> Comparison:
     """Aggregates, ranks and pairwise probabilities of improvement with
-    stratified-bootstrap intervals, as a table with COMPARE_COLUMNS.
+    stratified-bootstrap intervals (``Comparison.table`` has COMPARE_COLUMNS).
 
     ``scores`` is a (normalised) score table; ``progress=None`` shows a
     progress bar only on a terminal.
@@ -125,11 +140,8 @@ def compare_teams(
     arrays = team_arrays(rows, teams)
     single = [t for t in teams if arrays[t][1].max() == 1]
     if single:
-        print(
-            f"capprof: note: {', '.join(single)} ha{'s' if len(single) == 1 else 've'} one replicate per "
-            "scenario, so the bootstrap sees no run-to-run spread there: intervals are narrower than the truth",
-            file=sys.stderr,
-        )
+        note(f"{', '.join(single)} ha{'s' if len(single) == 1 else 've'} one replicate per "
+             "scenario, so the bootstrap sees no run-to-run spread there: intervals are narrower than the truth")
 
     point = {m: {t: float(stats.AGGREGATES[m](v[None, :], s)[0]) for t, (v, s) in arrays.items()} for m in METRICS}
     pairs = list(combinations(teams, 2))
@@ -172,12 +184,8 @@ def compare_teams(
             else:  # P(B > A) = 1 - P(A > B): ties count half to each side
                 value, sample = 1.0 - point_poi[(other, t)], 1.0 - draws_poi[(other, t)]
             records.append((t, f"p_improve:{other}", value, *stats.percentile_interval(sample, level)))
-    out = pd.DataFrame.from_records(records, columns=list(COMPARE_COLUMNS))
-    out.attrs.update(
-        rank_by=rank_by, reps=reps, seed=seed, level=level,
-        n_scenarios=int(rows["scenario"].nunique()), teams=list(teams),
-    )
-    return out
+    table = pd.DataFrame.from_records(records, columns=list(COMPARE_COLUMNS))
+    return Comparison(table, tuple(teams), int(rows["scenario"].nunique()), reps, seed, level, rank_by)
 
 
 def _cell(value: float, low: float, high: float, digits: int = 3) -> str:
@@ -188,10 +196,11 @@ def _cell(value: float, low: float, high: float, digits: int = 3) -> str:
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def summary_tables(result: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def summary_tables(comparison: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Two display tables of ``compare_teams`` output: per team the aggregates
     and rank (cells "value [low, high]"), and the probability-of-improvement
     matrix (row team beats column team); teams best-ranked first."""
+    result = comparison.table
     keyed = result.set_index(["team", "metric"])
     # Best first: the order a reader scans for.
     ranks = result[result["metric"] == "rank"].set_index("team")["value"]
@@ -201,7 +210,7 @@ def summary_tables(result: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         {
             "team": teams,
             **{
-                m if m != "rank" else f"rank (by {result.attrs.get('rank_by', 'iqm')})": [
+                m if m != "rank" else f"rank (by {comparison.rank_by})": [
                     _cell(*keyed.loc[(t, m), ["value", "ci_low", "ci_high"]], digits=digits.get(m, 3)) for t in teams
                 ]
                 for m in (*METRICS, "rank")

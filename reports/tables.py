@@ -1,16 +1,88 @@
-"""Tidy tables behind the report: small pure functions over DataFrames."""
+"""Tidy tables behind the report: small pure functions over DataFrames.
+
+Nothing here knows about HTML; every function takes tables and returns a
+table (or a small frozen record), so each is testable on its own.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from capprof.profiling.evaluate import mean_interval
 
-EVALUATE_COLUMNS = ("model", "split", "repeat", "team", "mse")
 PROFILE_COLUMNS = ("team", "ability", "mean", "hdi_low", "hdi_high")
 TIMESERIES_COLUMNS = ("team", "scenario", "episode", "step", "player", "cumulative_return")
 POOLED_TEAM = "ALL"
+RHAT_MAX, ESS_MIN = 1.01, 400
+DEMAND_GROUP_ORDER = ("substrate", "mode", "behaviour")
+
+
+# ------------------------------------------------------------ profiles
+
+
+def profile_frame(profiles: pd.DataFrame) -> pd.DataFrame:
+    """The abilities table with team and ability as strings."""
+    return profiles.assign(team=profiles["team"].astype(str), ability=profiles["ability"].astype(str))
+
+
+def hdi_level(profiles: pd.DataFrame) -> float | None:
+    """The HDI probability the abilities table states (``hdi_prob``), when it
+    states exactly one; None otherwise."""
+    if "hdi_prob" not in profiles.columns:
+        return None
+    values = pd.to_numeric(profiles["hdi_prob"], errors="coerce")
+    return float(values.iloc[0]) if values.nunique() == 1 else None
+
+
+def ability_groups(abilities: Iterable[str]) -> dict[str, list[str]]:
+    """Abilities by demand group (substrate, mode, behaviour, in that order),
+    each sorted; empty groups are left out (tagging.demands.demand_groups)."""
+    from capprof.tagging.demands import demand_groups
+
+    groups: dict[str, list[str]] = {g: [] for g in DEMAND_GROUP_ORDER}
+    for ability, group in demand_groups(sorted(set(abilities))).items():
+        groups.setdefault(group, []).append(ability)
+    return {g: a for g, a in groups.items() if a}
+
+
+# ------------------------------------------------------------ diagnostics
+
+
+@dataclass(frozen=True)
+class DiagnosticFlags:
+    """Which cells of a diagnostics table fail a check: ``cells`` holds
+    (row position, column) pairs, ``problems`` one phrase per failed check
+    ("2 model(s) with R-hat above 1.01")."""
+
+    cells: frozenset[tuple[int, str]]
+    problems: tuple[str, ...]
+
+
+def diagnostic_flags(diagnostics: pd.DataFrame, rhat_max: float = RHAT_MAX, ess_min: float = ESS_MIN
+                     ) -> DiagnosticFlags:
+    """Flag max_rhat > rhat_max, min_ess_bulk < ess_min and divergences > 0
+    where those columns exist."""
+    checks = {
+        "max_rhat": (lambda v: v > rhat_max, f"R-hat above {rhat_max}"),
+        "min_ess_bulk": (lambda v: v < ess_min, f"bulk ESS below {ess_min}"),
+        "divergences": (lambda v: v > 0, "divergent transitions"),
+    }
+    cells, problems = set(), []
+    for column, (bad, what) in checks.items():
+        if column not in diagnostics.columns:
+            continue
+        failed = bad(pd.to_numeric(diagnostics[column], errors="coerce")).to_numpy()
+        cells |= {(int(i), column) for i in np.flatnonzero(failed)}
+        if failed.any():
+            problems.append(f"{int(failed.sum())} model(s) with {what}")
+    return DiagnosticFlags(frozenset(cells), tuple(problems))
+
+
+# ------------------------------------------------------------ predictive comparison
 
 
 def predictive_table(evaluate: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
@@ -45,14 +117,7 @@ def predictive_table(evaluate: pd.DataFrame, level: float = 0.95) -> pd.DataFram
         out["fit_s"] = out["model"].map(fit)
     else:
         out["fit_s"] = np.nan
-    # Splits and models keep the evaluate table's order; the pooled row comes
-    # first, then teams by name.
-    split_order = {s: i for i, s in enumerate(dict.fromkeys(frame["split"]))}
-    model_order = {m: i for i, m in enumerate(dict.fromkeys(frame["model"]))}
-    out["_split"], out["_model"] = out["split"].map(split_order), out["model"].map(model_order)
-    out["_pooled"] = (out["team"] != POOLED_TEAM).astype(int)
-    keys = ["_split", "_pooled", "team", "_model"]
-    return out.sort_values(keys).drop(columns=["_split", "_model", "_pooled"]).reset_index(drop=True)
+    return _predictive_order(out, frame)
 
 
 def _summarised_predictive(summary: pd.DataFrame) -> pd.DataFrame:
@@ -66,19 +131,104 @@ def _summarised_predictive(summary: pd.DataFrame) -> pd.DataFrame:
     if "fit_s" not in out:
         out["fit_s"] = np.nan
     out = out[["split", "team", "model", "repeats", "mse", "ci_low", "ci_high", "fit_s"]]
-    split_order = {s: i for i, s in enumerate(dict.fromkeys(out["split"]))}
-    model_order = {m: i for i, m in enumerate(dict.fromkeys(out["model"]))}
-    keys = pd.DataFrame({"s": out["split"].map(split_order), "p": (out["team"] != POOLED_TEAM).astype(int),
-                         "t": out["team"], "m": out["model"].map(model_order)})
-    return out.loc[keys.sort_values(["s", "p", "t", "m"]).index].reset_index(drop=True)
+    return _predictive_order(out, out)
 
 
-def series_from_episodes(episodes: pd.DataFrame) -> pd.DataFrame:
+def _predictive_order(table: pd.DataFrame, source: pd.DataFrame) -> pd.DataFrame:
+    """Splits and models keep the evaluate table's (``source``) order; the
+    pooled row comes first, then teams by name."""
+    split_order = {s: i for i, s in enumerate(dict.fromkeys(source["split"]))}
+    model_order = {m: i for i, m in enumerate(dict.fromkeys(source["model"]))}
+    keys = pd.DataFrame({"s": table["split"].map(split_order), "p": (table["team"] != POOLED_TEAM).astype(int),
+                         "t": table["team"], "m": table["model"].map(model_order)})
+    return table.loc[keys.sort_values(["s", "p", "t", "m"]).index].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class PredictiveBlock:
+    """One split of the predictive comparison laid out for display: models
+    (columns) and teams (rows) in order, ``cells`` the tidy rows indexed by
+    (team, model), ``best`` the lowest-MSE model per team, ``fit_s`` the mean
+    fit time per model (NaN where unknown), ``repeats`` the most repeats of
+    any cell (NaN when the evaluation did not say)."""
+
+    split: str
+    models: tuple[str, ...]
+    teams: tuple[str, ...]
+    cells: pd.DataFrame
+    best: dict[str, str]
+    fit_s: pd.Series
+    repeats: float
+
+
+def predictive_blocks(tidy: pd.DataFrame) -> list[PredictiveBlock]:
+    """``predictive_table`` output split per split, in its order."""
+    blocks = []
+    for split, block in tidy.groupby("split", sort=False):
+        models = tuple(dict.fromkeys(block["model"]))
+        teams = tuple(dict.fromkeys(block["team"]))
+        cells = block.set_index(["team", "model"])
+        best = {}
+        for team in teams:
+            present = [m for m in models if (team, m) in cells.index]
+            if present:
+                best[team] = min(present, key=lambda m: cells.loc[(team, m), "mse"])
+        fit = block.groupby("model", sort=False)["fit_s"].first()
+        blocks.append(PredictiveBlock(str(split), models, teams, cells, best, fit, float(block["repeats"].max())))
+    return blocks
+
+
+# ------------------------------------------------------------ runner records
+
+
+def ok_episodes(episodes: pd.DataFrame) -> pd.DataFrame:
+    """The episodes that finished (``status == "ok"``; all when no status)."""
+    return episodes[episodes["status"] == "ok"] if "status" in episodes.columns else episodes
+
+
+def gini_summary(episodes: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The finished episodes with team as str and the stored Gini ``columns``
+    as numbers, and per team their mean and median (columns team,
+    "<column> mean", "<column> median", ...)."""
+    episodes = ok_episodes(episodes).copy()
+    episodes["team"] = episodes["team"].astype(str)
+    for c in columns:
+        episodes[c] = pd.to_numeric(episodes[c], errors="coerce")
+    summary = episodes.groupby("team", as_index=False)[list(columns)].agg(["mean", "median"])
+    summary.columns = ["team"] + [f"{c} {s}" for c in columns for s in ("mean", "median")]
+    return episodes, summary
+
+
+def depletion_summary(episodes: pd.DataFrame) -> pd.DataFrame:
+    """Per (team, scenario) with at least one depleted episode: episodes,
+    share depleted, mean ``depleted_at_step`` of those that were."""
+    episodes = ok_episodes(episodes)
+    depleted = pd.to_numeric(episodes["depleted_at_step"], errors="coerce")
+    summary = (
+        episodes.assign(team=episodes["team"].astype(str), depleted=depleted.notna(), at=depleted)
+        .groupby(["team", "scenario"], as_index=False)
+        .agg(episodes=("depleted", "size"), depleted=("depleted", "mean"), depleted_at_step=("at", "mean"))
+    )
+    return summary[summary["depleted"] > 0]
+
+
+@dataclass(frozen=True)
+class SampledReturns:
+    """Players' cumulative returns over episodes in the long
+    TIMESERIES_COLUMNS form, and what ``step`` counts: ``"step"`` (environment
+    steps) or ``"sample"`` (sample number, when the records do not say how
+    many steps apart the samples are)."""
+
+    table: pd.DataFrame
+    unit: str
+
+
+def series_from_episodes(episodes: pd.DataFrame) -> SampledReturns:
     """Runner episode records with a ``return_series`` column (one list of
     every player's cumulative return per sample) -> the long TIMESERIES_COLUMNS
     table. Sample k (0-based) is at step (k + 1) * series_every when the
     records carry ``series_every``; otherwise ``step`` is the sample number
-    k + 1 and ``attrs["step_unit"]`` says so."""
+    k + 1 and the unit says so."""
     has_every = "series_every" in episodes.columns
     rows = []
     for record in episodes.itertuples(index=False):
@@ -91,9 +241,7 @@ def series_from_episodes(episodes: pd.DataFrame) -> pd.DataFrame:
             step = (k + 1) * every
             rows.extend((record.team, record.scenario, record.episode, step, p, float(v))
                         for p, v in enumerate(returns))
-    out = pd.DataFrame(rows, columns=list(TIMESERIES_COLUMNS))
-    out.attrs["step_unit"] = "step" if has_every else "sample"
-    return out
+    return SampledReturns(pd.DataFrame(rows, columns=list(TIMESERIES_COLUMNS)), "step" if has_every else "sample")
 
 
 def focal_background_means(scores: pd.DataFrame) -> pd.DataFrame:

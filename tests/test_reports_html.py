@@ -53,8 +53,9 @@ def test_report_escapes_names(full_report):
 
 def test_report_has_every_section_with_content(full_report):
     _, _, html = full_report
-    for key, _, _ in SECTIONS:
-        body = _section(html, key)
+    for section in SECTIONS:
+        body = _section(html, section.key)
+        assert section.key in re.findall(r'<a href="#([^"]+)">', html)
         assert "Not shown" not in body, (key, body[:300])
     # each team has its own profile charts (one per demand group: substrate, mode, behaviour)
     profiles = _section(html, "profiles")
@@ -280,10 +281,11 @@ def test_report_reads_runner_episode_series(tmp_path):
 def test_series_from_episodes_uses_series_every():
     episodes = pd.DataFrame({"team": ["t"], "scenario": ["s"], "episode": [0], "series_every": [50],
                              "return_series": [[[1.0, 2.0], [3.0, 4.0]]]})
-    series = tables.series_from_episodes(episodes)
-    assert series["step"].tolist() == [50, 50, 100, 100]
-    assert series["cumulative_return"].tolist() == [1.0, 2.0, 3.0, 4.0]
-    assert series.attrs["step_unit"] == "step"
+    sampled = tables.series_from_episodes(episodes)
+    assert sampled.table["step"].tolist() == [50, 50, 100, 100]
+    assert sampled.table["cumulative_return"].tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert sampled.unit == "step"
+    assert tables.series_from_episodes(episodes.drop(columns="series_every")).unit == "sample"
 
 
 def test_predictive_table_accepts_the_summarised_evaluation():

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from capprof.errors import CapprofNote
 from capprof.reports import stats
 from capprof.reports.compare import COMPARE_COLUMNS, compare_teams, summary_tables
 
@@ -99,7 +100,8 @@ def _two_teams():
     return _table(rows)
 
 
-def _value(result, team, metric):
+def _value(comparison, team, metric):
+    result = comparison.table
     row = result[(result["team"] == team) & (result["metric"] == metric)]
     assert len(row) == 1, (team, metric)
     return row.iloc[0]
@@ -107,7 +109,8 @@ def _value(result, team, metric):
 
 def test_compare_dominating_team_is_certain():
     result = compare_teams(_two_teams(), reps=200, seed=0, progress=False)
-    assert tuple(result.columns) == COMPARE_COLUMNS
+    assert tuple(result.table.columns) == COMPARE_COLUMNS
+    assert result.teams == ("strong", "weak") and result.n_scenarios == 3 and result.reps == 200
     p = _value(result, "strong", "p_improve:weak")
     assert (p["value"], p["ci_low"], p["ci_high"]) == (1.0, 1.0, 1.0)
     assert _value(result, "weak", "p_improve:strong")["value"] == 0.0
@@ -137,9 +140,9 @@ def test_compare_is_seeded_and_stable_when_teams_are_added():
     table = _two_teams()
     first = compare_teams(table, reps=100, seed=4, progress=False)
     again = compare_teams(table, reps=100, seed=4, progress=False)
-    pd.testing.assert_frame_equal(first, again)
+    pd.testing.assert_frame_equal(first.table, again.table)
     other_seed = compare_teams(table, reps=100, seed=5, progress=False)
-    assert not first[["ci_low", "ci_high"]].equals(other_seed[["ci_low", "ci_high"]])
+    assert not first.table[["ci_low", "ci_high"]].equals(other_seed.table[["ci_low", "ci_high"]])
     third = table[table["team"] == "weak"].assign(team="middle", score=lambda d: d["score"] + 0.3)
     bigger = compare_teams(pd.concat([table, third]), reps=100, seed=4, progress=False)
     assert _value(bigger, "strong", "iqm").tolist() == _value(first, "strong", "iqm").tolist()
@@ -148,9 +151,17 @@ def test_compare_is_seeded_and_stable_when_teams_are_added():
 
 def test_compare_uses_only_shared_scenarios(capsys):
     table = pd.concat([_two_teams(), _table([("strong", "extra", "sub", 0, 100.0)])])
-    result = compare_teams(table, reps=50, progress=False)
+    with pytest.warns(CapprofNote, match=r"comparing on the 3 scenario\(s\) every chosen team has; 1 left out"):
+        result = compare_teams(table, reps=50, progress=False)
     assert _value(result, "strong", "mean")["value"] == pytest.approx(0.86)
-    assert "comparing on the 3 scenario(s)" in capsys.readouterr().err
+    assert result.n_scenarios == 3
+    assert capsys.readouterr().err == ""  # a note, not a print
+
+
+def test_compare_notes_single_replicates():
+    table = _table([("a", "s", "x", 0, 0.0), ("a", "s", "x", 1, 1.0), ("b", "s", "x", 0, 0.5)])
+    with pytest.warns(CapprofNote, match="b has one replicate per scenario"):
+        compare_teams(table, reps=20, progress=False)
 
 
 def test_summary_tables_put_the_best_team_first():

@@ -1,0 +1,174 @@
+"""The report's inputs: where each is found, how it is read, read once.
+
+No HTML here. A section asks ``Inputs`` for a table; an input that is absent
+or unusable raises ``Absent`` with a message saying which and why, and the
+report shows that message in the section instead of its content.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import pandas as pd
+
+from capprof.errors import CapprofError
+from capprof.reports import tables
+
+# Inputs in the order the report lists them; the first three make up the
+# profile written by `capprof profile`, the others are its evidence.
+PROFILE_PARTS = ("profiles", "diagnostics", "importances")
+INPUT_NAMES = (*PROFILE_PARTS, "evaluate", "scores", "episodes", "timeseries")
+SUFFIXES = (".csv", ".parquet", ".feather", "")  # "" = a directory (of Parquet files)
+# Columns that hold names: kept as text even when every value looks like a number.
+NAME_COLUMNS = frozenset({"team", "scenario", "substrate", "model", "split", "ability", "feature", "status",
+                          "source", "error", "policy", "role"})
+
+
+class Absent(Exception):
+    """A section's input is absent or unusable; the message says which and why."""
+
+
+def locate(directory: Path, stem: str, explicit: str | Path | None = None) -> Path | None:
+    """The file an input comes from: ``explicit`` when given (it must exist),
+    else DIR/<stem>.csv, .parquet, .feather or a DIR/<stem>/ directory;
+    None when there is none."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.exists():
+            raise CapprofError(f"{path} does not exist; give an existing file or leave the option out")
+        return path
+    for suffix in SUFFIXES:
+        candidate = directory / f"{stem}{suffix}"
+        if candidate.exists() and (suffix or candidate.is_dir()):
+            return candidate
+    return None
+
+
+def locate_inputs(directory: Path, explicit: Mapping[str, str | Path | None]) -> dict[str, Path | None]:
+    """Every input of INPUT_NAMES -> its path (None when absent)."""
+    return {name: locate(directory, name, explicit.get(name)) for name in INPUT_NAMES}
+
+
+def looked_for() -> str:
+    """The file names a report looks for, for messages."""
+    return ", ".join(f"{name}.*" for name in INPUT_NAMES)
+
+
+def read_input(path: Path) -> pd.DataFrame:
+    """One input file (CSV, Parquet, feather or a Parquet directory) as a
+    DataFrame; the profile's own files are read here too."""
+    from capprof.scores import read_table
+
+    return with_numbers(read_table(path))
+
+
+def with_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns whose every non-empty value is a number, as numbers
+    (empty -> NaN): a CSV reader that keeps every cell as text leaves them so.
+    NAME_COLUMNS stay text."""
+    out = frame.copy()
+    for column in out.columns:
+        if column in NAME_COLUMNS or not pd.api.types.is_string_dtype(out[column]):
+            continue
+        values = out[column].astype(object).where(out[column].astype(str).str.strip() != "", None)
+        try:
+            out[column] = pd.to_numeric(values)
+        except (ValueError, TypeError):
+            continue
+    return out
+
+
+class Inputs:
+    """The inputs of one report, each read at most once.
+
+    ``paths`` maps INPUT_NAMES to files (None when absent); ``teams`` are the
+    teams chosen with --teams (None: default); ``normalisation`` is the
+    score normalisation of the score sections.
+    """
+
+    def __init__(self, directory: Path, paths: Mapping[str, Path | None], teams: Sequence[str] | None,
+                 normalisation: str):
+        self.directory = Path(directory)
+        self.paths = dict(paths)
+        self.teams = list(teams) if teams else None
+        self.normalisation = normalisation
+        self._cache: dict[str, object] = {}
+
+    def _cached(self, key: str, compute: Callable[[], object]):
+        """``compute()`` once; an Absent or CapprofError it raises is kept and
+        raised again on every later call."""
+        if key not in self._cache:
+            try:
+                self._cache[key] = compute()
+            except (Absent, CapprofError) as exc:
+                self._cache[key] = exc
+        value = self._cache[key]
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    def _read(self, name: str) -> pd.DataFrame:
+        path = self.paths.get(name)
+        if path is None:
+            raise Absent(f"no {name} input in {self.directory}")
+        try:
+            return read_input(path)
+        except CapprofError as exc:
+            raise Absent(str(exc)) from None
+
+    def table(self, name: str, required: Sequence[str] = ()) -> pd.DataFrame:
+        """The named input as a DataFrame, or Absent naming what is missing."""
+        value = self._cached(name, lambda: self._read(name))
+        missing = [c for c in required if c not in value.columns]
+        if missing:
+            raise Absent(f"{self.paths[name].name} lacks column(s) {', '.join(missing)}")
+        if value.empty:
+            raise Absent(f"{self.paths[name].name} has no rows")
+        return value
+
+    def profiles(self) -> pd.DataFrame:
+        """The abilities table (team, ability as strings)."""
+        return tables.profile_frame(self.table("profiles", tables.PROFILE_COLUMNS))
+
+    def scores(self) -> pd.DataFrame:
+        """The score table from scores.* or, failing that, the episode records."""
+        def load() -> pd.DataFrame:
+            from capprof.scores import load_scores
+
+            source = self.paths.get("scores") or self.paths.get("episodes")
+            if source is None:
+                raise Absent(f"no score table or episode records in {self.directory}")
+            try:
+                return load_scores(source, min_teams=1)
+            except CapprofError as exc:
+                raise Absent(str(exc).splitlines()[0]) from None
+
+        return self._cached("scores_table", load)
+
+    def normalised_scores(self) -> pd.DataFrame:
+        """The score table under the report's normalisation, computed once for
+        every section (so its notes come once)."""
+        def load() -> pd.DataFrame:
+            from capprof.profiling.normalise import normalise
+
+            return normalise(self.scores(), self.normalisation)
+
+        return self._cached("normalised_scores", load)
+
+    def report_teams(self) -> list[str]:
+        """Every team named in any input, sorted: the teams the report shows."""
+        found: set[str] = set()
+        for name in ("profiles", "episodes", "timeseries", "evaluate"):
+            try:
+                named = set(self.table(name, ("team",))["team"].astype(str))
+            except Absent:  # its own section says what is wrong
+                continue
+            if name == "evaluate":
+                named.discard(tables.POOLED_TEAM)  # the pooled row, not a team
+            found |= named
+        try:
+            found |= set(self.scores()["team"].astype(str))
+        except (Absent, CapprofError):
+            pass
+        return sorted(found)
