@@ -22,7 +22,6 @@ Loaders accept the published Melting Pot 2.0 results (a feather file with a
 from __future__ import annotations
 
 import os
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -30,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from capprof.errors import CapprofError, did_you_mean
+from capprof.errors import CapprofError, did_you_mean, note
+from capprof.sniff import file_kind as _kind, is_text
 
 SCORE_COLUMNS = ("team", "scenario", "substrate", "replicate", "score", "background_score", "source")
 REQUIRED_COLUMNS = ("team", "scenario", "substrate", "replicate", "score")
@@ -85,56 +85,222 @@ def from_published(raw: pd.DataFrame, source: str = PUBLISHED_NAME) -> pd.DataFr
     )
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV, Parquet (file or directory) or Feather table; unreadable
-    files raise CapprofError naming the file."""
-    suffix = path.suffix.lower()
+_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+_SNIFF_BYTES = 1 << 16
+
+
+def _csv_kind_fix(kind: str) -> str:
+    if kind == "gzip-compressed":
+        return "name it .csv.gz (or gunzip it)"
+    if kind == "UTF-16 text":
+        return "save it as UTF-8 CSV"
+    if kind.startswith("a Parquet"):
+        return "name it .parquet"
+    if kind.startswith("a Feather"):
+        return "name it .feather"
+    return "export the table as CSV (UTF-8, comma-separated) or Parquet"
+
+
+def csv_delimiter(header: str) -> str:
+    """The delimiter of a CSV header line: the most frequent of comma,
+    semicolon, tab and pipe (comma when none appears)."""
+    counts = {d: header.count(d) for d in _DELIMITERS}
+    best = max(counts, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] else ","
+
+
+def _read_csv(path: Path, compression: str | None) -> pd.DataFrame:
+    import gzip
+    import re
+
+    opener = gzip.open if compression == "gzip" else open
     try:
-        if path.is_dir() or suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+        with opener(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise CapprofError(f"{path}: not a readable gzip file ({exc}); gunzip it to check, or name it .csv") from None
+    if not head.strip():
+        raise CapprofError(f"{path}: the file is empty; a score table needs a header line and rows (docs/schema.md)")
+    kind = _kind(head)
+    if kind:
+        raise CapprofError(f"{path}: this is {kind}, not a plain-text CSV; {_csv_kind_fix(kind)}")
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut at the sniffing boundary
+            raise CapprofError(
+                f"{path}: not UTF-8 text (byte 0x{head[exc.start]:02x} at offset {exc.start}); "
+                "save it as UTF-8 CSV"
+            ) from None
+        text = head[: exc.start].decode("utf-8")
+    header = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    sep = csv_delimiter(header)
+    try:
+        raw = pd.read_csv(
+            path, sep=sep, header=None, dtype=str, keep_default_na=False, compression=compression,
+            encoding="utf-8-sig", skip_blank_lines=False,
+        )
+    except pd.errors.EmptyDataError:
+        raise CapprofError(f"{path}: the file is empty; a score table needs a header line and rows (docs/schema.md)") from None
+    except pd.errors.ParserError as exc:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if found:
+            expected, line, saw = found.groups()
+            raise CapprofError(
+                f"{path}: line {line} has {saw} fields but the header has {expected}; quote values that "
+                f"contain a {_DELIMITERS[sep]} or fix that line"
+            ) from None
+        raise CapprofError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError as exc:
+        raise CapprofError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV") from None
+    names = [str(c).strip() for c in raw.iloc[0]]
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise CapprofError(f"{path}: column `{repeated[0]}` appears more than once in the header; keep one")
+    table = raw.iloc[1:]
+    table.columns = names
+    table = table[(table != "").any(axis=1)]  # blank lines carry nothing
+    table.index = table.index + 1  # the file's line number of each row
+    if sep != ",":
+        note(f"{path.name}: read as {_DELIMITERS[sep]}-delimited")
+        decimal_comma = re.compile(r"^\s*[+-]?\d*,\d+\s*$")
+        for col in ("score", "background_score", "focal_per_capita_return", "background_per_capita_return"):
+            if col in table.columns:
+                values = table[col][table[col].str.strip() != ""]
+                if len(values) and values.str.contains(",").any() and values.map(
+                        lambda v: bool(decimal_comma.match(v)) or "," not in v).all():
+                    table[col] = table[col].str.replace(",", ".", regex=False)
+    return table
+
+
+def _parquet_files(directory: Path) -> list[Path]:
+    """The Parquet files of a dataset directory (as pyarrow reads them: names
+    starting with ``.`` or ``_`` are skipped)."""
+    return sorted(
+        p for p in directory.rglob("*")
+        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(directory).parts)
+    )
+
+
+def _read_parquet_dir(path: Path) -> pd.DataFrame:
+    files = _parquet_files(path)
+    parquet = [p for p in files if p.suffix.lower() in (".parquet", ".pq")]
+    if not parquet:
+        hint = ""
+        if (path / "_demands.yaml").exists() or any(path.glob(".*.tmp")):
+            hint = " (an interrupted `capprof run`? finish it with the same command and --resume)"
+        elif files:
+            others = sorted({p.suffix or p.name for p in files})
+            hint = f" (it holds {', '.join(others[:3])} files; pass one of them instead)"
+        raise CapprofError(
+            f"{path}: no Parquet files in this directory{hint}; a score directory is what `capprof run --out` writes"
+        )
+    try:
+        return pd.read_parquet(parquet)
+    except (OSError, ValueError, TypeError):  # name the file that breaks it
+        pass
+    import pyarrow.parquet as pq
+
+    for file in parquet:
+        try:
+            pq.read_metadata(file)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for corrupt files
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CapprofError(f"{file}: not a readable Parquet file ({first}); delete it or re-run that episode") from None
+    frames = [pd.read_parquet(file) for file in parquet]  # schemas differ: combine file by file
+    return pd.concat(frames, ignore_index=True)
+
+
+def _binary_kind(path: Path) -> str | None:
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if not head:
+        return "empty"
+    kind = _kind(head)
+    if kind is None and is_text(head):
+        return "text (a CSV?)"
+    return kind
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV (optionally .csv.gz; comma, semicolon or tab delimited),
+    Parquet (file or directory) or Feather table; an unreadable file raises
+    CapprofError naming the file, what it is, and the fix."""
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        return _read_parquet_dir(path)
+    if suffix in (".csv", ".txt"):
+        return _read_csv(path, None)
+    if suffixes == [".csv", ".gz"]:
+        return _read_csv(path, "gzip")
+    if suffix not in (".parquet", ".pq", ".feather"):
+        raise CapprofError(
+            f"{path}: unknown file type; use .csv, .csv.gz, .parquet, .feather or a Parquet directory"
+        )
+    kind = _binary_kind(path)
+    expected = "Parquet" if suffix != ".feather" else "Feather"
+    if kind == "empty":
+        raise CapprofError(f"{path}: the file is empty; write the {expected} table again")
+    try:
         if suffix == ".feather":
             return pd.read_feather(path)
-        if suffix in (".csv", ".txt"):
-            return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise CapprofError(f"{path}: not a readable table ({str(exc).splitlines()[0]})") from None
-    except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on bad files
+        return pd.read_parquet(path)
+    except (OSError, ValueError, TypeError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) on bad files
+        if kind and kind != "a binary file":
+            fix = "name it .csv" if kind.startswith("text") else f"write the table again as {expected} or CSV"
+            raise CapprofError(f"{path}: this is {kind}, not a {expected} file; {fix}") from None
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CapprofError(f"{path}: not a readable table ({first})") from None
-    raise CapprofError(f"{path}: unknown file type; use .csv, .parquet, .feather or a Parquet directory")
+        raise CapprofError(
+            f"{path}: not a readable {expected} file ({first}); write the table again as {expected} or CSV"
+        ) from None
+
+
+def failed_episodes(raw: pd.DataFrame) -> int:
+    """How many episode records (``capprof run`` output) failed and carry no
+    score: every record whose ``status`` is not ``ok``."""
+    if "status" not in raw.columns:
+        return 0
+    return int((raw["status"] != "ok").sum())
 
 
 def from_runs(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     """Episode records written by ``capprof run`` -> score schema.
 
-    Failed episodes carry no score: they are left out with a notice on stderr
-    (never silently), and the count is kept in ``attrs['failed_episodes']``.
+    Failed episodes carry no score: they are left out with a note (never
+    silently); ``failed_episodes(raw)`` counts them.
     """
     table = raw
-    failed = 0
+    failed = failed_episodes(raw)
     if "status" in raw.columns:
-        ok = raw["status"] == "ok"
-        failed = int((~ok).sum())
-        table = raw[ok]
+        table = raw[raw["status"] == "ok"]
         if failed:
-            print(
-                f"capprof: note: {failed} failed episode(s) in {source} have no score and are left out "
-                "(see their `status` and `error` columns)",
-                file=sys.stderr,
+            note(
+                f"{failed} failed episode(s) in {source} have no score and are left out "
+                "(see their `status` and `error` columns)"
             )
-    out = pd.DataFrame(
+    if failed and table.empty:
+        raise CapprofError(
+            f"{source}: every one of the {failed} episode(s) failed, so there are no scores; "
+            "see their `error` column (pandas.read_parquet) and fix the policy or scenario"
+        )
+    missing = [c for c in ("team", "scenario", "substrate") if c not in table.columns]
+    if missing:
+        raise CapprofError(
+            f"{source}: episode records lack column(s) {', '.join(missing)}; "
+            "this directory was not written by `capprof run`"
+        )
+    return pd.DataFrame(
         {
-            "team": table["team"].astype(str),
-            "scenario": table["scenario"].astype(str),
-            "substrate": table["substrate"].astype(str),
+            "team": table["team"],
+            "scenario": table["scenario"],
+            "substrate": table["substrate"],
             "replicate": table["episode"],
             "score": table["focal_per_capita_return"],
             "background_score": table.get("background_per_capita_return", np.nan),
             "source": table.get("run_id", source),
         }
     )
-    out.attrs["failed_episodes"] = failed
-    return out
 
 
 def load_scores(path_or_url: str | os.PathLike, validate: bool = True, **validate_kwargs) -> pd.DataFrame:
@@ -151,10 +317,12 @@ def load_scores(path_or_url: str | os.PathLike, validate: bool = True, **validat
             )
     raw = read_table(path)
     source = path.name
+    lines = not path.is_dir() and path.suffix.lower() in (".csv", ".txt", ".gz")
     if "mapla" in raw.columns:
         table = from_published(raw, source)
     elif "focal_per_capita_return" in raw.columns and "episode" in raw.columns:
         table = from_runs(raw, source)
+        lines = False
     else:
         table = raw.copy()
         if "source" not in table.columns:
@@ -162,8 +330,47 @@ def load_scores(path_or_url: str | os.PathLike, validate: bool = True, **validat
         if "background_score" not in table.columns:
             table["background_score"] = np.nan
     if validate:
+        validate_kwargs.setdefault("row_names", "line" if lines else None)
         table = validate_scores(table, where=str(path), **validate_kwargs)
     return table
+
+
+# No Melting Pot return comes near this; a larger score is a unit or export
+# error, and sums and ranges of numbers near the float limit overflow to inf.
+MAX_ABS_SCORE = 1e15
+# Replicates beyond this cannot be held exactly as numbers.
+MAX_REPLICATE = 2**53
+
+
+def _row_names(table: pd.DataFrame, mask, row_names: str | None, limit: int = 3) -> str:
+    """'line 4: team "a" on "clean_up_0"; line 9: ...; and 3 more' for the rows in ``mask``."""
+    rows = table.loc[mask]
+    parts = []
+    for label, row in rows.head(limit).iterrows():
+        who = f'team "{row["team"]}" on "{row["scenario"]}"'
+        parts.append(f"{row_names} {label}: {who}" if row_names else who)
+    more = len(rows) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(numbers as float with NaN for missing, mask of values that are not
+    numbers). Text is parsed; empty text is missing; true/false, dates and
+    other non-numeric types are not numbers."""
+    kind = values.dtype.kind
+    if kind in "iuf":
+        return values.astype(float), pd.Series(False, index=values.index)
+    if kind in "bmMc" or isinstance(values.dtype, pd.CategoricalDtype) and values.cat.categories.dtype.kind not in "OUT":
+        return pd.Series(np.nan, index=values.index), values.notna()
+    text = values.astype(object)
+    is_bool = text.map(lambda v: isinstance(v, (bool, np.bool_)))
+    blank = text.map(lambda v: isinstance(v, str) and not v.strip())
+    spelled_nan = text.map(lambda v: isinstance(v, str) and v.strip().lower() in ("nan", "+nan", "-nan"))
+    text = text.where(~blank & ~is_bool & ~spelled_nan, None)
+    numbers = pd.to_numeric(text, errors="coerce").astype(float)
+    not_numbers = (numbers.isna() & text.notna()) | is_bool
+    # "nan" and "inf" spelled out are numbers to pandas; they are kept as NaN / inf
+    return numbers.where(~not_numbers), not_numbers
 
 
 def validate_scores(
@@ -171,11 +378,16 @@ def validate_scores(
     known_scenarios=None,
     min_teams: int = 1,
     where: str = "scores",
+    row_names: str | None = None,
 ) -> pd.DataFrame:
     """Check a table against the score schema and return it with clean dtypes.
 
     Raises CapprofError with one line per problem. ``known_scenarios`` (catalog
-    plus custom demands) makes unknown scenario names an error.
+    plus custom demands: names, or a mapping scenario -> substrate) makes
+    unknown scenario names an error. A scenario the catalog (or the mapping)
+    places on another substrate is always an error. ``row_names`` (e.g.
+    ``"line"``) names problem rows by their index; otherwise by team and
+    scenario.
     """
     problems: list[str] = []
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
@@ -188,45 +400,70 @@ def validate_scores(
         raise CapprofError(f"{where}: the score table has no rows; run some episodes or pick another file")
     table = table.copy()
     for col in ("team", "scenario", "substrate"):
-        if table[col].isna().any():
-            n = int(table[col].isna().sum())
-            problems.append(f"{where}: {n} row(s) have an empty `{col}`; fill it in")
+        empty = table[col].isna() | table[col].astype(str).str.strip().eq("")
+        if empty.any():
+            problems.append(
+                f"{where}: {int(empty.sum())} row(s) have an empty `{col}` "
+                f"({_row_names(table.assign(**{col: '?'}), empty, row_names)}); fill it in"
+            )
         table[col] = table[col].astype(str)
-    score = pd.to_numeric(table["score"], errors="coerce")
-    bad_type = score.isna() & table["score"].notna()
+    score, bad_type = _numbers(table["score"])
     if bad_type.any():
         example = table.loc[bad_type, "score"].iloc[0]
         problems.append(
-            f"{where}: {int(bad_type.sum())} `score` value(s) are not numbers (e.g. \"{example}\"); "
-            "scores must be numeric"
+            f"{where}: {int(bad_type.sum())} `score` value(s) are not numbers (e.g. \"{example}\" in "
+            f"{_row_names(table, bad_type, row_names, 1)}); scores must be numeric"
         )
-    nonfinite = (~np.isfinite(score)) & ~bad_type
-    if nonfinite.any():
-        row = table.loc[nonfinite].iloc[0]
+    missing_score = score.isna() & ~bad_type
+    if missing_score.any():
         problems.append(
-            f"{where}: {int(nonfinite.sum())} score(s) are NaN or infinite (e.g. team \"{row['team']}\" "
-            f"on \"{row['scenario']}\"); drop or fix those rows"
+            f"{where}: {int(missing_score.sum())} score(s) are empty or NaN "
+            f"({_row_names(table, missing_score, row_names)}); drop or fix those rows"
         )
-    table["score"] = score.astype(float)
-    replicate = pd.to_numeric(table["replicate"], errors="coerce")
-    bad_rep = replicate.isna() | (replicate < 0) | (replicate != replicate.round())
+    nonfinite = np.isinf(score)
+    if nonfinite.any():
+        problems.append(
+            f"{where}: {int(nonfinite.sum())} score(s) are infinite ({_row_names(table, nonfinite, row_names)}); "
+            "drop or fix those rows"
+        )
+    huge = np.isfinite(score) & (score.abs() > MAX_ABS_SCORE)
+    if huge.any():
+        problems.append(
+            f"{where}: {int(huge.sum())} score(s) are beyond +-{MAX_ABS_SCORE:.0e} "
+            f"({_row_names(table, huge, row_names)}); such numbers overflow means and ranges: "
+            "fix the rows or rescale the scores"
+        )
+    table["score"] = score
+    replicate, bad_rep_type = _numbers(table["replicate"])
+    bad_rep = (
+        bad_rep_type | replicate.isna() | (replicate < 0) | (replicate != replicate.round())
+        | (replicate > MAX_REPLICATE)
+    )
     if bad_rep.any():
         example = table.loc[bad_rep, "replicate"].iloc[0]
         problems.append(
             f"{where}: {int(bad_rep.sum())} `replicate` value(s) are not non-negative integers "
-            f"(e.g. \"{example}\"); number episodes or training runs 0, 1, 2, ..."
+            f"(e.g. \"{example}\" in {_row_names(table, bad_rep, row_names, 1)}); "
+            "number episodes or training runs 0, 1, 2, ..."
         )
     else:
-        table["replicate"] = replicate.astype(int)
+        table["replicate"] = replicate.astype("int64")
     if "background_score" in table.columns:
-        bg = pd.to_numeric(table["background_score"], errors="coerce")
-        if (bg.isna() & table["background_score"].notna()).any():
+        bg, bad_bg = _numbers(table["background_score"])
+        if bad_bg.any():
             problems.append(f"{where}: `background_score` has non-numeric values; leave it empty or give numbers")
-        table["background_score"] = bg.astype(float)
+        bad_bg_value = np.isinf(bg) | (bg.abs() > MAX_ABS_SCORE)
+        if bad_bg_value.any():
+            problems.append(
+                f"{where}: {int(bad_bg_value.sum())} `background_score` value(s) are infinite or beyond "
+                f"+-{MAX_ABS_SCORE:.0e} ({_row_names(table, bad_bg_value, row_names)}); leave them empty or fix them"
+            )
+        table["background_score"] = bg
     else:
         table["background_score"] = np.nan
     if "source" not in table.columns:
         table["source"] = where
+    table["source"] = table["source"].astype(str)
     if not bad_rep.any():
         dupes = table.duplicated(list(KEY_COLUMNS), keep=False)
         if dupes.any():
@@ -235,10 +472,16 @@ def validate_scores(
                 f"{where}: {int(dupes.sum())} rows repeat a (team, scenario, replicate), e.g. "
                 f"(\"{row['team']}\", \"{row['scenario']}\", {row['replicate']}); keep one row per replicate"
             )
-    per_scenario = table.groupby("scenario")["substrate"].nunique()
-    if (per_scenario > 1).any():
-        s = per_scenario[per_scenario > 1].index[0]
-        problems.append(f"{where}: scenario \"{s}\" is listed under more than one substrate; fix the `substrate` column")
+    per_scenario = table.groupby("scenario")["substrate"].unique()
+    several = per_scenario[per_scenario.map(len) > 1]
+    if len(several):
+        s = several.index[0]
+        listed = ", ".join(f'"{x}"' for x in sorted(several.iloc[0]))
+        problems.append(
+            f"{where}: scenario \"{s}\" is listed under more than one substrate ({listed}); "
+            "fix the `substrate` column"
+        )
+    problems += _substrate_contradictions(table, known_scenarios, where)
     if known_scenarios is not None:
         known = set(known_scenarios)
         unknown = sorted(set(table["scenario"]) - known)
@@ -256,3 +499,27 @@ def validate_scores(
     if problems:
         raise CapprofError("\n".join(problems))
     return table[list(SCORE_COLUMNS)].reset_index(drop=True)
+
+
+def _substrate_contradictions(table: pd.DataFrame, known_scenarios, where: str) -> list[str]:
+    """One line if a scenario runs on another substrate than the table says:
+    per the catalog, or per ``known_scenarios`` when it maps scenario ->
+    substrate (custom demands). The per-substrate aggregates would be wrong."""
+    from collections.abc import Mapping
+
+    from capprof.tagging.catalog import load_catalog
+
+    expected = dict(zip(load_catalog()["scenario"], load_catalog()["substrate"]))
+    if isinstance(known_scenarios, Mapping):
+        expected.update({str(k): str(v) for k, v in known_scenarios.items()})
+    pairs = table[["scenario", "substrate"]].drop_duplicates()
+    wrong = pairs[[expected.get(sc, sub) != sub for sc, sub in zip(pairs["scenario"], pairs["substrate"])]]
+    if wrong.empty:
+        return []
+    scenario, given = wrong.iloc[0]["scenario"], wrong.iloc[0]["substrate"]
+    more = f" ({len(wrong)} scenario(s) in all)" if len(wrong) > 1 else ""
+    return [
+        f'{where}: scenario "{scenario}" runs on "{expected[scenario]}" (catalog or demands file), but the table '
+        f'says "{given}"{more}; fix the `substrate` column, or, if it really is another scenario, give it a new '
+        "name and describe it in a custom demands file (--demands, docs/demands.md)"
+    ]

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from capprof.errors import CapprofError, did_you_mean
+from capprof.sniff import read_text
 from capprof.tagging.catalog import (
     TAG_CORRECTIONS,
     all_tags,
@@ -38,6 +39,7 @@ MAX_LEVEL = 5.0
 # beside its Parquet files under this name (Parquet readers skip `_` files).
 RUN_DEMANDS_FILE = "_demands.yaml"
 NEW_DEMAND_PREFIX = "new:"
+_FORMAT_FIX = "a demands file is UTF-8 YAML or CSV text (docs/demands.md)"
 
 
 def contest_tags(catalog: pd.DataFrame | None = None) -> list[str]:
@@ -174,12 +176,14 @@ def custom_demands_for(scores_path, demands_path=None, catalog: pd.DataFrame | N
     return None
 
 
-def known_scenarios(custom: pd.DataFrame | None = None, catalog: pd.DataFrame | None = None) -> set[str]:
-    """Scenario names that have demands: the catalog's plus a custom file's."""
+def known_scenarios(custom: pd.DataFrame | None = None, catalog: pd.DataFrame | None = None) -> dict[str, str]:
+    """Scenario names that have demands, the catalog's plus a custom file's,
+    each mapped to its substrate (``validate_scores`` checks score tables
+    against both; ``set(...)`` of it gives the names)."""
     catalog = load_catalog() if catalog is None else catalog
-    names = set(catalog["scenario"])
+    names = dict(zip(catalog["scenario"], catalog["substrate"]))
     if custom is not None:
-        names |= set(custom.index)
+        names.update(zip(custom.index, custom["substrate"]))
     return names
 
 
@@ -236,8 +240,9 @@ def _strict_yaml_load(text: str):
 def _records_from_yaml(path: Path) -> tuple[list[tuple[str, str | None, dict]], list[str]]:
     import yaml
 
+    text = read_text(path, "demands file", _FORMAT_FIX)
     try:
-        doc = _strict_yaml_load(path.read_text())
+        doc = _strict_yaml_load(text)
     except _DuplicateKey as exc:
         key, line = str(exc).split("\t")
         raise CapprofError(f'{path}: "{key}" appears twice (line {line}); keep one entry') from None
@@ -267,12 +272,30 @@ def _records_from_yaml(path: Path) -> tuple[list[tuple[str, str | None, dict]], 
 
 
 def _records_from_csv(path: Path) -> tuple[list[tuple[str, str | None, dict]], list[str]]:
+    import io
+
+    from capprof.scores import csv_delimiter
+
+    text = read_text(path, "demands file", _FORMAT_FIX)
+    sep = csv_delimiter(text.splitlines()[0] if text.strip() else "")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise CapprofError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+        table = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, header=None)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise CapprofError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); see docs/demands.md") from None
+    names = [c.strip() for c in table.iloc[0]]
+    repeated = sorted({c for c in names if names.count(c) > 1})
+    if repeated:
+        raise CapprofError(f"{path}: column `{repeated[0]}` appears more than once in the header; keep one")
+    table = table.iloc[1:].set_axis(names, axis=1)
+    table = table[(table != "").any(axis=1)]  # blank lines carry nothing
     if "scenario" not in table.columns:
-        raise CapprofError(f"{path}: missing the `scenario` column; see docs/demands.md for the format")
+        raise CapprofError(
+            f"{path}: missing the `scenario` column (the header has {', '.join(names[:4])}); "
+            "see docs/demands.md for the format"
+        )
+    blank = table["scenario"].str.strip() == ""
+    if blank.any():
+        raise CapprofError(f"{path}: line {int(table.index[blank][0]) + 1} has an empty `scenario`; name the scenario")
     new_demands = [c[len(NEW_DEMAND_PREFIX):] for c in table.columns if c.startswith(NEW_DEMAND_PREFIX)]
     table = table.rename(columns=lambda c: c[len(NEW_DEMAND_PREFIX):] if c.startswith(NEW_DEMAND_PREFIX) else c)
     dupes = table["scenario"][table["scenario"].duplicated()].unique()
@@ -297,6 +320,8 @@ def load_custom_demands(path: str | Path, catalog: pd.DataFrame | None = None) -
     catalog = load_catalog() if catalog is None else catalog
     if not path.exists():
         raise CapprofError(f"demands file {path} does not exist; check the path")
+    if path.is_dir():
+        raise CapprofError(f"demands file {path} is a directory, not a file; pass the .yaml or .csv file itself")
     if path.suffix.lower() in (".yaml", ".yml"):
         records, new_demands = _records_from_yaml(path)
     elif path.suffix.lower() == ".csv":
@@ -326,8 +351,9 @@ def load_custom_demands(path: str | Path, catalog: pd.DataFrame | None = None) -
             )
         elif scenario in catalog.index and catalog.loc[scenario, "substrate"] != substrate:
             raise CapprofError(
-                f'{path}: scenario "{scenario}" runs on "{catalog.loc[scenario, "substrate"]}" in the '
-                f'catalog, not "{substrate}"; drop the substrate or rename the scenario'
+                f'{path}: scenario "{scenario}" is given substrate "{substrate}" but runs on '
+                f'"{catalog.loc[scenario, "substrate"]}" in the catalog; drop its `substrate` to grade the '
+                "catalog scenario, or give your scenario a new name (a new scenario row with its substrate)"
             )
         row = {"substrate": substrate}
         for name, value in demands.items():
