@@ -306,6 +306,10 @@ def serve(fd_in: int, fd_out: int) -> None:
                 reply = ("ok", None)
             elif kind == "build":
                 _, handle, spec, substrate, role, policy_id, seed = request
+                # Policies may use the global generators: seeded per build, as
+                # capprof seeds its own per episode.
+                random.seed(seed)
+                sys.modules["numpy"].random.seed(seed % 2**32)
                 policies[handle] = build(spec, substrate, role, policy_id, seed)
                 reply = ("ok", None)
             elif kind == "close":
@@ -348,6 +352,10 @@ def _check_imports() -> str | None:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # Run by file path, Python put capprof's runners/ folder first on sys.path;
+    # the member must not import capprof's modules by accident.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     # The protocol owns the original stdin / stdout; the policies' prints go to stderr.
     fd_in, fd_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDONLY)

@@ -1,0 +1,247 @@
+"""``SPEC@PYTHON``: a population member that runs in another Python environment.
+
+``SPEC`` is ``module:Class``, ``FILE.py[:Class]`` or ``submission:DIR``;
+``PYTHON`` is the other environment's interpreter (``/opt/old/bin/python``).
+That environment needs only NumPy and dm_env besides the member's own
+dependencies: no capprof install. capprof runs its bridge there by file path
+(``PYTHON /path/to/capprof/runners/bridge.py``), once per episode worker
+process (started at the first build, reused by later episodes), builds the
+member's policies there and exchanges each step's timestep and action over
+pipes, length-prefixed pickles, following meltingpot's Policy protocol
+(``initial_state``, ``step``, ``close``). A policy's state stays in the child;
+the loop holds a step counter in its place.
+
+Before any episode, ``VenvSource`` checks the interpreter once (it exists, is
+executable, runs the bridge, has NumPy and dm_env, and resolves SPEC there),
+so bad input is one line. During an episode, an exception in the child is that
+step's error (``PolicyProcessError: <its type and message>``); the child's exit,
+crash or a step interrupted by capprof's time limit kills the child and fails
+that episode only; the next build starts a new child.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from capprof.errors import CapprofError
+from capprof.runners import bridge
+
+BRIDGE = str(Path(bridge.__file__).resolve())
+CHECK_SECONDS = 300.0  # the check imports the member (a submission may import TensorFlow or ray)
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                "TF_NUM_INTEROP_THREADS")
+
+
+class PolicyProcessError(RuntimeError):
+    """The policy's interpreter reported an error or stopped answering."""
+
+
+def child_env() -> dict:
+    """The child's environment: the parent's, one thread per math library
+    (the contest gave one vCPU per agent), and no PYTHONHOME (it would point
+    the other interpreter at capprof's standard library)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "__PYVENV_LAUNCHER__")}
+    for name in _THREAD_VARS:
+        env.setdefault(name, "1")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return env
+
+
+def check_interpreter(python: str, spec: str) -> dict:
+    """Run the bridge's ``--check`` in ``python``: one CapprofError line unless
+    the interpreter runs it, has NumPy and dm_env, and resolves ``spec``.
+    Returns what the bridge reports (``ok``: the spec's description, ``prefix``)."""
+    path = Path(python).expanduser()
+    if not path.exists():
+        raise CapprofError(f"interpreter {python} does not exist; after @ give the python of the member's "
+                           "environment, e.g. /path/to/venv/bin/python")
+    if path.is_dir() or not os.access(path, os.X_OK):
+        raise CapprofError(f"interpreter {python} is not an executable file; after @ give the python of the "
+                           "member's environment, e.g. /path/to/venv/bin/python")
+    try:
+        done = subprocess.run([str(path), BRIDGE, "--check", spec], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=CHECK_SECONDS, env=child_env())
+    except subprocess.TimeoutExpired:
+        raise CapprofError(f"interpreter {python} did not answer capprof's check within {CHECK_SECONDS:g} s "
+                           f"(importing {spec} there hangs?); try `{python} -c 'import {spec.split(':')[0]}'`") from None
+    except OSError as exc:
+        raise CapprofError(f"interpreter {python} could not be started ({exc}); give a Python >= 3.8 "
+                           "interpreter") from None
+    lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise CapprofError(f"interpreter {python} could not run capprof's bridge (exit {done.returncode}: "
+                           f"{_last_line(done.stderr) or 'no output'}); give a Python >= 3.8 interpreter "
+                           "with numpy and dm_env") from None
+    if "error" in result:
+        raise CapprofError(f"{spec}@{python}: {result['error']}")
+    return result
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+class BridgeProcess:
+    """One child interpreter running the bridge; restarted after it failed."""
+
+    def __init__(self, python: str):
+        self.python = python
+        self.proc = None
+        self.generation = 0
+        self._handles = 0
+        self._stderr = None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        self.kill()
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([self.python, BRIDGE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._stderr, env=child_env(), bufsize=0)
+        self.generation += 1
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            for pipe in (self.proc.stdin, self.proc.stdout):
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+            self.proc = None
+
+    def stop(self) -> None:
+        """Ask the child to close its policies and exit; kill it if it does not."""
+        if self.alive():
+            try:
+                bridge.send(self.proc.stdin.fileno(), ("exit",))
+                self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+    def new_handle(self) -> int:
+        self._handles += 1
+        return self._handles
+
+    def request(self, message, during: str):
+        """Send ``message`` and return the child's value. Any interruption
+        (a capprof time limit included) leaves the pipe mid-message, so the
+        child is killed and the exception goes on."""
+        if not self.alive():
+            raise PolicyProcessError(self._death(during))
+        try:
+            bridge.send(self.proc.stdin.fileno(), message)
+            status, value = bridge.receive(self.proc.stdout.fileno())
+        except (EOFError, BrokenPipeError):
+            self.proc.wait()
+            message = self._death(during)
+            self.kill()
+            raise PolicyProcessError(message) from None
+        except BaseException:
+            self.kill()
+            raise
+        if status != "ok":
+            raise PolicyProcessError(f"{value} (in {self.python})")
+        return value
+
+    def _death(self, during: str) -> str:
+        code = self.proc.poll() if self.proc is not None else None
+        how = (f"was killed by signal {-code}" if code is not None and code < 0
+               else f"exited with code {code}" if code is not None else "is not running")
+        last = ""
+        if self._stderr is not None:
+            self._stderr.seek(0, os.SEEK_END)
+            size = self._stderr.tell()
+            self._stderr.seek(max(0, size - 4096))
+            last = _last_line(self._stderr.read().decode(errors="replace"))
+        return f"the policy interpreter {self.python} {how} during {during}" + (f" ({last})" if last else "")
+
+
+_PROCESSES: dict[str, BridgeProcess] = {}  # python -> this process's child
+
+
+def bridge_process(python: str) -> BridgeProcess:
+    """This process's child for ``python``, started (or restarted) if needed."""
+    process = _PROCESSES.get(python)
+    if process is None:
+        process = _PROCESSES[python] = BridgeProcess(python)
+    if not process.alive():
+        process.start()
+    return process
+
+
+@atexit.register
+def _stop_all() -> None:
+    for process in _PROCESSES.values():
+        process.stop()
+
+
+class RemotePolicy:
+    """The meltingpot Policy protocol, answered by a policy in the child."""
+
+    def __init__(self, process: BridgeProcess, handle: int, name: str):
+        self.process, self.handle, self.name = process, handle, name
+        self.generation = process.generation
+        self._steps = None
+
+    def initial_state(self):
+        self._check_child()
+        self.process.request(("initial", self.handle), f"{self.name}'s initial_state")
+        self._steps = 0
+        return 0
+
+    def step(self, timestep, prev_state):
+        if prev_state != self._steps:
+            raise ValueError(f"{self.name}: step() was not given the state the previous step returned "
+                             "(the policy's own state lives in its interpreter)")
+        self._check_child()
+        action = self.process.request(("step", self.handle, timestep), f"{self.name}'s step")
+        self._steps += 1
+        return action, self._steps
+
+    def close(self) -> None:
+        if self.process.generation == self.generation and self.process.alive():
+            self.generation = -1
+            self.process.request(("close", self.handle), f"{self.name}'s close")
+
+    def _check_child(self) -> None:
+        if self.process.generation != self.generation:
+            raise PolicyProcessError(f"the policy interpreter {self.process.python} was restarted after a "
+                                     f"failure; {self.name} was built in the old one")
+
+
+class VenvSource:
+    """Builds ``spec``'s policies in ``python``; checked once per process."""
+
+    def __init__(self, spec: str, python: str):
+        self.spec, self.python = spec, python
+        self.info = check_interpreter(python, spec)
+        self.prefix = self.info.get("prefix")
+
+    def check_scenario(self, scenario) -> None:
+        if self.spec.startswith(bridge.SUBMISSION_PREFIX):
+            from capprof.runners.submission import check_roles
+
+            found = self.info["ok"]
+            roles = {s: found["roles"].get(s) or {} for s in found["substrates"]}
+            check_roles(self.spec[len(bridge.SUBMISSION_PREFIX):], roles, scenario)
+
+    def build(self, info, seed: int, slot):
+        process = bridge_process(self.python)
+        handle = process.new_handle()
+        name = f"{self.spec}@{self.python}"
+        process.request(("build", handle, self.spec, info.name, slot.role, slot.policy_id, seed),
+                        f"building {name}")
+        return RemotePolicy(process, handle, name)
