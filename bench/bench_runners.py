@@ -191,13 +191,14 @@ def in_episode_overhead(substrate: str, steps: int, reps: int) -> tuple[float, f
     from meltingpot import substrate as mp_substrate
 
     import capprof.runners.episode as episode
+    import capprof.runners.slots as slots
     from capprof.runners.episode import EpisodeTask, run_episode
     from capprof.runners.scenarios import Scenario
 
     roles = tuple(mp_substrate.get_config(substrate).default_player_roles)
     scenario = Scenario(name=f"{substrate}__all_focal", substrate=substrate, roles=roles,
                         is_focal=(True,) * len(roles), suite="bench")
-    build_substrate, build_member = episode.build_substrate, episode._build_member
+    build_substrate, build_member = episode.build_substrate, slots.build_policy
     ours_own, raw_own, shared = [], [], []
     try:
         for rep in range(reps):
@@ -213,13 +214,13 @@ def in_episode_overhead(substrate: str, steps: int, reps: int) -> tuple[float, f
                 _Timed(policy, "step", totals, "policy")
                 return policy
 
-            episode.build_substrate, episode._build_member = timed_substrate, timed_member
+            episode.build_substrate, slots.build_policy = timed_substrate, timed_member
             record = run_episode(EpisodeTask(run_id="bench", population="random", team="random",
                                              scenario=scenario, episode=rep, seed=0, max_steps=steps))
-            episode.build_substrate, episode._build_member = build_substrate, build_member
-            loop = record["steps"] / record["steps_per_second"]
-            ours_own.append((loop - totals["env"] - totals["policy"]) / record["steps"])
-            shared.append((totals["env"] + totals["policy"]) / record["steps"])
+            episode.build_substrate, slots.build_policy = build_substrate, build_member
+            loop = record.steps / record.steps_per_second
+            ours_own.append((loop - totals["env"] - totals["policy"]) / record.steps)
+            shared.append((totals["env"] + totals["policy"]) / record.steps)
 
             # the raw loop, timed the same way
             totals = {"env": 0.0, "policy": 0.0}
@@ -227,7 +228,7 @@ def in_episode_overhead(substrate: str, steps: int, reps: int) -> tuple[float, f
             raw_own.append((loop - totals["env"] - totals["policy"]) / done)
             shared.append((totals["env"] + totals["policy"]) / done)
     finally:
-        episode.build_substrate, episode._build_member = build_substrate, build_member
+        episode.build_substrate, slots.build_policy = build_substrate, build_member
     return float(np.median(ours_own)), float(np.median(raw_own)), float(np.median(shared))
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from capprof.errors import CapprofError
 from capprof.runners.assets import require_bots
-from capprof.runners.episode import EpisodeTask, Limits, _one_line, failed_record, run_episode
+from capprof.runners.episode import run_episode
+from capprof.runners.records import EpisodeRecord, EpisodeTask, Limits, exception_line, failed_record
 from capprof.runners.populations import parse_population
 from capprof.runners.results import finished_keys, remove_partial_files, write_record
 from capprof.runners.scenarios import Scenario, get_scenario, suite_names
@@ -106,10 +107,10 @@ def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: st
     counts = {"ok": 0, "failed": 0, "steps": 0}
     bar = _progress(len(tasks), skipped, quiet)
 
-    def finished(record: dict) -> None:
+    def finished(record: EpisodeRecord) -> None:
         write_record(out_dir, record)
-        counts["ok" if record["status"] == "ok" else "failed"] += 1
-        counts["steps"] += record["steps"]
+        counts["ok" if record.ok else "failed"] += 1
+        counts["steps"] += record.steps
         elapsed = time.perf_counter() - start
         bar.set_postfix(steps_per_s=f"{counts['steps'] / max(elapsed, 1e-9):.0f}", failed=counts["failed"])
         bar.update(1)
@@ -154,7 +155,7 @@ class EpisodeWorker:
 
         self._process = EpisodeProcess()
 
-    def run(self, task: EpisodeTask) -> dict:
+    def run(self, task: EpisodeTask) -> EpisodeRecord:
         return self._process.run(task)
 
 
@@ -215,7 +216,7 @@ def _execute_ray(tasks, finished, workers: int | None, address: str | None) -> N
                     record = ray.get(ref)
                 except Exception as exc:  # the actor died: record it, replace the actor
                     record = failed_record(task, "error", "the worker running this episode died: "
-                                                          f"{_one_line(exc) or type(exc).__name__}")
+                                                          f"{exception_line(exc)}")
                     actors[actors.index(actor)] = actor = _new_actor(ray)
                 idle.append(actor)
                 finished(record)

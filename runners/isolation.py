@@ -1,7 +1,8 @@
 """Episodes in a separate process, watched from outside.
 
 The in-process limits of ``run_episode`` (a periodic SIGALRM watchdog, the
-per-step and per-episode clocks, the memory check) only act when Python code
+per-step and per-episode clocks, the memory check; runners/guard.py and
+runners/observers.py) only act when Python code
 runs. A submission that hangs inside native code (a C extension loop, a
 deadlocked library) never returns to the interpreter, so no signal handler
 runs; one that segfaults or is killed takes the whole interpreter with it.
@@ -10,11 +11,13 @@ runs; one that segfaults or is killed takes the whole interpreter with it.
 (a fresh interpreter that imports meltingpot when it starts) and watches it:
 
 * the child publishes, in shared memory, when the current focal step began
-  (``time.monotonic()``, system-wide on Linux) and when its episode began;
+  (``time.monotonic()``, system-wide on Linux), when its episode began and
+  how many steps the episode has completed;
 * if a focal step has run for longer than ``hard_step_seconds(limit)`` or the
   episode for longer than ``hard_episode_seconds(limit)``, the parent kills the
   child, records the episode as ``timeout`` and starts a new child;
-* if the child dies, the episode is an ``error`` naming the dead process and a
+* if the child dies (a segfault, ``os._exit``, the OOM killer), the episode
+  is an ``error`` naming the dead process, with the steps it completed, and a
   new child takes the next episode.
 
 Both the Ray backend (one per actor) and ``capprof run --isolate`` use it.
@@ -59,12 +62,11 @@ def _child_main(read_fd: int, write_fd: int, clock_fd: int) -> None:
     except (OSError, AttributeError):
         pass
     inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
-    clocks = (ctypes.c_double * 2).from_buffer(mmap.mmap(clock_fd, CLOCK_BYTES))
+    clocks = (ctypes.c_double * CLOCKS).from_buffer(mmap.mmap(clock_fd, CLOCK_BYTES))
     from capprof.runners import episode
     from capprof.runners._meltingpot import import_meltingpot
 
     import_meltingpot()
-    episode.publish_clocks(clocks)
     outbox.send("ready")
     while True:
         try:
@@ -73,15 +75,18 @@ def _child_main(read_fd: int, write_fd: int, clock_fd: int) -> None:
             return
         if task is None:
             return
-        clocks[1] = time.monotonic()
+        clocks[1], clocks[2] = time.monotonic(), 0.0
         try:
-            record = episode.run_episode(task)
+            record = episode.run_episode(task, clocks)
         finally:
             clocks[0] = clocks[1] = 0.0
         outbox.send(record)
 
 
-CLOCK_BYTES = 16  # two doubles: [focal step began, episode began], monotonic s; 0 = not running
+# Shared memory, three doubles: [focal step began, episode began] (monotonic
+# seconds; 0 = not running) and the steps the current episode has completed.
+CLOCKS = 3
+CLOCK_BYTES = 8 * CLOCKS
 
 
 class EpisodeProcess:
@@ -111,7 +116,7 @@ class EpisodeProcess:
         self._clock_file = tempfile.TemporaryFile()
         self._clock_file.truncate(CLOCK_BYTES)
         self._clock_map = mmap.mmap(self._clock_file.fileno(), CLOCK_BYTES)
-        self._clocks = (ctypes.c_double * 2).from_buffer(self._clock_map)
+        self._clocks = (ctypes.c_double * CLOCKS).from_buffer(self._clock_map)
         env = dict(os.environ)
         for var in _CHILD_THREAD_VARS:  # one CPU per episode process
             env.setdefault(var, "1")
@@ -160,16 +165,21 @@ class EpisodeProcess:
         self._stop_child(kill=True)
         self._start()
 
-    def run(self, task) -> dict:
-        from capprof.runners.episode import failed_record
+    def run(self, task):
+        """The episode's ``EpisodeRecord``; a child that dies or hangs gives a
+        failed record with the steps it had completed."""
+        from capprof.runners.records import failed_record
 
         step_limit = hard_step_seconds(task.limits.step_seconds)
         episode_limit = hard_episode_seconds(task.limits.episode_seconds)
         sent = time.monotonic()
+        self._clocks[2] = 0.0
 
-        def failed(status: str, error: str) -> dict:
-            record = failed_record(task, status, error)
-            record["wall_seconds"] = time.monotonic() - sent
+        def failed(status: str, error: str):
+            # Steps are read before the restart replaces the shared memory.
+            record = failed_record(task, status, error, steps=int(self._clocks[2]),
+                                   wall_seconds=time.monotonic() - sent)
+            self._restart()
             return record
 
         self._to_child.send(task)
@@ -183,21 +193,17 @@ class EpisodeProcess:
             step_began, episode_began = self._clocks[0], self._clocks[1]
             code = self._child.poll()
             if code is not None:
-                self._restart()
                 how = f"signal {-code}" if code < 0 else f"exit code {code}"
                 return failed("error", f"the episode process died ({how}); a focal policy may have "
                                        "crashed the interpreter or been killed")
             if step_limit is not None and step_began and now - step_began > step_limit:
-                self._restart()
                 return failed("timeout", f"a focal policy step ran for more than {step_limit:g} s without "
                                          f"returning (limit {task.limits.step_seconds:g} s; stuck outside "
                                          "Python, so the episode process was killed)")
             if episode_limit is not None and episode_began and now - episode_began > episode_limit:
-                self._restart()
                 return failed("timeout", f"the episode ran for more than {episode_limit:g} s (limit "
                                          f"{task.limits.episode_seconds:g} s; stuck outside Python, so the "
                                          "episode process was killed)")
-
 
 if __name__ == "__main__":
     import sys

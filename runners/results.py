@@ -3,48 +3,47 @@
 Each file is written under a temporary name (``.*.tmp``, which Parquet
 readers skip) and renamed into place, so a killed run leaves only complete
 episodes. ``capprof scores OUT_DIR`` and ``pandas.read_parquet(OUT_DIR)`` read
-the directory directly. Schema: ``EPISODE_SCHEMA`` and docs/runners.md.
+the directory directly. The schema is derived from
+``capprof.runners.records.EpisodeRecord`` (``EPISODE_SCHEMA``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import types
+import typing
+import zlib
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-EPISODE_SCHEMA = pa.schema([
-    ("run_id", pa.string()),
-    ("team", pa.string()),
-    ("population", pa.string()),
-    ("scenario", pa.string()),
-    ("substrate", pa.string()),
-    ("suite", pa.string()),
-    ("episode", pa.int64()),
-    ("seed", pa.int64()),
-    ("focal_per_capita_return", pa.float64()),
-    ("background_per_capita_return", pa.float64()),
-    ("player_returns", pa.list_(pa.float64())),
-    ("is_focal", pa.list_(pa.bool_())),
-    ("focal_members", pa.list_(pa.string())),
-    ("background_members", pa.list_(pa.string())),
-    ("steps", pa.int64()),
-    ("wall_seconds", pa.float64()),
-    ("build_seconds", pa.float64()),
-    ("steps_per_second", pa.float64()),
-    ("social_welfare", pa.float64()),
-    ("gini_focal", pa.float64()),
-    ("gini_all", pa.float64()),
-    ("depleted_at_step", pa.float64()),
-    ("return_series", pa.list_(pa.list_(pa.float64()))),
-    ("gini_series", pa.list_(pa.float64())),
-    ("series_every", pa.int64()),  # null when no series was recorded
-    ("status", pa.string()),
-    ("error", pa.string()),
-])
+from capprof.runners.records import EpisodeRecord
+
+_SCALARS = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+
+
+def arrow_type(hint) -> pa.DataType:
+    """The Arrow type of a record field's Python type: scalars, ``X | None``
+    (nullable X) and ``tuple[X, ...]`` (a list of X)."""
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        return pa.list_(arrow_type(typing.get_args(hint)[0]))
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(hint) if a is not type(None)]
+        return arrow_type(inner)
+    return _SCALARS[hint]
+
+
+def arrow_schema(record_type) -> pa.Schema:
+    hints = typing.get_type_hints(record_type)
+    return pa.schema([(f.name, arrow_type(hints[f.name])) for f in dataclasses.fields(record_type)])
+
+
+EPISODE_SCHEMA = arrow_schema(EpisodeRecord)
 
 
 def _safe(text: str) -> str:
@@ -54,25 +53,37 @@ def _safe(text: str) -> str:
 def episode_file(out_dir: Path, team: str, scenario: str, episode: int) -> Path:
     # The team is also stored inside the file; the name only has to be unique
     # and stable, so teams whose names sanitise alike get a short hash.
-    import zlib
-
     tag = f"{_safe(team)[:60]}-{zlib.crc32(team.encode()):08x}"
     return Path(out_dir) / f"{tag}__{_safe(scenario)}__ep{episode:05d}.parquet"
 
 
-def write_record(out_dir: Path, record: dict) -> Path:
+def temporary_path(target: Path) -> Path:
+    """Where ``target`` is written before its rename (a name Parquet readers
+    skip and ``remove_partial_files`` deletes)."""
+    return target.parent / f".{target.name}.{os.getpid()}.tmp"
+
+
+def write_atomically(target: Path, write) -> Path:
+    """Call ``write(handle)`` on a temporary file, fsync it, rename it to ``target``."""
+    tmp = temporary_path(target)
+    try:
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def write_record(out_dir: Path, record: EpisodeRecord) -> Path:
     """Write one episode atomically (temporary file, fsync, rename)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = episode_file(out_dir, record["team"], record["scenario"], record["episode"])
-    table = pa.Table.from_pylist([record], schema=EPISODE_SCHEMA)
-    tmp = out_dir / f".{target.name}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as handle:
-        pq.write_table(table, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, target)
-    return target
+    target = episode_file(out_dir, record.team, record.scenario, record.episode)
+    table = pa.Table.from_pylist([record.as_row()], schema=EPISODE_SCHEMA)
+    return write_atomically(target, lambda handle: pq.write_table(table, handle))
 
 
 def finished_keys(out_dir: Path) -> set[tuple[str, str, int]]:

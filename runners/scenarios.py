@@ -27,10 +27,12 @@ from typing import Any
 import pandas as pd
 
 from capprof.errors import CapprofError, did_you_mean
+from capprof.runners.constants import BOT_PREFIX, CUSTOM_SUITES, OFFICIAL, OFFLINE, SUITES, VARIANTS
 from capprof.tagging.catalog import NOOP_BOT, load_catalog, mode_from_counts, natural_key
 
-SUITES = ("official", "offline", "variants")
-BOT_PREFIX = "bot:"
+__all__ = ["BOT_PREFIX", "SUITES", "ComponentKwarg", "ConfigValue", "DisableAction", "Scenario",
+           "get_scenario", "offline_suite", "scenario_demands", "scenarios_table", "suite_names",
+           "variant_suite", "write_demands_yaml"]
 
 
 # ------------------------------------------------------------ substrate overrides
@@ -97,7 +99,7 @@ class Scenario:
     tags: tuple[str, ...] = ()
     overrides: tuple[SubstrateOverride, ...] = ()
     description: str = ""
-    suite: str = "official"
+    suite: str = OFFICIAL
 
     def __post_init__(self):
         if len(self.roles) != len(self.is_focal):
@@ -124,10 +126,6 @@ class Scenario:
         if self.n_background == 0:
             return "none"
         return mode_from_counts(self.n_focal, self.n_background)
-
-    @property
-    def focal_roles(self) -> tuple[str, ...]:
-        return tuple(r for r, f in zip(self.roles, self.is_focal) if f)
 
     @property
     def background_roles(self) -> tuple[str, ...]:
@@ -171,7 +169,7 @@ def official_scenario(name: str) -> Scenario:
         ),
         tags=tuple(t for t in catalog.loc[name, "tags"] if t not in ("resident", "visitor")),
         description=" ".join(config.description.split()),
-        suite="official",
+        suite=OFFICIAL,
     )
 
 
@@ -257,7 +255,7 @@ def _mixed(substrate: str, behaviour: str, mode: str, tags: tuple[str, ...]) -> 
         background=tuple((role, (behaviour,)) for role in background_roles),
         tags=tuple(sorted(tags)),
         description=f"{who} {n - n_focal} scripted bots {OFFLINE_DESCRIPTIONS[behaviour]}",
-        suite="offline",
+        suite=OFFLINE,
     )
 
 
@@ -294,7 +292,7 @@ def variant_suite() -> tuple[Scenario, ...]:
             tags=tags,
             overrides=(ComponentKwarg("DensityRegrow", "regrowthProbabilities", scale=factor),),
             description=f"apple regrowth probabilities x{factor:g} of meltingpot's default; focal players only",
-            suite="variants",
+            suite=VARIANTS,
         ))
     variants.append(Scenario(
         name=f"{substrate}__no_zap",
@@ -302,7 +300,7 @@ def variant_suite() -> tuple[Scenario, ...]:
         tags=("restraint",),
         overrides=(DisableAction("fireZap"),),
         description="nobody can zap (the zap action is a no-op); focal players only",
-        suite="variants",
+        suite=VARIANTS,
     ))
     return tuple(variants)
 
@@ -315,11 +313,11 @@ def _capprof_scenarios() -> dict[str, Scenario]:
 
 
 def suite_names(suite: str) -> list[str]:
-    if suite == "official":
+    if suite == OFFICIAL:
         return sorted(load_catalog()["scenario"], key=natural_key)
-    if suite == "offline":
+    if suite == OFFLINE:
         return [s.name for s in offline_suite()]
-    if suite == "variants":
+    if suite == VARIANTS:
         return [s.name for s in variant_suite()]
     raise CapprofError(f'unknown suite "{suite}"{did_you_mean(suite, SUITES)}; choose one of {", ".join(SUITES)}')
 
@@ -342,7 +340,7 @@ def get_scenario(name: str) -> Scenario:
 def scenarios_table(suite: str) -> pd.DataFrame:
     """One row per scenario of ``suite``: name, substrate, counts, mode, tags,
     background, overrides, needs_assets, description."""
-    if suite == "official":
+    if suite == OFFICIAL:
         catalog = load_catalog()
         return pd.DataFrame({
             "scenario": catalog["scenario"].to_numpy(),
@@ -356,7 +354,7 @@ def scenarios_table(suite: str) -> pd.DataFrame:
             "needs_assets": catalog["needs_assets"].to_numpy(),
             "description": catalog["description"].to_numpy(),
         })
-    records = offline_suite() if suite == "offline" else variant_suite() if suite == "variants" else None
+    records = offline_suite() if suite == OFFLINE else variant_suite() if suite == VARIANTS else None
     if records is None:
         suite_names(suite)  # raises the one-line error
     return pd.DataFrame([{
@@ -368,14 +366,14 @@ def scenarios_table(suite: str) -> pd.DataFrame:
     } for s in records])
 
 
-def scenario_demands(suites=("offline", "variants")) -> pd.DataFrame:
+def scenario_demands(suites=CUSTOM_SUITES) -> pd.DataFrame:
     """Demands of capprof's own scenarios in the custom-demands shape.
 
     Index ``scenario``; column ``substrate``; then one float column per demand
     (1.0 where the scenario places it, else 0.0): the behavioural tags (catalog
     names) plus ``resident`` / ``visitor`` from the focal / background counts.
     """
-    scenarios = [s for suite in suites for s in (offline_suite() if suite == "offline" else variant_suite())]
+    scenarios = [s for suite in suites for s in (offline_suite() if suite == OFFLINE else variant_suite())]
     demands = sorted({t for s in scenarios for t in s.tags} | {"resident", "visitor"})
     rows = []
     for s in scenarios:

@@ -60,7 +60,7 @@ SUBMISSIONS = textwrap.dedent('''
 
     class Hungry(Forward):
         def step(self, timestep, prev_state):
-            HOARD.append(np.ones(64 * 2**20 // 8))  # 64 MB per step, touched
+            HOARD.append(np.ones(64 * 2**20 // 8))  # 64 MB per step, touched (~0.5 s on a loaded machine)
             return 0, prev_state
 ''')
 
@@ -133,13 +133,13 @@ def test_regrowth_variant_scales_meltingpot_settings():
     from meltingpot import substrate as mp_substrate
     from meltingpot.configs.substrates import commons_harvest__open as config_module
 
-    from capprof.runners.episode import _apply_component_kwarg
     from capprof.runners.scenarios import get_scenario
+    from capprof.runners.substrate import apply_component_kwarg
 
     scenario = get_scenario("commons_harvest__open__regrowth_x0p1")
     config = mp_substrate.get_config(scenario.substrate)
     settings = config.lab2d_settings_builder(roles=scenario.roles, config=config)
-    assert _apply_component_kwarg(settings, scenario.overrides[0]) == 1
+    assert apply_component_kwarg(settings, scenario.overrides[0]) == 1
     regrow = settings["simulation"]["prefabs"]["apple"]["components"]
     probs = next(c for c in regrow if c["component"] == "DensityRegrow")["kwargs"]["regrowthProbabilities"]
     np.testing.assert_allclose(probs, np.asarray(config_module.REGROWTH_PROBABILITIES) * 0.1)
@@ -151,8 +151,8 @@ def test_no_zap_variant_keeps_zappers_ready():
     from capprof.runners._meltingpot import import_meltingpot
 
     import_meltingpot()
-    from capprof.runners.episode import build_substrate
     from capprof.runners.scenarios import Scenario, get_scenario
+    from capprof.runners.substrate import build_substrate
 
     no_zap = get_scenario(NO_ZAP)
     normal = Scenario(name="plain", substrate=no_zap.substrate, roles=no_zap.roles, is_focal=no_zap.is_focal)
@@ -220,11 +220,11 @@ def test_same_seed_fills_the_same_slots_different_seed_differs(small_run):
     again = run_episode(task)
     # Returns are not compared: dmlab2d does not reproduce an episode from its
     # seed (docs/runners.md, "Seeds and backends").
-    assert again["focal_members"] == list(saved["focal_members"])
-    assert again["background_members"] == list(saved["background_members"])
+    assert list(again.focal_members) == list(saved["focal_members"])
+    assert list(again.background_members) == list(saved["background_members"])
     samples = {tuple(run_episode(EpisodeTask(
         run_id="x", population="mix=noop+aggressor+random", team="mix",
-        scenario=get_scenario(PD_VISITOR), episode=0, seed=s, max_steps=1))["focal_members"])
+        scenario=get_scenario(PD_VISITOR), episode=0, seed=s, max_steps=1)).focal_members)
         for s in range(6)}
     assert len(samples) > 1  # the seed controls which members fill the focal slots
 
@@ -238,9 +238,9 @@ def test_harvester_collects_apples_noop_does_not():
     for team in ("harvester", "noop"):
         rec = run_episode(EpisodeTask(run_id="x", population=team, team=team, scenario=scenario,
                                       episode=0, seed=0, max_steps=60))
-        assert rec["status"] == "ok", rec["error"]
-        assert rec["series_every"] is None and rec["return_series"] == []  # no --series-every
-        returns[team] = rec["focal_per_capita_return"]
+        assert rec.status == "ok", rec.error
+        assert rec.series_every is None and rec.return_series == ()  # no --series-every
+        returns[team] = rec.focal_per_capita_return
     assert returns["harvester"] > 0 == returns["noop"]
 
 
@@ -301,9 +301,9 @@ def test_prosocial_players_deplete_the_commons_later_than_greedy_harvesters():
         for episode in range(3):
             rec = run_episode(EpisodeTask(run_id="x", population=team, team=team, scenario=scenario,
                                           episode=episode, seed=0, max_steps=300, series_every=10))
-            assert rec["status"] == "ok", rec["error"]
-            assert rec["focal_per_capita_return"] > 0
-            steps.append(np.nan_to_num(rec["depleted_at_step"], nan=np.inf))  # NaN: never depleted
+            assert rec.status == "ok", rec.error
+            assert rec.focal_per_capita_return > 0
+            steps.append(np.nan_to_num(rec.depleted_at_step, nan=np.inf))  # NaN: never depleted
         depleted[team] = np.median(steps)
     assert depleted["prosocial"] > depleted["harvester"] + 30, depleted
 
@@ -316,7 +316,7 @@ def test_failing_submissions_are_recorded_and_the_run_finishes(submissions, tmp_
     pops = [f"ok={submissions}:Forward", f"crash={submissions}:Crashing", f"invalid={submissions}:Invalid",
             f"hang={submissions}:Hanging", f"hungry={submissions}:Hungry"]
     args = ["run", "--scenario", PD_VISITOR, "--episodes", "1", "--max-steps", "25", "--out", out,
-            "--step-timeout", "0.5", "--memory-gb", "0.15", "--quiet"]
+            "--step-timeout", "2", "--memory-gb", "0.15", "--quiet"]
     for p in pops:
         args += ["--population", p]
     res = cli(*args)
@@ -367,3 +367,44 @@ def test_rerun_without_resume_refuses_to_duplicate(small_run, cli):
     table = pd.read_parquet(small_run)
     keys = table[["team", "scenario", "episode"]]
     assert not keys.duplicated().any()
+
+
+# ------------------------------------------------------------ measures and records (no substrate)
+
+
+def test_gini_is_zero_for_equal_all_zero_or_no_returns_and_nan_when_undefined():
+    from capprof.runners.measures import gini
+
+    assert gini([0.0, 0.0, 0.0]) == 0.0  # nobody has more than anyone else
+    assert gini([]) == 0.0
+    assert gini([3.0, 3.0]) == 0.0
+    assert gini([0.0, 0.0, 0.0, 4.0]) == pytest.approx(3 / 4)  # one player has everything: (n-1)/n
+    assert gini([1.0, np.nan, 3.0]) == pytest.approx(gini([1.0, 3.0]))  # non-finite values left out
+    assert np.isnan(gini([-1.0, 1.0]))  # values differ, mean not positive
+
+
+def test_online_depletion_matches_the_offline_rule():
+    from capprof.runners.measures import Depletion, depleted_at
+
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        rewards = (rng.random(400) < rng.uniform(0.0, 0.1)).astype(float)
+        online = Depletion()
+        for r in rewards:
+            online.add(r)
+        assert np.array_equal(online.step, depleted_at(rewards), equal_nan=True)
+    assert depleted_at([1.0] * 10 + [0.0] * 50) == 10.0
+
+
+def test_episode_schema_is_the_record_and_docs_list_every_column():
+    from capprof.runners.records import EpisodeRecord, record_columns
+    from capprof.runners.results import EPISODE_SCHEMA
+
+    import dataclasses
+    from pathlib import Path
+
+    assert EPISODE_SCHEMA.names == [f.name for f in dataclasses.fields(EpisodeRecord)]
+    assert EPISODE_SCHEMA.field("series_every").nullable
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "runners.md").read_text()
+    for column in record_columns():
+        assert f"\n| {column} |" in docs, column
