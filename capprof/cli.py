@@ -2,7 +2,10 @@
 
 Every command prints machine-readable output on stdout when asked
 (``--format csv|json``) and, on bad input, one line per problem on stderr
-with exit code 2 (never a traceback).
+with exit code 2 (never a traceback). A file the command cannot read or write
+is also one line, exit 2. Anything else is a bug in capprof: one
+``capprof: internal error: ...`` line, exit 70; ``CAPPROF_DEBUG=1`` shows the
+traceback instead.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from capprof.errors import CapprofError, CapprofNote
 from capprof.output import write_table
 
 EXIT_USAGE = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): capprof itself failed
+DEBUG_ENV = "CAPPROF_DEBUG"  # set to 1: a bug shows its traceback instead of one line
 STAGE_CLIS = ("capprof.runners.cli", "capprof.runners.train", "capprof.profiling.cli", "capprof.reports.cli")
 
 
@@ -176,6 +181,38 @@ def _dispatch(args) -> int:
         return 130
     except BrokenPipeError:  # e.g. `capprof tags | head`
         return 0
+    except OSError as exc:
+        if exc.filename is None:
+            if _debug():
+                raise
+            return _internal_error(exc)
+        # a file or directory the command needed (an --out it cannot write, a
+        # disk that filled up): the environment's problem, named in one line
+        reason = exc.strerror or type(exc).__name__
+        sys.stderr.write(f"capprof: error: {exc.filename}: {reason}; check the path, its permissions and free space\n")
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback on request
+        if _debug():
+            raise
+        return _internal_error(exc)
+
+
+def _debug() -> bool:
+    import os
+
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def _internal_error(exc: BaseException) -> int:
+    """A bug in capprof (not the user's input): one line naming the exception
+    and how to get the traceback, exit 70 (with CAPPROF_DEBUG=1 the caller
+    lets the exception propagate with its full traceback instead)."""
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    sys.stderr.write(
+        f"capprof: internal error: {type(exc).__name__}: {first}; this is a bug in capprof, please report it "
+        f"with the command you ran (run again with {DEBUG_ENV}=1 to see the traceback)\n"
+    )
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":
