@@ -4,14 +4,20 @@ The model, its priors and the reasons for them are written down in
 docs/layout.md. In short, for team t and scenario s with demand levels
 L_sd (0 = not demanded, 1 = demanded, up to 5 for graded annotations):
 
-    p_ts  = prod_{d : L_sd > 0} sigmoid(scale * (theta_td - L_sd))
-    mu_ts = eps * chance + (1 - eps) * p_ts
-    y_ts  ~ Beta(mu_ts * phi_t, (1 - mu_ts) * phi_t)
+    p_ts  = prod_{d : L_sd > 0} sigmoid(k * (theta_td - L_sd - delta_s))
+    with probability eps:      y_ts = 0                      (chance: the floor)
+    otherwise:                 y*_ts ~ Beta(p_ts phi_t, (1 - p_ts) phi_t)
+                               y_ts = clip((y*_ts - e) / (1 - 2 e), 0, 1)
 
 where y_ts is the team's mean normalised score on the scenario (over
-replicates), squeezed into (0, 1), and chance = 0 (on a normalised scale a
-policy at chance scores like the worst team). A demand the scenario does not have
-contributes a factor of exactly 1, so it cannot hold the score down.
+replicates). Scores of exactly 0 or 1 are *censored*: a floored cell is
+scored by P(y* <= e) (plus the chance share eps), a cell at the ceiling by
+P(y* >= 1 - e), both the regularised incomplete beta function computed by
+16-point Gauss-Legendre quadrature (``log_beta_cdf``); interior cells by the
+Beta density at y* = e + (1 - 2 e) y. ``delta_s`` (an optional scenario
+residual difficulty) is 0 unless asked for; ``k`` = 1 unless the slope is
+left free. A demand the scenario does not have contributes a factor of
+exactly 1, so it cannot hold the score down.
 
 Two modes share this likelihood:
 
@@ -23,6 +29,11 @@ Two modes share this likelihood:
   and g zero-sum over teams: each demand has a population mean over teams and
   abilities are partially pooled towards it, with one spread per demand group
   (substrate, mode, behaviour).
+
+Posterior predictive checks (``diagnostics``, ``ppc_table``,
+``ppc_disagreements``) compare the observed share of cells at the floor and
+at the ceiling with data replicated from the posterior, and summarise the
+probability integral transform (PIT) of every cell.
 """
 
 from __future__ import annotations
@@ -32,19 +43,29 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from capprof.errors import CapprofError
+from capprof.errors import CapprofError, note
 
 LAYOUT_MODES = ("joint", "per-team")
-DEMAND_GROUPS = ("substrate", "mode", "behaviour")
+LIKELIHOODS = ("censored", "beta")
+# 16-point Gauss-Legendre nodes and weights on [0, 1] for the incomplete beta.
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
+GL_NODES = (_GL_NODES + 1.0) / 2.0
+GL_WEIGHTS = _GL_WEIGHTS / 2.0
+# mu is kept this far from 0 and 1 so that the Beta parameters stay positive
+MU_FLOOR = 1e-6
+# a PPC disagrees when the observed share lies outside this central interval
+# of the replicated shares, or when the PIT's KS test has a p-value below PPC_P
+PPC_INTERVAL = 0.95
+PPC_P = 0.01
 
 
 # ------------------------------------------------------------------ data
 
 
 def squeeze(y: np.ndarray, eps: float) -> np.ndarray:
-    """Map scores in [0, 1] into (0, 1) for a Beta likelihood:
-    y' = eps + (1 - 2 eps) y. Exact 0 and 1 (min-max normalisation puts one
-    team at each per scenario) would otherwise have zero density."""
+    """Map scores in [0, 1] into [e, 1 - e]: y' = e + (1 - 2 e) y. The
+    censored likelihood treats y' = e as "at or below the floor" and
+    y' = 1 - e as "at or above the ceiling"."""
     return eps + (1.0 - 2.0 * eps) * np.clip(y, 0.0, 1.0)
 
 
@@ -56,9 +77,8 @@ def unsqueeze(y: np.ndarray, eps: float) -> np.ndarray:
 def check_unit_range(score: pd.Series, slack: float = 0.5) -> None:
     """The layout predicts scores in [0, 1]. Cell means a little outside (as
     team-minmax or random-exploiter normalisation produce) are clipped with a
-    notice; far outside means the scores were not normalised."""
-    import sys
-
+    note (they then count as floored or at the ceiling); far outside means the
+    scores were not normalised."""
     low, high = float(score.min()), float(score.max())
     if low < -slack or high > 1 + slack:
         raise CapprofError(
@@ -67,8 +87,8 @@ def check_unit_range(score: pd.Series, slack: float = 0.5) -> None:
         )
     outside = int(((score < 0) | (score > 1)).sum())
     if outside:
-        print(f"capprof: note: {outside} mean score(s) outside [0, 1] are clipped for the measurement layout",
-              file=sys.stderr)
+        note(f"{outside} mean score(s) outside [0, 1] are clipped for the measurement layout "
+             "(they count as at the floor or the ceiling)")
 
 
 @dataclass
@@ -96,23 +116,91 @@ class DemandIndex:
             level[row, : len(nonzero)] = values[nonzero]
         return cls(list(demands.columns), list(demands.index), index, level)
 
+    @property
+    def graded(self) -> bool:
+        """True when some demand has a level other than 0 or 1."""
+        return bool(((self.level > 0) & (self.level != 1)).any())
+
+
+def success_probability(theta: np.ndarray, index: np.ndarray, level: np.ndarray, scale=1.0,
+                        shift=None) -> np.ndarray:
+    """p = prod_{slots with level > 0} sigmoid(scale (theta[index] - level - shift)).
+
+    ``theta`` (..., n_demands) for one team (any leading draw dimensions);
+    ``index``/``level`` (n_scenarios, width); ``scale`` a number or (...)
+    array of slopes; ``shift`` None or (..., n_scenarios) scenario residual
+    difficulties. Returns (..., n_scenarios), in numpy so that predictions
+    for new scenarios need no recompilation."""
+    gathered = theta[..., index]  # (..., n_scenarios, width)
+    scale = np.asarray(scale, dtype=float)
+    if scale.ndim:
+        scale = scale[..., None, None]
+    diff = gathered - level
+    if shift is not None:
+        diff = diff - np.asarray(shift)[..., None]
+    log_factor = -np.logaddexp(0.0, -scale * diff)  # log sigmoid
+    return np.exp(np.where(level > 0, log_factor, 0.0).sum(axis=-1))
+
 
 def expected_score(theta: np.ndarray, eps: np.ndarray, index: np.ndarray, level: np.ndarray,
-                   scale: float, chance: float) -> np.ndarray:
-    """mu = eps * chance + (1 - eps) * prod_{slots with level > 0} sigmoid(scale (theta[index] - level)).
-
-    ``theta`` (..., n_demands) and ``eps`` (...) for one team (any leading
-    draw dimensions); ``index``/``level`` (n_scenarios, width). Returns
-    (..., n_scenarios): the model's mean squeezed score, in numpy so that
-    predictions for new scenarios need no recompilation."""
-    gathered = theta[..., index]  # (..., n_scenarios, width)
-    log_factor = -np.logaddexp(0.0, -scale * (gathered - level))  # log sigmoid
-    log_p = np.where(level > 0, log_factor, 0.0).sum(axis=-1)
+                   scale: float, chance: float = 0.0, shift=None) -> np.ndarray:
+    """Mean of the latent score y*: eps * chance + (1 - eps) * p (the noise
+    component scores ``chance``, 0 = the floor). ``eps`` is (...) like
+    ``theta``'s leading dimensions; see ``success_probability``."""
     eps = np.asarray(eps)[..., None]
-    return eps * chance + (1.0 - eps) * np.exp(log_p)
+    return eps * chance + (1.0 - eps) * success_probability(theta, index, level, scale, shift)
+
+
+def expected_observed_score(p: np.ndarray, phi: np.ndarray, eps: np.ndarray, censor: float) -> np.ndarray:
+    """E[y] for y = 0 with probability eps, else clip((y* - e) / (1 - 2 e), 0, 1)
+    with y* ~ Beta(p phi, (1 - p) phi): the mean of the observed (clipped)
+    score, which is what a prediction of a min-max score should be. Uses
+    E[y* 1{y* < x}] = p I_x(a + 1, b). Arrays broadcast together."""
+    from scipy.special import betainc
+
+    p = np.clip(p, MU_FLOOR, 1 - MU_FLOOR)
+    a, b = p * phi, (1.0 - p) * phi
+    lo, hi = censor, 1.0 - censor
+    inside_mass = betainc(a, b, hi) - betainc(a, b, lo)
+    inside_first = p * (betainc(a + 1.0, b, hi) - betainc(a + 1.0, b, lo))
+    above = 1.0 - betainc(a, b, hi)
+    clipped = (inside_first - lo * inside_mass) / (1.0 - 2.0 * censor) + above
+    return (1.0 - np.asarray(eps)) * clipped
+
+
+def simulate_observed(p: np.ndarray, phi: np.ndarray, eps: np.ndarray, censor: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """One draw of the observed score per element: 0 with probability eps
+    (chance), else the clipped, unsqueezed Beta draw. The generative model
+    of ``build_layout_model`` (and of ``capprof.profiling.simulate``)."""
+    p = np.clip(p, MU_FLOOR, 1 - MU_FLOOR)
+    p, phi, eps = np.broadcast_arrays(p, phi, eps)
+    latent = rng.beta(p * phi, (1.0 - p) * phi)
+    y = np.clip(unsqueeze(latent, censor), 0.0, 1.0)
+    return np.where(rng.random(p.shape) < eps, 0.0, y)
 
 
 # ------------------------------------------------------------------ model
+
+
+def log_beta_cdf(x: float, a, b):
+    """log I_x(a, b), the log of the regularised incomplete beta function, for
+    pytensor tensors ``a``, ``b`` (any shape) and a constant x in (0, 1).
+
+    With t = x u^(1/a): I_x(a, b) = x^a / (a B(a, b)) * int_0^1 (1 - x u^(1/a))^(b-1) du;
+    the integrand is smooth (the t^(a-1) singularity is gone), so 16-point
+    Gauss-Legendre quadrature is accurate for the small x (the censoring
+    point) used here, and it compiles (with gradients) under nutpie, unlike
+    ``pm.Censored``'s Beta CDF."""
+    import pytensor.tensor as pt
+
+    nodes = pt.as_tensor_variable(np.log(GL_NODES))
+    weights = pt.as_tensor_variable(np.log(GL_WEIGHTS))
+    a_, b_ = a[..., None], b[..., None]
+    inner = (b_ - 1.0) * pt.log1p(-x * pt.exp(nodes / a_))
+    log_integral = pt.logsumexp(weights + inner, axis=-1)
+    log_beta = pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
+    return a * np.log(x) - pt.log(a) - log_beta + log_integral
 
 
 def build_layout_model(
@@ -123,28 +211,57 @@ def build_layout_model(
     teams: list[str],
     mode: str = "joint",
     demand_groups: list[str] | None = None,
-    scale: float = 1.0,
+    scale: float | None = 1.0,
     chance: float = 0.0,
     prior_mean: float = 2.0,
     prior_sd: float = 1.5,
+    squeeze: float = 0.01,
+    likelihood: str = "censored",
+    noise: bool = True,
+    scenario_effect: bool = False,
 ):
     """The measurement layout as a ``pm.Model`` (a plain function of data).
 
     ``team_of_cell``/``scenario_of_cell``: integer codes of each observed
     (team, scenario) cell into ``teams`` / ``demand_index.scenarios``; ``y``:
-    squeezed mean scores in (0, 1). ``demand_groups`` names the group of each
-    demand column (joint mode pools with one spread per group).
+    mean scores squeezed into [e, 1 - e] with e = ``squeeze`` (``squeeze()``),
+    so a cell at e is at the floor and one at 1 - e at the ceiling.
+    ``demand_groups`` names the group of each demand column (joint mode
+    pools with one spread per group).
+
+    ``likelihood``: ``censored`` (floor and ceiling cells scored by their
+    probability) or ``beta`` (every cell scored by the Beta density at its
+    squeezed value; the old model, kept for comparison). ``noise``: mix in a
+    chance component (with probability ``noise`` the cell scores 0).
+    ``scale``: the logistic slope (None: free, ``slope ~ LogNormal(0, 0.5)``,
+    sensible only with graded levels). ``scenario_effect``: a residual
+    difficulty per scenario, ``delta_s ~ Normal(0, sigma)``, subtracted in
+    every factor. ``chance`` must be 0 (the noise component is the floor).
+
+    The data needed for posterior predictive checks (cells, observed scores,
+    the demand index) are stored as ``pm.Data`` and travel in the
+    InferenceData's ``constant_data``.
     """
     import pymc as pm
     import pytensor.tensor as pt
 
     if mode not in LAYOUT_MODES:
         raise CapprofError(f'unknown layout mode "{mode}"; use {" or ".join(LAYOUT_MODES)}')
+    if likelihood not in LIKELIHOODS:
+        raise CapprofError(f'unknown layout likelihood "{likelihood}"; use {" or ".join(LIKELIHOODS)}')
+    if chance != 0.0:
+        raise CapprofError("the layout's chance component is the floor (chance = 0); "
+                           "normalise scores so that chance performance scores 0")
+    if not 0.0 < squeeze < 0.5:
+        raise CapprofError(f"squeeze must be in (0, 0.5), got {squeeze}")
+    y = np.asarray(y, dtype=float)
     n_teams, n_demands = len(teams), len(demand_index.columns)
     groups = demand_groups or ["behaviour"] * n_demands
     group_names = sorted(set(groups))
     group_of_demand = np.array([group_names.index(g) for g in groups])
-    coords = {"team": list(teams), "demand": list(demand_index.columns), "group": group_names}
+    coords = {"team": list(teams), "demand": list(demand_index.columns), "group": group_names,
+              "scenario": list(demand_index.scenarios), "cell": np.arange(len(y)),
+              "slot": np.arange(demand_index.index.shape[1])}
 
     # Gather each cell's demanded slots (padded to the widest scenario); padding
     # slots are masked out, so their factor is exactly 1. Cost grows with
@@ -153,8 +270,22 @@ def build_layout_model(
     slot_level = demand_index.level[scenario_of_cell]
     active = (slot_level > 0).astype(float)
     flat_ability = team_of_cell[:, None] * n_demands + slot_index
+    tol = 1e-9
+    floor = y <= squeeze + tol
+    ceiling = y >= 1.0 - squeeze - tol
+    inner = ~(floor | ceiling)
 
     with pm.Model(coords=coords) as model:
+        # what the posterior predictive checks need, kept with the posterior
+        pm.Data("cell_team", np.asarray(team_of_cell, dtype=int), dims="cell")
+        pm.Data("cell_scenario", np.asarray(scenario_of_cell, dtype=int), dims="cell")
+        pm.Data("cell_score", np.clip(unsqueeze(y, squeeze), 0.0, 1.0), dims="cell")
+        pm.Data("scenario_demand", demand_index.index, dims=("scenario", "slot"))
+        pm.Data("scenario_level", demand_index.level, dims=("scenario", "slot"))
+        pm.Data("censor_point", np.float64(squeeze))
+        pm.Data("fixed_slope", np.float64(scale if scale is not None else np.nan))
+        pm.Data("censored", np.float64(likelihood == "censored"))
+
         z = pm.Normal("ability_z", 0.0, 1.0, dims=("team", "demand"))
         if mode == "joint":
             # demand mean over teams + team's general level (zero-sum over teams,
@@ -172,20 +303,54 @@ def build_layout_model(
             theta = pm.Deterministic("ability", general[:, None] + tau[:, None] * z, dims=("team", "demand"))
         # one noise share for all teams: per-team noise and low abilities explain a
         # team at chance everywhere equally well (a ridge; docs/layout.md)
-        eps = pm.Beta("noise", 1.0, 9.0)
+        eps = pm.Beta("noise", 1.0, 9.0) if noise else None
         phi = pm.LogNormal("precision", np.log(10.0), 1.0, dims="team")
+        slope = pm.LogNormal("slope", 0.0, 0.5) if scale is None else scale
 
-        log_factor = -pt.softplus(-scale * (theta.reshape((-1,))[flat_ability] - slot_level))
-        log_p = (log_factor * active).sum(axis=1)
-        mu = eps * chance + (1.0 - eps) * pt.exp(log_p)
+        diff = theta.reshape((-1,))[flat_ability] - slot_level
+        if scenario_effect:
+            sigma_s = pm.HalfNormal("scenario_spread", 0.5)
+            delta_z = pm.Normal("scenario_difficulty_z", 0.0, 1.0, dims="scenario")
+            delta = pm.Deterministic("scenario_difficulty", sigma_s * delta_z, dims="scenario")
+            diff = diff - delta[scenario_of_cell][:, None]
+        log_factor = -pt.softplus(-slope * diff)
+        p = pt.exp((log_factor * active).sum(axis=1))
+        mu = MU_FLOOR + (1.0 - 2.0 * MU_FLOOR) * p
         phi_cell = phi[team_of_cell]
-        pm.Beta("score", alpha=mu * phi_cell, beta=(1.0 - mu) * phi_cell, observed=y)
+        a, b = mu * phi_cell, (1.0 - mu) * phi_cell
+        log_keep = pt.log1p(-eps) if noise else 0.0
+
+        if likelihood == "beta":
+            # old model: the noise share caps the mean (eps * 0 + (1 - eps) p)
+            m = (1.0 - eps) * mu if noise else mu
+            pm.Potential("score", pm.logp(pm.Beta.dist(m * phi_cell, (1.0 - m) * phi_cell), y).sum())
+        else:
+            def beta_logpdf(values, a_, b_):
+                return ((a_ - 1.0) * pt.log(values) + (b_ - 1.0) * pt.log1p(-values)
+                        - (pt.gammaln(a_) + pt.gammaln(b_) - pt.gammaln(a_ + b_)))
+
+            terms = []
+            if inner.any():
+                i = np.flatnonzero(inner)
+                terms.append((log_keep + beta_logpdf(y[i], a[i], b[i])).sum())
+            if floor.any():
+                i = np.flatnonzero(floor)
+                log_cdf = log_beta_cdf(squeeze, a[i], b[i])
+                if noise:
+                    terms.append(pt.logaddexp(pt.log(eps), log_keep + log_cdf).sum())
+                else:
+                    terms.append(log_cdf.sum())
+            if ceiling.any():
+                i = np.flatnonzero(ceiling)
+                terms.append((log_keep + log_beta_cdf(squeeze, b[i], a[i])).sum())
+            pm.Potential("score", pt.add(*terms) if len(terms) > 1 else terms[0])
     return model
 
 
 def sample_layout(model, draws: int = 1000, tune: int = 500, chains: int = 2, seed: int = 0,
                   sampler: str = "nutpie", progressbar: bool = False):
-    """NUTS on the layout; returns InferenceData (posterior + sample_stats)."""
+    """NUTS on the layout; returns InferenceData (posterior, sample_stats and
+    the model's data in constant_data)."""
     import pymc as pm
 
     kwargs = dict(draws=draws, tune=tune, chains=chains, cores=min(chains, 2), random_seed=seed,
@@ -195,16 +360,24 @@ def sample_layout(model, draws: int = 1000, tune: int = 500, chains: int = 2, se
     return pm.sample(target_accept=0.9, **kwargs)
 
 
-def diagnostics(idata, var_names=("ability", "noise", "precision")) -> dict:
-    """Convergence summary from ArviZ: max R-hat and min bulk/tail ESS over
-    the named variables, and the number of divergent transitions."""
+# ------------------------------------------------------------------ checks
+
+
+def diagnostics(idata, var_names=("ability", "noise", "precision", "slope", "scenario_spread"),
+                ppc: bool = True, seed: int = 0) -> dict:
+    """Convergence summary from ArviZ (max R-hat, min bulk/tail ESS over the
+    named variables, divergent transitions) and, when the posterior carries
+    the model's data (``build_layout_model`` stores it), the posterior
+    predictive checks of ``ppc_table``: observed and replicated share of
+    cells at the floor and at the ceiling (mean and central 95% interval),
+    and the KS distance and p-value of the PIT against uniform."""
     import arviz as az
 
     names = [v for v in var_names if v in idata.posterior]
     rhat = az.rhat(idata, var_names=names)
     ess_bulk = az.ess(idata, var_names=names, method="bulk")
     ess_tail = az.ess(idata, var_names=names, method="tail")
-    return {
+    out = {
         "max_rhat": float(max(float(rhat[v].max()) for v in names)),
         "min_ess_bulk": float(min(float(ess_bulk[v].min()) for v in names)),
         "min_ess_tail": float(min(float(ess_tail[v].min()) for v in names)),
@@ -212,6 +385,153 @@ def diagnostics(idata, var_names=("ability", "noise", "precision")) -> dict:
         "chains": int(idata.posterior.sizes["chain"]),
         "draws": int(idata.posterior.sizes["draw"]),
     }
+    if ppc and _has_cells(idata):
+        table = ppc_table(idata, seed=seed).set_index("check")
+        for check, key in (("floor share", "floor"), ("ceiling share", "ceiling")):
+            row = table.loc[check]
+            out.update({f"{key}_observed": float(row["observed"]), f"{key}_replicated": float(row["replicated"]),
+                        f"{key}_replicated_low": float(row["low"]), f"{key}_replicated_high": float(row["high"])})
+        out["pit_ks"] = float(table.loc["PIT KS distance", "observed"])
+        out["pit_p"] = float(table.loc["PIT KS p-value", "observed"])
+        out["ppc_disagreements"] = int((~table["agrees"]).loc[list(DISAGREEMENT_CHECKS)].sum())
+    return out
+
+
+def _has_cells(idata) -> bool:
+    return hasattr(idata, "constant_data") and "cell_score" in idata.constant_data
+
+
+def _scalar(value) -> float:
+    return float(np.asarray(value).reshape(-1)[0])
+
+
+def posterior_cells(idata, n_draws: int | None = 400, seed: int = 0) -> dict:
+    """Per posterior draw and fitted cell: success probability ``p``,
+    precision ``phi``, noise share ``eps`` (draws x 1), plus the observed
+    score ``y`` and the censoring point ``censor``. Uses up to ``n_draws``
+    draws (a seeded subsample; None = all)."""
+    if not _has_cells(idata):
+        raise CapprofError("this posterior carries no cell data (fitted before posterior predictive checks "
+                           "were added); refit the profile")
+    data = idata.constant_data
+    rng = np.random.default_rng(seed)
+    theta = _draws(idata, "ability", ("team", "demand"))
+    n_total = theta.shape[0]
+    keep = np.arange(n_total)
+    if n_draws is not None and n_total > n_draws:
+        keep = np.sort(rng.choice(n_total, n_draws, replace=False))
+    theta = theta[keep]
+    phi = _draws(idata, "precision", ("team",))[keep]
+    noise = _draws(idata, "noise")
+    eps = np.zeros((len(keep), 1)) if noise is None else noise[keep][:, None]
+    slope = _draws(idata, "slope")
+    slope = _scalar(data["fixed_slope"]) if slope is None else slope[keep]
+    delta = _draws(idata, "scenario_difficulty", ("scenario",))
+    team = data["cell_team"].to_numpy().astype(int)
+    scen = data["cell_scenario"].to_numpy().astype(int)
+    index = data["scenario_demand"].to_numpy().astype(int)[scen]
+    level = data["scenario_level"].to_numpy()[scen]
+    p = np.empty((len(keep), len(team)))
+    for t in np.unique(team):
+        rows = np.flatnonzero(team == t)
+        shift = None if delta is None else delta[keep][:, scen[rows]]
+        p[:, rows] = success_probability(theta[:, t, :], index[rows], level[rows], slope, shift)
+    return {"p": p, "phi": phi[:, team], "eps": eps, "y": data["cell_score"].to_numpy(),
+            "censor": _scalar(data["censor_point"])}
+
+
+def pit_values(cells: dict, seed: int = 0) -> np.ndarray:
+    """Randomised probability integral transform of each observed cell under
+    the posterior predictive (a mixture over draws): F(y-) + U (F(y) - F(y-)),
+    so floor and ceiling cells (atoms) get a uniform spread over their mass.
+    Uniform on [0, 1] when the model describes the data (in-sample, slightly
+    concentrated towards 0.5)."""
+    from scipy.special import betainc
+
+    p = np.clip(cells["p"], MU_FLOOR, 1 - MU_FLOOR)
+    a, b = p * cells["phi"], (1.0 - p) * cells["phi"]
+    eps, e, y = cells["eps"], cells["censor"], cells["y"]
+    latent = squeeze(y, e)
+    tol = 1e-9
+    floor, ceiling = y <= tol, y >= 1 - tol
+    # F(y) = P(Y <= y) and F(y-) = P(Y < y) for the observed score's law
+    cdf = eps + (1 - eps) * betainc(a, b, latent)
+    cdf = np.where(ceiling, 1.0, cdf).mean(axis=0)
+    below = eps + (1 - eps) * betainc(a, b, latent)
+    below = np.where(floor, 0.0, below).mean(axis=0)
+    u = np.random.default_rng(seed).random(len(y))
+    return below + u * (cdf - below)
+
+
+DISAGREEMENT_CHECKS = ("floor share", "ceiling share", "PIT KS p-value")
+
+
+def ppc_table(idata, seed: int = 0, n_draws: int = 400, bins: int = 10,
+              interval: float = PPC_INTERVAL) -> pd.DataFrame:
+    """Posterior predictive checks as a tidy frame with columns check,
+    observed, replicated, low, high, agrees:
+
+    * ``floor share`` / ``ceiling share``: share of cells at exactly 0 / 1,
+      observed vs replicated from the posterior (mean and central
+      ``interval`` of the replicated shares); agrees when observed is inside;
+    * ``PIT KS distance`` and ``PIT KS p-value``: Kolmogorov-Smirnov test of
+      the cells' PIT against uniform (agrees when p >= 0.01);
+    * ``PIT bin [lo, hi)``: share of cells whose PIT falls in the bin, with
+      the expected share 1 / bins and its binomial ``interval``.
+    """
+    from scipy import stats
+
+    cells = posterior_cells(idata, n_draws=n_draws, seed=seed)
+    rng = np.random.default_rng(seed)
+    replicated = simulate_observed(cells["p"], cells["phi"], cells["eps"], cells["censor"], rng)
+    y = cells["y"]
+    tail = (1 - interval) / 2
+    rows = []
+    for check, observed_at, replicated_at in (("floor share", y <= 1e-9, replicated <= 1e-9),
+                                              ("ceiling share", y >= 1 - 1e-9, replicated >= 1 - 1e-9)):
+        shares = replicated_at.mean(axis=1)
+        low, high = np.quantile(shares, [tail, 1 - tail])
+        observed = float(observed_at.mean())
+        # a share is a multiple of 1/n: compare with half a cell of slack
+        slack = 0.5 / len(y)
+        rows.append((check, observed, float(shares.mean()), float(low), float(high),
+                     bool(low - slack <= observed <= high + slack)))
+    pit = pit_values(cells, seed=seed)
+    ks = stats.kstest(pit, "uniform")
+    rows.append(("PIT KS distance", float(ks.statistic), np.nan, np.nan, np.nan, bool(ks.pvalue >= PPC_P)))
+    rows.append(("PIT KS p-value", float(ks.pvalue), np.nan, PPC_P, 1.0, bool(ks.pvalue >= PPC_P)))
+    counts, edges = np.histogram(pit, bins=bins, range=(0.0, 1.0))
+    n = len(pit)
+    low_count, high_count = stats.binom.ppf([tail, 1 - tail], n, 1.0 / bins)
+    for count, lo, hi in zip(counts, edges[:-1], edges[1:]):
+        share = count / n
+        rows.append((f"PIT bin [{lo:.1f}, {hi:.1f})", float(share), 1.0 / bins, low_count / n, high_count / n,
+                     bool(low_count <= count <= high_count)))
+    return pd.DataFrame(rows, columns=["check", "observed", "replicated", "low", "high", "agrees"])
+
+
+def ppc_disagreements(checks) -> list[str]:
+    """The posterior predictive checks that fail, as plain sentences (for
+    notes and reports), e.g. "observed 21% of cells at the floor, replicated
+    5% [3%, 8%]". ``checks``: a ``ppc_table`` frame or an InferenceData (the
+    table is computed). Floor share, ceiling share and the PIT's KS test
+    count; the PIT bins are for display."""
+    table = checks if isinstance(checks, pd.DataFrame) else ppc_table(checks)
+    table = table.set_index("check")
+    out = []
+    for check, where in (("floor share", "at the floor (score 0)"), ("ceiling share", "at the ceiling (score 1)")):
+        if check in table.index and not table.loc[check, "agrees"]:
+            row = table.loc[check]
+            out.append(f"observed {row['observed']:.0%} of cells {where}, replicated from the posterior "
+                       f"{row['replicated']:.0%} [{row['low']:.0%}, {row['high']:.0%}]")
+    if "PIT KS p-value" in table.index and not table.loc["PIT KS p-value", "agrees"]:
+        distance = table.loc["PIT KS distance", "observed"]
+        bins = table[table.index.str.startswith("PIT bin")]
+        worst = bins.iloc[int(np.argmax(np.abs(bins["observed"] - bins["replicated"])))]
+        out.append(f"cell scores are not distributed as the model predicts (PIT KS distance {distance:.3f}, "
+                   f"p = {table.loc['PIT KS p-value', 'observed']:.2g}; PIT {worst.name} holds "
+                   f"{worst['observed']:.0%} of cells, uniform {worst['replicated']:.0%})")
+    return out
 
 
 def ability_summary(idata, hdi_prob: float = 0.9) -> pd.DataFrame:
@@ -235,37 +555,98 @@ def ability_summary(idata, hdi_prob: float = 0.9) -> pd.DataFrame:
 # ------------------------------------------------------------------ prediction
 
 
+def _draws(idata, name, dims=()):
+    """Posterior draws of ``name`` stacked over (chain, draw) first, or None."""
+    if name not in idata.posterior:
+        return None
+    values = idata.posterior[name].stack(sample=("chain", "draw"))
+    return values.transpose("sample", *dims).to_numpy()
+
+
+def _scenario_shift(idata, scenarios, n_samples, rng):
+    """Scenario residual difficulty per (draw, pair): the posterior's for
+    scenarios it was fitted on, a draw from its prior Normal(0, sigma) (sigma
+    from the posterior) for a scenario it has not seen. None without a
+    scenario effect."""
+    delta = _draws(idata, "scenario_difficulty", ("scenario",))
+    if delta is None:
+        return None
+    known = {str(s): i for i, s in enumerate(idata.posterior["scenario"].values)}
+    spread = _draws(idata, "scenario_spread")
+    names = [None] * n_samples if scenarios is None else [str(s) for s in scenarios]
+    fresh = {}
+    shift = np.empty((delta.shape[0], len(names)))
+    for j, name in enumerate(names):
+        if name in known:
+            shift[:, j] = delta[:, known[name]]
+        else:
+            if name not in fresh:  # one prior draw per new scenario, shared by its pairs
+                fresh[name] = rng.normal(0.0, 1.0, delta.shape[0]) * spread
+            shift[:, j] = fresh[name] if name is not None else rng.normal(0.0, 1.0, delta.shape[0]) * spread
+    return shift
+
+
 def predict_scores(idata, team_codes, demand_matrix, hdi_prob: float = 0.9, *, scale: float = 1.0,
-                   chance: float = 0.0, squeeze_eps: float = 0.01, seed: int = 0
+                   chance: float = 0.0, squeeze_eps: float = 0.01, seed: int = 0, scenarios=None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Posterior predictive per (team, scenario) pair.
 
     ``team_codes`` (n,): each pair's team as its position in the posterior's
     ``team`` coordinate; ``demand_matrix`` (n, n_demands): each pair's demand
-    levels in the posterior's ``demand`` order. Returns (predicted, low,
-    high), each (n,) and clipped to [0, 1]: ``predicted`` is the posterior
-    mean of mu (unsqueezed), low/high the central ``hdi_prob`` quantiles of
-    y ~ Beta(mu phi, (1 - mu) phi) over the draws (``seed`` seeds them).
+    levels in the posterior's ``demand`` order (a DataFrame indexed by
+    scenario name also tells which scenarios the fit has seen; or pass
+    ``scenarios``). Returns (predicted, low, high), each (n,) in [0, 1]:
+
+    * ``predicted``: the posterior mean of the *observed* score E[y], with
+      y = 0 with probability eps and otherwise the clipped Beta draw
+      (``expected_observed_score``): the mean of a min-max score, floors and
+      ceilings included;
+    * low/high: central ``hdi_prob`` quantiles of one replicated score per
+      posterior draw (``simulate_observed``; ``seed`` seeds them).
+
+    With a scenario effect, a fitted scenario uses its posterior residual
+    difficulty and a new one a draw from its prior per posterior draw. The
+    slope and censoring point come from the posterior's constant data
+    (``scale``/``squeeze_eps`` only for posteriors saved without it);
+    ``chance`` must be 0.
     """
+    if chance != 0.0:
+        raise CapprofError("the layout's chance component is the floor (chance = 0)")
+    if scenarios is None and isinstance(demand_matrix, pd.DataFrame):
+        scenarios = list(demand_matrix.index)
     team_codes = np.asarray(team_codes, dtype=int)
     index = DemandIndex.from_matrix(pd.DataFrame(np.asarray(demand_matrix, dtype=float)))
-    post = idata.posterior
-    theta = post["ability"].stack(sample=("chain", "draw")).transpose("sample", "team", "demand").to_numpy()
-    eps = post["noise"].stack(sample=("chain", "draw")).to_numpy()
-    phi = post["precision"].stack(sample=("chain", "draw")).transpose("sample", "team").to_numpy()
+    data = idata.constant_data if _has_cells(idata) else None
+    censor = _scalar(data["censor_point"]) if data is not None else squeeze_eps
+    censored = data is not None and bool(_scalar(data["censored"]) if "censored" in data else True)
+    theta = _draws(idata, "ability", ("team", "demand"))
+    phi = _draws(idata, "precision", ("team",))
+    noise = _draws(idata, "noise")
+    eps = np.zeros((theta.shape[0], 1)) if noise is None else noise[:, None]
+    slope = _draws(idata, "slope")
+    if slope is None:
+        slope = _scalar(data["fixed_slope"]) if data is not None else scale
     rng = np.random.default_rng(seed)
+    shift = _scenario_shift(idata, scenarios, len(team_codes), rng)
     tail = (1.0 - hdi_prob) / 2.0
     predicted = np.empty(len(team_codes))
     low = np.empty(len(team_codes))
     high = np.empty(len(team_codes))
     for t in dict.fromkeys(team_codes.tolist()):
         rows = np.flatnonzero(team_codes == t)
-        mu = expected_score(theta[:, t, :], eps, index.index[rows], index.level[rows], scale, chance)
-        mu = np.clip(mu, 1e-9, 1 - 1e-9)
-        draws = rng.beta(mu * phi[:, t, None], (1.0 - mu) * phi[:, t, None])
-        predicted[rows] = unsqueeze(mu.mean(axis=0), squeeze_eps)
-        low[rows] = unsqueeze(np.quantile(draws, tail, axis=0), squeeze_eps)
-        high[rows] = unsqueeze(np.quantile(draws, 1.0 - tail, axis=0), squeeze_eps)
+        p = success_probability(theta[:, t, :], index.index[rows], index.level[rows], slope,
+                                None if shift is None else shift[:, rows])
+        if censored:
+            predicted[rows] = expected_observed_score(p, phi[:, t, None], eps, censor).mean(axis=0)
+            draws = simulate_observed(p, phi[:, t, None], eps, censor, rng)
+        else:
+            # a posterior of the uncensored Beta model (likelihood="beta"): its own
+            # predictive, the capped mean unsqueezed
+            mu = np.clip((1.0 - eps) * p, 1e-9, 1 - 1e-9)
+            predicted[rows] = unsqueeze(mu.mean(axis=0), censor)
+            draws = unsqueeze(rng.beta(mu * phi[:, t, None], (1.0 - mu) * phi[:, t, None]), censor)
+        low[rows] = np.quantile(draws, tail, axis=0)
+        high[rows] = np.quantile(draws, 1.0 - tail, axis=0)
     return np.clip(predicted, 0.0, 1.0), np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
 
 

@@ -1,41 +1,62 @@
 """Score tables simulated from the measurement layout itself, with known
 abilities: the ground truth that checks the layout recovers what it should
-(tests/test_profiling_layout.py) and a way to try the commands without data."""
+(tests/test_profiling_layout.py, bench/bench_recovery.py) and a way to try
+the commands without data.
+
+The generative model is the layout's own (profiling/layout.py,
+docs/layout.md): with probability ``noise`` a replicate scores 0 (chance);
+otherwise a latent y* ~ Beta(p phi, (1 - p) phi) is unsqueezed and clipped,
+y = clip((y* - e) / (1 - 2 e), 0, 1), so low abilities against high demands
+give scores of exactly 0 and strong teams on easy scenarios exactly 1, as
+min-max normalised scores do."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from capprof.profiling.layout import DemandIndex, expected_score, unsqueeze
+from capprof.profiling.layout import DemandIndex, simulate_observed, success_probability
 
 
 def simulate_layout_scores(demands: pd.DataFrame, n_teams: int, replicates: int = 1, seed: int = 0,
                            ability_mean: float = 2.0, ability_sd: float = 1.5, noise: float = 0.05,
                            precision: float = 30.0, scale: float = 1.0, chance: float = 0.0,
-                           substrate_of: dict | None = None,
-                           squeeze: float = 0.01) -> tuple[pd.DataFrame, pd.DataFrame]:
+                           substrate_of: dict | None = None, squeeze: float = 0.01,
+                           scenario_sd: float = 0.0, abilities: np.ndarray | None = None,
+                           ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Draw abilities theta_td ~ Normal(ability_mean, ability_sd) for teams
-    "team_0", ..., and scores y ~ Beta(mu phi, (1 - mu) phi) with the layout's
-    mu (``expected_score``) for every (team, scenario, replicate).
+    "team_0", ... (or take ``abilities``, n_teams x n_demands), scenario
+    residual difficulties delta_s ~ Normal(0, scenario_sd), and one score per
+    (team, scenario, replicate) from the layout's generative model
+    (``layout.simulate_observed`` with p = ``layout.success_probability``).
 
-    Returns (scores in the capprof.scores schema, true abilities as a tidy
-    frame team, ability, value). ``substrate_of`` maps scenario -> substrate
-    (default: the scenario's name before "_" or the scenario itself)."""
+    ``chance`` must be 0 (the noise component is the floor). Returns (scores
+    in the capprof.scores schema, true abilities as a tidy frame team,
+    ability, value). ``substrate_of`` maps scenario -> substrate (default:
+    the scenario's name before the last "_")."""
+    if chance != 0.0:
+        raise ValueError("the layout's chance component is the floor: chance must be 0")
     rng = np.random.default_rng(seed)
     teams = [f"team_{i}" for i in range(n_teams)]
     index = DemandIndex.from_matrix(demands)
-    theta = rng.normal(ability_mean, ability_sd, size=(n_teams, demands.shape[1]))
-    rows = []
-    for t, team in enumerate(teams):
-        mu = expected_score(theta[t], np.float64(noise), index.index, index.level, scale, chance)
-        for r in range(replicates):
-            y = np.clip(unsqueeze(rng.beta(mu * precision, (1 - mu) * precision), squeeze), 0.0, 1.0)
-            for s, scenario in enumerate(index.scenarios):
-                substrate = (substrate_of or {}).get(scenario, scenario.rsplit("_", 1)[0])
-                rows.append((team, scenario, substrate, r, float(y[s]), np.nan, "simulated"))
-    scores = pd.DataFrame(rows, columns=["team", "scenario", "substrate", "replicate", "score",
-                                         "background_score", "source"])
+    if abilities is None:
+        theta = rng.normal(ability_mean, ability_sd, size=(n_teams, demands.shape[1]))
+    else:
+        theta = np.asarray(abilities, dtype=float).reshape(n_teams, demands.shape[1])
+    shift = rng.normal(0.0, scenario_sd, size=len(index.scenarios)) if scenario_sd > 0 else None
+    p = np.stack([success_probability(theta[t], index.index, index.level, scale, shift) for t in range(n_teams)])
+    y = simulate_observed(np.repeat(p[:, None, :], replicates, axis=1), precision, noise, squeeze, rng)
+    substrate = [(substrate_of or {}).get(s, s.rsplit("_", 1)[0]) for s in index.scenarios]
+    n_s = len(index.scenarios)
+    scores = pd.DataFrame({
+        "team": np.repeat(teams, replicates * n_s),
+        "scenario": np.tile(index.scenarios, n_teams * replicates),
+        "substrate": np.tile(substrate, n_teams * replicates),
+        "replicate": np.tile(np.repeat(np.arange(replicates), n_s), n_teams),
+        "score": y.reshape(-1),
+        "background_score": np.nan,
+        "source": "simulated",
+    })
     truth = pd.DataFrame(theta, index=pd.Index(teams, name="team"),
                          columns=pd.Index(demands.columns, name="ability")).stack().rename("value").reset_index()
     return scores, truth
