@@ -1,64 +1,179 @@
-"""Train a small PPO population on a Melting Pot substrate with RLlib and save
-a checkpoint that ``capprof run --population rllib:DIR`` plays.
+"""Train a PPO population on a Melting Pot substrate (or a capprof substrate
+variant) with RLlib's new API stack, into a directory that
+``capprof run --population TEAM=rllib:DIR`` plays.
 
-The substrate is wrapped as an RLlib ``MultiAgentEnv`` (agents ``player_0`` ..
-``player_{n-1}``, one per slot of the substrate's default roles), each agent
-observing its RGB view through ``capprof.runners.rllib_obs.ObsConvention`` (by
-default downsampled x8 to 11x11x3 and scaled to [0, 1]). All agents share one
-module (``shared``) unless ``--per-player`` gives each its own. The new API
-stack is used throughout (RLModule, torch); the model is a tiny CNN (with
-``--lstm``, followed by a 32-cell LSTM).
+This is the library behind ``capprof train`` (``capprof.runners.train``); it
+never prints. The substrate is wrapped as an RLlib ``MultiAgentEnv`` (agents
+``player_0`` .. ``player_{n-1}``, one per slot of the substrate's default
+roles), each agent observing its RGB view through
+``capprof.runners.rllib_obs.ObsConvention`` (by default downsampled x8 to
+11x11x3 and scaled to [0, 1]). All agents share one module (``shared``) unless
+``per_player`` gives each its own. The model is a tiny CNN (with ``lstm``,
+followed by a 32-cell LSTM). With ``prosocial`` every player is rewarded with
+the mean reward of all players (Melting Pot 2.0's ``_prosocial`` baselines).
 
-    python -m capprof.runners.rllib_train commons_harvest__open --iterations 2 --out ckpt/
+The output directory::
 
-writes an Algorithm checkpoint into ``ckpt/`` plus ``ckpt/capprof_rllib.json``
-(the observation convention and the substrate).
+    DIR/train.json                 command(s), versions, settings, budget, progress
+    DIR/learning_curve.csv         one row per training iteration
+    DIR/checkpoints/step_<N>/      full Algorithm checkpoints (resume from the last)
+    DIR/learner_group/learner/rl_module/<module>/   the latest modules (what plays)
+    DIR/capprof_rllib.json         the observation convention (what plays)
+
+Only the last two are needed to play the population; ``checkpoints/`` is for
+resuming and may be deleted afterwards.
 """
 
 from __future__ import annotations
 
-import argparse
+import csv
+import json
 import os
+import platform
+import shutil
 import sys
 import time
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
-from capprof.errors import CapprofError
-from capprof.runners.rllib_obs import CONVENTION_FILE, ObsConvention
+import numpy as np
+
+from capprof.errors import CapprofError, did_you_mean, note
+from capprof.runners.rllib_obs import CONVENTION_FILE, MODULES_SUBDIR, RGB_SIZE, ObsConvention
 
 SHARED_MODULE = "shared"
+TRAIN_FILE = "train.json"
+CURVE_FILE = "learning_curve.csv"
+CHECKPOINTS = "checkpoints"
+CHECKPOINT_MARKER = "capprof_checkpoint.json"  # written last: a checkpoint without it is incomplete
+KEEP_CHECKPOINTS = 2
+CURVE_COLUMNS = ("iteration", "env_steps", "agent_steps", "episodes", "episode_return_mean",
+                 "per_capita_return_mean", "episode_len_mean", "entropy", "policy_loss", "vf_loss",
+                 "iteration_seconds", "steps_per_second", "wall_seconds")
+
+
+# ------------------------------------------------------------ settings
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything that shapes a training run (recorded in train.json; a resumed
+    run keeps them). ``batch_size`` and ``minibatch_size`` count env steps
+    (each env step gives one agent step per player)."""
+
+    target: str  # substrate or all-focal scenario name
+    per_player: bool = False
+    prosocial: bool = False
+    seed: int = 0
+    batch_size: int = 2000
+    minibatch_size: int = 500
+    epochs: int = 2
+    lr: float = 3e-4
+    entropy_coeff: float = 0.01
+    gamma: float = 0.99
+    max_episode_steps: int = 1000
+    downsample: int = 8
+    scale: bool = True
+    lstm: bool = False
+    env_runners: int = 0
+    envs_per_runner: int = 1
+
+    def check(self) -> None:
+        if self.downsample < 1 or RGB_SIZE % self.downsample:
+            raise CapprofError(f"--downsample must divide {RGB_SIZE} (got {self.downsample}); use 1, 2, 4, 8 or 11")
+        if self.minibatch_size > self.batch_size:
+            raise CapprofError(f"--minibatch-size {self.minibatch_size} exceeds --batch-size {self.batch_size}; "
+                               "lower it or raise --batch-size")
+        if self.batch_size % self.envs_per_runner:
+            raise CapprofError(f"--batch-size {self.batch_size} is not a multiple of --envs-per-runner "
+                               f"{self.envs_per_runner}")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainSettings":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def minimum_steps(settings: TrainSettings) -> int:
+    """The smallest budget: one iteration (one training batch of env steps)."""
+    return settings.batch_size
+
+
+# ------------------------------------------------------------ what to train on
+
+
+def _substrate_names() -> list[str]:
+    from capprof.tagging.catalog import load_catalog
+
+    return sorted(set(load_catalog()["substrate"]))
+
+
+def resolve_target(name: str):
+    """The all-focal ``Scenario`` record to train on: a substrate (its default
+    roles, no overrides) or a capprof scenario whose slots are all focal (the
+    ``variants`` suite: regrowth multipliers, no-zap). One-line CapprofError
+    otherwise, with a did-you-mean."""
+    from capprof.runners.scenarios import Scenario, _default_roles, get_scenario, suite_names
+
+    substrates = _substrate_names()
+    if name in substrates:
+        roles = _default_roles(name)
+        return Scenario(name=name, substrate=name, roles=roles, is_focal=tuple(True for _ in roles),
+                        description="the substrate as meltingpot defines it", suite="substrate")
+    variants = suite_names("variants")
+    try:
+        scenario = get_scenario(name)
+    except CapprofError:
+        raise CapprofError(
+            f'unknown substrate or scenario "{name}"{did_you_mean(name, substrates + variants)}; train on a '
+            "substrate (`capprof tags` lists them) or a variant (`capprof scenarios --suite variants`)") from None
+    if scenario.n_background:
+        raise CapprofError(
+            f'scenario "{name}" has {scenario.n_background} background player(s); capprof train takes a substrate '
+            f"(e.g. {scenario.substrate}) or an all-focal variant: {', '.join(variants)}")
+    return scenario
+
+
+# ------------------------------------------------------------ the environment
 
 
 def _env_class():
     from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
     class MeltingPotMultiAgentEnv(MultiAgentEnv):
-        """A Melting Pot substrate as an RLlib multi-agent env.
+        """A Melting Pot substrate (with a capprof scenario's overrides) as an
+        RLlib multi-agent env.
 
-        ``env_config``: ``substrate`` (name), ``downsample``, ``scale`` (the
-        observation convention) and ``max_steps`` (truncate episodes; the
-        substrate's own episode end applies too).
+        ``env_config``: ``scenario`` (the all-focal Scenario record),
+        ``downsample``, ``scale`` (the observation convention), ``max_steps``
+        (truncate episodes; the substrate's own end applies too),
+        ``prosocial`` and ``seed``.
         """
+
+        _built = 0  # envs built in this process: each gets its own seed
 
         def __init__(self, env_config=None):
             super().__init__()
-            from capprof.runners._meltingpot import import_meltingpot
-
-            import_meltingpot()
-            from meltingpot import substrate as mp_substrate
-
             import gymnasium as gym
 
+            from capprof.runners._meltingpot import import_meltingpot
+            from capprof.runners.episode import build_substrate
+
+            import_meltingpot()
             cfg = dict(env_config or {})
-            self.substrate_name = cfg.get("substrate", "commons_harvest__open")
+            self.scenario = cfg["scenario"]
             self.convention = ObsConvention(downsample=int(cfg.get("downsample", 8)),
                                             scale=bool(cfg.get("scale", True)))
             self.max_steps = cfg.get("max_steps")
-            config = mp_substrate.get_config(self.substrate_name)
-            self.roles = tuple(config.default_player_roles)
-            self.num_actions = len(config.action_set)
-            self._env = mp_substrate.build(self.substrate_name, roles=self.roles)
-            self.agents = self.possible_agents = [f"player_{i}" for i in range(len(self.roles))]
+            self.prosocial = bool(cfg.get("prosocial", False))
+            worker = int(getattr(env_config, "worker_index", 0) or 0)
+            type(self)._built += 1
+            state = np.random.SeedSequence([int(cfg.get("seed", 0)), worker, type(self)._built]).generate_state(1)
+            self._env = build_substrate(self.scenario, int(state[0]) % (2**31 - 1) + 1)
+            self.num_actions = int(self._env.action_spec()[0].num_values)
+            n = self.scenario.n_players
+            self.agents = self.possible_agents = [f"player_{i}" for i in range(n)]
             space = self.convention.space()
             self.observation_spaces = {a: space for a in self.agents}
             self.action_spaces = {a: gym.spaces.Discrete(self.num_actions) for a in self.agents}
@@ -68,7 +183,7 @@ def _env_class():
             return {a: self.convention.convert(o) for a, o in zip(self.agents, timestep.observation)}
 
         def reset(self, *, seed=None, options=None):
-            # meltingpot reseeds each episode from the seed drawn at build.
+            # meltingpot draws each episode's seed from the one given at build.
             timestep = self._env.reset()
             self._steps = 0
             return self._observations(timestep), {a: {} for a in self.agents}
@@ -77,13 +192,15 @@ def _env_class():
             actions = [int(action_dict.get(a, 0)) for a in self.agents]
             timestep = self._env.step(actions)
             self._steps += 1
-            obs = self._observations(timestep)
-            rewards = {a: float(r) for a, r in zip(self.agents, timestep.reward)}
+            rewards = np.asarray(timestep.reward, dtype=np.float64)
+            if self.prosocial:
+                rewards = np.full_like(rewards, rewards.mean())
             done = timestep.last()
             cut = not done and self.max_steps is not None and self._steps >= self.max_steps
             terminateds = {a: done for a in self.agents} | {"__all__": done}
             truncateds = {a: cut for a in self.agents} | {"__all__": cut}
-            return obs, rewards, terminateds, truncateds, {a: {} for a in self.agents}
+            return (self._observations(timestep), {a: float(r) for a, r in zip(self.agents, rewards)},
+                    terminateds, truncateds, {a: {} for a in self.agents})
 
         def close(self):
             self._env.close()
@@ -91,137 +208,384 @@ def _env_class():
     return MeltingPotMultiAgentEnv
 
 
-def ppo_config(substrate: str, downsample: int = 8, scale: bool = True, per_player: bool = False,
-               batch_size: int = 400, minibatch_size: int = 200, epochs: int = 1,
-               max_episode_steps: int | None = 200, seed: int = 0, lstm: bool = False):
-    """A PPO config (new API stack) with a tiny CNN; ``batch_size`` counts env
-    steps (every env step gives one agent step per player)."""
+def module_ids(settings: TrainSettings, n_players: int) -> list[str]:
+    return [f"player_{i}" for i in range(n_players)] if settings.per_player else [SHARED_MODULE]
+
+
+def _shared_mapping(agent_id, episode, **kwargs):
+    return SHARED_MODULE
+
+
+def _own_mapping(agent_id, episode, **kwargs):
+    return agent_id
+
+
+def ppo_config(settings: TrainSettings, scenario):
+    """A PPO config (new API stack, torch) with a tiny CNN."""
     from ray.rllib.algorithms.ppo import PPOConfig
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
     from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from capprof.runners._meltingpot import import_meltingpot
-
-    import_meltingpot()
-    from meltingpot import substrate as mp_substrate
-
-    n_players = len(mp_substrate.get_config(substrate).default_player_roles)
-    agents = [f"player_{i}" for i in range(n_players)]
-    modules = agents if per_player else [SHARED_MODULE]
-    side = ObsConvention(downsample=downsample).shape()[0]
+    modules = module_ids(settings, scenario.n_players)
+    side = ObsConvention(downsample=settings.downsample).shape()[0]
     # Two strided 3x3 convolutions (11x11 -> 6x6 -> 3x3) for downsampled views;
     # full 88x88 views get a larger first stride.
     first_stride = 1 if side <= 22 else 4
     model = DefaultModelConfig(
         conv_filters=[[16, [3, 3], 2 * first_stride], [32, [3, 3], 2]],
         head_fcnet_hiddens=[64], vf_share_layers=True,
-        use_lstm=lstm, lstm_cell_size=32, max_seq_len=20)
-    env_config = {"substrate": substrate, "downsample": downsample, "scale": scale, "max_steps": max_episode_steps}
-    config = (
+        use_lstm=settings.lstm, lstm_cell_size=32, max_seq_len=20)
+    env_config = {"scenario": scenario, "downsample": settings.downsample, "scale": settings.scale,
+                  "max_steps": settings.max_episode_steps, "prosocial": settings.prosocial, "seed": settings.seed}
+    return (
         PPOConfig()
-        .environment(_env_class(), env_config=env_config)
+        .environment(_env_class(), env_config=env_config, disable_env_checking=True)
         .framework("torch")
-        .env_runners(num_env_runners=0, rollout_fragment_length="auto", num_cpus_per_env_runner=1)
+        .env_runners(num_env_runners=settings.env_runners, num_envs_per_env_runner=settings.envs_per_runner,
+                     rollout_fragment_length="auto", num_cpus_per_env_runner=1)
         .learners(num_learners=0)
-        .multi_agent(
-            policies=set(modules),
-            policy_mapping_fn=(lambda agent_id, episode, **kw: agent_id) if per_player
-            else (lambda agent_id, episode, **kw: SHARED_MODULE),
-        )
+        .multi_agent(policies=set(modules),
+                     policy_mapping_fn=_own_mapping if settings.per_player else _shared_mapping)
         .rl_module(rl_module_spec=MultiRLModuleSpec(
             rl_module_specs={m: RLModuleSpec(model_config=model) for m in modules}))
-        .training(train_batch_size_per_learner=batch_size, minibatch_size=minibatch_size,
-                  num_epochs=epochs, lr=3e-4)
-        .debugging(seed=seed, log_level="ERROR")
+        .training(train_batch_size_per_learner=settings.batch_size, minibatch_size=settings.minibatch_size,
+                  num_epochs=settings.epochs, lr=settings.lr, entropy_coeff=settings.entropy_coeff,
+                  gamma=settings.gamma)
+        .debugging(seed=settings.seed, log_level="ERROR")
     )
-    return config
 
 
-def train(substrate: str, out: Path, iterations: int = 2, downsample: int = 8, scale: bool = True,
-          per_player: bool = False, batch_size: int = 400, minibatch_size: int = 200, epochs: int = 1,
-          max_episode_steps: int | None = 200, seed: int = 0, lstm: bool = False, quiet: bool = False) -> Path:
-    """Train PPO for ``iterations`` and save an Algorithm checkpoint into ``out``
-    with ``capprof_rllib.json`` beside it. Returns ``out``."""
-    if iterations < 1:
-        raise CapprofError(f"--iterations must be at least 1 (got {iterations})")
-    if downsample < 1 or 88 % downsample:
-        raise CapprofError(f"--downsample must divide 88 (got {downsample}); use 1, 2, 4, 8 or 11")
-    if minibatch_size > batch_size:
-        raise CapprofError(f"--minibatch-size {minibatch_size} exceeds --batch-size {batch_size}")
-    out = Path(out).resolve()
-    if out.exists() and any(out.iterdir()):
-        raise CapprofError(f"--out {out} is not empty; choose a new directory")
-    from capprof.runners._meltingpot import import_meltingpot
+# ------------------------------------------------------------ the directory
 
-    import_meltingpot()
-    from meltingpot import substrate as mp_substrate
 
-    if substrate not in mp_substrate.SUBSTRATES:
-        from capprof.errors import did_you_mean
+@dataclass
+class Progress:
+    """Where a run stands (saved with each checkpoint)."""
 
-        raise CapprofError(f'unknown substrate "{substrate}"{did_you_mean(substrate, mp_substrate.SUBSTRATES)}')
+    iteration: int = 0
+    env_steps: int = 0
+    wall_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out: Path
+    checkpoint: Path
+    progress: Progress
+    interrupted: bool = False
+    curve: list = field(default_factory=list)  # this session's rows
+
+
+def checkpoints(out: Path) -> list[tuple[Progress, Path]]:
+    """Complete checkpoints in ``out``, oldest first."""
+    found = []
+    root = Path(out) / CHECKPOINTS
+    if not root.is_dir():
+        return found
+    for path in root.iterdir():
+        marker = path / CHECKPOINT_MARKER
+        if path.is_dir() and marker.exists():
+            try:
+                data = json.loads(marker.read_text())
+                found.append((Progress(int(data["iteration"]), int(data["env_steps"]),
+                                       float(data["wall_seconds"])), path))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return sorted(found, key=lambda item: (item[0].env_steps, item[0].iteration))
+
+
+def last_checkpoint(out: Path) -> tuple[Progress, Path] | None:
+    found = checkpoints(out)
+    return found[-1] if found else None
+
+
+def read_train_file(out: Path) -> dict:
+    path = Path(out) / TRAIN_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CapprofError(f"{out} has checkpoints but no {TRAIN_FILE}; it was not made by capprof train") from None
+    except ValueError as exc:
+        raise CapprofError(f"{path} is not valid JSON ({exc}); it was not written by capprof train") from None
+
+
+def check_out(out: Path, resume: bool) -> tuple[Progress, Path] | None:
+    """The checkpoint to resume from (None for a fresh run); one-line
+    CapprofError for a non-empty ``out`` without ``resume`` or for ``resume``
+    where there is nothing to resume."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CapprofError(f"--out {out} is a file; give a directory")
+    if not resume:
+        if out.exists() and any(out.iterdir()):
+            raise CapprofError(f"--out {out} is not empty; choose a new directory, or add --resume to continue "
+                               "the training saved in it")
+        return None
+    found = last_checkpoint(out)
+    if found is None:
+        raise CapprofError(f"--resume: {out} holds no capprof train checkpoint (no {CHECKPOINTS}/*/{CHECKPOINT_MARKER}); "
+                           "drop --resume to start a new run")
+    return found
+
+
+def versions() -> dict:
+    from importlib import metadata
+
+    found = {"python": platform.python_version()}
+    for dist in ("capprof", "ray", "torch", "dm-meltingpot", "dmlab2d", "numpy"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = None
+    return found
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def _read_curve(out: Path, up_to_iteration: int) -> list[dict]:
+    path = Path(out) / CURVE_FILE
+    if not path.exists():
+        return []
+    with path.open(newline="") as fh:
+        return [row for row in csv.DictReader(fh) if int(row["iteration"]) <= up_to_iteration]
+
+
+def _write_curve(out: Path, rows: list[dict]) -> None:
+    path = Path(out) / CURVE_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _append_curve(out: Path, row: dict) -> None:
+    path = Path(out) / CURVE_FILE
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def read_curve(out: Path):
+    """The learning curve of a training directory as a DataFrame."""
+    import pandas as pd
+
+    return pd.read_csv(Path(out) / CURVE_FILE)
+
+
+# ------------------------------------------------------------ results
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _curve_row(result: dict, progress: Progress, n_players: int, seconds: float, steps: int,
+               modules: list[str]) -> dict:
+    runners = result.get("env_runners", {}) or {}
+    learners = result.get("learners", {}) or {}
+    ret = float(runners.get("episode_return_mean", float("nan")))
+    return {
+        "iteration": progress.iteration,
+        "env_steps": progress.env_steps,
+        "agent_steps": progress.env_steps * n_players,  # every player acts at every step
+        "episodes": int(runners.get("num_episodes", 0) or 0),
+        "episode_return_mean": round(ret, 4),
+        "per_capita_return_mean": round(ret / n_players, 4),
+        "episode_len_mean": round(float(runners.get("episode_len_mean", float("nan"))), 1),
+        "entropy": round(_mean(learners.get(m, {}).get("entropy") for m in modules), 4),
+        "policy_loss": round(_mean(learners.get(m, {}).get("policy_loss") for m in modules), 5),
+        "vf_loss": round(_mean(learners.get(m, {}).get("vf_loss") for m in modules), 5),
+        "iteration_seconds": round(seconds, 2),
+        "steps_per_second": round(steps / seconds, 1) if seconds > 0 else float("nan"),
+        "wall_seconds": round(progress.wall_seconds, 1),
+    }
+
+
+# ------------------------------------------------------------ training
+
+
+def _save(algo, out: Path, progress: Progress, settings: TrainSettings, scenario, num_actions: int) -> Path:
+    """Save a full checkpoint (atomically: written under a temporary name,
+    marked complete, renamed), keep the last ``KEEP_CHECKPOINTS``, and export
+    its modules and convention to ``out`` so it plays as ``rllib:out``."""
+    root = out / CHECKPOINTS
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{progress.env_steps:09d}"
+    tmp = root / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    algo.save_to_path(str(tmp.resolve()))
+    _write_json(tmp / CHECKPOINT_MARKER, asdict(progress))
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    # The playable export: the modules and the convention, swapped in by renames.
+    target = out / MODULES_SUBDIR
+    staging = out / ".rl_module.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(final / MODULES_SUBDIR, staging)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = out / ".rl_module.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    shutil.rmtree(old, ignore_errors=True)
+    convention = ObsConvention(downsample=settings.downsample, scale=settings.scale)
+    (out / CONVENTION_FILE).write_text(convention.to_json(
+        substrate=scenario.substrate, trained_on=scenario.name, num_actions=num_actions,
+        modules=module_ids(settings, scenario.n_players), env_steps=progress.env_steps,
+        prosocial=settings.prosocial))
+    for _, path in checkpoints(out)[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(path, ignore_errors=True)
+    return final
+
+
+def _ray_init():
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     import ray
 
-    started = False
-    if not ray.is_initialized():
-        ray.init(num_cpus=max(1, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
-        started = True
+    if ray.is_initialized():
+        return False
+    ray.init(num_cpus=max(1, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    return True
+
+
+def train(settings: TrainSettings, out: Path, steps: int, *, checkpoint_every: int | None = None,
+          resume: bool = False, command: list[str] | None = None,
+          on_start: Callable[[Progress], None] | None = None,
+          on_iteration: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train PPO until ``steps`` env steps in all (counting earlier sessions
+    when ``resume``), checkpointing every ``checkpoint_every`` env steps
+    (rounded up to whole iterations) and at the end.
+
+    With ``resume`` the settings recorded in ``out/train.json`` are used (pass
+    them as ``settings``: see ``resume_settings``) and the step count and the
+    learning curve continue from the last checkpoint. A KeyboardInterrupt
+    saves a checkpoint of the last completed iteration's counts and returns a
+    result with ``interrupted`` set. ``on_start(progress)`` and
+    ``on_iteration(row)`` report progress (the CLI draws its bar with them).
+    """
+    settings.check()
+    out = Path(out).resolve()
+    found = check_out(out, resume)
+    if steps < minimum_steps(settings):
+        raise CapprofError(f"--steps {steps} is below one iteration ({minimum_steps(settings)} env steps, "
+                           f"--batch-size); give --steps {minimum_steps(settings)} or more, or lower --batch-size")
+    scenario = resolve_target(settings.target)
+    progress = found[0] if found else Progress()
+    if found and progress.env_steps >= steps:
+        note(f"{out} already holds {progress.env_steps} env steps of training (budget {steps}); nothing to do: "
+             "raise --steps to train further")
+        return TrainResult(out, found[1], progress)
+    out.mkdir(parents=True, exist_ok=True)
+    record = read_train_file(out) if found else {
+        "target": scenario.name, "substrate": scenario.substrate,
+        "overrides": [o.describe() for o in scenario.overrides],
+        "settings": asdict(settings), "sessions": []}
+    record["budget_env_steps"] = steps
+    record.setdefault("sessions", []).append({
+        "command": list(command or sys.argv), "started": _now(), "from_env_steps": progress.env_steps,
+        "versions": versions(), "cpus": os.cpu_count()})
+    record["status"] = "running"
+    _write_json(out / TRAIN_FILE, record)
+    if found:
+        _write_curve(out, _read_curve(out, progress.iteration))  # drop rows past the checkpoint
+    if on_start:
+        on_start(progress)
+
+    from capprof.runners._meltingpot import import_meltingpot
+
+    import_meltingpot()  # first, so TensorFlow's start-up lines stay hidden when RLlib imports it
+    started_ray = _ray_init()
+    session_rows: list[dict] = []
+    interrupted = False
     try:
-        algo = ppo_config(substrate, downsample, scale, per_player, batch_size, minibatch_size, epochs,
-                          max_episode_steps, seed, lstm).build_algo()
+        import ray  # noqa: F401  (initialised above)
+
+        algo = ppo_config(settings, scenario).build_algo()
         try:
-            for i in range(iterations):
-                start = time.perf_counter()
-                result = algo.train()
-                if not quiet:
-                    runners = result.get("env_runners", {})
-                    steps = runners.get("num_env_steps_sampled_lifetime", float("nan"))
-                    ret = runners.get("episode_return_mean", float("nan"))
-                    print(f"iteration {i + 1}/{iterations}: {time.perf_counter() - start:.1f} s, "
-                          f"env steps so far {steps}, mean episode return {ret}", file=sys.stderr)
-            out.mkdir(parents=True, exist_ok=True)
-            algo.save_to_path(str(out))
+            if found:
+                algo.restore_from_path(str(found[1]))
+            modules = module_ids(settings, scenario.n_players)
+            num_actions = int(algo.get_module(modules[0]).action_space.n)
+            saved_at = progress.env_steps
+            checkpoint = found[1] if found else None
+            try:
+                while progress.env_steps < steps:
+                    start = time.perf_counter()
+                    result = algo.train()
+                    seconds = time.perf_counter() - start
+                    runners = result.get("env_runners", {}) or {}
+                    done = int(runners.get("num_env_steps_sampled", 0) or 0) or settings.batch_size
+                    progress = Progress(progress.iteration + 1, progress.env_steps + done,
+                                        progress.wall_seconds + seconds)
+                    row = _curve_row(result, progress, scenario.n_players, seconds, done, modules)
+                    _append_curve(out, row)
+                    session_rows.append(row)
+                    if on_iteration:
+                        on_iteration(row)
+                    if checkpoint_every and progress.env_steps - saved_at >= checkpoint_every \
+                            and progress.env_steps < steps:
+                        checkpoint = _save(algo, out, progress, settings, scenario, num_actions)
+                        saved_at = progress.env_steps
+            except KeyboardInterrupt:
+                interrupted = True
+            checkpoint = _save(algo, out, progress, settings, scenario, num_actions)
         finally:
             algo.stop()
     finally:
-        if started:
+        if started_ray:
+            import ray
+
             ray.shutdown()
-    n_actions = len(mp_substrate.get_config(substrate).action_set)
-    (out / CONVENTION_FILE).write_text(ObsConvention(downsample=downsample, scale=scale).to_json(
-        substrate=substrate, num_actions=n_actions, iterations=iterations,
-        modules=sorted({SHARED_MODULE} if not per_player else
-                       {f"player_{i}" for i in range(len(mp_substrate.get_config(substrate).default_player_roles))})))
-    return out
+    record["sessions"][-1].update(ended=_now(), to_env_steps=progress.env_steps, interrupted=interrupted)
+    record.update(status="interrupted" if interrupted else "done", env_steps=progress.env_steps,
+                  iterations=progress.iteration, wall_seconds=round(progress.wall_seconds, 1),
+                  checkpoint=str(checkpoint.relative_to(out)))
+    _write_json(out / TRAIN_FILE, record)
+    return TrainResult(out, checkpoint, progress, interrupted, session_rows)
+
+
+def resume_settings(out: Path, target: str | None, given: dict) -> TrainSettings:
+    """The settings recorded in ``out/train.json``; ``given`` (options the user
+    passed explicitly) must agree with them (one-line CapprofError naming the
+    first that does not)."""
+    record = read_train_file(out)
+    settings = TrainSettings.from_dict(record["settings"])
+    if target is not None and target != settings.target:
+        raise CapprofError(f"--resume: {out} trains on {settings.target}, not {target}; drop the name or "
+                           "give a new --out")
+    for name, value in given.items():
+        if value is not None and getattr(settings, name) != value:
+            flag = "--" + name.replace("_", "-")
+            raise CapprofError(f"--resume keeps the recorded settings: {out} was trained with {flag} "
+                               f"{getattr(settings, name)!r}, not {value!r}; drop {flag}")
+    return settings
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m capprof.runners.rllib_train",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("substrate", help="Melting Pot substrate, e.g. commons_harvest__open")
-    parser.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory (new or empty)")
-    parser.add_argument("--iterations", type=int, default=2)
-    parser.add_argument("--downsample", type=int, default=8, help="RGB downsampling factor (1 = full 88x88)")
-    parser.add_argument("--no-scale", action="store_true", help="feed uint8 0..255 instead of [0, 1] floats")
-    parser.add_argument("--per-player", action="store_true", help="one module per player instead of one shared")
-    parser.add_argument("--batch-size", type=int, default=400, help="env steps per iteration")
-    parser.add_argument("--minibatch-size", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--max-episode-steps", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--lstm", action="store_true", help="a recurrent module (LSTM of 32 cells)")
-    args = parser.parse_args(argv)
-    try:
-        out = train(args.substrate, Path(args.out), args.iterations, args.downsample, not args.no_scale,
-                    args.per_player, args.batch_size, args.minibatch_size, args.epochs,
-                    args.max_episode_steps, args.seed, args.lstm)
-    except CapprofError as exc:
-        print(f"capprof: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"capprof: checkpoint in {out}; play it with --population rllib:{out}")
-    return 0
+    """``python -m capprof.runners.rllib_train``: the former entry point,
+    kept for scripts; it runs ``capprof train`` (``--iterations N`` is N
+    batches of env steps)."""
+    from capprof.runners.train import legacy_main
+
+    return legacy_main(argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,214 @@
+"""``capprof train``: train a PPO population (RLlib, new API stack) on a
+substrate or an all-focal capprof variant, into a directory that
+``capprof run --population TEAM=rllib:DIR`` plays.
+
+The library is ``capprof.runners.rllib_train``; this module only parses,
+prints and draws the progress bar. Heavy modules (ray, torch, meltingpot) are
+imported inside the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from capprof.arguments import non_negative_int, positive_float, positive_int
+from capprof.errors import CapprofError
+
+DEFAULT_STEPS = 100_000
+DEFAULT_CHECKPOINT_EVERY = 50_000
+# Options that shape the training (recorded in train.json; --resume keeps them).
+SETTING_OPTIONS = ("per_player", "prosocial", "seed", "batch_size", "minibatch_size", "epochs", "lr",
+                   "entropy_coeff", "gamma", "max_episode_steps", "downsample", "scale", "lstm",
+                   "env_runners", "envs_per_runner")
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'"{text}" is not a number') from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number >= 0")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _non_negative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"{text} is above 1; give a number in [0, 1]")
+    return value
+
+
+def _given_settings(args) -> dict:
+    """The training settings the user passed explicitly (None = not given)."""
+    given = {name: getattr(args, name) for name in SETTING_OPTIONS if name != "scale"}
+    given["scale"] = False if args.no_scale else None
+    for flag in ("per_player", "prosocial", "lstm"):
+        given[flag] = True if given[flag] else None
+    return given
+
+
+class _Bar:
+    """tqdm on a terminal; one line per iteration otherwise (logs, CI)."""
+
+    def __init__(self, steps: int, quiet: bool, batch: int):
+        self.steps, self.quiet, self.batch = steps, quiet, batch
+        self.tty = sys.stderr.isatty()
+        self.bar = None
+        self.total_iterations = None
+
+    def start(self, progress) -> None:
+        remaining = max(0, self.steps - progress.env_steps)
+        self.total_iterations = progress.iteration + -(-remaining // self.batch)
+        if self.quiet:
+            return
+        if progress.env_steps:
+            print(f"capprof: resuming at iteration {progress.iteration}, {progress.env_steps} env steps "
+                  f"({progress.wall_seconds:.0f} s of training so far)", file=sys.stderr)
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.steps, initial=progress.env_steps, unit="step", unit_scale=True,
+                            desc="training", dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, row: dict) -> None:
+        if self.quiet:
+            return
+        ret = row["episode_return_mean"]
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"return {ret:.1f}, {row['steps_per_second']:.0f} steps/s", refresh=False)
+            self.bar.update(row["env_steps"] - self.bar.n)
+            return
+        total = max(self.total_iterations or 0, row["iteration"])
+        print(f"iteration {row['iteration']}/{total}: {row['env_steps']}/{self.steps} env steps, "
+              f"{row['iteration_seconds']:.1f} s ({row['steps_per_second']:.0f} env steps/s), "
+              f"mean episode return {ret:.2f}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _quiet_libraries() -> None:
+    """Import meltingpot (TensorFlow's start-up lines hidden) and ray, and keep
+    Ray's and RLlib's informational logging (new-API-stack banners, token
+    authentication, deprecations inside RLlib) off the terminal."""
+    import logging
+    import os
+
+    from capprof.runners._meltingpot import import_meltingpot
+
+    import_meltingpot()
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    import ray  # noqa: F401
+
+    for name in ("ray", "ray.rllib", "ray.tune", "ray._common.deprecation"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def run(args, command: list[str]) -> int:
+    from pathlib import Path
+
+    from capprof.runners import rllib_train as lib
+
+    out = Path(args.out).expanduser()
+    given = _given_settings(args)
+    if args.resume:
+        lib.check_out(out, resume=True)  # a clear line before reading train.json
+        settings = lib.resume_settings(out, args.target, given)
+        recorded = lib.read_train_file(out)
+        steps = args.steps if args.steps is not None else int(recorded.get("budget_env_steps", DEFAULT_STEPS))
+    else:
+        if args.target is None:
+            raise CapprofError("name a substrate or scenario to train on, e.g. `capprof train commons_harvest__open "
+                               "--out DIR` (or continue a run with --resume)")
+        settings = lib.TrainSettings(args.target, **{k: v for k, v in given.items() if v is not None})
+        steps = args.steps if args.steps is not None else DEFAULT_STEPS
+        settings.check()
+        lib.check_out(out, resume=False)
+        if steps < lib.minimum_steps(settings):
+            raise CapprofError(f"--steps {steps} is below one iteration ({lib.minimum_steps(settings)} env steps, "
+                               f"--batch-size); give --steps {lib.minimum_steps(settings)} or more, or lower "
+                               "--batch-size")
+        lib.resolve_target(settings.target)
+    _quiet_libraries()
+    bar = _Bar(steps, args.quiet, settings.batch_size)
+    try:
+        result = lib.train(settings, out, steps, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                           command=command, on_start=bar.start, on_iteration=bar.update)
+    finally:
+        bar.close()
+    p = result.progress
+    if result.interrupted:
+        print(f"capprof: interrupted at {p.env_steps} env steps; checkpoint saved in {result.checkpoint}; "
+              f"continue with `capprof train --out {shlex.quote(str(result.out))} --resume`", file=sys.stderr)
+        return 130
+    print(f"capprof: trained {p.env_steps} env steps in {p.iteration} iterations ({p.wall_seconds:.0f} s); "
+          f"learning curve in {result.out / lib.CURVE_FILE}; play it with "
+          f"--population TEAM=rllib:{shlex.quote(str(result.out))}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    return run(args, ["capprof", *sys.argv[1:]] if sys.argv and sys.argv[0] else ["capprof", "train"])
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", nargs="?", metavar="SUBSTRATE_OR_SCENARIO",
+                   help="a Melting Pot substrate (e.g. commons_harvest__open) or an all-focal capprof variant "
+                        "(`capprof scenarios --suite variants`); optional with --resume")
+    p.add_argument("--out", required=True, metavar="DIR", help="training directory (new or empty; with --resume, "
+                   "an earlier run's)")
+    p.add_argument("--steps", type=positive_int, metavar="N",
+                   help=f"budget in env steps, in all (default {DEFAULT_STEPS}; with --resume, the recorded one)")
+    p.add_argument("--resume", action="store_true", help="continue from DIR's last checkpoint with its settings")
+    p.add_argument("--checkpoint-every", type=positive_int, default=DEFAULT_CHECKPOINT_EVERY, metavar="N",
+                   help=f"save a checkpoint every N env steps (default {DEFAULT_CHECKPOINT_EVERY}); "
+                        "one is always saved at the end")
+    g = p.add_argument_group("population")
+    g.add_argument("--per-player", action="store_true", help="one module per player instead of one shared")
+    g.add_argument("--prosocial", action="store_true",
+                   help="reward every player with the mean reward of all players")
+    g.add_argument("--seed", type=non_negative_int, help="RLlib's seed and the substrates' (default 0)")
+    g.add_argument("--lstm", action="store_true", help="a recurrent module (LSTM of 32 cells)")
+    g.add_argument("--downsample", type=positive_int, help="RGB downsampling factor (default 8; 1 = full 88x88)")
+    g.add_argument("--no-scale", action="store_true", help="feed uint8 0..255 instead of [0, 1] floats")
+    g = p.add_argument_group("PPO")
+    g.add_argument("--batch-size", type=positive_int, metavar="N", help="env steps per iteration (default 2000)")
+    g.add_argument("--minibatch-size", type=positive_int, metavar="N", help="default 500")
+    g.add_argument("--epochs", type=positive_int, help="passes over each batch (default 2)")
+    g.add_argument("--lr", type=positive_float, help="learning rate (default 3e-4)")
+    g.add_argument("--entropy-coeff", type=_non_negative_float, help="default 0.01")
+    g.add_argument("--gamma", type=_fraction, help="discount (default 0.99)")
+    g.add_argument("--max-episode-steps", type=positive_int, metavar="N",
+                   help="truncate training episodes (default 1000, the substrates' own length)")
+    g.add_argument("--env-runners", type=non_negative_int, metavar="N",
+                   help="remote sampling processes (default 0: sample in this process)")
+    g.add_argument("--envs-per-runner", type=positive_int, metavar="N",
+                   help="substrates stepped together per sampler (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a PPO population (RLlib) on a substrate or variant (needs [runners])",
+                       description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+
+def legacy_main(argv=None) -> int:
+    """``python -m capprof.runners.rllib_train`` (former helper): the same
+    command, with ``--iterations N`` meaning ``--steps N * batch size``."""
+    from capprof.cli import _dispatch, _Parser
+
+    parser = _Parser(prog="python -m capprof.runners.rllib_train",
+                     description="train a PPO population (former entry point of `capprof train`)")
+    add_arguments(parser)
+    parser.add_argument("--iterations", type=positive_int, help="iterations (batches) to train")
+    args = parser.parse_args(argv)
+    if args.iterations is not None:
+        args.steps = args.iterations * (args.batch_size or 2000)
+    args.func = lambda a: run(a, ["python", "-m", "capprof.runners.rllib_train", *(argv or sys.argv[1:])])
+    return _dispatch(args)
