@@ -13,6 +13,7 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 from capprof.errors import CapprofError
+from capprof.profiling.constants import POOLED_TEAM
 from capprof.reports import tables
 
 # Inputs in the order the report lists them; the first three make up the
@@ -165,7 +166,7 @@ class Inputs:
             except Absent:  # its own section says what is wrong
                 continue
             if name == "evaluate":
-                named.discard(tables.POOLED_TEAM)  # the pooled row, not a team
+                named.discard(POOLED_TEAM)  # the pooled row, not a team
             found |= named
         try:
             found |= set(self.scores()["team"].astype(str))

@@ -12,12 +12,14 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from capprof.profiling.constants import POOLED_TEAM, RHAT_MAX
 from capprof.profiling.evaluate import mean_interval
 
 PROFILE_COLUMNS = ("team", "ability", "mean", "hdi_low", "hdi_high")
 TIMESERIES_COLUMNS = ("team", "scenario", "episode", "step", "player", "cumulative_return")
-POOLED_TEAM = "ALL"
-RHAT_MAX, ESS_MIN = 1.01, 400
+PREDICTIVE_COLUMNS = ("split", "team", "model", "repeats", "mse", "ci_low", "ci_high", "fit_s", "flag")
+GINI_KEYS = ("team", "scenario", "episode", "step")  # one sample of one episode
+ESS_MIN = 400  # bulk effective sample size below which a fit is flagged (Vehtari et al. 2021)
 DEMAND_GROUP_ORDER = ("substrate", "mode", "behaviour")
 
 
@@ -88,7 +90,9 @@ def diagnostic_flags(diagnostics: pd.DataFrame, rhat_max: float = RHAT_MAX, ess_
 def predictive_table(evaluate: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """The predictive comparison (rows teams, columns models) in tidy form.
 
-    Columns: split, team, model, repeats, mse, ci_low, ci_high, fit_s.
+    Columns PREDICTIVE_COLUMNS: split, team, model, repeats, mse, ci_low,
+    ci_high, fit_s, flag (why a cell has no MSE: evaluate leaves per-team
+    rows with too few test cells without one; those rows weigh nothing).
     Within a repeat, rows of the same (model, split, team) (e.g. folds) pool
     into one MSE weighted by test size: sum_f n_f mse_f / sum_f n_f. Across
     repeats, ``mse`` is the mean and (ci_low, ci_high) its Student-t interval
@@ -101,22 +105,24 @@ def predictive_table(evaluate: pd.DataFrame, level: float = 0.95) -> pd.DataFram
     frame["team"] = frame["team"].astype(str)
     frame["split"] = frame["split"].astype(str)
     frame["model"] = frame["model"].astype(str)
+    mse = pd.to_numeric(frame["mse"], errors="coerce")
     weight = pd.to_numeric(frame["n_test"], errors="coerce") if "n_test" in frame else pd.Series(1.0, index=frame.index)
-    frame["_w"] = weight.fillna(1.0).clip(lower=1e-12)
-    frame["_wmse"] = frame["_w"] * pd.to_numeric(frame["mse"], errors="coerce")
-    per_repeat = frame.groupby(["split", "team", "model", "repeat"], sort=False).agg(
-        wmse=("_wmse", "sum"), w=("_w", "sum"))
-    per_repeat["mse"] = per_repeat["wmse"] / per_repeat["w"]
+    # a row without an MSE (evaluate flags per-team rows with too few cells) weighs nothing
+    frame["_w"] = weight.fillna(1.0).clip(lower=1e-12).where(mse.notna(), 0.0)
+    frame["_wmse"] = frame["_w"] * mse
+    per_repeat = frame.groupby(["split", "team", "model", "repeat"], sort=False)[["_wmse", "_w"]].sum(min_count=1)
+    per_repeat["mse"] = per_repeat["_wmse"] / per_repeat["_w"]
     records = []
     for (split, team, model), group in per_repeat.groupby(level=["split", "team", "model"], sort=False):
         mean, low, high = mean_interval(group["mse"].to_numpy(), level, lower=0.0)
         records.append((split, team, model, len(group), mean, low, high))
     out = pd.DataFrame.from_records(records, columns=["split", "team", "model", "repeats", "mse", "ci_low", "ci_high"])
     if "fit_s" in frame:
-        fit = frame.groupby("model")["fit_s"].mean()
+        fit = pd.to_numeric(frame["fit_s"], errors="coerce").groupby(frame["model"]).mean()
         out["fit_s"] = out["model"].map(fit)
     else:
         out["fit_s"] = np.nan
+    out["flag"] = _flags(frame, out)
     return _predictive_order(out, frame)
 
 
@@ -130,8 +136,21 @@ def _summarised_predictive(summary: pd.DataFrame) -> pd.DataFrame:
         out["repeats"] = np.nan
     if "fit_s" not in out:
         out["fit_s"] = np.nan
-    out = out[["split", "team", "model", "repeats", "mse", "ci_low", "ci_high", "fit_s"]]
+    out["flag"] = _flags(summary, out)
+    out = out[list(PREDICTIVE_COLUMNS)]
     return _predictive_order(out, out)
+
+
+def _flags(source: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """Per row of ``table`` the first non-empty ``flag`` of ``source`` for
+    its (split, team, model): why that cell has no estimate ('' if none)."""
+    if "flag" not in source.columns:
+        return [""] * len(table)
+    flags = source.assign(flag=source["flag"].fillna("").astype(str))
+    flags = flags[flags["flag"] != ""]
+    first = {(str(s), str(t), str(m)): f for s, t, m, f in
+             flags[["split", "team", "model", "flag"]].itertuples(index=False)}
+    return [first.get(key, "") for key in table[["split", "team", "model"]].itertuples(index=False, name=None)]
 
 
 def _predictive_order(table: pd.DataFrame, source: pd.DataFrame) -> pd.DataFrame:
@@ -170,7 +189,7 @@ def predictive_blocks(tidy: pd.DataFrame) -> list[PredictiveBlock]:
         cells = block.set_index(["team", "model"])
         best = {}
         for team in teams:
-            present = [m for m in models if (team, m) in cells.index]
+            present = [m for m in models if (team, m) in cells.index and np.isfinite(cells.loc[(team, m), "mse"])]
             if present:
                 best[team] = min(present, key=lambda m: cells.loc[(team, m), "mse"])
         fit = block.groupby("model", sort=False)["fit_s"].first()
@@ -215,12 +234,15 @@ def depletion_summary(episodes: pd.DataFrame) -> pd.DataFrame:
 @dataclass(frozen=True)
 class SampledReturns:
     """Players' cumulative returns over episodes in the long
-    TIMESERIES_COLUMNS form, and what ``step`` counts: ``"step"`` (environment
+    TIMESERIES_COLUMNS form; what ``step`` counts: ``"step"`` (environment
     steps) or ``"sample"`` (sample number, when the records do not say how
-    many steps apart the samples are)."""
+    many steps apart the samples are); and ``gini``, the Gini coefficient the
+    runner stored for each sample (columns team, scenario, episode, step,
+    gini), or None when the records do not carry it for every sample."""
 
     table: pd.DataFrame
     unit: str
+    gini: pd.DataFrame | None = None
 
 
 def series_from_episodes(episodes: pd.DataFrame) -> SampledReturns:
@@ -228,20 +250,29 @@ def series_from_episodes(episodes: pd.DataFrame) -> SampledReturns:
     every player's cumulative return per sample) -> the long TIMESERIES_COLUMNS
     table. Sample k (0-based) is at step (k + 1) * series_every when the
     records carry ``series_every``; otherwise ``step`` is the sample number
-    k + 1 and the unit says so."""
+    k + 1 and the unit says so. The records' ``gini_series`` (one Gini per
+    sample) comes along when every record has one value per sample."""
     has_every = "series_every" in episodes.columns
-    rows = []
+    has_gini = "gini_series" in episodes.columns
+    rows, ginis = [], []
     for record in episodes.itertuples(index=False):
         series = getattr(record, "return_series")
         if series is None or len(series) == 0:
             continue
         every = getattr(record, "series_every") if has_every else 1
         every = 1 if every is None or not np.isfinite(every) else int(every)
+        stored = getattr(record, "gini_series") if has_gini else None
+        if stored is None or len(stored) != len(series):
+            has_gini = False
         for k, returns in enumerate(series):
             step = (k + 1) * every
             rows.extend((record.team, record.scenario, record.episode, step, p, float(v))
                         for p, v in enumerate(returns))
-    return SampledReturns(pd.DataFrame(rows, columns=list(TIMESERIES_COLUMNS)), "step" if has_every else "sample")
+            if has_gini:
+                ginis.append((record.team, record.scenario, record.episode, step, float(stored[k])))
+    gini = pd.DataFrame(ginis, columns=[*GINI_KEYS, "gini"]) if has_gini and ginis else None
+    return SampledReturns(pd.DataFrame(rows, columns=list(TIMESERIES_COLUMNS)), "step" if has_every else "sample",
+                          gini)
 
 
 def focal_background_means(scores: pd.DataFrame) -> pd.DataFrame:
@@ -282,7 +313,7 @@ def gini(values: np.ndarray) -> float:
     return float(np.abs(values[:, None] - values[None, :]).sum() / (2 * n * n * values.mean()))
 
 
-def timeseries_curves(timeseries: pd.DataFrame) -> pd.DataFrame:
+def timeseries_curves(timeseries: pd.DataFrame, gini_per_sample: pd.DataFrame | None = None) -> pd.DataFrame:
     """From per-player cumulative returns sampled every few steps to curves
     per (team, scenario, step), averaged over episodes:
 
@@ -290,13 +321,16 @@ def timeseries_curves(timeseries: pd.DataFrame) -> pd.DataFrame:
     * ``rate``: collective return earned per step since the previous sample,
       (C_t - C_{t'}) / (t - t'); it falls towards 0 as a shared resource is
       depleted;
-    * ``gini``: Gini coefficient of the players' cumulative returns at t.
+    * ``gini``: Gini coefficient of the players' cumulative returns at t:
+      ``gini_per_sample`` (GINI_KEYS + gini, as the runner stored it) when
+      given, else computed here with the runner's own function.
     """
-    per_episode = (
-        timeseries.groupby(["team", "scenario", "episode", "step"], sort=True)["cumulative_return"]
-        .agg(collective="sum", gini=gini)
-        .reset_index()
-    )
+    samples = timeseries.groupby(list(GINI_KEYS), sort=True)["cumulative_return"]
+    per_episode = samples.agg(collective="sum").reset_index()
+    if gini_per_sample is None:
+        per_episode["gini"] = samples.agg(gini).to_numpy()
+    else:
+        per_episode = per_episode.merge(gini_per_sample, on=list(GINI_KEYS), how="left")
     keys = ["team", "scenario", "episode"]
     per_episode["rate"] = (
         per_episode.groupby(keys)["collective"].diff() / per_episode.groupby(keys)["step"].diff()

@@ -128,23 +128,83 @@ def test_report_cli(cli, tmp_path):
     assert "Teams overlaid: alpha, beta &amp; co." in _section(out.read_text(), "overlay")
 
 
+def _one_error_line(result) -> str:
+    """The single error line of a refused command (exit 2, no traceback)."""
+    assert result.code == 2, (result.code, result.err)
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("capprof: error: "), result.err
+    return lines[0]
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--teams", "alpah"], 'did you mean "alpha"'),
-        (["--out", "report.txt"], "should end in .html"),
-        (["--scores", "/nonexistent/scores.csv"], "does not exist"),
+        (["--teams", "alpah"], 'no profile for team "alpah" (did you mean "alpha"?); teams in profiles: '),
+        (["--out", "report.txt"], "--out report.txt should end in .html"),
+        (["--scores", "/nonexistent/scores.csv"], "/nonexistent/scores.csv does not exist; give an existing file"),
     ],
 )
 def test_report_cli_bad_input(cli, tmp_path, args, message):
     result = cli("report", FIXTURE, *args)
-    assert result.code == 2
-    assert message in result.err and "Traceback" not in result.err
+    assert message in _one_error_line(result)
 
 
 def test_report_cli_missing_directory(cli, tmp_path):
     result = cli("report", tmp_path / "nope", "--out", tmp_path / "r.html")
-    assert result.code == 2 and "is not a directory" in result.err
+    assert f"{tmp_path / 'nope'} is not a directory" in _one_error_line(result)
+
+
+def test_report_on_a_directory_without_inputs_is_one_line(cli, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("nothing the report reads")
+    out = tmp_path / "r.html"
+    line = _one_error_line(cli("report", empty, "--out", out))
+    assert f"{empty} holds none of the report's inputs" in line
+    for name in ("profiles.*", "diagnostics.*", "evaluate.*", "scores.*", "episodes.*", "timeseries.*"):
+        assert name in line
+    assert "capprof profile" in line
+    assert not out.exists() and not (tmp_path / "r_files").exists()
+
+
+@pytest.mark.parametrize("where, message", [
+    ("a_directory.html", "is a directory; give a file name ending in .html"),
+    ("a_file/r.html", "a_file is not a directory; choose another place for the report"),
+    ("a_file/deeper/r.html", "a_file is not a directory; choose another place for the report"),
+    ("clash.html", "clash_files is a file; move it or choose another --out"),
+])
+def test_report_out_that_cannot_be_written_is_one_line_before_any_work(cli, tmp_path, monkeypatch, where, message):
+    (tmp_path / "a_directory.html").mkdir()
+    (tmp_path / "a_file").write_text("a file where a folder should be")
+    (tmp_path / "clash_files").write_text("a file where the charts folder goes")
+    started = []
+    monkeypatch.setattr("capprof.reports.report.locate_inputs", lambda *a: started.append(1) or {})
+    line = _one_error_line(cli("report", FIXTURE, "--out", tmp_path / where))
+    assert message in line
+    assert not started  # refused before reading any input
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_directory.html", "a_file", "clash_files"]
+
+
+def test_report_out_in_a_missing_folder_is_created(cli, tmp_path):
+    out = tmp_path / "new" / "deeper" / "r.html"
+    result = cli("report", FIXTURE, "--out", out)
+    assert result.code == 0, result.err
+    assert out.exists() and (out.parent / "r_files").is_dir()
+
+
+def test_report_with_constant_scores_says_so_in_the_score_sections(cli, tmp_path):
+    directory = tmp_path / "profile"
+    directory.mkdir()
+    shutil.copy(FIXTURE / "profiles.csv", directory)
+    scores = pd.read_csv(FIXTURE / "scores.csv").assign(score=1.0)
+    scores.to_csv(directory / "scores.csv", index=False)
+    out = tmp_path / "r.html"
+    result = cli("report", directory, "--out", out)
+    assert result.code == 0, result.err
+    html = out.read_text()
+    for key in ("substrate-scores", "comparison"):
+        assert "Not shown: every scenario has a zero minmax range" in _section(html, key), key
+    assert "Not shown" not in _section(html, "profiles")
 
 
 # ------------------------------------------------------------ charts and tables
@@ -175,6 +235,18 @@ def test_radar_draws_the_hdi_band_and_the_mean():
     assert len(ax.collections) == 1  # the band
     low, high = ax.get_ylim()
     assert low < -1.3 and high > 1.3  # the band fits inside the rings
+
+
+def test_depletion_uses_the_gini_the_runner_stored():
+    episodes = pd.DataFrame({"team": ["t"], "scenario": ["s"], "episode": [0], "series_every": [10],
+                             "return_series": [[[1.0, 3.0], [2.0, 2.0]]], "gini_series": [[0.9, 0.8]]})
+    sampled = tables.series_from_episodes(episodes)
+    stored = tables.timeseries_curves(sampled.table, sampled.gini).set_index("step")
+    assert stored["gini"].tolist() == [0.9, 0.8]
+    # records without gini_series: computed from the sampled returns
+    computed = tables.series_from_episodes(episodes.drop(columns="gini_series"))
+    assert computed.gini is None
+    assert tables.timeseries_curves(computed.table).set_index("step")["gini"].tolist() == pytest.approx([0.25, 0.0])
 
 
 def test_predictive_table_pools_folds_and_intervals_repeats():
@@ -286,6 +358,27 @@ def test_series_from_episodes_uses_series_every():
     assert sampled.table["cumulative_return"].tolist() == [1.0, 2.0, 3.0, 4.0]
     assert sampled.unit == "step"
     assert tables.series_from_episodes(episodes.drop(columns="series_every")).unit == "sample"
+
+
+def test_predictive_table_shows_flagged_teams_without_an_mse(tmp_path):
+    """evaluate leaves per-team rows with too few test cells without an MSE
+    (NaN and a flag): they must not pool to 0 and win the row."""
+    flag = "12 test cells < 20: too few for a per-team estimate"
+    evaluate = pd.DataFrame({
+        "model": ["good", "good", "bad", "bad"] * 2, "split": "scenario", "repeat": [0] * 4 + [1] * 4,
+        "team": ["ALL", "small", "ALL", "small"] * 2, "n_test": [40, 12] * 4,
+        "mse": [0.1, np.nan, 0.2, 0.3] * 2, "fit_s": 1.0, "flag": ["", flag, "", ""] * 2,
+    })
+    tidy = tables.predictive_table(evaluate).set_index(["team", "model"])
+    assert np.isnan(tidy.loc[("small", "good"), "mse"]) and tidy.loc[("small", "good"), "flag"] == flag
+    assert tidy.loc[("small", "bad"), "mse"] == pytest.approx(0.3)
+    directory = tmp_path / "profile"
+    directory.mkdir()
+    evaluate.to_csv(directory / "evaluate.csv", index=False)
+    build_report(directory, tmp_path / "r.html", progress=False)
+    small = re.search(r"<tr><th>small</th>(.*?)</tr>", _section((tmp_path / "r.html").read_text(), "predictive"))
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", small.group(1))
+    assert cells[0].startswith("— <small>(12 test cells &lt; 20") and cells[1] == "<b>0.3 [0.3, 0.3]</b>"
 
 
 def test_predictive_table_accepts_the_summarised_evaluation():

@@ -3,6 +3,8 @@ hand-computed cases."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,8 @@ import pytest
 from capprof.errors import CapprofNote
 from capprof.reports import stats
 from capprof.reports.compare import COMPARE_COLUMNS, compare_teams, summary_tables
+
+FIXTURE_SCORES = Path(__file__).parent / "fixtures" / "reports" / "profile" / "scores.csv"
 
 
 # ------------------------------------------------------------ pure functions
@@ -217,3 +221,37 @@ def test_compare_cli_missing_file_exits_2_without_traceback(cli_subprocess, tmp_
     result = cli_subprocess("compare", tmp_path / "nope.csv")
     assert result.code == 2
     assert "does not exist" in result.err and "Traceback" not in result.err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seed", "-1"], "argument --seed: -1 is negative; give a whole number >= 0"),
+        (["--reps", "0"], "argument --reps: 0 is below 1; give a whole number >= 1"),
+        (["--reps", "many"], 'argument --reps: "many" is not a whole number'),
+    ],
+)
+def test_compare_cli_bad_numbers_name_the_option(cli, args, message):
+    result = cli("compare", FIXTURE_SCORES, *args)
+    assert result.code == 2
+    assert message in result.err and "Traceback" not in result.err
+
+
+def test_compare_cli_on_a_table_of_constant_scenarios_is_one_line(cli, tmp_path):
+    path = tmp_path / "all_equal.csv"
+    _table([("a", "s0", "x", 0, 1.0), ("b", "s0", "x", 0, 1.0), ("a", "s1", "x", 0, 2.0), ("b", "s1", "x", 0, 2.0)]
+           ).to_csv(path, index=False)
+    result = cli("compare", path, "--normalise", "minmax")
+    assert result.code == 2 and "Traceback" not in result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "every scenario has a zero minmax range" in lines[0], result.err
+
+
+def test_compare_cli_prints_its_notes_as_note_lines(cli, tmp_path):
+    path = tmp_path / "scores.csv"
+    pd.concat([_two_teams(), _table([("strong", "extra", "sub", 0, 100.0), ("weak", "extra", "sub", 0, 1.0),
+                                     ("strong", "only", "sub", 0, 1.0), ("strong", "only", "sub", 1, 2.0)])]
+              ).to_csv(path, index=False)
+    result = cli("compare", path, "--reps", "20")
+    assert result.code == 0, result.err
+    assert "capprof: note: comparing on the 4 scenario(s) every chosen team has; 1 left out" in result.err

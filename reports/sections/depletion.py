@@ -25,6 +25,10 @@ def _sampled_returns(inputs) -> tables.SampledReturns:
     return sampled
 
 
+def _named(frame):
+    return frame.assign(team=frame["team"].astype(str), scenario=frame["scenario"].astype(str))
+
+
 def _depleted(inputs) -> tuple[str, ...]:
     """Where the records say when episodes ran out: which did, and from when."""
     try:
@@ -44,9 +48,7 @@ def build(inputs, charts) -> Body:
 
     sampled = _sampled_returns(inputs)
     unit = sampled.unit
-    series = sampled.table.assign(team=sampled.table["team"].astype(str),
-                                  scenario=sampled.table["scenario"].astype(str))
-    curves = tables.timeseries_curves(series)
+    curves = tables.timeseries_curves(_named(sampled.table), None if sampled.gini is None else _named(sampled.gini))
     n_scenarios = curves["scenario"].nunique()
     intro = (
         f"Collective return earned per {unit} (falls as shared resources are depleted) and the Gini coefficient of "

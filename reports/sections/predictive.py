@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from capprof.profiling.constants import POOLED_TEAM
 from capprof.reports import tables
 from capprof.reports.inputs import Absent
 from capprof.reports.markup import esc
@@ -14,6 +15,9 @@ def _cell(block: tables.PredictiveBlock, team: str, model: str) -> str:
     if (team, model) not in block.cells.index:
         return "<td>—</td>"
     row = block.cells.loc[(team, model)]
+    if not np.isfinite(row["mse"]):
+        reason = row["flag"] or "no MSE in the evaluation"
+        return f'<td title="{esc(reason)}">— <small>({esc(reason)})</small></td>'
     text = f"{row['mse']:.4g}"
     if np.isfinite(row["ci_low"]):
         text += f" [{row['ci_low']:.4g}, {row['ci_high']:.4g}]"
@@ -40,7 +44,7 @@ def build(inputs, charts) -> Body:
         raise Absent(f"{inputs.paths['evaluate'].name} lacks column(s) repeat (or mse_low, mse_high)")
     blocks = tables.predictive_blocks(tables.predictive_table(evaluate))
     intro = (
-        f"Test MSE per team (rows; {tables.POOLED_TEAM} = pooled over teams) and model (columns): mean over repeats "
+        f"Test MSE per team (rows; {POOLED_TEAM} = pooled over teams) and model (columns): mean over repeats "
         "[95% Student-t interval over repeats]. The lowest mean in each row is in bold."
     )
     return Body(intro, tuple(_block_table(block) for block in blocks))
