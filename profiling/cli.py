@@ -78,30 +78,56 @@ def _check_sampling(args) -> None:
 
 
 def cmd_evaluate(args) -> int:
+    """Cross-validate the predictors (docs/evaluation.md). The scores are
+    loaded raw: ``evaluate`` normalises them per fold, from rows that hold no
+    test cell, so a held-out cell never sets its own scale."""
     _quiet_library_warnings()
-    from capprof.profiling.evaluate import RESULT_COLUMNS, evaluate, summarise
+    import argparse
+
+    import pandas as pd
+
+    from capprof.profiling.evaluate import RESULT_COLUMNS, evaluate
 
     models = _models(args.models)
     _check_sampling(args)
-    scores, demands = load_scores_and_demands(args)
-    result = evaluate(scores, demands, models, split=args.split, repeats=args.repeats,
-                      test_frac=args.test_frac, seed=args.seed, draws=args.draws, tune=args.tune,
-                      progress=not args.quiet)
-    diag = result.attrs.get("diagnostics")
-    if diag is not None and len(diag):
+    anchors = [a.strip() for a in args.anchors.split(",") if a.strip()] if args.anchors is not None else None
+    raw_args = argparse.Namespace(**{**vars(args), "normalise": "none"})
+    scores, demands = load_scores_and_demands(raw_args)
+    scores = scores.drop(columns="raw_score", errors="ignore")
+    result = evaluate(scores, demands, models, split=args.split, folds=args.folds, repeats=args.repeats,
+                      seed=args.seed, normalisation=args.normalise, anchors=anchors, range_floor=args.range_floor,
+                      reference=args.reference, draws=args.draws, tune=args.tune, progress=not args.quiet)
+    diag = result.diagnostics
+    if len(diag):
         worst = diag.sort_values("max_rhat").iloc[-1]
         _note(f"layout sampling: max R-hat {diag['max_rhat'].max():.3f}, min bulk ESS "
               f"{diag['min_ess_bulk'].min():.0f}, {int(diag['divergences'].sum())} divergence(s) over "
-              f"{len(diag)} fit(s) (worst: {worst['model']} repeat {worst['repeat']})")
-    per_repeat = result[list(RESULT_COLUMNS)]
+              f"{len(diag)} fit(s) (worst: {worst['model']} repeat {worst['repeat']} fold {worst['fold']})")
+    protocol = result.protocol
+    anchors_text = f", anchors {','.join(protocol['anchors'])} (never scored)" if protocol["anchors"] else ""
+    _note(f"{protocol['folds']}-fold cross-validation by {args.split}, {protocol['repeats']} repeat(s), "
+          f"{args.normalise} constants per fold from "
+          f"{'anchor' if protocol['anchors'] else 'training'} rows{anchors_text}; "
+          f"standard errors clustered by {protocol['cluster']}")
+    per_repeat = result.results[list(RESULT_COLUMNS)]
     if args.out:
         # the per-repeat table `capprof report` reads as DIR/evaluate.csv
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         per_repeat.to_csv(args.out, index=False, float_format="%.6g")
+    if args.cells:
+        Path(args.cells).parent.mkdir(parents=True, exist_ok=True)
+        result.cells.to_csv(args.cells, index=False, float_format="%.6g")
     if args.format == "csv":
         write_table(per_repeat, "csv")
     else:
-        write_table(summarise(result), "table")
+        shown = ["model", "split", "team", "n_cells", "mse", "mse_low", "mse_high", "coverage", "width", "fit_s",
+                 "flag"]
+        write_table(result.summary[shown], "table")
+        if len(result.differences):
+            sys.stdout.write(f"\npaired difference in squared error per cell vs {protocol['reference']} "
+                             f"(negative: better; 95% interval, clustered by {protocol['cluster']})\n")
+            diffs = result.differences[["model", "split", "n_cells", "diff", "diff_low", "diff_high", "clusters"]]
+            write_table(pd.DataFrame(diffs), "table")
     return 0
 
 
@@ -293,17 +319,32 @@ def _score_arguments(p) -> None:
 def register(sub) -> None:
     from capprof.profiling.evaluate import MODEL_NAMES, SPLITS
 
-    p = sub.add_parser("evaluate", help="compare score predictors on held-out cells, scenarios or substrates")
+    p = sub.add_parser("evaluate", help="cross-validate score predictors on held-out cells, scenarios or substrates")
     _score_arguments(p)
-    p.add_argument("--split", choices=SPLITS, default="random")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--test-frac", type=float, default=0.1, help="share of cells/scenarios held out (default 0.1)")
-    p.add_argument("--models", default="aggmean,ridge,assessor,layout,layout-joint",
-                   help=f"comma-separated, from {', '.join(MODEL_NAMES)}")
+    from capprof.arguments import positive_int
+    from capprof.profiling.evaluate import DEFAULT_FOLDS, DEFAULT_REFERENCE, RANGE_FLOOR, SPLITS
+    from capprof.profiling.predictors import predictor_names
+
+    p.add_argument("--split", choices=SPLITS, default="random",
+                   help="what is held out: cells (random), whole scenarios or whole substrates")
+    p.add_argument("--folds", type=positive_int, default=DEFAULT_FOLDS,
+                   help=f"K of K-fold cross-validation; every cell is held out once per repeat (default {DEFAULT_FOLDS})")
+    p.add_argument("--repeats", type=positive_int, default=1,
+                   help="repeated K-fold with different shuffles (default 1)")
+    p.add_argument("--reference", default=DEFAULT_REFERENCE,
+                   help=f"model the others are compared to cell by cell (default {DEFAULT_REFERENCE})")
+    p.add_argument("--anchors", metavar="TEAM,TEAM", default=None,
+                   help="teams whose cells set each scenario's scale and are never scored (default: none for "
+                   "random splits; random and exploiter* for scenario and substrate splits)")
+    p.add_argument("--range-floor", type=float, default=RANGE_FLOOR,
+                   help=f"raise a scenario's range to this share of its substrate's median range (default {RANGE_FLOOR})")
+    p.add_argument("--models", default="aggmean,ridge,assessor,layout-joint",
+                   help=f"comma-separated, from {', '.join(predictor_names())}")
     p.add_argument("--format", choices=("table", "csv"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", metavar="FILE", help="also write the per-repeat CSV to FILE (e.g. PROFILE_DIR/evaluate.csv "
                    "for `capprof report`)")
+    p.add_argument("--cells", metavar="FILE", help="also write every test cell's prediction and error to FILE (CSV)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("profile", help="fit capability profiles (measurement layout) and the assessor")
