@@ -14,6 +14,7 @@ import pandas as pd
 
 from capprof.profiling.constants import POOLED_TEAM, RHAT_MAX
 from capprof.profiling.evaluate import mean_interval
+from capprof.runners.measures import gini
 
 PROFILE_COLUMNS = ("team", "ability", "mean", "hdi_low", "hdi_high")
 TIMESERIES_COLUMNS = ("team", "scenario", "episode", "step", "player", "cumulative_return")
@@ -270,9 +271,9 @@ def series_from_episodes(episodes: pd.DataFrame) -> SampledReturns:
                         for p, v in enumerate(returns))
             if has_gini:
                 ginis.append((record.team, record.scenario, record.episode, step, float(stored[k])))
-    gini = pd.DataFrame(ginis, columns=[*GINI_KEYS, "gini"]) if has_gini and ginis else None
+    per_sample = pd.DataFrame(ginis, columns=[*GINI_KEYS, "gini"]) if has_gini and ginis else None
     return SampledReturns(pd.DataFrame(rows, columns=list(TIMESERIES_COLUMNS)), "step" if has_every else "sample",
-                          gini)
+                          per_sample)
 
 
 def focal_background_means(scores: pd.DataFrame) -> pd.DataFrame:
@@ -301,18 +302,6 @@ def focal_background_summary(means: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def gini(values: np.ndarray) -> float:
-    """Gini coefficient: G = sum_i sum_j |x_i - x_j| / (2 n^2 x_bar).
-    0 when everyone has the same, (n-1)/n when one player has everything.
-    NaN when the mean is not positive (G is undefined for such returns)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    n = len(values)
-    if n == 0 or values.mean() <= 0:
-        return float("nan")
-    return float(np.abs(values[:, None] - values[None, :]).sum() / (2 * n * n * values.mean()))
-
-
 def timeseries_curves(timeseries: pd.DataFrame, gini_per_sample: pd.DataFrame | None = None) -> pd.DataFrame:
     """From per-player cumulative returns sampled every few steps to curves
     per (team, scenario, step), averaged over episodes:
@@ -323,7 +312,8 @@ def timeseries_curves(timeseries: pd.DataFrame, gini_per_sample: pd.DataFrame | 
       depleted;
     * ``gini``: Gini coefficient of the players' cumulative returns at t:
       ``gini_per_sample`` (GINI_KEYS + gini, as the runner stored it) when
-      given, else computed here with the runner's own function.
+      given, else computed here with the runner's own function
+      (capprof.runners.measures.gini: 0 when every player has the same).
     """
     samples = timeseries.groupby(list(GINI_KEYS), sort=True)["cumulative_return"]
     per_episode = samples.agg(collective="sum").reset_index()

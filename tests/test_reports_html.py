@@ -264,14 +264,6 @@ def test_predictive_table_pools_folds_and_intervals_repeats():
                                                                        values.mean() + half])
 
 
-def test_gini_by_hand():
-    assert tables.gini(np.array([1.0, 1.0, 1.0, 1.0])) == 0.0
-    assert tables.gini(np.array([0.0, 0.0, 0.0, 4.0])) == pytest.approx(0.75)  # (n-1)/n
-    # |1-3| counted twice over 2*n^2*mean = 2*4*2 -> 4/16
-    assert tables.gini(np.array([1.0, 3.0])) == pytest.approx(0.25)
-    assert np.isnan(tables.gini(np.array([-1.0, 0.0])))
-
-
 def test_timeseries_curves_rate_and_gini():
     series = pd.DataFrame({
         "team": "t", "scenario": "s", "episode": 0,
@@ -283,6 +275,7 @@ def test_timeseries_curves_rate_and_gini():
     assert curves.loc[100, "rate"] == pytest.approx(0.4)  # 40 earned over 100 steps
     assert curves.loc[200, "rate"] == pytest.approx(0.2)  # 20 more over the next 100: depletion
     assert curves.loc[100, "gini"] == pytest.approx(0.25)  # returns 30 and 10
+    assert curves.loc[0, "gini"] == 0.0  # nobody has earned anything yet: equal, as the runner counts it
 
 
 def test_focal_background_summary_counts_who_is_ahead():
