@@ -23,3 +23,8 @@ DEPLETION_WINDOW = 50
 # Files capprof keeps inside a results directory besides the episode files
 # (underscore-prefixed: Parquet readers skip them).
 LOCK_FILE = "_capprof_run.lock"
+
+# `capprof run` exit code when every episode it played failed (bad input: 2).
+EXIT_ALL_FAILED = 1
+# `capprof run` exit code after Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130

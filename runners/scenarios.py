@@ -385,7 +385,8 @@ def scenario_demands(suites=CUSTOM_SUITES) -> pd.DataFrame:
 
 def write_demands_yaml(path) -> "Path":
     """Write ``scenario_demands()`` as a custom demands YAML file
-    (docs/demands.md format) that ``load_custom_demands`` reads."""
+    (docs/demands.md format) that ``load_custom_demands`` reads; atomically
+    (a temporary file renamed into place)."""
     from pathlib import Path
 
     import yaml
@@ -396,6 +397,7 @@ def write_demands_yaml(path) -> "Path":
                "demands": {d: float(v) for d, v in row.drop("substrate").items() if v}}
         for name, row in demands.iterrows()
     }}
-    path = Path(path)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    from capprof.runners.results import write_atomically
+
+    text = yaml.safe_dump(doc, sort_keys=False).encode()
+    return write_atomically(Path(path), lambda handle: handle.write(text))

@@ -4,7 +4,8 @@ close every policy built.
 Focal slots draw members from the population with the episode's focal
 generator, background slots from the scenario's background members with the
 background generator (``capprof.runners.episode.episode_seeds``). Every slot
-gets its own policy, built for that episode (``Member.build``).
+gets its own policy, built for that episode by ``Member.build(info, seed,
+slot)`` with the slot's ``PolicySlot`` (player index, role, ``agent_<i>``).
 """
 
 from __future__ import annotations
@@ -13,25 +14,15 @@ import random
 
 from capprof.runners.constants import BOT_PREFIX, STATUS_ERROR
 from capprof.runners.guard import GuardedPolicy, StepWatchdog
-from capprof.runners.populations import Member, parse_population
+from capprof.runners.populations import Member, parse_population, policy_slots
 from capprof.runners.records import EpisodeTask, PolicyFailure, exception_line
 
 BACKGROUND_SEED_OFFSET, BACKGROUND_SEED_STRIDE = 1000, 7919
 
 
-def policy_slot(index: int, role: str):
-    """The slot description ``Member.build`` receives (populations.PolicySlot),
-    or None while populations has no PolicySlot (then build(info, seed))."""
-    from capprof.runners import populations
-
-    slot_type = getattr(populations, "PolicySlot", None)
-    if slot_type is None:
-        return None
-    return slot_type(player_index=index, role=role, policy_id=f"agent_{index}")
-
-
 def build_policy(member: Member, info, seed: int, slot):
-    return member.build(info, seed) if slot is None else member.build(info, seed, slot)
+    """One slot's new policy (the one place the loop's policies are built)."""
+    return member.build(info, seed, slot)
 
 
 class Slots:
@@ -56,24 +47,24 @@ class Slots:
         """Build every slot's policy: focal ones first (a failure names the
         member), then the background."""
         scenario = self.task.scenario
-        focal_slots = [i for i, f in enumerate(scenario.is_focal) if f]
-        background_slots = [i for i, f in enumerate(scenario.is_focal) if not f]
-        for k, (index, member) in enumerate(zip(focal_slots, self.focal_members)):
+        slots = policy_slots(scenario.roles)
+        focal_slots = [s for s, f in zip(slots, scenario.is_focal) if f]
+        background_slots = [s for s, f in zip(slots, scenario.is_focal) if not f]
+        for k, (slot, member) in enumerate(zip(focal_slots, self.focal_members)):
             try:
-                policy = build_policy(member, info, policy_seed + k, policy_slot(index, scenario.roles[index]))
+                policy = build_policy(member, info, policy_seed + k, slot)
             except KeyboardInterrupt:
                 raise
             except BaseException as exc:
                 raise PolicyFailure(STATUS_ERROR, f"building focal policy {member.name} raised "
                                                   f"{exception_line(exc)}") from None
-            self._place(index, member.name, policy)
+            self._place(slot.player_index, member.name, policy)
         rng = random.Random(background_seed)
-        for k, index in enumerate(background_slots):
-            role = scenario.roles[index]
-            name = rng.choice(sorted(scenario.background_members(role)))
+        for k, slot in enumerate(background_slots):
+            name = rng.choice(sorted(scenario.background_members(slot.role)))
             self.background_members.append(name)
             seed = policy_seed + BACKGROUND_SEED_OFFSET + BACKGROUND_SEED_STRIDE * (k + 1)
-            self._place(index, name, self._background_policy(name, info, seed, policy_slot(index, role)))
+            self._place(slot.player_index, name, self._background_policy(name, info, seed, slot))
 
     @staticmethod
     def _background_policy(name: str, info, seed: int, slot):

@@ -21,6 +21,8 @@ NO_ZAP = "commons_harvest__open__no_zap"
 
 SUBMISSIONS = textwrap.dedent('''
     """Contest-style submissions: plain meltingpot Policy subclasses."""
+    import os
+    import sys
     import time
 
     import numpy as np
@@ -56,6 +58,32 @@ SUBMISSIONS = textwrap.dedent('''
         def step(self, timestep, prev_state):
             time.sleep(30)
             return 0, prev_state
+
+
+    class FailsAtFive(Forward):
+        """Raises on its sixth call, after five substrate steps."""
+
+        def initial_state(self):
+            return 0
+
+        def step(self, timestep, prev_state):
+            if prev_state == 5:
+                raise ValueError("five is enough")
+            return 1, prev_state + 1
+
+
+    class Exits(FailsAtFive):
+        def step(self, timestep, prev_state):
+            if prev_state == 5:
+                sys.exit("leaving")
+            return 1, prev_state + 1
+
+
+    class HardExit(FailsAtFive):
+        def step(self, timestep, prev_state):
+            if prev_state == 4:
+                os._exit(3)
+            return 1, prev_state + 1
 
 
     class Hungry(Forward):
@@ -346,7 +374,14 @@ def test_failing_submissions_are_recorded_and_the_run_finishes(submissions, tmp_
     (["--population", "x=nosuch_module_zz:Policy", "--scenario", PD_VISITOR], 'cannot import "nosuch_module_zz"'),
     (["--population", "random", "--scenario", PD_VISITOR, "--workers", "2"], "--workers needs --ray"),
     (["--population", "rllib:/nowhere", "--scenario", PD_VISITOR], "checkpoint directory /nowhere does not exist"),
-    (["--population", "random", "--scenario", PD_VISITOR, "--max-steps", "0"], "--max-steps must be at least 1"),
+    (["--population", "random", "--scenario", PD_VISITOR, "--max-steps", "0"],
+     "argument --max-steps: 0 is below 1; give a whole number >= 1"),
+    (["--population", "random", "--scenario", PD_VISITOR, "--seed", "-1"],
+     "argument --seed: -1 is negative; give a whole number >= 0"),
+    (["--population", "random", "--scenario", PD_VISITOR, "--step-timeout", "0"],
+     "argument --step-timeout: 0 is not a finite number > 0"),
+    (["--population", "random", "--scenario", PD_VISITOR, "--workers", "0", "--ray"],
+     "argument --workers: 0 is below 1"),
 ])
 def test_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):
     out = tmp_path / "out"
@@ -408,3 +443,144 @@ def test_episode_schema_is_the_record_and_docs_list_every_column():
     docs = (Path(__file__).resolve().parents[1] / "docs" / "runners.md").read_text()
     for column in record_columns():
         assert f"\n| {column} |" in docs, column
+
+
+# ------------------------------------------------------------ reliability (issue 10)
+
+
+def test_failed_episode_records_the_steps_it_reached_and_sys_exit_is_its_failure(submissions):
+    from capprof.runners.episode import EpisodeTask, run_episode
+    from capprof.runners.scenarios import get_scenario
+
+    for cls, words in (("FailsAtFive", "raised ValueError: five is enough"),
+                       ("Exits", "raised SystemExit: leaving")):
+        rec = run_episode(EpisodeTask(run_id="x", population=f"{submissions}:{cls}", team=cls,
+                                      scenario=get_scenario(PD_VISITOR), episode=0, seed=0, max_steps=20))
+        assert rec.status == "error" and words in rec.error, rec.error
+        assert rec.steps == 5  # five substrate steps completed before the sixth call failed
+        assert rec.wall_seconds > 0 and np.isnan(rec.focal_per_capita_return)
+
+
+def test_os_exit_in_a_policy_fails_its_episode_and_the_run_goes_on(submissions, tmp_path, cli):
+    """Imported code runs isolated by default: os._exit(3) in step ends the
+    episode process, not the run; the episode records the steps it reached."""
+    out = tmp_path / "out"
+    res = cli("run", "--population", f"quitter={submissions}:HardExit", "--population", "random",
+              "--scenario", PD_VISITOR, "--episodes", "2", "--max-steps", "10", "--out", out, "--quiet")
+    assert res.code == 0, res.err
+    assert "2 failed" in res.out and "2 episode(s) ok" in res.out
+    table = pd.read_parquet(out)
+    quitter = table[table["team"] == "quitter"]
+    assert (quitter["status"] == "error").all()
+    assert quitter["error"].str.contains(r"the episode process died \(exit code 3\)").all()
+    assert (quitter["steps"] == 4).all()
+    assert (table[table["team"] == "random"]["steps"] == 10).all()
+
+
+def test_a_run_where_every_episode_failed_exits_1_saying_so(submissions, tmp_path, cli):
+    out = tmp_path / "out"
+    res = cli("run", "--population", f"crash={submissions}:Crashing", "--scenario", PD_VISITOR,
+              "--episodes", "2", "--max-steps", "5", "--out", out, "--no-isolate", "--quiet")
+    assert res.code == 1
+    assert res.err.strip().splitlines() == [
+        "capprof: error: every episode failed (2 of 2; the first: focal policy "
+        f"{submissions}:Crashing raised RuntimeError: boom at step); fix the policy and run again"]
+    assert len(list(out.glob("*.parquet"))) == 2  # the failures are recorded
+
+
+def test_an_out_that_cannot_be_written_fails_before_any_episode(tmp_path, cli):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a directory")
+    res = cli("run", "--population", "random", "--scenario", PD_VISITOR, "--episodes", "1",
+              "--out", blocker / "out", "--quiet")
+    assert res.code == 2
+    assert res.err.strip().splitlines() == [
+        f"capprof: error: --out {blocker / 'out'} cannot be written (Not a directory); "
+        "choose a directory you can write"]
+
+
+def test_a_second_run_into_a_locked_out_refuses_naming_the_holder(tmp_path, cli):
+    """Another process holds the directory: the run refuses with one line
+    naming its pid; once that process is gone (even killed), runs proceed."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from capprof.runners.lock import RunLock\n"
+        f"lock = RunLock({str(out)!r}).acquire()\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        args = ("run", "--population", "random", "--scenario", PD_VISITOR, "--episodes", "1",
+                "--max-steps", "5", "--out", out, "--quiet")
+        res = cli(*args)
+        assert res.code == 2
+        assert res.err.strip().splitlines() == [
+            f"capprof: error: {out} is in use by another `capprof run` (pid {holder.pid}); wait for it "
+            "to finish, or choose another --out"]
+        assert not list(out.glob("*.parquet"))
+        holder.send_signal(signal.SIGKILL)  # the lock file stays behind; the lock does not
+        holder.wait()
+        assert (out / "_capprof_run.lock").exists()
+        res = cli(*args)
+        assert res.code == 0, res.err
+        assert len(list(out.glob("*.parquet"))) == 1
+        assert not (out / "_capprof_run.lock").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_interrupted_run_keeps_demands_and_episodes_and_suggests_the_exact_resume(tmp_path, cli, monkeypatch):
+    """Ctrl-C during the second episode: the first is kept, _demands.yaml was
+    written before any episode (so `capprof scores` reads the directory), and
+    the message gives the command that continues the run."""
+    import capprof.runners.execute as execute_module
+
+    out = tmp_path / "out dir"
+    real = execute_module.run_episode
+    calls = []
+
+    def interrupted_second(task):
+        assert (out / "_demands.yaml").exists()  # written first
+        calls.append(task.key)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(task)
+
+    monkeypatch.setattr(execute_module, "run_episode", interrupted_second)
+    res = cli("run", "--population", "random", "--scenario", PD_VISITOR, "--episodes", "3", "--max-steps", "5",
+              "--out", out, "--seed", "4", "--series-every", "5", "--quiet")
+    assert res.code == 130
+    assert res.err.strip().splitlines() == [
+        f"capprof: interrupted; 1 finished episode(s) are kept in {out}; continue with: capprof run "
+        f"--population random --scenario {PD_VISITOR} --episodes 3 --max-steps 5 --out '{out}' --seed 4 "
+        "--series-every 5 --quiet --resume"]
+    scores = cli("scores", out, "--by", "scenario", "--format", "csv")
+    assert scores.code == 0, scores.err
+    assert PD_VISITOR in scores.out
+    monkeypatch.setattr(execute_module, "run_episode", real)
+    resumed = cli("run", "--population", "random", "--scenario", PD_VISITOR, "--episodes", "3",
+                  "--max-steps", "5", "--out", out, "--seed", "4", "--series-every", "5", "--quiet", "--resume")
+    assert resumed.code == 0 and "1 already done" in resumed.out
+
+
+def test_execute_from_python_writes_demands_before_any_episode(tmp_path, monkeypatch):
+    import capprof.runners.execute as execute_module
+    from capprof.runners.execute import execute, plan
+
+    def interrupted(task):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(execute_module, "run_episode", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        execute(plan(["random"], [PD_VISITOR], episodes=1, max_steps=5), tmp_path / "out", quiet=True)
+    from capprof.tagging.demands import load_custom_demands
+
+    assert PD_VISITOR in load_custom_demands(tmp_path / "out" / "_demands.yaml").index
+    assert not (tmp_path / "out" / "_capprof_run.lock").exists()  # released on the way out
