@@ -1,4 +1,5 @@
-"""`capprof evaluate`, `capprof profile` and `capprof predict`.
+"""`capprof evaluate`, `capprof profile` and `capprof predict`: glue around
+``capprof.profiling.profile.Profile`` and the predictor registry.
 
 Heavy libraries (pymc, xgboost, arviz) are imported inside the command
 functions so that `capprof --help` stays fast.
@@ -6,23 +7,14 @@ functions so that `capprof --help` stays fast.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from capprof.errors import CapprofError
+from capprof.arguments import non_negative_int, positive_int
+from capprof.errors import CapprofError, note
 from capprof.output import write_table
 
-PROFILE_FILES = {
-    "profiles": "profiles.csv",
-    "posterior": "posterior.nc",
-    "diagnostics": "diagnostics.csv",
-    "assessor": "assessor.json",
-    "importances": "importances.csv",
-    "demands": "demands.csv",
-    "meta": "model.json",
-}
-PREDICT_MODELS = ("layout", "assessor")
+MIN_SAMPLING_STEPS = 10
 
 
 def _quiet_library_warnings() -> None:
@@ -35,8 +27,8 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
 
 
-def _note(message: str) -> None:
-    print(f"capprof: note: {message}", file=sys.stderr)
+# the evaluate command's name for capprof.errors.note
+_note = note
 
 
 def load_scores_and_demands(args):
@@ -58,20 +50,24 @@ def load_scores_and_demands(args):
     return scores, demands
 
 
-def _models(text: str) -> list[str]:
-    from capprof.profiling.evaluate import make_predictor
+def _model_list(text: str) -> list[str]:
+    """Comma-separated model names, each known to the registry, each once."""
+    from capprof.profiling.predictors import canonical_name
 
     names = [m.strip() for m in text.split(",") if m.strip()]
     if not names:
         raise CapprofError("--models is empty; name at least one model")
     for name in names:
-        make_predictor(name)
+        canonical_name(name)  # an unknown name is one line suggesting the closest
     return list(dict.fromkeys(names))
 
 
+_models = _model_list
+
+
 def _check_sampling(args) -> None:
-    if args.draws < 10 or args.tune < 10:
-        raise CapprofError("--draws and --tune must be at least 10")
+    if args.draws < MIN_SAMPLING_STEPS or args.tune < MIN_SAMPLING_STEPS:
+        raise CapprofError(f"--draws and --tune must be at least {MIN_SAMPLING_STEPS}")
 
 
 # ------------------------------------------------------------------ evaluate
@@ -134,168 +130,58 @@ def cmd_evaluate(args) -> int:
 # ------------------------------------------------------------------ profile
 
 
+def _dropped_scenarios(scores, method: str) -> list[str]:
+    from capprof.profiling import normalise as normalisation
+
+    if hasattr(normalisation, "dropped_scenarios"):
+        return list(normalisation.dropped_scenarios(scores, method))
+    return list(scores.attrs.get("dropped_scenarios", []))
+
+
 def cmd_profile(args) -> int:
     _quiet_library_warnings()
-    import pandas as pd
-
-    from capprof.profiling.predictors import Assessor, MeasurementLayout
+    from capprof.profiling.profile import PROFILE_FILES, Profile, check_writable
 
     _check_sampling(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CapprofError(f"--out {out} is a file; give a directory")
+    check_writable(out)
     scores, demands = load_scores_and_demands(args)
-    out.mkdir(parents=True, exist_ok=True)
-
     print(f"fitting the measurement layout ({args.mode}) on {scores['team'].nunique()} teams x "
           f"{scores['scenario'].nunique()} scenarios x {demands.shape[1]} demands ...", file=sys.stderr)
-    layout = MeasurementLayout(mode=args.mode, draws=args.draws, tune=args.tune, seed=args.seed,
-                               progressbar=not args.quiet and sys.stderr.isatty())
-    layout.fit(scores, demands)
-    layout.abilities().to_csv(out / PROFILE_FILES["profiles"], index=False, float_format="%.6g")
-    tmp = out / (PROFILE_FILES["posterior"] + ".tmp")
-    layout.idata_.to_netcdf(str(tmp))
-    tmp.replace(out / PROFILE_FILES["posterior"])
-    diag = {"model": layout.name, **layout.diagnostics_, "fit_s": layout.fit_seconds_}
-    pd.DataFrame([diag]).to_csv(out / PROFILE_FILES["diagnostics"], index=False, float_format="%.6g")
-
-    assessor = Assessor(seed=args.seed).fit(scores, demands)
-    assessor.save(out / PROFILE_FILES["assessor"])
-    assessor.feature_importances_.to_csv(out / PROFILE_FILES["importances"], index=False, float_format="%.6g")
-    demands.to_csv(out / PROFILE_FILES["demands"], float_format="%.6g")
-
-    meta = {
-        "format": 1,
+    metadata = {
         "normalisation": args.normalise,
         "tags": args.tags,
         "demands_file": str(args.demands) if args.demands else None,
-        "teams": layout.teams_,
-        "demand_columns": list(demands.columns),
-        "layout": {"mode": args.mode, "squeeze": layout.squeeze, "scale": layout.scale,
-                   "chance": layout.chance, "interval": layout.interval, "seed": args.seed},
-        "dropped_scenarios": list(scores.attrs.get("dropped_scenarios", [])),
+        "dropped_scenarios": _dropped_scenarios(scores, args.normalise),
     }
-    (out / PROFILE_FILES["meta"]).write_text(json.dumps(meta, indent=1) + "\n")
-
-    d = layout.diagnostics_
+    profile = Profile.fit(scores, demands, mode=args.mode, draws=args.draws, tune=args.tune, seed=args.seed,
+                          progressbar=not args.quiet and sys.stderr.isatty(), metadata=metadata)
+    profile.save(out)  # atomic: nothing appears at --out until the profile is whole
+    d = profile.layout.diagnostics_
     print(f"wrote {', '.join(PROFILE_FILES.values())} to {out}")
     print(f"sampling: max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
-          f"{d['divergences']} divergence(s), {layout.fit_seconds_:.1f} s")
-    if d["max_rhat"] > 1.01 or d["divergences"] > 0:
-        _note("the sampler has not clearly converged (R-hat > 1.01 or divergences); "
-              "rerun with more --tune and --draws before trusting the profiles")
+          f"{d['divergences']} divergence(s), {profile.layout.fit_seconds_:.1f} s")
     return 0
 
 
 # ------------------------------------------------------------------ predict
 
 
-def _read_scenarios_file(path: Path, catalog):
-    """Scenario names listed in ``path`` and, for a demands file, the custom
-    demands it describes (else None)."""
-    import pandas as pd
-
-    from capprof.tagging.demands import load_custom_demands
-
-    if not path.exists():
-        raise CapprofError(f"scenarios file {path} does not exist; check the path")
-    suffix = path.suffix.lower()
-    described = suffix in (".yaml", ".yml")
-    if suffix == ".csv":
-        header = pd.read_csv(path, nrows=0).columns
-        if "scenario" not in header:
-            raise CapprofError(f"{path}: missing the `scenario` column")
-        described = any(c not in ("scenario", "substrate") for c in header)
-    if described:
-        custom = load_custom_demands(path, catalog)
-        return list(custom.index), custom
-    if suffix == ".csv":
-        names = pd.read_csv(path, dtype=str)["scenario"].dropna().str.strip().tolist()
-    else:
-        names = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    if not names:
-        raise CapprofError(f"{path}: names no scenario; list one scenario per line")
-    return names, None
-
-
-def _scenarios_to_predict(path: Path | None, named: list[str], meta: dict, fitted_demands):
-    """Names and demand rows of the scenarios to predict: those listed or
-    described in ``path`` (``--scenarios``), then those in ``named``
-    (``--scenario``), each once, in first-seen order.
-
-    A scenario's demands come from the demands file when it describes it,
-    else from the profile (which keeps scenarios the profile was fitted on,
-    custom ones included), else from the catalog.
-    """
-    import pandas as pd
-
-    from capprof.tagging.catalog import load_catalog
-    from capprof.tagging.demands import demand_matrix
-
-    catalog = load_catalog()
-    listed, custom = _read_scenarios_file(path, catalog) if path is not None else ([], None)
-    names = list(dict.fromkeys([*listed, *named]))
-    described = [n for n in names if custom is not None and n in custom.index]
-    stored = [n for n in names if n not in described and n in fitted_demands.index]
-    from_catalog = [n for n in names if n not in described and n not in stored]
-    parts = [fitted_demands.loc[stored]]
-    if described:
-        parts.append(demand_matrix(described, tags=meta["tags"], custom=custom, catalog=catalog,
-                                   drop_unused=False))
-    if from_catalog:
-        parts.append(demand_matrix(from_catalog, tags=meta["tags"], catalog=catalog, drop_unused=False))
-    # a demand absent from a part (e.g. a catalog substrate the profile never
-    # saw) is simply not demanded there
-    return names, pd.concat(parts).fillna(0.0).loc[names]
-
-
 def cmd_predict(args) -> int:
     _quiet_library_warnings()
-    import itertools
-
-    import pandas as pd
+    from capprof.profiling.profile import Profile, read_scenarios_file
 
     named = [n.strip() for n in args.scenario or [] if n.strip()]
     if not named and not args.scenarios:
         raise CapprofError("predict needs scenarios; name them with --scenario NAME (repeatable) "
                            "and/or --scenarios FILE")
-    directory = Path(args.dir)
-    meta_path = directory / PROFILE_FILES["meta"]
-    if not meta_path.exists():
-        raise CapprofError(f"{directory} holds no profile ({PROFILE_FILES['meta']} missing); "
-                           "run `capprof profile SCORES --out DIR` first")
-    meta = json.loads(meta_path.read_text())
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
-    bad = [m for m in models if m not in PREDICT_MODELS]
-    if bad or not models:
-        raise CapprofError(f'unknown model "{bad[0] if bad else ""}" for predict; use {" and/or ".join(PREDICT_MODELS)}')
-    fitted_demands = pd.read_csv(directory / PROFILE_FILES["demands"], index_col="scenario")
-    scenarios_file = Path(args.scenarios) if args.scenarios else None
-    names, rows = _scenarios_to_predict(scenarios_file, named, meta, fitted_demands)
-    teams = meta["teams"]
-    pairs = list(itertools.product(teams, names))
-    pair_teams, pair_scenarios = [p[0] for p in pairs], [p[1] for p in pairs]
-    frames = []
-    if "layout" in models:
-        import arviz as az
-
-        from capprof.profiling.predictors import MeasurementLayout
-
-        params = {k: meta["layout"][k] for k in ("mode", "squeeze", "scale", "chance", "interval", "seed")}
-        idata = az.from_netcdf(str(directory / PROFILE_FILES["posterior"]))
-        layout = MeasurementLayout.from_posterior(idata, fitted_demands, **params)
-        frame = layout.predict(pair_teams, pair_scenarios, demands=rows)
-        frame.insert(2, "model", layout.name)
-        frames.append(frame)
-    if "assessor" in models:
-        from capprof.profiling.predictors import Assessor
-
-        assessor = Assessor.from_booster(directory / PROFILE_FILES["assessor"], teams, fitted_demands)
-        frame = assessor.predict(pair_teams, pair_scenarios, demands=rows)
-        frame.insert(2, "model", assessor.name)
-        frames.append(frame)
-    write_table(pd.concat(frames, ignore_index=True)[["team", "scenario", "model", "predicted", "low", "high"]],
-           args.format)
+    models = _model_list(args.models) if args.models is not None else None
+    listed, custom = read_scenarios_file(args.scenarios) if args.scenarios else ([], None)
+    profile = Profile.load(args.dir)
+    table = profile.predict([*listed, *named], models=models, custom=custom)
+    write_table(table, args.format)
     return 0
 
 
@@ -311,13 +197,15 @@ def _score_arguments(p) -> None:
     p.add_argument("--demands", metavar="FILE", help="custom demands file (CSV/YAML, docs/demands.md)")
     p.add_argument("--tags", default="all", metavar="all|contest|LIST",
                    help="behavioural tags used as demands (default: all)")
-    p.add_argument("--draws", type=int, default=1000, help="NUTS draws per chain for the layout (default 1000)")
-    p.add_argument("--tune", type=int, default=500, help="NUTS tuning steps per chain (default 500)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--draws", type=positive_int, default=1000,
+                   help="NUTS draws per chain for the layout (default 1000)")
+    p.add_argument("--tune", type=positive_int, default=500, help="NUTS tuning steps per chain (default 500)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed, a whole number >= 0 (default 0)")
 
 
 def register(sub) -> None:
-    from capprof.profiling.evaluate import MODEL_NAMES, SPLITS
+    from capprof.profiling.constants import DEFAULT_LAYOUT_MODE, LAYOUT_MODES
+    from capprof.profiling.evaluate import MODEL_NAMES, SPLITS  # noqa: F401 - used by the evaluate block
 
     p = sub.add_parser("evaluate", help="cross-validate score predictors on held-out cells, scenarios or substrates")
     _score_arguments(p)
@@ -349,10 +237,12 @@ def register(sub) -> None:
 
     p = sub.add_parser("profile", help="fit capability profiles (measurement layout) and the assessor")
     _score_arguments(p)
-    p.add_argument("--out", required=True, metavar="DIR", help="directory for profiles.csv, posterior.nc, ...")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="directory for profiles.csv, posterior.nc, ... (written atomically)")
     p.add_argument("--quiet", action="store_true", help="no sampling progress display")
-    p.add_argument("--mode", choices=("joint", "per-team"), default="joint",
-                   help="joint: abilities pooled across teams (default); per-team: one model per team")
+    p.add_argument("--mode", choices=LAYOUT_MODES, default=DEFAULT_LAYOUT_MODE,
+                   help="joint: abilities pooled across teams (default; model layout-joint); "
+                   "per-team: one model per team (model layout-per-team)")
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("predict", help="predict profiled teams' scores on new scenarios")
@@ -362,6 +252,8 @@ def register(sub) -> None:
     p.add_argument("--scenarios", metavar="FILE",
                    help="scenario names (one per line, or a CSV `scenario` column) or a demands file; "
                    "combined with --scenario, the union is predicted")
-    p.add_argument("--models", default="layout,assessor", help="layout and/or assessor (default both)")
+    p.add_argument("--models", default=None, metavar="LIST",
+                   help="the profile's layout (layout-joint, alias layout, or layout-per-team) and/or assessor "
+                   "(default: both)")
     p.add_argument("--format", choices=("table", "csv"), default="csv")
     p.set_defaults(func=cmd_predict)

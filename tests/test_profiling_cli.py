@@ -45,34 +45,11 @@ def profile_dir(scores_file, tmp_path_factory):
     return out
 
 
-def test_evaluate_csv_has_documented_columns_and_ranks_models(cli, scores_file):
-    r = cli("evaluate", scores_file, "--models", "aggmean,ridge,assessor", "--tags", "contest",
-            "--repeats", "2", "--test-frac", "0.2", "--format", "csv", "--quiet")
-    assert r.code == 0, r.err
-    table = pd.read_csv(io.StringIO(r.out))
-    assert list(table.columns) == ["model", "split", "repeat", "team", "n_test", "mse", "fit_s"]
-    pooled = table[table["team"] == "ALL"]
-    assert len(pooled) == 3 * 2 and set(pooled["repeat"]) == {0, 1}
-    per_team = table[table["team"] != "ALL"].groupby(["model", "repeat"])["n_test"].sum()
-    assert (per_team.to_numpy() == pooled.set_index(["model", "repeat"])["n_test"].loc[per_team.index].to_numpy()).all()
-    mean_mse = pooled.groupby("model")["mse"].mean()
-    # scores follow team x demand structure: demand-aware models beat the team mean
-    assert mean_mse["ridge"] < mean_mse["aggmean"] and mean_mse["assessor"] < mean_mse["aggmean"]
-
-
-def test_evaluate_table_summarises_with_intervals(cli, scores_file):
-    r = cli("evaluate", scores_file, "--models", "aggmean,additive", "--split", "substrate", "--repeats", "3",
-            "--quiet")
-    assert r.code == 0, r.err
-    header = r.out.splitlines()[0].split()
-    assert header == ["model", "split", "team", "mse", "mse_low", "mse_high", "repeats", "n_test", "fit_s"]
-    assert "substrate" in r.out and "ALL" in r.out
-
-
 @pytest.mark.parametrize("args, message", [
     (("--models", "aggmean,layot"), 'unknown model "layot" (did you mean "layout"?)'),
-    (("--test-frac", "0"), "--test-frac must be between 0 and 1"),
-    (("--repeats", "0"), "--repeats must be at least 1"),
+    (("--models", " , "), "--models is empty; name at least one model"),
+    (("--seed", "-1"), "argument --seed: -1 is negative; give a whole number >= 0"),
+    (("--draws", "0"), "argument --draws: 0 is below 1"),
     (("--tags", "nonsense_tag"), 'unknown tag "nonsense_tag"'),
 ])
 def test_evaluate_bad_input_is_one_line_exit_2(cli, scores_file, args, message):
@@ -101,6 +78,8 @@ def test_profile_writes_documented_files(profile_dir):
     assert list(importances.columns) == ["feature", "importance"]
     meta = json.loads((profile_dir / "model.json").read_text())
     assert meta["normalisation"] == "minmax" and meta["layout"]["mode"] == "joint"
+    assert meta["layout"]["name"] == "layout-joint" and meta["complete"] is True
+    assert not [p for p in profile_dir.parent.iterdir() if p.name.startswith(".")]  # no temporary left
     import arviz as az
 
     idata = az.from_netcdf(profile_dir / "posterior.nc")
@@ -127,15 +106,75 @@ def test_predict_catalog_names_and_custom_demands(cli, profile_dir, tmp_path):
     assert set(out["scenario"]) == {"clean_up_hard"} and len(out) == 3
 
 
+def _one_error_line(r, *words):
+    assert r.code == 2 and r.out == "", (r.code, r.out, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("capprof: error: "), r.err
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
 def test_predict_bad_input(cli, profile_dir, tmp_path):
     names = tmp_path / "names.txt"
     names.write_text("clean_up_99\n")
-    r = cli("predict", profile_dir, "--scenarios", names)
-    assert r.code == 2 and "clean_up_99" in r.err and "Traceback" not in r.err
-    r = cli("predict", tmp_path, "--scenarios", names)
-    assert r.code == 2 and "run `capprof profile" in r.err
-    r = cli("predict", profile_dir, "--scenarios", tmp_path / "absent.txt")
-    assert r.code == 2 and "does not exist" in r.err
+    _one_error_line(cli("predict", profile_dir, "--scenarios", names), 'have no demands, e.g. "clean_up_99"')
+    _one_error_line(cli("predict", tmp_path, "--scenarios", names), "holds no profile (model.json missing)",
+                    "run `capprof profile")
+    _one_error_line(cli("predict", profile_dir, "--scenarios", tmp_path / "absent.txt"),
+                    "absent.txt does not exist")
+    _one_error_line(cli("predict", profile_dir, "--scenario", "clean_up_0", "--models", "layout-per-team"),
+                    "holds layout-joint (fitted with --mode joint)", "use --models layout-joint")
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not UTF-8 text (binary?)"),
+    (b"", "is empty; list one scenario per line"),
+    (b"\n  \n", "is empty; list one scenario per line"),
+    (None, "is a directory"),
+])
+def test_predict_scenarios_file_binary_empty_or_directory(cli, profile_dir, tmp_path, content, words):
+    path = tmp_path / "scenarios.txt"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    _one_error_line(cli("predict", profile_dir, "--scenarios", path), f"scenarios file {path} {words}")
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda d: (d / "posterior.nc").unlink(), "posterior.nc is missing or empty"),
+    (lambda d: (d / "demands.csv").unlink(), "demands.csv is missing or empty"),
+    (lambda d: (d / "assessor.json").unlink(), "assessor.json is missing or empty"),
+    (lambda d: (d / "model.json").write_text((d / "model.json").read_text()[:40]),
+     "model.json is truncated or not JSON"),
+    (lambda d: (d / "model.json").write_text("[]"), "model.json is not a JSON object"),
+])
+def test_predict_on_a_damaged_profile_names_the_file_and_the_fix(cli, profile_dir, tmp_path, damage, words):
+    import shutil
+
+    copy = tmp_path / "prof"
+    shutil.copytree(profile_dir, copy)
+    damage(copy)
+    _one_error_line(cli("predict", copy, "--scenario", "clean_up_0"), words, f"run `capprof profile SCORES --out {copy}")
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--seed", "-3"), "argument --seed: -3 is negative"),
+    (("--draws", "-5"), "argument --draws: -5 is below 1"),
+    (("--tune", "5"), "--draws and --tune must be at least 10"),
+    (("--tags", "nonsense_tag"), 'unknown tag "nonsense_tag"'),
+])
+def test_profile_bad_input_leaves_no_out_behind(cli, scores_file, tmp_path, args, words):
+    out = tmp_path / "prof"
+    _one_error_line(cli("profile", scores_file, "--out", out, *args), words)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_profile_out_that_cannot_be_written_is_refused_before_fitting(cli, scores_file, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _one_error_line(cli("profile", scores_file, "--out", blocker), f"--out {blocker} is a file")
+    _one_error_line(cli("profile", scores_file, "--out", blocker / "prof"), f"{blocker} is a file")
 
 
 def test_predict_scenario_option_matches_the_same_names_in_a_file(cli, profile_dir, tmp_path):
@@ -169,14 +208,3 @@ def test_predict_without_scenarios_is_one_line_exit_2(cli, profile_dir):
     assert r.code == 2 and r.out == ""
     assert len(r.err.strip().splitlines()) == 1 and "Traceback" not in r.err
     assert "--scenario NAME" in r.err and "--scenarios FILE" in r.err
-
-
-def test_evaluate_runs_the_layout_and_reports_its_sampling(cli, scores_file):
-    r = cli("evaluate", scores_file, "--models", "aggmean,layout", "--tags", "contest", "--repeats", "1",
-            "--draws", "60", "--tune", "60", "--format", "csv", "--quiet")
-    assert r.code == 0, r.err
-    table = pd.read_csv(io.StringIO(r.out))
-    assert set(table["model"]) == {"aggmean", "layout"}
-    assert "layout sampling: max R-hat" in r.err and "divergence" in r.err
-    layout_fit = table.loc[table["model"] == "layout", "fit_s"].iloc[0]
-    assert layout_fit > table.loc[table["model"] == "aggmean", "fit_s"].iloc[0]

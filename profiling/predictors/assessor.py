@@ -59,29 +59,31 @@ class Assessor(Predictor):
         self.model_.save_model(str(path))
 
     @classmethod
-    def from_booster(cls, path, teams, demands: pd.DataFrame, **params) -> "Assessor":
+    def from_booster(cls, path, teams, demands: pd.DataFrame, fix: str = "fit and save the assessor again",
+                     **params) -> "Assessor":
         """A fitted assessor from a booster file written by ``save_booster``,
-        with the teams and demand rows (or just the columns) it was fitted on."""
+        with the teams and demand rows (or just the columns) it was fitted
+        on; a missing or damaged file is one CapprofError line ending in ``fix``."""
         predictor = cls(**params)
         predictor._restore_fitted(teams, demands)
-        predictor._read_booster(Path(path))
+        predictor._read_booster(Path(path), fix)
         return predictor
 
-    def _read_booster(self, path: Path) -> None:
+    def _read_booster(self, path: Path, fix: str = "fit and save the assessor again") -> None:
         from xgboost import XGBRegressor
         from xgboost.core import XGBoostError
 
         if not path.is_file():
-            raise CapprofError(f"{path} is missing; fit and save the assessor again")
+            raise CapprofError(f"{path} is missing; {fix}")
         model = XGBRegressor(importance_type="gain")
         try:
             model.load_model(str(path))
         except (XGBoostError, ValueError, UnicodeDecodeError):
-            raise CapprofError(f"{path} is not a readable XGBoost model (truncated?); fit and save it again") from None
+            raise CapprofError(f"{path} is not a readable XGBoost model (truncated?); {fix}") from None
         expected = len(self.teams_) + len(self.demands_.columns)
         if model.n_features_in_ != expected:
             raise CapprofError(f"{path} was fitted on {model.n_features_in_} features, not the {expected} "
-                               "teams and demands saved beside it; fit and save it again")
+                               f"teams and demands saved beside it; {fix}")
         self.model_ = model
         self._set_importances()
 

@@ -126,7 +126,7 @@ class MeasurementLayout(Predictor):
         columns = [str(d) for d in idata.posterior["demand"].values]
         if list(map(str, demands.columns)) != columns:
             raise CapprofError("the posterior's demands differ from the demand columns saved beside it; "
-                               "fit the profile again")
+                               "fit the layout again")
         predictor._restore_fitted(teams, demands)
         predictor.posterior_ = idata
         predictor.diagnostics_ = maths.diagnostics(idata)
@@ -140,19 +140,20 @@ class MeasurementLayout(Predictor):
         tmp.replace(path)
 
     @staticmethod
-    def read_posterior(path):
-        """InferenceData from a NetCDF file, or one CapprofError line naming it."""
+    def read_posterior(path, fix: str = "fit the layout again"):
+        """InferenceData from a NetCDF file, or one CapprofError line naming
+        it and ``fix``."""
         import arviz as az
 
         path = Path(path)
         if not path.is_file():
-            raise CapprofError(f"{path} is missing; fit the layout again")
+            raise CapprofError(f"{path} is missing; {fix}")
         try:
             idata = az.from_netcdf(str(path))
         except Exception:  # netCDF4/h5py raise many types for a damaged file
-            raise CapprofError(f"{path} is not a readable posterior (truncated?); fit the layout again") from None
+            raise CapprofError(f"{path} is not a readable posterior (truncated?); {fix}") from None
         if "posterior" not in idata.groups() or "ability" not in idata.posterior:
-            raise CapprofError(f"{path} holds no layout posterior; fit the layout again")
+            raise CapprofError(f"{path} holds no layout posterior; {fix}")
         return idata
 
     def _save_files(self, directory: Path) -> None:

@@ -1,0 +1,408 @@
+"""A capability profile as one object: fit, save, load, predict.
+
+``Profile.fit(scores, demands)`` fits the measurement layout (and, unless
+asked not to, the XGBoost assessor beside it); ``profile.save(dir)`` writes
+the directory ``capprof profile`` writes; ``Profile.load(dir)`` reads it
+back for ``capprof predict``, ``capprof report`` or a Python user.
+
+The directory (``PROFILE_FILES``; docs/schema.md):
+
+=================  ==========================================================
+profiles.csv       abilities: team, ability, mean, sd, hdi_low, hdi_high, hdi_prob
+posterior.nc       the layout's posterior (ArviZ InferenceData, NetCDF)
+diagnostics.csv    one row: model, max_rhat, min_ess_bulk, ..., fit_s
+assessor.json      the assessor's trees (XGBoost JSON; absent without assessor)
+importances.csv    the assessor's feature, importance (absent without assessor)
+demands.csv        the demand matrix the profile was fitted on
+model.json         metadata; ``"complete": true`` marks a whole profile
+=================  ==========================================================
+
+Saving is atomic: every file is written into a temporary directory beside
+the target, ``model.json`` last, and the directory is renamed into place
+(an existing profile is swapped out only once the new one is complete, with
+Ctrl-C held off during the swap; files of other tools in it, such as an
+``evaluate.csv``, are carried over). ``load`` refuses a directory whose
+``model.json`` is missing, unreadable or not marked complete, or that lacks
+a file, with one line naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from capprof.errors import CapprofError, note
+from capprof.profiling.constants import (
+    DEFAULT_LAYOUT_MODE,
+    INTERVAL_LEVEL,
+    PREDICT_OUTPUT_COLUMNS,
+    RHAT_MAX,
+)
+from capprof.profiling.predictors import Assessor, MeasurementLayout, canonical_name
+from capprof.profiling.predictors.base import read_json, write_json_atomic
+
+PROFILE_FILES = {
+    "profiles": "profiles.csv",
+    "posterior": "posterior.nc",
+    "diagnostics": "diagnostics.csv",
+    "assessor": "assessor.json",
+    "importances": "importances.csv",
+    "demands": "demands.csv",
+    "meta": "model.json",
+}
+# files written only when the profile has an assessor
+ASSESSOR_FILES = ("assessor", "importances")
+FORMAT = 2
+FLOAT_FORMAT = "%.6g"
+
+
+def _refit_fix(directory: Path) -> str:
+    return f"run `capprof profile SCORES --out {directory}` again"
+
+
+@dataclass
+class Profile:
+    """A fitted capability profile.
+
+    ``layout``: the fitted layout predictor (its ``posterior_`` is
+    ``posterior``); ``assessor``: the fitted assessor or None; ``demands``:
+    the scenario x demand matrix fitted on; ``metadata``: what produced it
+    (normalisation, tags, demands file, dropped scenarios, ...);
+    ``abilities``: the per-(team, ability) posterior summary;
+    ``diagnostics``: one row of sampling diagnostics.
+    """
+
+    layout: MeasurementLayout
+    demands: pd.DataFrame
+    assessor: Assessor | None = None
+    metadata: dict = field(default_factory=dict)
+    abilities: pd.DataFrame | None = None
+    diagnostics: pd.DataFrame | None = None
+
+    def __post_init__(self):
+        if self.abilities is None:
+            self.abilities = self.layout.abilities()
+        if self.diagnostics is None:
+            self.diagnostics = pd.DataFrame([{"model": self.layout.name, **self.layout.diagnostics_,
+                                              "fit_s": getattr(self.layout, "fit_seconds_", float("nan"))}])
+
+    # ------------------------------------------------------------ views
+
+    @property
+    def posterior(self):
+        """The layout's posterior (ArviZ InferenceData)."""
+        return self.layout.posterior_
+
+    @property
+    def importances(self) -> pd.DataFrame | None:
+        """The assessor's feature importances (feature, importance), or None."""
+        return None if self.assessor is None else self.assessor.feature_importances_
+
+    @property
+    def teams(self) -> list[str]:
+        return list(self.layout.teams_)
+
+    @property
+    def converged(self) -> bool:
+        d = self.layout.diagnostics_
+        return d["max_rhat"] <= RHAT_MAX and d["divergences"] == 0
+
+    # ------------------------------------------------------------ fit
+
+    @classmethod
+    def fit(cls, scores: pd.DataFrame, demands: pd.DataFrame, mode: str = DEFAULT_LAYOUT_MODE,
+            draws: int = 1000, tune: int = 500, seed: int = 0, assessor: bool = True,
+            progressbar: bool = False, metadata: dict | None = None) -> "Profile":
+        """Fit the layout of ``mode`` (and the assessor) on normalised scores.
+        Emits a note when the sampler has not clearly converged."""
+        layout = MeasurementLayout(mode=mode, draws=draws, tune=tune, seed=seed, progressbar=progressbar)
+        layout.fit(scores, demands)
+        fitted_assessor = Assessor(seed=seed).fit(scores, demands) if assessor else None
+        profile = cls(layout=layout, demands=demands.astype(float), assessor=fitted_assessor,
+                      metadata=dict(metadata or {}))
+        if not profile.converged:
+            note(f"the sampler has not clearly converged (R-hat > {RHAT_MAX} or divergences); "
+                 "rerun with more --tune and --draws before trusting the profiles")
+        return profile
+
+    # ------------------------------------------------------------ save
+
+    def _meta(self) -> dict:
+        layout_params = {k: v for k, v in self.layout.get_params().items() if k != "progressbar"}
+        return {
+            **self.metadata,
+            "format": FORMAT,
+            "teams": self.teams,
+            "demand_columns": [str(c) for c in self.demands.columns],
+            "layout": {"name": self.layout.name, **layout_params},
+            "assessor": None if self.assessor is None else {"name": self.assessor.name,
+                                                            **self.assessor.get_params()},
+            "files": sorted(self._files()),
+            "complete": True,
+        }
+
+    def _files(self) -> list[str]:
+        return [name for key, name in PROFILE_FILES.items()
+                if self.assessor is not None or key not in ASSESSOR_FILES]
+
+    def save(self, directory) -> Path:
+        """Write the profile to ``directory`` atomically (module docstring)."""
+        target = Path(directory)
+        if target.exists() and not target.is_dir():
+            raise CapprofError(f"{target} is a file; give a directory for the profile")
+        check_writable(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would outlive the rename
+            self._write(tmp)
+            if target.exists():
+                for entry in target.iterdir():  # other tools' files (evaluate.csv, ...) stay
+                    if entry.name not in PROFILE_FILES.values() and entry.is_file():
+                        shutil.copy2(entry, tmp / entry.name)
+            _swap_into_place(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+    def _write(self, out: Path) -> None:
+        files = PROFILE_FILES
+        self.abilities.to_csv(out / files["profiles"], index=False, float_format=FLOAT_FORMAT)
+        self.layout.save_posterior(out / files["posterior"])
+        self.diagnostics.to_csv(out / files["diagnostics"], index=False, float_format=FLOAT_FORMAT)
+        if self.assessor is not None:
+            self.assessor.save_booster(out / files["assessor"])
+            self.importances.to_csv(out / files["importances"], index=False, float_format=FLOAT_FORMAT)
+        demands = self.demands.copy()
+        demands.index.name = "scenario"
+        demands.to_csv(out / files["demands"], float_format=FLOAT_FORMAT)
+        write_json_atomic(out / files["meta"], self._meta())  # last: marks the profile complete
+
+    # ------------------------------------------------------------ load
+
+    @classmethod
+    def load(cls, directory) -> "Profile":
+        """The profile in ``directory``, or one CapprofError line naming the
+        missing or damaged file and the fix."""
+        directory = Path(directory)
+        fix = _refit_fix(directory)
+        meta_path = directory / PROFILE_FILES["meta"]
+        if not directory.is_dir() or not meta_path.exists():
+            raise CapprofError(f"{directory} holds no profile ({PROFILE_FILES['meta']} missing); "
+                               "run `capprof profile SCORES --out DIR` first")
+        meta = read_json(meta_path, fix)
+        if meta.get("complete") is not True:
+            what = ("was written by an older capprof without a completeness mark"
+                    if meta.get("format", 1) < FORMAT else "is not marked complete (interrupted?)")
+            raise CapprofError(f"{meta_path} {what}; {fix}")
+        try:
+            layout_meta = dict(meta["layout"])
+            assessor_meta = meta["assessor"]
+            teams = list(meta["teams"])
+        except (KeyError, TypeError):
+            raise CapprofError(f"{meta_path} lacks the layout, assessor or teams entries; {fix}") from None
+        needed = [k for k in PROFILE_FILES if assessor_meta is not None or k not in ASSESSOR_FILES]
+        for key in needed:
+            path = directory / PROFILE_FILES[key]
+            if not path.is_file() or (key != "meta" and path.stat().st_size == 0):
+                raise CapprofError(f"{path} is missing or empty; {fix}")
+        demands = _read_csv(directory / PROFILE_FILES["demands"], fix, index_col="scenario").astype(float)
+        layout_meta.pop("name", None)
+        idata = MeasurementLayout.read_posterior(directory / PROFILE_FILES["posterior"], fix)
+        try:
+            layout = MeasurementLayout.from_posterior(idata, demands, **layout_meta)
+        except TypeError:
+            raise CapprofError(f"{meta_path} has unknown layout parameters; {fix}") from None
+        if layout.teams_ != [str(t) for t in teams]:
+            raise CapprofError(f"{directory / PROFILE_FILES['posterior']} holds other teams than {meta_path}; {fix}")
+        assessor = None
+        if assessor_meta is not None:
+            params = {k: v for k, v in assessor_meta.items() if k != "name"}
+            assessor = Assessor.from_booster(directory / PROFILE_FILES["assessor"], teams, demands, fix=fix,
+                                             **params)
+        abilities = _read_csv(directory / PROFILE_FILES["profiles"], fix)
+        diagnostics = _read_csv(directory / PROFILE_FILES["diagnostics"], fix)
+        metadata = {k: v for k, v in meta.items()
+                    if k not in ("layout", "assessor", "teams", "demand_columns", "files", "complete", "format")}
+        return cls(layout=layout, demands=demands, assessor=assessor, metadata=metadata, abilities=abilities,
+                   diagnostics=diagnostics)
+
+    # ------------------------------------------------------------ predict
+
+    def model_names(self) -> list[str]:
+        """The models this profile can predict with: its layout, then the assessor."""
+        return [self.layout.name] + ([self.assessor.name] if self.assessor is not None else [])
+
+    def _predictor(self, name: str):
+        wanted = canonical_name(name)
+        for predictor in (self.layout, self.assessor):
+            if predictor is not None and predictor.name == wanted:
+                return predictor
+        if wanted.startswith("layout"):
+            raise CapprofError(f'this profile holds {self.layout.name} (fitted with --mode {self.layout.mode}), '
+                               f'not {wanted}; use --models {self.layout.name}')
+        raise CapprofError(f'this profile has no "{name}" model; use any of {", ".join(self.model_names())}')
+
+    def scenario_demands(self, names: Sequence[str], custom: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Demand rows of ``names`` (each once, in order). A scenario's demands
+        come from ``custom`` when it describes it (a demands file as read by
+        ``load_custom_demands``, or plain demand rows), else from
+        the profile (the scenarios it was fitted on, custom ones included),
+        else from the catalog."""
+        from capprof.tagging.catalog import load_catalog
+        from capprof.tagging.demands import demand_matrix
+
+        names = list(dict.fromkeys(names))
+        if not names:
+            raise CapprofError("no scenario to predict; name them with --scenario NAME and/or --scenarios FILE")
+        catalog = load_catalog()
+        tags = self.metadata.get("tags", "all")
+        described = [n for n in names if custom is not None and n in custom.index]
+        stored = [n for n in names if n not in described and n in self.demands.index]
+        from_catalog = [n for n in names if n not in described and n not in stored]
+        parts = [self.demands.loc[stored]]
+        if described and "substrate" not in custom.columns:  # demand rows given as they are
+            parts.append(custom.loc[described].astype(float))
+        elif described:  # a demands file (capprof.tagging.demands.load_custom_demands)
+            parts.append(demand_matrix(described, tags=tags, custom=custom, catalog=catalog, drop_unused=False))
+        if from_catalog:
+            parts.append(demand_matrix(from_catalog, tags=tags, catalog=catalog, drop_unused=False))
+        # a demand absent from a part (e.g. a catalog substrate the profile never
+        # saw) is simply not demanded there
+        return pd.concat(parts).fillna(0.0).loc[names]
+
+    def predict(self, scenarios: Sequence[str], teams: Sequence[str] | None = None,
+                models: Sequence[str] | None = None, custom: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Every (team, scenario) pair's predicted score by each model:
+        columns team, scenario, model, predicted, low, high. ``teams``
+        defaults to the profiled teams, ``models`` to ``model_names()``;
+        ``custom`` describes scenarios by their demands (a demands file)."""
+        predictors = [self._predictor(m) for m in dict.fromkeys(models or self.model_names())]
+        rows = self.scenario_demands(scenarios, custom)
+        names = list(rows.index)
+        pairs = list(itertools.product(list(teams) if teams is not None else self.teams, names))
+        pair_teams, pair_scenarios = [p[0] for p in pairs], [p[1] for p in pairs]
+        frames = []
+        for predictor in predictors:
+            frame = predictor.predict(pair_teams, pair_scenarios, demands=rows)
+            frame.insert(2, "model", predictor.name)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)[list(PREDICT_OUTPUT_COLUMNS)]
+
+
+# ------------------------------------------------------------------ scenario lists
+
+
+def read_scenarios_file(path) -> tuple[list[str], pd.DataFrame | None]:
+    """Scenario names listed in ``path`` and, for a demands file (YAML, or a
+    CSV with demand columns beside ``scenario``), the custom demands it
+    describes (else None). A missing, empty, binary or directory path is
+    one CapprofError line."""
+    from capprof.tagging.catalog import load_catalog
+    from capprof.tagging.demands import load_custom_demands
+
+    path = Path(path)
+    if not path.exists():
+        raise CapprofError(f"scenarios file {path} does not exist; check the path")
+    if path.is_dir():
+        raise CapprofError(f"scenarios file {path} is a directory; give a file of scenario names or demands")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise CapprofError(f"scenarios file {path} is empty; list one scenario per line")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or "\x00" in text:
+        raise CapprofError(f"scenarios file {path} is not UTF-8 text (binary?); give scenario names one per "
+                           "line, a CSV with a `scenario` column, or a demands YAML")
+    suffix = path.suffix.lower()
+    described = suffix in (".yaml", ".yml")
+    if suffix == ".csv":
+        header = _read_csv(path, "check the file", nrows=0).columns
+        if "scenario" not in header:
+            raise CapprofError(f"{path}: missing the `scenario` column")
+        described = any(c not in ("scenario", "substrate") for c in header)
+    if described:
+        custom = load_custom_demands(path, load_catalog())
+        return list(custom.index), custom
+    if suffix == ".csv":
+        names = _read_csv(path, "check the file", dtype=str)["scenario"].dropna().str.strip().tolist()
+    else:
+        names = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not names:
+        raise CapprofError(f"{path}: names no scenario; list one scenario per line")
+    return names, None
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _read_csv(path: Path, fix: str, **kwargs) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CapprofError(f"{path} is not a readable CSV ({reason}); {fix}") from None
+
+
+def check_writable(target: Path) -> None:
+    """Refuse before any work an output whose nearest existing ancestor
+    cannot be written (one line naming it)."""
+    probe = target.parent if not target.exists() else target
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise CapprofError(f"cannot write {target}: {probe} is a file; choose another --out")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise CapprofError(f"cannot write {target}: {probe} is not writable; choose another --out")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def _signals_held():
+    """Hold off SIGINT/SIGTERM (delivered on exit) so a swap is not cut in half."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside
+    first and deleted after (both renames under held signals)."""
+    with _signals_held():
+        if not target.exists():
+            os.rename(tmp, target)
+            return
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(target, old)
+        try:
+            os.rename(tmp, target)
+        except BaseException:
+            os.rename(old, target)
+            raise
+    shutil.rmtree(old, ignore_errors=True)
