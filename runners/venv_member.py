@@ -207,7 +207,8 @@ class RemotePolicy:
             raise ValueError(f"{self.name}: step() was not given the state the previous step returned "
                              "(the policy's own state lives in its interpreter)")
         self._check_child()
-        action = self.process.request(("step", self.handle, timestep), f"{self.name}'s step")
+        action = self.process.request(("step", self.handle, bridge.encode_timestep(timestep)),
+                                      f"{self.name}'s step")
         self._steps += 1
         return action, self._steps
 

@@ -1,0 +1,184 @@
+"""Members in another Python environment (``SPEC@PYTHON``).
+
+The fast tests use capprof's own interpreter as the "other" one (the child
+still runs the bridge by file path, in its own process). The slow test builds
+a plain venv with numpy, dm-env and cowsay (which capprof's environment
+lacks), cached under the temp directory by Python and package versions, and
+proves the policies ran there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import dm_env
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.runners
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SUBMISSION = FIXTURES / "submission"
+RECORDER = SUBMISSION / "my_policies" / "recorder.py"
+VENV_POLICIES = FIXTURES / "venv_policies.py"
+PD_RESIDENT = "prisoners_dilemma_in_the_matrix__arena__resident_defector"
+COMMONS_VISITOR = "commons_harvest__open__visitor_harvester"
+PACKAGES = ("numpy==2.4.6", "dm-env==1.6", "cowsay==6.1")
+
+
+def read_log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def observation() -> dm_env.TimeStep:
+    return dm_env.restart({"RGB": np.zeros((88, 88, 3), np.uint8), "READY_TO_SHOOT": np.float64(1.0)})
+
+
+# ------------------------------------------------------------ fast: capprof's interpreter as the other one
+
+
+def test_submission_runs_in_a_child_interpreter(tmp_path, monkeypatch):
+    from capprof.errors import CapprofError
+    from capprof.runners.populations import PolicySlot, check_covers, parse_population, substrate_info
+    from capprof.runners.scenarios import get_scenario
+
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv("CAPPROF_SUBMISSION_LOG", str(log))
+    spec = f"kit=submission:{SUBMISSION}@{sys.executable}"
+    population = parse_population(spec)
+    with pytest.raises(CapprofError, match="does not cover substrate clean_up .*it covers commons_harvest__open, "
+                                           "prisoners_dilemma_in_the_matrix__arena"):
+        check_covers(population, [get_scenario("clean_up__visitor_cleaner")])
+    policy = population.members[0].build(substrate_info("prisoners_dilemma_in_the_matrix__arena"), 11,
+                                         PolicySlot.of(5, "default"))
+    state = policy.initial_state()
+    for _ in range(3):
+        action, state = policy.step(observation(), state)
+        assert type(action) is int
+    policy.close()
+    events = read_log(log)
+    assert [e["event"] for e in events] == ["init", "enter", "step", "close"]
+    assert events[0]["policy_id"] in {"agent_0", "agent_3"}  # what SubmissionRoles allows
+    assert events[0]["pid"] != os.getpid()
+
+
+def test_a_child_that_exits_fails_the_step_and_the_next_build_restarts_it(tmp_path):
+    from capprof.runners.populations import PolicySlot, parse_population, substrate_info
+    from capprof.runners.venv_member import PolicyProcessError
+
+    path = tmp_path / "quitter.py"
+    path.write_text(textwrap.dedent("""
+        import os, sys
+
+        class Quitter:
+            def initial_state(self):
+                return 0
+
+            def step(self, timestep, state):
+                if state == 2:
+                    sys.stderr.write("Quitter: bye\\n")
+                    sys.stderr.flush()
+                    os._exit(7)
+                return 0, state + 1
+
+            def close(self):
+                pass
+    """))
+    member = parse_population(f"{path}:Quitter@{sys.executable}").members[0]
+    info = substrate_info("commons_harvest__open")
+    for _ in range(2):  # the second build starts a new child
+        policy = member.build(info, 0, PolicySlot.of(0, "default"))
+        state = policy.initial_state()
+        with pytest.raises(PolicyProcessError) as failure:
+            for _ in range(5):
+                _, state = policy.step(observation(), state)
+        message = str(failure.value)
+        assert "\n" not in message
+        assert f"{sys.executable} exited with code 7 during" in message and "(Quitter: bye)" in message
+        policy.close()  # quiet: its child is gone
+
+
+@pytest.mark.parametrize("member, needle", [
+    ("x={recorder}:Recorder@/nowhere/bin/python", "interpreter /nowhere/bin/python does not exist"),
+    ("x={recorder}:Recorder@{not_executable}", "is not an executable file"),
+    ("x={recorder}:Recorder@{bare}", "lacks numpy and dm_env; install them there"),
+    ("x={recorder}:Nope@{python}", '"Nope" not found'),
+    ("x=random@{python}", "only module:Class, FILE.py[:Class] and submission:DIR members can run in another"),
+])
+def test_bad_interpreters_are_one_line_exit_2(cli, tmp_path_factory, member, needle):
+    root = tmp_path_factory.getbasetemp()
+    bare = root / "bare-venv"
+    if "{bare}" in member and not bare.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=300)
+    not_executable = root / "python-text"
+    not_executable.write_text("not a program")
+    spec = member.format(recorder=RECORDER, not_executable=not_executable, bare=bare / "bin" / "python",
+                         python=sys.executable)
+    out = root / "out-bad"
+    res = cli("run", "--population", spec, "--scenario", PD_RESIDENT, "--episodes", "1", "--out", out)
+    assert res.code == 2
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("capprof: error:") and needle in lines[0], res.err
+    assert not out.exists()
+
+
+# ------------------------------------------------------------ slow: a venv of its own
+
+
+@pytest.fixture(scope="session")
+def other_python() -> Path:
+    """A plain venv (no system site-packages) with PACKAGES, built once per
+    Python and package versions and kept in the temp directory."""
+    key = f"py{sys.version_info[0]}{sys.version_info[1]}-" + "-".join(p.replace("==", "") for p in PACKAGES)
+    root = Path(tempfile.gettempdir()) / "capprof-test-venvs" / key
+    if not (root / ".complete").exists():
+        build = root.with_name(f"{key}.building-{os.getpid()}")
+        shutil.rmtree(build, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(build)], check=True, capture_output=True, timeout=600)
+        done = subprocess.run([str(build / "bin" / "python"), "-m", "pip", "install", "-q", *PACKAGES],
+                              capture_output=True, text=True, timeout=1800)
+        if done.returncode:
+            shutil.rmtree(build, ignore_errors=True)
+            pytest.skip(f"could not pip install {' '.join(PACKAGES)}: {done.stderr.strip().splitlines()[-1:]}")
+        (build / ".complete").write_text("\n".join(PACKAGES) + "\n")
+        shutil.rmtree(root, ignore_errors=True)
+        build.rename(root)
+    return root / "bin" / "python"
+
+
+@pytest.mark.slow
+def test_members_play_in_their_own_venv_and_its_failures_stay_in_their_episodes(cli, tmp_path, monkeypatch,
+                                                                                 other_python):
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv("CAPPROF_SUBMISSION_LOG", str(log))
+    out = tmp_path / "out"
+    args = ["run", "--scenario", COMMONS_VISITOR, "--episodes", "2", "--max-steps", "20", "--out", out,
+            "--step-timeout", "3", "--quiet"]
+    for team in ("PrefixReporter", "Raiser", "Exiter", "Hanger"):
+        args += ["--population", f"{team}={VENV_POLICIES}:{team}@{other_python}"]
+    res = cli(*args)
+    assert res.code == 0, res.err
+    table = pd.read_parquet(out).set_index(["team", "episode"])
+    for episode in (0, 1):
+        ok = table.loc[("PrefixReporter", episode)]
+        assert ok["status"] == "ok" and ok["steps"] == 20, ok["error"]
+        assert table.loc[("Raiser", episode), "status"] == "error"
+        assert "PolicyProcessError: ValueError: no move left" in table.loc[("Raiser", episode), "error"]
+        exited = table.loc[("Exiter", episode)]
+        assert exited["status"] == "error" and "exited with code 7" in exited["error"]
+        assert "(Exiter: leaving now)" in exited["error"]
+        assert table.loc[("Hanger", episode), "status"] == "timeout"
+    events = read_log(log)
+    venv_root = other_python.parent.parent
+    assert {Path(e["prefix"]) for e in events} == {venv_root}
+    assert not any(e["capprof"] for e in events) and all(e["cowsay"] == "cowsay" for e in events)
+    reporter_pids = {e["pid"] for e in events[:2]}  # the first team's two episodes
+    assert len(reporter_pids) == 1 and os.getpid() not in reporter_pids  # one child per worker, reused
