@@ -279,7 +279,7 @@ def main(argv=None) -> int:
     import tempfile
     from pathlib import Path
 
-    from capprof.runners._meltingpot import import_meltingpot
+    from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
     if not args.ray_only:

@@ -103,7 +103,7 @@ def run_episode(task: EpisodeTask, clocks=None) -> EpisodeRecord:
 
     ``clocks`` is optional shared memory an outside watcher reads (see
     runners/isolation.py)."""
-    from capprof.runners._meltingpot import import_meltingpot
+    from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
     timing = Timing(clocks)

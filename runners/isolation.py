@@ -64,7 +64,7 @@ def _child_main(read_fd: int, write_fd: int, clock_fd: int) -> None:
     inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
     clocks = (ctypes.c_double * CLOCKS).from_buffer(mmap.mmap(clock_fd, CLOCK_BYTES))
     from capprof.runners import episode
-    from capprof.runners._meltingpot import import_meltingpot
+    from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
     outbox.send("ready")

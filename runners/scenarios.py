@@ -29,6 +29,9 @@ import pandas as pd
 from capprof.errors import CapprofError, did_you_mean
 from capprof.runners.constants import BOT_PREFIX, CUSTOM_SUITES, OFFICIAL, OFFLINE, SUITES, VARIANTS
 from capprof.tagging.catalog import NOOP_BOT, load_catalog, mode_from_counts, natural_key
+from capprof.tagging.constants import MODE_DEMANDS
+
+RESIDENT, VISITOR = MODE_DEMANDS
 
 __all__ = ["BOT_PREFIX", "SUITES", "ComponentKwarg", "ConfigValue", "DisableAction", "Scenario",
            "get_scenario", "offline_suite", "scenario_demands", "scenarios_table", "suite_names",
@@ -150,7 +153,7 @@ class Scenario:
 
 def official_scenario(name: str) -> Scenario:
     """A meltingpot scenario as a capprof record (reads meltingpot's config)."""
-    from capprof.runners._meltingpot import import_meltingpot
+    from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
     from meltingpot.configs import scenarios as scenario_configs
@@ -167,7 +170,7 @@ def official_scenario(name: str) -> Scenario:
             (role, tuple(BOT_PREFIX + b for b in sorted(config.bots_by_role[role])))
             for role in background_roles
         ),
-        tags=tuple(t for t in catalog.loc[name, "tags"] if t not in ("resident", "visitor")),
+        tags=tuple(t for t in catalog.loc[name, "tags"] if t not in MODE_DEMANDS),
         description=" ".join(config.description.split()),
         suite=OFFICIAL,
     )
@@ -231,7 +234,7 @@ def _default_roles(substrate: str) -> tuple[str, ...]:
     full = rows[rows["n_players"] == rows["n_players"].max()] if len(rows) else rows
     if len(full):
         return tuple(full.iloc[0]["roles"])
-    from capprof.runners._meltingpot import import_meltingpot
+    from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
     from meltingpot import substrate as mp_substrate
@@ -243,10 +246,10 @@ def _mixed(substrate: str, behaviour: str, mode: str, tags: tuple[str, ...]) -> 
     roles = _default_roles(substrate)
     n = len(roles)
     minority = max(1, n // 4)
-    n_focal = n - minority if mode == "resident" else minority
+    n_focal = n - minority if mode == RESIDENT else minority
     is_focal = tuple(i < n_focal for i in range(n))
     background_roles = sorted({r for r, f in zip(roles, is_focal) if not f})
-    who = "focals are resident, visited by" if mode == "resident" else "focals visit a population of"
+    who = "focals are resident, visited by" if mode == RESIDENT else "focals visit a population of"
     return Scenario(
         name=f"{substrate}__{mode}_{behaviour}",
         substrate=substrate,
@@ -264,7 +267,7 @@ def offline_suite() -> tuple[Scenario, ...]:
     scenarios = []
     for substrate, behaviours in OFFLINE_BACKGROUNDS.items():
         for behaviour, by_mode in behaviours.items():
-            for mode in ("resident", "visitor"):
+            for mode in MODE_DEMANDS:
                 scenarios.append(_mixed(substrate, behaviour, mode, by_mode[mode]))
     return tuple(scenarios)
 
@@ -348,7 +351,7 @@ def scenarios_table(suite: str) -> pd.DataFrame:
             "n_focal": catalog["n_focal"].to_numpy(),
             "n_background": catalog["n_background"].to_numpy(),
             "mode": catalog["mode"].to_numpy(),
-            "tags": [";".join(t for t in tags if t not in ("resident", "visitor")) for tags in catalog["tags"]],
+            "tags": [";".join(t for t in tags if t not in MODE_DEMANDS) for tags in catalog["tags"]],
             "background": [";".join(b) for b in catalog["bots"]],
             "overrides": "",
             "needs_assets": catalog["needs_assets"].to_numpy(),
@@ -374,7 +377,7 @@ def scenario_demands(suites=CUSTOM_SUITES) -> pd.DataFrame:
     names) plus ``resident`` / ``visitor`` from the focal / background counts.
     """
     scenarios = [s for suite in suites for s in (offline_suite() if suite == OFFLINE else variant_suite())]
-    demands = sorted({t for s in scenarios for t in s.tags} | {"resident", "visitor"})
+    demands = sorted({t for s in scenarios for t in s.tags} | set(MODE_DEMANDS))
     rows = []
     for s in scenarios:
         placed = set(s.tags) | ({s.mode} if s.mode != "none" else set())

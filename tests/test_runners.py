@@ -176,7 +176,7 @@ def test_regrowth_variant_scales_meltingpot_settings():
 def test_no_zap_variant_keeps_zappers_ready():
     """Zapping spends READY_TO_SHOOT in the real substrate; with zapping
     disabled, players who press zap stay ready."""
-    from capprof.runners._meltingpot import import_meltingpot
+    from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
     from capprof.runners.scenarios import Scenario, get_scenario
