@@ -399,8 +399,10 @@ def validate_scores(
     if len(table) == 0:
         raise CapprofError(f"{where}: the score table has no rows; run some episodes or pick another file")
     table = table.copy()
+    blank = pd.Series(False, index=table.index)  # rows already reported for an empty name
     for col in ("team", "scenario", "substrate"):
         empty = table[col].isna() | table[col].astype(str).str.strip().eq("")
+        blank |= empty
         if empty.any():
             problems.append(
                 f"{where}: {int(empty.sum())} row(s) have an empty `{col}` "
@@ -472,8 +474,10 @@ def validate_scores(
                 f"{where}: {int(dupes.sum())} rows repeat a (team, scenario, replicate), e.g. "
                 f"(\"{row['team']}\", \"{row['scenario']}\", {row['replicate']}); keep one row per replicate"
             )
-    per_scenario = table.groupby("scenario")["substrate"].unique()
-    several = per_scenario[per_scenario.map(len) > 1]
+    named = table[~blank]  # an empty name is reported once above, not again below
+    expected = _expected_substrates(known_scenarios)
+    per_scenario = named.groupby("scenario")["substrate"].unique()
+    several = per_scenario[(per_scenario.map(len) > 1) & ~per_scenario.index.isin(list(expected))]
     if len(several):
         s = several.index[0]
         listed = ", ".join(f'"{x}"' for x in sorted(several.iloc[0]))
@@ -481,10 +485,10 @@ def validate_scores(
             f"{where}: scenario \"{s}\" is listed under more than one substrate ({listed}); "
             "fix the `substrate` column"
         )
-    problems += _substrate_contradictions(table, known_scenarios, where)
+    problems += _substrate_contradictions(named, expected, where)
     if known_scenarios is not None:
         known = set(known_scenarios)
-        unknown = sorted(set(table["scenario"]) - known)
+        unknown = sorted(set(named["scenario"]) - known)
         if unknown:
             problems.append(
                 f"{where}: {len(unknown)} scenario(s) are not in the catalog, e.g. \"{unknown[0]}\""
@@ -501,17 +505,24 @@ def validate_scores(
     return table[list(SCORE_COLUMNS)].reset_index(drop=True)
 
 
-def _substrate_contradictions(table: pd.DataFrame, known_scenarios, where: str) -> list[str]:
-    """One line if a scenario runs on another substrate than the table says:
-    per the catalog, or per ``known_scenarios`` when it maps scenario ->
-    substrate (custom demands). The per-substrate aggregates would be wrong."""
+def _expected_substrates(known_scenarios) -> dict[str, str]:
+    """Scenario -> substrate: the catalog's, updated by ``known_scenarios``
+    when it is a mapping (custom demands)."""
     from collections.abc import Mapping
 
     from capprof.tagging.catalog import load_catalog
 
-    expected = dict(zip(load_catalog()["scenario"], load_catalog()["substrate"]))
+    catalog = load_catalog()
+    expected = dict(zip(catalog["scenario"], catalog["substrate"]))
     if isinstance(known_scenarios, Mapping):
         expected.update({str(k): str(v) for k, v in known_scenarios.items()})
+    return expected
+
+
+def _substrate_contradictions(table: pd.DataFrame, expected: dict[str, str], where: str) -> list[str]:
+    """One line if a scenario runs on another substrate than the table says
+    (per the catalog or a custom demands file): the per-substrate aggregates
+    would silently be wrong."""
     pairs = table[["scenario", "substrate"]].drop_duplicates()
     wrong = pairs[[expected.get(sc, sub) != sub for sc, sub in zip(pairs["scenario"], pairs["substrate"])]]
     if wrong.empty:

@@ -115,7 +115,11 @@ def test_schema_csv_and_parquet_round_trip(tmp_path):
     (lambda t: t.assign(team=t.team.where(t.index != 1, " ")), "empty `team`"),
     (lambda t: pd.concat([t, t.iloc[[0]]]), "repeat a (team, scenario, replicate)"),
     (lambda t: t.assign(replicate=t.replicate.astype(float).where(t.index != 1, 0.5)), "non-negative integers"),
-    (lambda t: t.assign(substrate=t.substrate.where(t.index != 1, "territory__rooms")), "more than one substrate"),
+    (lambda t: t.assign(substrate=t.substrate.where(t.index != 1, "territory__rooms")),
+     'scenario "clean_up_0" runs on "clean_up" (catalog or demands file), but the table says "territory__rooms"'),
+    (lambda t: t.assign(scenario=t.scenario.replace("clean_up_1", "mine"),
+                        substrate=t.substrate.where(t.index != 7, "territory__rooms")),
+     'scenario "mine" is listed under more than one substrate ("clean_up", "territory__rooms")'),
 ])
 def test_validation_names_each_problem(mutate, message):
     with pytest.raises(CapprofError) as info:
