@@ -518,6 +518,10 @@ def train(settings: TrainSettings, out: Path, steps: int, *, checkpoint_every: i
         try:
             if found:
                 algo.restore_from_path(str(found[1]))
+                # restore_from_path restores the learner's modules but leaves the
+                # samplers' copies as built: sample the next batch with the restored ones.
+                algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group,
+                                                   inference_only=True)
             modules = module_ids(settings, scenario.n_players)
             num_actions = int(algo.get_module(modules[0]).action_space.n)
             saved_at = progress.env_steps

@@ -133,14 +133,20 @@ def run(args, command: list[str]) -> int:
                                f"--batch-size); give --steps {lib.minimum_steps(settings)} or more, or lower "
                                "--batch-size")
         lib.resolve_target(settings.target)
-    _quiet_libraries()
     bar = _Bar(steps, args.quiet, settings.batch_size)
+
+    def on_start(progress) -> None:
+        _quiet_libraries()
+        bar.start(progress)
+
     try:
         result = lib.train(settings, out, steps, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                           command=command, on_start=bar.start, on_iteration=bar.update)
+                           command=command, on_start=on_start, on_iteration=bar.update)
     finally:
         bar.close()
     p = result.progress
+    if result.progress.env_steps >= steps and not result.curve and not result.interrupted:
+        return 0  # nothing to do (the library's note said so)
     if result.interrupted:
         print(f"capprof: interrupted at {p.env_steps} env steps; checkpoint saved in {result.checkpoint}; "
               f"continue with `capprof train --out {shlex.quote(str(result.out))} --resume`", file=sys.stderr)

@@ -1,0 +1,176 @@
+"""``capprof train``: one clear line for bad input (fast), and a real tiny
+training run on commons_harvest__open that is interrupted with Ctrl-C,
+resumed, and then played by ``capprof run`` (slow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.runners
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _one_error_line(res, *needles):
+    assert res.code == 2, (res.code, res.err)
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("capprof: error:"), res.err
+    for needle in needles:
+        assert needle in lines[0], res.err
+    return lines[0]
+
+
+def _fake_run(root: Path, env_steps: int = 400, settings=None) -> Path:
+    """A training directory as capprof train leaves it (without the weights)."""
+    (root / "checkpoints" / f"step_{env_steps:09d}").mkdir(parents=True)
+    (root / "checkpoints" / f"step_{env_steps:09d}" / "capprof_checkpoint.json").write_text(
+        json.dumps({"iteration": 2, "env_steps": env_steps, "wall_seconds": 60.0}))
+    (root / "train.json").write_text(json.dumps({
+        "target": "commons_harvest__open", "budget_env_steps": env_steps, "sessions": [],
+        "settings": {"target": "commons_harvest__open", "batch_size": 200, "minibatch_size": 100,
+                     **(settings or {})}}))
+    return root
+
+
+# ------------------------------------------------------------ fast: bad input
+
+
+def test_unknown_substrate_suggests_the_close_name(cli, tmp_path):
+    _one_error_line(cli("train", "commons_harvest__opn", "--out", tmp_path / "a"),
+                    'unknown substrate or scenario "commons_harvest__opn"', 'did you mean "commons_harvest__open"')
+    _one_error_line(cli("train", "commons_harvest__open__no_zp", "--out", tmp_path / "a"),
+                    'did you mean "commons_harvest__open__no_zap"')
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_scenario_with_background_players_is_refused_naming_the_variants(cli, tmp_path):
+    _one_error_line(cli("train", "commons_harvest__open__resident_harvester", "--out", tmp_path / "a"),
+                    "has 1 background player(s)", "commons_harvest__open__no_zap",
+                    "commons_harvest__open__regrowth_x0p1")
+
+
+def test_budget_below_one_iteration_names_the_minimum(cli, tmp_path):
+    _one_error_line(cli("train", "commons_harvest__open", "--out", tmp_path / "a", "--steps", "100"),
+                    "--steps 100 is below one iteration (2000 env steps", "give --steps 2000 or more")
+    _one_error_line(cli("train", "commons_harvest__open", "--out", tmp_path / "a", "--steps", "300",
+                        "--batch-size", "400", "--minibatch-size", "100"), "give --steps 400 or more")
+
+
+def test_non_empty_out_without_resume_is_refused(cli, tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    _one_error_line(cli("train", "commons_harvest__open", "--out", tmp_path / "full"),
+                    "is not empty", "add --resume")
+    assert (tmp_path / "full" / "notes.txt").read_text() == "mine"
+
+
+def test_resume_without_a_checkpoint_is_refused(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "empty", tmp_path / "missing"):
+        _one_error_line(cli("train", "commons_harvest__open", "--out", out, "--resume"),
+                        "holds no capprof train checkpoint", "drop --resume")
+
+
+def test_resume_keeps_the_recorded_settings(cli, tmp_path):
+    run = _fake_run(tmp_path / "run")
+    _one_error_line(cli("train", "--out", run, "--resume", "--batch-size", "400"),
+                    "was trained with --batch-size 200, not 400", "drop --batch-size")
+    _one_error_line(cli("train", "clean_up", "--out", run, "--resume"),
+                    "trains on commons_harvest__open, not clean_up")
+
+
+def test_resume_at_the_budget_says_there_is_nothing_to_do(cli, tmp_path):
+    run = _fake_run(tmp_path / "run", env_steps=400)
+    res = cli("train", "--out", run, "--resume", "--steps", "400")
+    assert res.code == 0, res.err
+    assert "capprof: note:" in res.err and "already holds 400 env steps" in res.err and "raise --steps" in res.err
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--seed", "-1"], "argument --seed: -1 is negative"),
+    (["--steps", "0"], "argument --steps: 0 is below 1"),
+    (["--checkpoint-every", "x"], 'argument --checkpoint-every: "x" is not a whole number'),
+    (["--gamma", "1.5"], "argument --gamma: 1.5 is above 1"),
+    (["--downsample", "3"], "--downsample must divide 88 (got 3)"),
+    (["--batch-size", "200", "--minibatch-size", "500"], "--minibatch-size 500 exceeds --batch-size 200"),
+])
+def test_bad_option_values_are_one_line(cli, tmp_path, args, needle):
+    _one_error_line(cli("train", "commons_harvest__open", "--out", tmp_path / "a", *args), needle)
+
+
+def test_a_name_is_required_without_resume(cli, tmp_path):
+    _one_error_line(cli("train", "--out", tmp_path / "a"), "name a substrate or scenario to train on")
+
+
+# ------------------------------------------------------------ slow: real RLlib
+
+
+def _train_process(*args) -> subprocess.Popen:
+    # Its own session, so SIGINT reaches the whole group as a terminal's Ctrl-C does.
+    return subprocess.Popen([sys.executable, "-m", "capprof", "train", *map(str, args)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+@pytest.mark.slow
+def test_train_interrupt_resume_and_play(tmp_path, cli_subprocess):
+    """Trains on commons_harvest__open, is interrupted by Ctrl-C after its
+    first iteration (a checkpoint is saved, exit 130), resumes to its budget
+    (the step count and the curve continue) and plays one short episode."""
+    import pandas as pd
+
+    out = tmp_path / "ppo"
+    proc = _train_process("commons_harvest__open", "--out", out, "--steps", "20000", "--batch-size", "200",
+                          "--minibatch-size", "100", "--max-episode-steps", "100", "--seed", "3")
+    lines = []
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("iteration 1/100:"):
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    rest_out, rest_err = proc.communicate(timeout=300)
+    err = "".join(lines) + rest_err
+    assert proc.returncode == 130, err[-3000:]
+    assert "capprof: interrupted at" in err and "--resume" in err, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    record = json.loads((out / "train.json").read_text())
+    assert record["status"] == "interrupted" and record["settings"]["seed"] == 3
+    assert record["sessions"][0]["command"][:3] == ["capprof", "train", "commons_harvest__open"]
+    assert record["sessions"][0]["versions"]["ray"] == "2.60.0"
+    interrupted_at = record["env_steps"]
+    assert interrupted_at in (200, 400)  # the first iteration, or the second if it finished first
+
+    res = cli_subprocess("train", "--out", out, "--resume", "--steps", interrupted_at + 200, timeout=600)
+    assert res.code == 0, res.err[-3000:]
+    assert f"resuming at iteration {interrupted_at // 200}, {interrupted_at} env steps" in res.err
+    curve = pd.read_csv(out / "learning_curve.csv")
+    assert list(curve["iteration"]) == list(range(1, interrupted_at // 200 + 2))
+    assert list(curve["env_steps"]) == list(range(200, interrupted_at + 201, 200))
+    assert curve["wall_seconds"].is_monotonic_increasing
+    assert {"episode_return_mean", "per_capita_return_mean", "entropy"} <= set(curve.columns)
+    record = json.loads((out / "train.json").read_text())
+    assert record["status"] == "done" and len(record["sessions"]) == 2
+    assert record["env_steps"] == interrupted_at + 200
+    assert (out / record["checkpoint"] / "capprof_checkpoint.json").exists()
+    convention = json.loads((out / "capprof_rllib.json").read_text())
+    assert convention["substrate"] == "commons_harvest__open" and convention["modules"] == ["shared"]
+
+    runs = tmp_path / "runs"
+    res = cli_subprocess("run", "--population", f"ppo=rllib:{out}", "--scenario",
+                         "commons_harvest__open__resident_harvester", "--episodes", "1", "--max-steps", "40",
+                         "--out", runs, "--quiet", timeout=300)
+    assert res.code == 0, res.err[-3000:]
+    row = pd.read_parquet(runs).iloc[0]
+    assert row["status"] == "ok" and row["steps"] == 40, row["error"]
+    assert set(row["focal_members"]) == {f"rllib:{out}"}
