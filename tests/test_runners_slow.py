@@ -136,3 +136,50 @@ def test_isolate_survives_a_policy_hung_in_native_code_and_a_segfault(tmp_path, 
     assert table.loc["crash", "status"] == "error"
     assert "episode process died (signal 11)" in table.loc["crash", "error"]
     assert table.loc["random", "status"] == "ok" and table.loc["random", "steps"] == 20
+
+
+def test_two_node_ray_cluster_losing_its_worker_node_mid_run_records_every_episode_once(tmp_path):
+    """A real two-node Ray cluster on this machine (a head and a worker node,
+    one CPU each, as separate raylets): `capprof run --ray --address` uses
+    both, the worker node is removed while it plays an episode, and the run
+    finishes on the head node with every episode recorded exactly once and
+    the summary naming the episode it ran again."""
+    import glob
+
+    from ray.cluster_utils import Cluster
+
+    # Health checks every second, so the lost node is noticed in ~3 s, not ~15 s.
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": False,
+        "_system_config": {"health_check_initial_delay_ms": 0, "health_check_period_ms": 1000,
+                           "health_check_failure_threshold": 3}})
+    proc = None
+    try:
+        worker = cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        out = tmp_path / "out"
+        episodes = 6
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "capprof", "run", "--population", "random", "--scenario", PD_VISITOR,
+             "--episodes", str(episodes), "--max-steps", "300", "--out", str(out), "--ray",
+             "--address", cluster.address, "--quiet"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 300
+        # Two finished episodes: both actors are up and busy with their next one.
+        while len(glob.glob(str(out / "*.parquet"))) < 2:
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-2000:]
+            time.sleep(0.2)
+        cluster.remove_node(worker)
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        cluster.shutdown()
+    assert proc.returncode == 0, stderr[-2000:]
+    assert f"{episodes} episode(s) ok" in stdout
+    assert "were run again after their Ray worker was lost" in stdout and "each is recorded once" in stdout
+    table = pd.read_parquet(out)
+    assert sorted(table["episode"]) == list(range(episodes))  # every episode, none twice
+    assert (table["status"] == "ok").all() and (table["steps"] == 300).all()
+    assert len(list(out.glob("*.parquet"))) == episodes and not list(out.glob(".*.tmp"))
