@@ -157,8 +157,8 @@ def _env_class():
             super().__init__()
             import gymnasium as gym
 
-            from capprof.runners._meltingpot import import_meltingpot
-            from capprof.runners.episode import build_substrate
+            from capprof.meltingpot_import import import_meltingpot
+            from capprof.runners.substrate import build_substrate
 
             import_meltingpot()
             cfg = dict(env_config or {})
@@ -457,8 +457,10 @@ def _ray_init():
 
     if ray.is_initialized():
         return False
-    ray.init(num_cpus=max(1, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
+    # address="local": always a private instance, never a cluster someone else
+    # started on this machine (ray.init() alone would join it).
+    ray.init(address="local", num_cpus=max(1, os.cpu_count() or 1), include_dashboard=False,
+             log_to_driver=False, configure_logging=False)
     return True
 
 
@@ -505,7 +507,7 @@ def train(settings: TrainSettings, out: Path, steps: int, *, checkpoint_every: i
     if on_start:
         on_start(progress)
 
-    from capprof.runners._meltingpot import import_meltingpot
+    from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()  # first, so TensorFlow's start-up lines stay hidden when RLlib imports it
     started_ray = _ray_init()

@@ -98,7 +98,7 @@ def _quiet_libraries() -> None:
     import logging
     import os
 
-    from capprof.runners._meltingpot import import_meltingpot
+    from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -215,6 +215,8 @@ def legacy_main(argv=None) -> int:
     parser.add_argument("--iterations", type=positive_int, help="iterations (batches) to train")
     args = parser.parse_args(argv)
     if args.iterations is not None:
-        args.steps = args.iterations * (args.batch_size or 2000)
+        from capprof.runners.rllib_train import TrainSettings
+
+        args.steps = args.iterations * (args.batch_size or TrainSettings.batch_size)
     args.func = lambda a: run(a, ["python", "-m", "capprof.runners.rllib_train", *(argv or sys.argv[1:])])
     return _dispatch(args)
