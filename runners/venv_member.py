@@ -143,7 +143,7 @@ class BridgeProcess:
             raise PolicyProcessError(self._death(during))
         try:
             bridge.send(self.proc.stdin.fileno(), message)
-            status, value = bridge.receive(self.proc.stdout.fileno())
+            status, value = bridge.receive(self.proc.stdout.fileno(), spin=bridge.SPIN_SECONDS)
         except (EOFError, BrokenPipeError):
             self.proc.wait()
             message = self._death(during)

@@ -45,6 +45,47 @@ def observation() -> dm_env.TimeStep:
 # ------------------------------------------------------------ fast: capprof's interpreter as the other one
 
 
+def plain_submission(root: Path) -> Path:
+    """A starter-kit directory like tests/fixtures/submission whose policy
+    does not import meltingpot (capprof's interpreter has it, and importing
+    it in every child would take most of a fast test)."""
+    (root / "my_policies").mkdir(parents=True)
+    (root / "my_policies" / "__init__.py").write_text("")
+    (root / "my_policies" / "user_config.py").write_text(textwrap.dedent("""
+        import json, os
+
+        class Logger:
+            def __init__(self, policy_id):
+                self.policy_id = policy_id
+                self.log("init")
+
+            def log(self, event):
+                with open(os.environ["CAPPROF_SUBMISSION_LOG"], "a") as f:
+                    f.write(json.dumps({"event": event, "policy_id": self.policy_id, "pid": os.getpid()}) + "\\n")
+
+            def __enter__(self):
+                self.log("enter")
+                return self
+
+            def __exit__(self, *exc):
+                self.log("exit")
+
+            def initial_state(self):
+                return 0
+
+            def step(self, timestep, state):
+                return int(timestep.observation["RGB"].mean() > 1), state + 1
+
+            def close(self):
+                self.log("close")
+
+        SubmissionPolicies = {"prisoners_dilemma_in_the_matrix__arena": Logger, "commons_harvest__open": Logger}
+        SubmissionRoles = {"prisoners_dilemma_in_the_matrix__arena": {"default": ["agent_0", "agent_3"]},
+                           "commons_harvest__open": {"default": ["agent_0"]}}
+    """))
+    return root
+
+
 def test_submission_runs_in_a_child_interpreter(tmp_path, monkeypatch):
     from capprof.errors import CapprofError
     from capprof.runners.populations import PolicySlot, check_covers, parse_population, substrate_info
@@ -52,7 +93,7 @@ def test_submission_runs_in_a_child_interpreter(tmp_path, monkeypatch):
 
     log = tmp_path / "log.jsonl"
     monkeypatch.setenv("CAPPROF_SUBMISSION_LOG", str(log))
-    spec = f"kit=submission:{SUBMISSION}@{sys.executable}"
+    spec = f"kit=submission:{plain_submission(tmp_path / 'kit')}@{sys.executable}"
     population = parse_population(spec)
     with pytest.raises(CapprofError, match="does not cover substrate clean_up .*it covers commons_harvest__open, "
                                            "prisoners_dilemma_in_the_matrix__arena"):
@@ -62,10 +103,10 @@ def test_submission_runs_in_a_child_interpreter(tmp_path, monkeypatch):
     state = policy.initial_state()
     for _ in range(3):
         action, state = policy.step(observation(), state)
-        assert type(action) is int
+        assert action == 0 and type(action) is int
     policy.close()
     events = read_log(log)
-    assert [e["event"] for e in events] == ["init", "enter", "step", "close"]
+    assert [e["event"] for e in events] == ["init", "enter", "exit"]  # a context manager is exited, not closed
     assert events[0]["policy_id"] in {"agent_0", "agent_3"}  # what SubmissionRoles allows
     assert events[0]["pid"] != os.getpid()
 
@@ -110,7 +151,7 @@ def test_a_child_that_exits_fails_the_step_and_the_next_build_restarts_it(tmp_pa
     ("x={recorder}:Recorder@/nowhere/bin/python", "interpreter /nowhere/bin/python does not exist"),
     ("x={recorder}:Recorder@{not_executable}", "is not an executable file"),
     ("x={recorder}:Recorder@{bare}", "lacks numpy and dm_env; install them there"),
-    ("x={recorder}:Nope@{python}", '"Nope" not found'),
+    ("x={plain}:Nope@{python}", '"Nope" not found in'),
     ("x=random@{python}", "only module:Class, FILE.py[:Class] and submission:DIR members can run in another"),
 ])
 def test_bad_interpreters_are_one_line_exit_2(cli, tmp_path_factory, member, needle):
@@ -120,7 +161,9 @@ def test_bad_interpreters_are_one_line_exit_2(cli, tmp_path_factory, member, nee
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=300)
     not_executable = root / "python-text"
     not_executable.write_text("not a program")
-    spec = member.format(recorder=RECORDER, not_executable=not_executable, bare=bare / "bin" / "python",
+    plain = root / "plain_policy.py"
+    plain.write_text("class Still:\n    pass\n")
+    spec = member.format(recorder=RECORDER, plain=plain, not_executable=not_executable, bare=bare / "bin" / "python",
                          python=sys.executable)
     out = root / "out-bad"
     res = cli("run", "--population", spec, "--scenario", PD_RESIDENT, "--episodes", "1", "--out", out)
@@ -164,6 +207,7 @@ def test_members_play_in_their_own_venv_and_its_failures_stay_in_their_episodes(
             "--step-timeout", "3", "--quiet"]
     for team in ("PrefixReporter", "Raiser", "Exiter", "Hanger"):
         args += ["--population", f"{team}={VENV_POLICIES}:{team}@{other_python}"]
+    args += ["--population", f"kit=submission:{SUBMISSION}@{other_python}"]
     res = cli(*args)
     assert res.code == 0, res.err
     table = pd.read_parquet(out).set_index(["team", "episode"])
@@ -176,9 +220,14 @@ def test_members_play_in_their_own_venv_and_its_failures_stay_in_their_episodes(
         assert exited["status"] == "error" and "exited with code 7" in exited["error"]
         assert "(Exiter: leaving now)" in exited["error"]
         assert table.loc[("Hanger", episode), "status"] == "timeout"
+        assert table.loc[("kit", episode), "status"] == "ok", table.loc[("kit", episode), "error"]
     events = read_log(log)
     venv_root = other_python.parent.parent
     assert {Path(e["prefix"]) for e in events} == {venv_root}
-    assert not any(e["capprof"] for e in events) and all(e["cowsay"] == "cowsay" for e in events)
-    reporter_pids = {e["pid"] for e in events[:2]}  # the first team's two episodes
+    reports = [e for e in events if "cowsay" in e]
+    assert not any(e["capprof"] for e in reports) and all(e["cowsay"] == "cowsay" for e in reports)
+    reporter_pids = {e["pid"] for e in reports[:2]}  # the first team's two episodes
     assert len(reporter_pids) == 1 and os.getpid() not in reporter_pids  # one child per worker, reused
+    kit = [e for e in events if e.get("module") == "my_policies.recorder"]
+    assert [e["event"] for e in kit] == ["init", "enter", "step", "close"] * 2
+    assert {e["policy_id"] for e in kit} == {"agent_0"}  # the visitor's slot 0, allowed for commons
