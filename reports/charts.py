@@ -334,3 +334,32 @@ def timeseries_chart(curves: pd.DataFrame, value: str, ylabel: str, title: str, 
     fig.suptitle(mpl_text(title), fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def pit_chart(bins: pd.DataFrame):
+    """Histogram of the probability integral transform of the fitted cells
+    (columns lo, hi, observed, expected, low, high, agrees): bars are the
+    observed share of cells per bin, the dashed line the share a uniform PIT
+    gives and the grey band its binomial interval; bars outside the band are
+    drawn in the palette's warning colour."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    width = (bins["hi"] - bins["lo"]).to_numpy()
+    centres = ((bins["lo"] + bins["hi"]) / 2).to_numpy()
+    colours = [PALETTE[0] if ok else PALETTE[3] for ok in bins["agrees"]]
+    ax.bar(centres, bins["observed"], width=width * 0.9, color=colours, zorder=2)
+    lo, hi = float(bins["lo"].min()), float(bins["hi"].max())
+    ax.fill_between([lo, hi], float(bins["low"].min()), float(bins["high"].max()), color="#888888", alpha=0.2,
+                    linewidth=0, zorder=1)
+    ax.plot([lo, hi], [float(bins["expected"].mean())] * 2, color="#444444", linestyle="--", linewidth=1, zorder=3)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=PALETTE[0]), plt.Rectangle((0, 0), 1, 1, color=PALETTE[3]),
+               plt.Rectangle((0, 0), 1, 1, color="#888888", alpha=0.2),
+               plt.Line2D([], [], color="#444444", linestyle="--", linewidth=1)]
+    labels = ["observed share of cells", "outside the interval", "interval for a uniform PIT", "uniform"]
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("PIT of the observed cell score under the posterior predictive", fontsize=9)
+    ax.set_ylabel("share of cells", fontsize=9)
+    ax.set_title("posterior predictive check: PIT histogram", fontsize=11)
+    ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.grid(axis="y", color="#eeeeee", linewidth=0.6)
+    ax.set_axisbelow(True)
+    return fig

@@ -16,9 +16,11 @@ from capprof.errors import CapprofError
 from capprof.profiling.constants import POOLED_TEAM
 from capprof.reports import tables
 
-# Inputs in the order the report lists them; the first three make up the
-# profile written by `capprof profile`, the others are its evidence.
-PROFILE_PARTS = ("profiles", "diagnostics", "importances")
+# Inputs in the order the report lists them. The first four come from the
+# profile `capprof profile` wrote (input name -> Profile attribute), the
+# others are its evidence.
+PROFILE_PARTS = {"profiles": "abilities", "diagnostics": "diagnostics", "importances": "importances",
+                 "posterior": "posterior"}
 INPUT_NAMES = (*PROFILE_PARTS, "evaluate", "scores", "episodes", "timeseries")
 SUFFIXES = (".csv", ".parquet", ".feather", "")  # "" = a directory (of Parquet files)
 # Columns that hold names: kept as text even when every value looks like a number.
@@ -46,14 +48,44 @@ def locate(directory: Path, stem: str, explicit: str | Path | None = None) -> Pa
     return None
 
 
-def locate_inputs(directory: Path, explicit: Mapping[str, str | Path | None]) -> dict[str, Path | None]:
-    """Every input of INPUT_NAMES -> its path (None when absent)."""
-    return {name: locate(directory, name, explicit.get(name)) for name in INPUT_NAMES}
+def locate_inputs(directory: Path, explicit: Mapping[str, str | Path | None], profile=None
+                  ) -> dict[str, Path | None]:
+    """Every input of INPUT_NAMES -> its path (None when absent). With a
+    ``profile`` (see ``read_profile``) its parts are the profile's files."""
+    from capprof.profiling.profile import PROFILE_FILES
+
+    paths = {}
+    for name in INPUT_NAMES:
+        if name in PROFILE_PARTS and profile is not None:
+            present = _profile_part(profile, name) is not None
+            paths[name] = directory / PROFILE_FILES[name] if present else None
+        elif name == "posterior":
+            paths[name] = None  # only a whole profile has a usable posterior
+        else:
+            paths[name] = locate(directory, name, explicit.get(name))
+    return paths
 
 
 def looked_for() -> str:
     """The file names a report looks for, for messages."""
-    return ", ".join(f"{name}.*" for name in INPUT_NAMES)
+    return ", ".join(f"{name}.*" for name in INPUT_NAMES if name != "posterior")
+
+
+def read_profile(directory: Path):
+    """The profile ``capprof profile`` wrote in ``directory``
+    (``capprof.profiling.profile.Profile.load``; a damaged or incomplete one
+    is a CapprofError naming the file), or None when the directory holds no
+    profile (no model.json): loose profiles.csv, diagnostics.csv and
+    importances.csv are then read file by file."""
+    from capprof.profiling.profile import PROFILE_FILES, Profile
+
+    if not (Path(directory) / PROFILE_FILES["meta"]).exists():
+        return None
+    return Profile.load(directory)
+
+
+def _profile_part(profile, name: str):
+    return getattr(profile, PROFILE_PARTS[name])
 
 
 def read_input(path: Path) -> pd.DataFrame:
@@ -85,13 +117,15 @@ class Inputs:
 
     ``paths`` maps INPUT_NAMES to files (None when absent); ``teams`` are the
     teams chosen with --teams (None: default); ``normalisation`` is the
-    score normalisation of the score sections.
+    score normalisation of the score sections; ``profile`` the loaded
+    Profile (``read_profile``) or None.
     """
 
     def __init__(self, directory: Path, paths: Mapping[str, Path | None], teams: Sequence[str] | None,
-                 normalisation: str):
+                 normalisation: str, profile=None):
         self.directory = Path(directory)
         self.paths = dict(paths)
+        self.profile = profile
         self.teams = list(teams) if teams else None
         self.normalisation = normalisation
         self._cache: dict[str, object] = {}
@@ -110,6 +144,11 @@ class Inputs:
         return value
 
     def _read(self, name: str) -> pd.DataFrame:
+        if self.profile is not None and name in PROFILE_PARTS:
+            frame = _profile_part(self.profile, name)
+            if frame is None:
+                raise Absent(f"the profile in {self.directory} has no {name} (it was fitted without an assessor)")
+            return frame
         path = self.paths.get(name)
         if path is None:
             raise Absent(f"no {name} input in {self.directory}")
@@ -127,6 +166,13 @@ class Inputs:
         if value.empty:
             raise Absent(f"{self.paths[name].name} has no rows")
         return value
+
+    def posterior(self):
+        """The profile's posterior (ArviZ InferenceData)."""
+        if self.profile is None:
+            raise Absent(f"no profile in {self.directory} (model.json and posterior.nc, as `capprof profile` "
+                         "writes them)")
+        return self.profile.posterior
 
     def profiles(self) -> pd.DataFrame:
         """The abilities table (team, ability as strings)."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from capprof.errors import CapprofError, did_you_mean
-from capprof.reports.inputs import Absent, Inputs, locate_inputs, looked_for
+from capprof.reports.inputs import Absent, Inputs, locate_inputs, looked_for, read_profile
 from capprof.reports.markup import Charts, Rendered, not_shown, page
 from capprof.reports.sections import SECTIONS, Section
 
@@ -97,12 +97,13 @@ def build_report(
     if not directory.is_dir():
         raise CapprofError(f"{directory} is not a directory; give the profile directory written by `capprof profile`")
     check_out(out)
+    profile = read_profile(directory)
     paths = locate_inputs(directory, {"evaluate": evaluate_path, "scores": scores_path,
-                                      "episodes": episodes_path, "timeseries": timeseries_path})
+                                      "episodes": episodes_path, "timeseries": timeseries_path}, profile)
     if not any(paths.values()):
         raise CapprofError(f"{directory} holds none of the report's inputs (looked for {looked_for()}); "
                            "give a directory written by `capprof profile` or `capprof run`")
-    inputs = Inputs(directory, paths, teams, normalisation)
+    inputs = Inputs(directory, paths, teams, normalisation, profile)
     if teams:
         _check_teams(inputs, teams)
     charts = Charts(charts_dir(out), inputs.report_teams)

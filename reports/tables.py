@@ -67,12 +67,13 @@ class DiagnosticFlags:
 
 def diagnostic_flags(diagnostics: pd.DataFrame, rhat_max: float = RHAT_MAX, ess_min: float = ESS_MIN
                      ) -> DiagnosticFlags:
-    """Flag max_rhat > rhat_max, min_ess_bulk < ess_min and divergences > 0
-    where those columns exist."""
+    """Flag max_rhat > rhat_max, min_ess_bulk < ess_min, divergences > 0 and
+    ppc_disagreements > 0 where those columns exist."""
     checks = {
         "max_rhat": (lambda v: v > rhat_max, f"R-hat above {rhat_max}"),
         "min_ess_bulk": (lambda v: v < ess_min, f"bulk ESS below {ess_min}"),
         "divergences": (lambda v: v > 0, "divergent transitions"),
+        "ppc_disagreements": (lambda v: v > 0, "posterior predictive checks that disagree"),
     }
     cells, problems = set(), []
     for column, (bad, what) in checks.items():
@@ -83,6 +84,34 @@ def diagnostic_flags(diagnostics: pd.DataFrame, rhat_max: float = RHAT_MAX, ess_
         if failed.any():
             problems.append(f"{int(failed.sum())} model(s) with {what}")
     return DiagnosticFlags(frozenset(cells), tuple(problems))
+
+
+@dataclass(frozen=True)
+class PredictiveChecks:
+    """Posterior predictive checks (capprof.profiling.layout.ppc_table) split
+    for display: ``shares`` (floor and ceiling share: check, observed,
+    replicated, low, high, agrees), ``ks`` (the PIT's KS distance and
+    p-value: check, observed, agrees), ``bins`` (PIT histogram: lo, hi,
+    observed, expected, low, high, agrees)."""
+
+    shares: pd.DataFrame
+    ks: pd.DataFrame
+    bins: pd.DataFrame
+
+
+def predictive_checks(table: pd.DataFrame) -> PredictiveChecks:
+    """``ppc_table`` output -> PredictiveChecks (PIT bins are the rows named
+    "PIT bin [lo, hi)")."""
+    checks = table["check"].astype(str)
+    shares = table[checks.isin(["floor share", "ceiling share"])].reset_index(drop=True)
+    ks = table[checks.str.startswith("PIT KS")][["check", "observed", "agrees"]].reset_index(drop=True)
+    bins = table[checks.str.startswith("PIT bin")]
+    edges = bins["check"].str.extract(r"\[\s*([-\d.]+)\s*,\s*([-\d.]+)\s*\)").astype(float)
+    bins = pd.DataFrame({"lo": edges[0].to_numpy(), "hi": edges[1].to_numpy(),
+                         "observed": bins["observed"].to_numpy(), "expected": bins["replicated"].to_numpy(),
+                         "low": bins["low"].to_numpy(), "high": bins["high"].to_numpy(),
+                         "agrees": bins["agrees"].to_numpy(dtype=bool)})
+    return PredictiveChecks(shares, ks, bins)
 
 
 # ------------------------------------------------------------ predictive comparison

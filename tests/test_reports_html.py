@@ -56,7 +56,10 @@ def test_report_has_every_section_with_content(full_report):
     for section in SECTIONS:
         body = _section(html, section.key)
         assert section.key in re.findall(r'<a href="#([^"]+)">', html)
-        assert "Not shown" not in body, (key, body[:300])
+        if section.key == "predictive-checks":  # needs a fitted posterior: see the tests below
+            assert "Not shown: no profile in" in body
+            continue
+        assert "Not shown" not in body, (section.key, body[:300])
     # each team has its own profile charts (one per demand group: substrate, mode, behaviour)
     profiles = _section(html, "profiles")
     assert profiles.count("<h3>") == 3
@@ -73,6 +76,91 @@ def test_report_writes_the_pngs_next_to_the_html(full_report):
         assert png.parent == out.parent / "report_files"
         assert png.read_bytes().startswith(PNG_MAGIC)
     assert not any("script" in p.name for p in pngs)  # file names never carry team names
+
+
+# ------------------------------------------------------------ a profile written by `capprof profile`
+
+
+def _ppc_table(floor_agrees=True):
+    rows = [("floor share", 0.25, 0.05, 0.01, 0.10, floor_agrees), ("ceiling share", 0.0, 0.01, 0.0, 0.03, True),
+            ("PIT KS distance", 0.3, np.nan, np.nan, np.nan, floor_agrees),
+            ("PIT KS p-value", 0.5 if floor_agrees else 0.001, np.nan, 0.01, 1.0, floor_agrees)]
+    rows += [(f"PIT bin [{k / 10:.1f}, {(k + 1) / 10:.1f})", 0.3 if k == 4 else 0.7 / 9, 0.1, 0.02, 0.2, k != 4)
+             for k in range(10)]
+    return pd.DataFrame(rows, columns=["check", "observed", "replicated", "low", "high", "agrees"])
+
+
+def test_predictive_checks_split_for_display():
+    checks = tables.predictive_checks(_ppc_table())
+    assert checks.shares["check"].tolist() == ["floor share", "ceiling share"]
+    assert checks.ks["check"].tolist() == ["PIT KS distance", "PIT KS p-value"]
+    assert checks.bins["lo"].tolist() == pytest.approx([k / 10 for k in range(10)])
+    assert checks.bins["hi"].iloc[-1] == 1.0 and checks.bins["expected"].tolist() == [0.1] * 10
+    assert checks.bins["agrees"].tolist() == [k != 4 for k in range(10)]
+
+
+@pytest.fixture
+def profiled(tmp_path, monkeypatch):
+    """The fixture directory as if `capprof profile` had written it: a
+    Profile-like object whose posterior the (stubbed) PPCs read."""
+    from types import SimpleNamespace
+
+    directory = tmp_path / "profile"
+    shutil.copytree(FIXTURE, directory)
+    posterior = object()
+    profile = SimpleNamespace(abilities=pd.read_csv(FIXTURE / "profiles.csv"),
+                              diagnostics=pd.read_csv(FIXTURE / "diagnostics.csv").assign(ppc_disagreements=[0, 2]),
+                              importances=None, posterior=posterior)
+    monkeypatch.setattr("capprof.reports.report.read_profile", lambda d: profile)
+    seen = []
+
+    def ppc_table(idata, **kwargs):
+        seen.append(idata)
+        return _ppc_table(floor_agrees=False)
+
+    monkeypatch.setattr("capprof.profiling.layout.ppc_table", ppc_table)
+    return directory, posterior, seen
+
+
+def test_report_shows_the_posterior_predictive_checks(profiled, tmp_path):
+    directory, posterior, seen = profiled
+    out = tmp_path / "r.html"
+    build_report(directory, out, progress=False)
+    html = out.read_text()
+    assert seen == [posterior]  # the checks ran on the profile's own posterior
+    checks = _section(html, "predictive-checks")
+    assert "Not shown" not in checks and checks.count("<img ") == 1
+    assert "The posterior does not reproduce the data: observed 25% of cells at the floor (score 0), " \
+           "replicated from the posterior 5% [1%, 10%]" in checks
+    assert "<td>floor share</td><td>25.0%</td><td>5.0%</td><td>[1.0%, 10.0%]</td><td class=\"bad\">no</td>" in checks
+    assert "<td>ceiling share</td><td>0.0%</td><td>1.0%</td><td>[0.0%, 3.0%]</td><td>yes</td>" in checks
+    diagnostics = _section(html, "diagnostics")
+    assert "1 model(s) with posterior predictive checks that disagree" in diagnostics
+    # the profile's parts replace the loose files: it has no assessor, so no importances
+    assert "Not shown: the profile in" in _section(html, "importances")
+    assert "has no importances (it was fitted without an assessor)" in _section(html, "importances")
+
+
+def test_report_refuses_an_incomplete_profile_in_one_line(cli, tmp_path):
+    directory = tmp_path / "profile"
+    shutil.copytree(FIXTURE, directory)
+    (directory / "model.json").write_text('{"format": 2, "complete": false}')
+    line = _one_error_line(cli("report", directory, "--out", tmp_path / "r.html"))
+    assert f"{directory / 'model.json'} is not marked complete (interrupted?)" in line
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.slow
+def test_report_of_a_real_profile_shows_its_predictive_checks(cli, tmp_path):
+    out_dir = tmp_path / "profile"
+    result = cli("profile", FIXTURE / "scores.csv", "--draws", "60", "--tune", "60", "--quiet", "--out", out_dir)
+    assert result.code == 0, result.err
+    result = cli("report", out_dir, "--out", tmp_path / "r.html")
+    assert result.code == 0, result.err
+    html = (tmp_path / "r.html").read_text()
+    checks = _section(html, "predictive-checks")
+    assert "Not shown" not in checks and checks.count("<img ") == 1 and "floor share" in checks
+    assert "Not shown" not in _section(html, "profiles") and "Not shown" not in _section(html, "importances")
 
 
 def test_report_flags_sampling_problems(full_report):

@@ -16,6 +16,7 @@ from capprof.reports.sections import (
     importances,
     overlay,
     predictive,
+    predictive_checks,
     profiles,
     substrate_scores,
 )
@@ -23,6 +24,7 @@ from capprof.reports.sections.base import Body, Section
 
 SECTIONS: tuple[Section, ...] = (
     diagnostics.SECTION,
+    predictive_checks.SECTION,
     profiles.SECTION,
     overlay.SECTION,
     predictive.SECTION,
