@@ -68,6 +68,6 @@ def read_text(path: Path, what: str, fix: str) -> str:
     except UnicodeDecodeError as exc:
         raise CapprofError(
             f"{what} {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            f"save it as UTF-8 ({fix})"
+            f"save it as UTF-8; {fix}"
         ) from None
     return text.lstrip("\ufeff")
