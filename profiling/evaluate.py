@@ -342,6 +342,8 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: Sequence[str],
         raise CapprofError(f'unknown split "{split}"; use one of {", ".join(SPLITS)}')
     if normalisation not in NORMALISATIONS:
         raise CapprofError(f'unknown normalisation "{normalisation}"; use one of {", ".join(NORMALISATIONS)}')
+    if not (isinstance(seed, (int, np.integer)) and seed >= 0):
+        raise CapprofError(f"--seed must be a whole number >= 0 (got {seed})")
     if not range_floor >= 0:
         raise CapprofError(f"--range-floor must be >= 0 (got {range_floor})")
     names = list(dict.fromkeys(canonical_name(m) for m in models))
