@@ -110,9 +110,10 @@ def cmd_evaluate(args) -> int:
         # the per-repeat table `capprof report` reads as DIR/evaluate.csv
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         per_repeat.to_csv(args.out, index=False, float_format="%.6g")
-    if args.cells:
-        Path(args.cells).parent.mkdir(parents=True, exist_ok=True)
-        result.cells.to_csv(args.cells, index=False, float_format="%.6g")
+    for path, frame in ((args.cells, result.cells), (args.summary, result.summary)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(path, index=False, float_format="%.6g")
     if args.format == "csv":
         write_table(per_repeat, "csv")
     else:
@@ -233,6 +234,8 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="FILE", help="also write the per-repeat CSV to FILE (e.g. PROFILE_DIR/evaluate.csv "
                    "for `capprof report`)")
     p.add_argument("--cells", metavar="FILE", help="also write every test cell's prediction and error to FILE (CSV)")
+    p.add_argument("--summary", metavar="FILE", help="also write the summary (clustered intervals, coverage, flags) "
+                   "to FILE (CSV)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("profile", help="fit capability profiles (measurement layout) and the assessor")
