@@ -1,23 +1,25 @@
 """Profiling benchmark on the published Melting Pot results (docs/evaluation.md).
 
-Measures, on per-scenario min-max normalised scores with team = MAPLA:
+Runs ``capprof.profiling.evaluate`` (K-fold cross-validation, normalising
+constants per fold from training or anchor rows, docs/evaluation.md) on the
+raw published scores (team = MAPLA) and prints, per split:
 
-1. random 10% cell splits (``--repeats``, default 10): pooled MSE of every
-   predictor, mean and 95% interval over repeats, and the ratios
-   layout-joint / AggMean (target <= 0.5) and layout-joint / assessor
-   (target <= 1.2);
-2. held-out-scenario splits (``--scenario-repeats``): layout and assessor
-   against AggMean (target: both lower);
-3. held-out-substrate splits (``--substrate-repeats``, default 5): one whole
-   substrate left out per repeat, substrates in a seeded random order;
-   pooled MSE of every predictor and its ratio to AggMean;
-4. one joint layout fit on every scenario: wall time (target <= 60 s on 2
-   cores), max R-hat (<= 1.01) and divergences (0).
+1. pooled test MSE of every predictor with its 95% interval (standard error
+   clustered by scenario; by substrate for the substrate split), the ratio
+   to AggMean, the paired per-cell difference against AggMean with its
+   interval, and, for models with intervals, coverage and mean width;
+2. per-team MSE (teams with fewer than 20 test cells are flagged, no value);
+3. the layouts' sampling diagnostics over the folds.
 
-Prints one table per part; ``--skip`` leaves parts out; ``--out DIR`` also
-keeps the raw result CSVs.
-Usage: python bench/bench_profiling.py [--repeats 10] [--scenario-repeats 5]
-       [--substrate-repeats 5] [--skip random,scenario,substrate,full]
+Parts: ``random``, ``scenario``, ``substrate`` (splits); ``leak`` (the old
+protocol, min-max over the whole table before splitting, on the same folds:
+how much the leak flattered each model); ``full`` (one joint layout fit on
+every scenario: wall time and diagnostics). ``--skip`` leaves parts out;
+``--models`` picks the predictors (default: every registered one);
+``--out DIR`` keeps the tidy tables (cells, summary, differences, fits,
+diagnostics) per split as CSV.
+Usage: python bench/bench_profiling.py [--folds 10] [--draws 300 --tune 300]
+       [--models aggmean,ridge,...] [--skip leak,full] [--out DIR]
 """
 
 from __future__ import annotations
@@ -32,106 +34,114 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT.parent / "shared" / "data" / "meltingpot-results-2.1.1.feather"
+PARTS = ("random", "scenario", "substrate", "leak", "full")
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4f}"
+
+
+def report(result, split: str, out: Path | None) -> pd.DataFrame:
+    """Print the pooled and per-team tables of one Evaluation; return the pooled table."""
+    summary, diffs = result.summary, result.differences
+    pooled = summary[summary["team"] == "ALL"].set_index("model")
+    base = pooled.loc["aggmean", "mse"] if "aggmean" in pooled.index else float("nan")
+    pooled["x_aggmean"] = pooled["mse"] / base
+    d = diffs.set_index("model")
+    pooled["diff"] = d["diff"]
+    pooled["diff_low"] = d["diff_low"]
+    pooled["diff_high"] = d["diff_high"]
+    protocol = result.protocol
+    anchors = ", ".join(protocol["anchors"]) or "none"
+    print(f"\n== {split} split: {protocol['folds']}-fold, {protocol['repeats']} repeat(s), "
+          f"{pooled['n_cells'].iloc[0]} test cells, anchors {anchors}, SE clustered by {protocol['cluster']} "
+          f"({pooled['clusters'].iloc[0]} clusters); unscored cells {protocol['unscored_cells']} ==")
+    shown = ["mse", "mse_low", "mse_high", "x_aggmean", "diff", "diff_low", "diff_high", "coverage", "width",
+             "fit_s"]
+    print(pooled[shown].to_string(float_format=_fmt))
+    per_team = summary[summary["team"] != "ALL"]
+    table = per_team.pivot(index="team", columns="model", values="mse")
+    flags = per_team.drop_duplicates("team").set_index("team")["flag"]
+    table["flag"] = flags
+    print(f"\n-- {split} split: MSE per team (NaN = flagged) --")
+    print(table.to_string(float_format=_fmt))
+    diag = result.diagnostics
+    if len(diag):
+        print(f"\nlayout sampling over {len(diag)} fit(s): max R-hat {diag['max_rhat'].max():.3f}, "
+              f"min bulk ESS {diag['min_ess_bulk'].min():.0f}, divergences {int(diag['divergences'].sum())}")
+    if out is not None:
+        for name in ("cells", "summary", "differences", "fits", "diagnostics"):
+            frame = getattr(result, name)
+            if len(frame):
+                frame.to_csv(out / f"{split}_{name}.csv", index=False, float_format="%.6g")
+    sys.stdout.flush()
+    return pooled
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scores", default=str(PUBLISHED))
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--scenario-repeats", type=int, default=5)
-    # 49 substrates would cover them all, but each repeat refits both layouts
-    # (~1.5 min on 2 cores); 5 keeps this part as long as the scenario part
-    parser.add_argument("--substrate-repeats", type=int, default=5,
-                        help="held-out substrates, one per repeat (default 5; 49 covers all)")
-    parser.add_argument("--draws", type=int, default=500, help="layout draws per chain in the split repeats")
-    parser.add_argument("--tune", type=int, default=500)
+    parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--models", default=None, help="comma-separated (default: every registered predictor "
+                        "except layout-per-team, the slowest)")
+    parser.add_argument("--draws", type=int, default=300, help="layout draws per chain in the folds")
+    parser.add_argument("--tune", type=int, default=300)
     parser.add_argument("--full-draws", type=int, default=1000, help="draws for the full fit (the CLI default)")
-    parser.add_argument("--random-models", default="aggmean,additive,ridge,assessor,layout,layout-joint")
-    parser.add_argument("--scenario-models", default="aggmean,ridge,assessor,layout,layout-joint")
-    parser.add_argument("--substrate-models", default="aggmean,ridge,assessor,layout,layout-joint")
-    parser.add_argument("--skip", default="",
-                        help="comma-separated parts to skip: random,scenario,substrate,full")
-    parser.add_argument("--out", default=None, help="directory for the raw result CSVs (default: none)")
+    parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
+    parser.add_argument("--out", default=None, help="directory for the tidy CSVs (default: none)")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore")
 
-    from capprof.profiling.evaluate import evaluate, summarise
-    from capprof.profiling.layout import MeasurementLayout
+    from capprof.profiling.evaluate import evaluate
     from capprof.profiling.normalise import normalise
+    from capprof.profiling.predictors import make_predictor, predictor_names
     from capprof.scores import load_scores
     from capprof.tagging.demands import demand_matrix
 
     out = Path(args.out) if args.out else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-    scores = normalise(load_scores(args.scores, min_teams=2), "minmax")
-    demands = demand_matrix(sorted(scores["scenario"].unique()), tags="all")
-    skip = set(args.skip.split(","))
-    print(f"data: {scores['team'].nunique()} teams, {scores['scenario'].nunique()} scenarios, "
-          f"{len(scores)} rows, {demands.shape[1]} demands; draws={args.draws} tune={args.tune}")
-
-    def part(split, models, repeats):
-        result = evaluate(scores, demands, models.split(","), split=split, repeats=repeats, seed=0,
-                          draws=args.draws, tune=args.tune)
-        diag = result.attrs["diagnostics"]
-        if out is not None:
-            result.to_csv(out / f"evaluate_{split}.csv", index=False)
-            if len(diag):
-                diag.to_csv(out / f"diagnostics_{split}.csv", index=False)
-        table = summarise(result)
-        pooled = table[table["team"] == "ALL"].set_index("model")
-        base = pooled.loc["aggmean", "mse"]
-        pooled["x_aggmean"] = pooled["mse"] / base
-        if "assessor" in pooled.index:
-            pooled["x_assessor"] = pooled["mse"] / pooled.loc["assessor", "mse"]
-        print(f"\n== {split} split, {repeats} repeats: pooled test MSE (95% interval over repeats) ==")
-        shown = [c for c in ("mse", "mse_low", "mse_high", "x_aggmean", "x_assessor", "n_test", "fit_s")
-                 if c in pooled.columns]
-        print(pooled[shown]
-              .to_string(float_format=lambda v: f"{v:.4f}"))
-        per_team = table[table["team"] != "ALL"].pivot(index="team", columns="model", values="mse")
-        print(f"\n-- {split} split: MSE per team (Table 2 shape) --")
-        print(per_team[[m for m in models.split(",") if m in per_team.columns]].to_string(float_format=lambda v: f"{v:.4f}"))
-        if split == "substrate":
-            held = result.drop_duplicates("repeat")["held_out"]
-            print(f"\nsubstrates left out, one per repeat: {', '.join(held)}")
-        if len(diag):
-            print(f"\nlayout sampling over repeats: max R-hat {diag['max_rhat'].max():.3f}, "
-                  f"min bulk ESS {diag['min_ess_bulk'].min():.0f}, divergences {int(diag['divergences'].sum())}")
-        return pooled
-
-    if "random" not in skip:
-        pooled = part("random", args.random_models, args.repeats)
-        if {"layout-joint", "assessor"} <= set(pooled.index):
-            print(f"\nTARGET layout-joint <= 0.5 x AggMean: {pooled.loc['layout-joint', 'x_aggmean']:.3f}; "
-                  f"<= 1.2 x assessor: {pooled.loc['layout-joint', 'x_assessor']:.3f}")
-    if "scenario" not in skip:
-        pooled = part("scenario", args.scenario_models, args.scenario_repeats)
-        for model in ("layout", "layout-joint", "assessor"):
-            if model in pooled.index:
-                verdict = "beats" if pooled.loc[model, "mse"] < pooled.loc["aggmean", "mse"] else "DOES NOT beat"
-                print(f"TARGET held-out scenarios: {model} {verdict} AggMean "
-                      f"({pooled.loc[model, 'mse']:.4f} vs {pooled.loc['aggmean', 'mse']:.4f})")
-    if "substrate" not in skip:
-        pooled = part("substrate", args.substrate_models, args.substrate_repeats)
-        for model in pooled.index.drop("aggmean"):
-            verdict = "beats" if pooled.loc[model, "mse"] < pooled.loc["aggmean", "mse"] else "DOES NOT beat"
-            print(f"held-out substrates: {model} {verdict} AggMean "
-                  f"({pooled.loc[model, 'mse']:.4f} vs {pooled.loc['aggmean', 'mse']:.4f}, "
-                  f"x {pooled.loc[model, 'x_aggmean']:.2f})")
-    if "full" not in skip:
+    raw = load_scores(args.scores, min_teams=2)
+    demands = demand_matrix(sorted(raw["scenario"].unique()), tags="all")
+    models = args.models.split(",") if args.models else [m for m in predictor_names() if m != "layout-per-team"]
+    if "aggmean" in models:
+        models.remove("aggmean")
+    models.insert(0, "aggmean")
+    skip = set(filter(None, args.skip.split(",")))
+    print(f"data: {raw['team'].nunique()} teams, {raw['scenario'].nunique()} scenarios, {len(raw)} rows, "
+          f"{demands.shape[1]} demands; models {', '.join(models)}; layout draws={args.draws} tune={args.tune}")
+    common = dict(folds=args.folds, repeats=args.repeats, seed=args.seed, draws=args.draws, tune=args.tune,
+                  progress=False)
+    pooled = {}
+    for split in ("random", "scenario", "substrate"):
+        if split in skip:
+            continue
         start = time.perf_counter()
-        layout = MeasurementLayout(mode="joint", draws=args.full_draws, tune=args.tune, seed=0).fit(scores, demands)
+        result = evaluate(raw, demands, models, split=split, **common)
+        pooled[split] = report(result, split, out)
+        print(f"({split} part: {time.perf_counter() - start:.0f} s)")
+    if "leak" not in skip:
+        # the old protocol: min-max over the whole table (test cells included) before splitting
+        leaky = normalise(raw, "minmax").drop(columns="raw_score")
+        fast = [m for m in models if not m.startswith("layout")]
+        result = evaluate(leaky, demands, fast, split="random", normalisation="none", **common)
+        leak = report(result, "random (leaky whole-table min-max, old protocol)", None)
+        if "random" in pooled:
+            ratio = (pooled["random"]["mse"] / leak["mse"]).dropna()
+            print("\nMSE under the per-fold protocol / under the leaky one (random split): "
+                  + ", ".join(f"{m} {v:.2f}" for m, v in ratio.items()))
+    if "full" not in skip:
+        scores = normalise(raw, "minmax")
+        start = time.perf_counter()
+        layout = make_predictor("layout-joint", draws=args.full_draws, tune=args.tune, seed=0).fit(scores, demands)
         wall = time.perf_counter() - start
         d = layout.diagnostics_
         print(f"\n== joint layout on all {scores['scenario'].nunique()} scenarios "
               f"(tune {args.tune}, draws {args.full_draws}, 2 chains) ==")
-        print(f"wall {wall:.1f} s (target <= 60), max R-hat {d['max_rhat']:.4f} (<= 1.01), "
-              f"min bulk ESS {d['min_ess_bulk']:.0f}, min tail ESS {d['min_ess_tail']:.0f}, "
-              f"divergences {d['divergences']} (0)")
-        if out is not None:
-            pd.DataFrame([{**d, "wall_s": wall}]).to_csv(out / "full_fit.csv", index=False)
+        print(f"wall {wall:.1f} s, max R-hat {d['max_rhat']:.4f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
+              f"min tail ESS {d['min_ess_tail']:.0f}, divergences {d['divergences']}")
     return 0
 
 
