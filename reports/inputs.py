@@ -51,7 +51,9 @@ def locate(directory: Path, stem: str, explicit: str | Path | None = None) -> Pa
 def locate_inputs(directory: Path, explicit: Mapping[str, str | Path | None], profile=None
                   ) -> dict[str, Path | None]:
     """Every input of INPUT_NAMES -> its path (None when absent). With a
-    ``profile`` (see ``read_profile``) its parts are the profile's files."""
+    ``profile`` (see ``read_profile``) its parts are the profile's files.
+    The episode records default to DIR/episodes.* or DIR/episodes/, else to
+    DIR itself when it is a `capprof run` output directory."""
     from capprof.profiling.profile import PROFILE_FILES
 
     paths = {}
@@ -63,7 +65,15 @@ def locate_inputs(directory: Path, explicit: Mapping[str, str | Path | None], pr
             paths[name] = None  # only a whole profile has a usable posterior
         else:
             paths[name] = locate(directory, name, explicit.get(name))
+    if paths["episodes"] is None and _is_run_directory(directory):
+        paths["episodes"] = directory
     return paths
+
+
+def _is_run_directory(directory: Path) -> bool:
+    """DIR is a `capprof run` output: Parquet episode records in DIR itself
+    (other than an input named by its stem, such as scores.parquet)."""
+    return any(p.stem not in INPUT_NAMES for p in directory.glob("*.parquet"))
 
 
 def looked_for() -> str:

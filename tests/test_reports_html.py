@@ -431,6 +431,25 @@ def test_report_reads_runner_episode_series(tmp_path):
     assert "background returns" in _section(html, "focal-background")  # none measured: says so
 
 
+def test_report_of_a_run_directory_reads_its_episode_records(tmp_path):
+    """`capprof run --out DIR` writes one Parquet file per episode into DIR."""
+    run = tmp_path / "run"
+    run.mkdir()
+    episodes = pd.read_csv(FIXTURE / "episodes.csv")
+    for i, (_, part) in enumerate(episodes.groupby(["team", "scenario"])):
+        part.to_parquet(run / f"part{i:03d}.parquet")
+    (run / "_demands.yaml").write_text("{}\n")
+    out = tmp_path / "r.html"
+    from capprof.errors import CapprofNote
+
+    with pytest.warns(CapprofNote, match="1 failed episode"):
+        build_report(run, out, progress=False)
+    html = out.read_text()
+    assert f"<td>episodes</td><td>{run}</td>" in html
+    for key in ("gini", "focal-background", "comparison", "substrate-scores"):
+        assert "Not shown" not in _section(html, key), key
+
+
 def test_series_from_episodes_uses_series_every():
     episodes = pd.DataFrame({"team": ["t"], "scenario": ["s"], "episode": [0], "series_every": [50],
                              "return_series": [[[1.0, 2.0], [3.0, 4.0]]]})
