@@ -268,9 +268,3 @@ def check_covers(population, scenarios) -> None:
             for scenario in scenarios:
                 check(scenario)
 
-
-def _builder(spec: str):
-    """Transitional: episode.py's old ``_builder(spec)(info, seed)``; remove
-    once the loop calls ``Member.build`` (runners/slots.py does)."""
-    source = _source(spec)
-    return lambda info, seed: source.build(info, seed, PolicySlot.of(0, "default"))

@@ -135,3 +135,14 @@ def test_submission_and_policy_id_classes_play_real_episodes(cli, tmp_path, monk
     assert len(pd_steps) == 6 and {e["policy_id"] for e in pd_steps} <= {"agent_0", "agent_3"}
     assert Counter(e["policy_id"] for e in plain if e["event"] == "init") == {
         f"agent_{i}": 2 for i in range(6)}  # focal slots 0..5 of both scenarios
+
+
+def test_run_refuses_an_uncovered_scenario_before_any_episode(cli, tmp_path):
+    out = tmp_path / "out"
+    res = cli("run", "--population", f"kit=submission:{FIXTURE}", "--scenario", PD_RESIDENT,
+              "--scenario", CLEAN_UP, "--episodes", "1", "--out", out)
+    assert res.code == 2
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("capprof: error:"), res.err
+    assert "does not cover substrate clean_up" in lines[0] and "it covers commons_harvest__open" in lines[0]
+    assert not out.exists()
