@@ -7,6 +7,7 @@ functions so ``capprof --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 
@@ -32,6 +33,17 @@ def cmd_scenarios(args) -> int:
     return 0
 
 
+def runtime_env(text: str) -> dict:
+    """--runtime-env: a JSON object (Ray's runtime environment)."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}); write e.g. '{{\"working_dir\": \".\"}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("give a JSON object, e.g. '{\"working_dir\": \".\"}'")
+    return value
+
+
 def resume_command(args) -> str:
     """The `capprof run` command line of ``args`` with ``--resume``: what
     continues an interrupted run."""
@@ -53,6 +65,8 @@ def resume_command(args) -> str:
                                  ("--series-every", args.series_every, None)):
         if value is not None and value != default:
             parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    if args.runtime_env:
+        parts += ["--runtime-env", json.dumps(args.runtime_env)]
     if args.ray:
         parts.append("--ray")
     if args.isolate is not None:
@@ -70,6 +84,8 @@ def cmd_run(args) -> int:
         raise CapprofError("--workers needs --ray; add --ray or drop --workers")
     if args.address and not args.ray:
         raise CapprofError("--address needs --ray; add --ray or drop --address")
+    if args.runtime_env and not args.ray:
+        raise CapprofError("--runtime-env needs --ray; add --ray or drop --runtime-env")
     limits = Limits(step_seconds=args.step_timeout, episode_seconds=args.episode_timeout,
                     memory_gb_per_focal=args.memory_gb)
     scenarios = expand_scenarios(args.scenario, args.suite)
@@ -77,7 +93,8 @@ def cmd_run(args) -> int:
                  limits=limits, series_every=args.series_every)
     try:
         summary = execute(tasks, args.out, resume=args.resume, backend="ray" if args.ray else "serial",
-                          workers=args.workers, address=args.address, quiet=args.quiet, isolate=args.isolate)
+                          workers=args.workers, address=args.address, quiet=args.quiet, isolate=args.isolate,
+                          runtime_env=args.runtime_env)
     except KeyboardInterrupt:
         from capprof.runners.results import finished_keys
 
@@ -127,6 +144,9 @@ def register(sub) -> None:
     p.add_argument("--ray", action="store_true", help="run episodes as Ray tasks")
     p.add_argument("--workers", type=positive_int, metavar="W", help="local Ray CPUs (default: all)")
     p.add_argument("--address", metavar="A", help="address of a running Ray cluster (e.g. HOST:6379)")
+    p.add_argument("--runtime-env", type=runtime_env, metavar="JSON",
+                   help="Ray runtime environment for the workers, e.g. '{\"working_dir\": \".\"}' to ship "
+                        "the policies' files to every node")
     p.add_argument("--step-timeout", type=positive_float, default=STEP_TIMEOUT, metavar="SEC",
                    help=f"per-step time limit for a focal policy (default {STEP_TIMEOUT:g})")
     p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,

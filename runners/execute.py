@@ -141,14 +141,15 @@ def write_run_demands(tasks, out_dir: Path) -> Path | None:
 
 def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: str = "serial",
             workers: int | None = None, address: str | None = None, quiet: bool = False,
-            isolate: bool | None = None) -> RunSummary:
+            isolate: bool | None = None, runtime_env: dict | None = None) -> RunSummary:
     """Run ``tasks`` (serially, or on Ray with ``backend="ray"``), writing each
     record to ``out_dir`` as it finishes.
 
     ``isolate`` runs serial episodes in a watched child process (always so
     under Ray): a policy that hangs in native code, crashes or exits the
     interpreter fails its episode, not the run. ``None`` (the default)
-    isolates exactly when some member is not a built-in."""
+    isolates exactly when some member is not a built-in. ``runtime_env`` is
+    Ray's runtime environment for the workers (``backend="ray"`` only)."""
     out_dir = Path(out_dir)
     _prepare(out_dir)
     with RunLock(out_dir):
@@ -184,7 +185,7 @@ def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: st
             if backend == "ray":
                 from capprof.runners.ray_backend import execute_ray
 
-                summary.retried = execute_ray(todo, finished, workers, address)
+                summary.retried = execute_ray(todo, finished, workers, address, runtime_env)
             elif isolate and todo:
                 from capprof.runners.isolation import EpisodeProcess
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections import deque
 
-from capprof.errors import CapprofError
+from capprof.errors import CapprofError, note
 from capprof.runners.constants import STATUS_ERROR
 from capprof.runners.records import EpisodeRecord, EpisodeTask, exception_line, failed_record
 
@@ -56,32 +56,40 @@ def _actors(ray, count: int) -> list:
     return _ACTORS[key]
 
 
-def _connect(ray, workers: int | None, address: str | None) -> bool:
+def _connect(ray, workers: int | None, address: str | None, runtime_env: dict | None) -> bool:
     """``ray.init`` unless already connected; True if this call connected."""
     if ray.is_initialized():
+        if runtime_env:
+            note("Ray was already initialised in this process, so the runtime environment given to "
+                 "execute() is not used; pass it to ray.init instead")
         return False
     kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if runtime_env:
+        kwargs["runtime_env"] = runtime_env
     try:
         if address:
             ray.init(address=address, **kwargs)
         else:
             ray.init(num_cpus=workers or os.cpu_count(), **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except (ConnectionError, RuntimeError, ValueError, TypeError) as exc:
         where = f"at {address}" if address else "locally"
         raise CapprofError(f"could not start Ray {where} ({str(exc).splitlines()[0]}); "
                            "check --address or run without --ray") from None
     return True
 
 
-def execute_ray(tasks, finished, workers: int | None, address: str | None) -> list[tuple[str, str, int]]:
+def execute_ray(tasks, finished, workers: int | None, address: str | None,
+                runtime_env: dict | None = None) -> list[tuple[str, str, int]]:
     """Run ``tasks`` on Ray actors, calling ``finished(record)`` for each as
-    it arrives; returns the keys of episodes run again after a lost worker."""
+    it arrives; returns the keys of episodes run again after a lost worker.
+    ``runtime_env`` is Ray's runtime environment for the run's workers (e.g.
+    ``{"working_dir": "."}`` ships the policies' files to every node)."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
         import ray
     except ImportError:
         raise CapprofError("--ray needs ray; install the runners extra (`make install-runners`)") from None
-    started_here = _connect(ray, workers, address)
+    started_here = _connect(ray, workers, address, runtime_env)
     try:
         count = max(1, int(ray.cluster_resources().get("CPU", 1)))
         if workers:

@@ -183,3 +183,31 @@ def test_two_node_ray_cluster_losing_its_worker_node_mid_run_records_every_episo
     assert sorted(table["episode"]) == list(range(episodes))  # every episode, none twice
     assert (table["status"] == "ok").all() and (table["steps"] == 300).all()
     assert len(list(out.glob("*.parquet"))) == episodes and not list(out.glob(".*.tmp"))
+
+
+def test_runtime_env_ships_the_policy_files_to_ray_workers(tmp_path, cli, monkeypatch):
+    """--runtime-env '{"working_dir": "."}': workers run in Ray's copy of the
+    driver's directory, so relative policy paths (and files a policy opens
+    relative to its directory) resolve on every node."""
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "weights.txt").write_text("1\n")
+    (subs / "entries.py").write_text(
+        "import os\n"
+        "from meltingpot.utils.policies import policy\n\n\n"
+        "class Weighted(policy.Policy):\n"
+        "    def __init__(self):\n        self.action = int(open('weights.txt').read())\n\n"
+        "    def initial_state(self):\n        return 0\n\n"
+        "    def step(self, timestep, state):\n"
+        "        if state == 2:\n            raise RuntimeError(f'running in {os.getcwd()}')\n"
+        "        return self.action, state + 1\n\n"
+        "    def close(self):\n        pass\n")
+    monkeypatch.chdir(subs)
+    out = tmp_path / "out"
+    res = cli("run", "--population", "w=entries.py:Weighted", "--scenario", PD_VISITOR, "--episodes", "1",
+              "--max-steps", "5", "--out", out, "--ray", "--workers", "1",
+              "--runtime-env", '{"working_dir": "."}', "--quiet")
+    assert res.code == 1, res.err  # the only episode failed, on purpose
+    row = pd.read_parquet(out).iloc[0]
+    assert row["status"] == "error" and row["steps"] == 2
+    assert "running in " in row["error"] and "_ray_pkg_" in row["error"], row["error"]  # Ray's copy
