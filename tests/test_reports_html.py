@@ -196,6 +196,19 @@ def test_report_with_only_profiles_says_what_is_absent(tmp_path):
     assert "Not shown" not in _section(html, "profiles")
 
 
+def test_report_escapes_the_directory_name_and_file_problems(tmp_path):
+    directory = tmp_path / 'x"><b onmouseover=1>'
+    directory.mkdir()
+    shutil.copy(FIXTURE / "profiles.csv", directory)
+    (directory / "importances.csv").write_text('feature,"<i>weight</i>"\na,1\n')
+    out = tmp_path / "r.html"
+    build_report(directory, out, progress=False)
+    html = out.read_text()
+    assert "<b onmouseover" not in html and "<i>weight" not in html
+    assert "Capability report: x&quot;&gt;&lt;b onmouseover=1&gt;" in html
+    assert "Not shown: importances.csv lacks column(s) importance" in _section(html, "importances")
+
+
 def test_report_names_a_malformed_input(tmp_path):
     directory = tmp_path / "profile"
     shutil.copytree(FIXTURE, directory)
