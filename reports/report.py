@@ -29,31 +29,19 @@ def charts_dir(out: Path) -> Path:
     return out.parent / f"{out.stem}_files"
 
 
-def _nearest_existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def check_out(out: Path) -> None:
     """Refuse, before any work, an --out the report cannot be written to:
     not .html, a directory, or a place where its folder (created when
-    missing) or its charts folder cannot be made or written."""
+    missing) or its charts folder cannot be made or written
+    (``profiling.profile.check_writable``, as for a profile's --out)."""
+    from capprof.profiling.profile import check_writable
+
     if out.suffix.lower() not in (".html", ".htm"):
         raise CapprofError(f"--out {out} should end in .html")
     if out.is_dir():
         raise CapprofError(f"--out {out} is a directory; give a file name ending in .html")
-    for target in (out, charts_dir(out)):
-        existing = _nearest_existing(target.parent)
-        if not existing.is_dir():
-            raise CapprofError(f"cannot write --out {out}: {existing} is not a directory; "
-                               "choose another place for the report")
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise CapprofError(f"cannot write --out {out}: no permission to write in {existing}; "
-                               "choose another place for the report")
-    if charts_dir(out).exists() and not charts_dir(out).is_dir():
-        raise CapprofError(f"cannot write the charts of --out {out}: {charts_dir(out)} is a file; "
-                           "move it or choose another --out")
+    check_writable(out.parent)
+    check_writable(charts_dir(out))
     if out.exists() and not os.access(out, os.W_OK):
         raise CapprofError(f"cannot write --out {out}: no permission to overwrite it; choose another file")
 

@@ -270,9 +270,9 @@ def test_report_on_a_directory_without_inputs_is_one_line(cli, tmp_path):
 
 @pytest.mark.parametrize("where, message", [
     ("a_directory.html", "is a directory; give a file name ending in .html"),
-    ("a_file/r.html", "a_file is not a directory; choose another place for the report"),
-    ("a_file/deeper/r.html", "a_file is not a directory; choose another place for the report"),
-    ("clash.html", "clash_files is a file; move it or choose another --out"),
+    ("a_file/r.html", "a_file is a file; choose another --out"),
+    ("a_file/deeper/r.html", "a_file is a file; choose another --out"),
+    ("clash.html", "clash_files is a file; choose another --out"),
 ])
 def test_report_out_that_cannot_be_written_is_one_line_before_any_work(cli, tmp_path, monkeypatch, where, message):
     (tmp_path / "a_directory.html").mkdir()
