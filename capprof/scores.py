@@ -118,7 +118,9 @@ def _read_csv(path: Path, compression: str | None) -> pd.DataFrame:
         with opener(path, "rb") as handle:
             head = handle.read(_SNIFF_BYTES)
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
-        raise CapprofError(f"{path}: not a readable gzip file ({exc}); gunzip it to check, or name it .csv") from None
+        if compression == "gzip" and not isinstance(exc, PermissionError):
+            raise CapprofError(f"{path}: not a readable gzip file ({exc}); gunzip it to check, or name it .csv") from None
+        raise CapprofError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc}); check the path and its permissions") from None
     if not head.strip():
         raise CapprofError(f"{path}: the file is empty; a score table needs a header line and rows (docs/schema.md)")
     kind = _kind(head)
@@ -306,6 +308,8 @@ def from_runs(raw: pd.DataFrame, source: str) -> pd.DataFrame:
 def load_scores(path_or_url: str | os.PathLike, validate: bool = True, **validate_kwargs) -> pd.DataFrame:
     """Read a score table from a path or URL into the score schema."""
     text = str(path_or_url)
+    if not text.strip():
+        raise CapprofError("the score table path is empty; give a file, a `capprof run` directory or a URL")
     if text.startswith(("http://", "https://")):
         path = _download(text)
     else:

@@ -168,7 +168,9 @@ def custom_demands_for(scores_path, demands_path=None, catalog: pd.DataFrame | N
     An explicit ``demands_path`` wins; otherwise a run directory written by
     ``capprof run`` brings its own ``_demands.yaml``.
     """
-    if demands_path:
+    if demands_path is not None:
+        if not str(demands_path).strip():
+            raise CapprofError("the demands file path is empty; give a .yaml or .csv file (docs/demands.md)")
         return load_custom_demands(demands_path, catalog)
     beside = Path(str(scores_path)) / RUN_DEMANDS_FILE
     if Path(str(scores_path)).is_dir() and beside.exists():
