@@ -193,8 +193,10 @@ def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: st
                 try:
                     for task in todo:
                         finished(process.run(task))
-                finally:
-                    process.close()
+                except BaseException:  # Ctrl-C: stop the child now, not after its episode
+                    process.kill()
+                    raise
+                process.close()
             else:
                 for task in todo:
                     finished(run_episode(task))

@@ -26,6 +26,7 @@ Both the Ray backend (one per actor) and ``capprof run --isolate`` use it.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 # Slack beyond the in-process limits before the parent kills: the in-process
@@ -61,6 +62,10 @@ def _child_main(read_fd: int, write_fd: int, clock_fd: int) -> None:
         os.setpriority(os.PRIO_PROCESS, 0, 0)
     except (OSError, AttributeError):
         pass
+    # Ctrl-C reaches the whole process group: the parent handles it (and
+    # kills this child), so the child neither stops mid-write nor prints a
+    # traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
     clocks = (ctypes.c_double * CLOCKS).from_buffer(mmap.mmap(clock_fd, CLOCK_BYTES))
     from capprof.runners import episode
@@ -159,7 +164,12 @@ class EpisodeProcess:
         self._child = None
 
     def close(self) -> None:
+        """Ask the child to stop after its current episode (waits up to 10 s)."""
         self._stop_child(kill=False)
+
+    def kill(self) -> None:
+        """Stop the child now (e.g. on Ctrl-C)."""
+        self._stop_child(kill=True)
 
     def _restart(self) -> None:
         self._stop_child(kill=True)

@@ -585,3 +585,69 @@ def test_execute_from_python_writes_demands_before_any_episode(tmp_path, monkeyp
 
     assert PD_VISITOR in load_custom_demands(tmp_path / "out" / "_demands.yaml").index
     assert not (tmp_path / "out" / "_capprof_run.lock").exists()  # released on the way out
+
+
+def test_ray_driver_runs_an_episode_again_when_its_worker_is_lost_and_writes_it_once():
+    """The Ray driver loop with a stand-in for Ray: the actor running episode
+    1 dies (as when its node is lost); the episode is queued again, runs on
+    the other actor, and is handed to the writer once. An episode whose
+    worker is lost three times is recorded as failed, saying so."""
+    from types import SimpleNamespace
+
+    from capprof.runners import ray_backend
+    from capprof.runners.records import EpisodeRecord, EpisodeTask
+    from capprof.runners.scenarios import get_scenario
+
+    class Died(Exception):
+        pass
+
+    class Actor:
+        def __init__(self, dies_on=()):
+            self.dies_on, self.alive = set(dies_on), True
+            self.run = SimpleNamespace(remote=self.submit)
+
+        def submit(self, task):
+            return (self, task)
+
+    class FakeRay:
+        def __init__(self, free_cpus):
+            self.free_cpus = free_cpus
+
+        def wait(self, refs, num_returns):
+            return refs[:num_returns], refs[num_returns:]
+
+        def get(self, ref):
+            actor, task = ref
+            if not actor.alive or task.episode in actor.dies_on:
+                actor.alive = False
+                raise Died("the actor died unexpectedly")
+            return EpisodeRecord.for_task(task, steps=5)
+
+        def available_resources(self):
+            return {"CPU": self.free_cpus}
+
+        def remote(self, **options):
+            return lambda cls: SimpleNamespace(remote=lambda: Actor())
+
+    scenario = get_scenario(PD_VISITOR)
+    tasks = [EpisodeTask(run_id="r", population="random", team="random", scenario=scenario, episode=e, seed=0)
+             for e in range(4)]
+    written = []
+    actors = [Actor(), Actor(dies_on={1})]  # the second actor takes episode 1 and dies
+    retried = ray_backend._drive(FakeRay(free_cpus=0), actors, tasks, written.append)
+    assert retried == [("random", PD_VISITOR, 1)]
+    assert sorted(r.episode for r in written) == [0, 1, 2, 3] and all(r.ok for r in written)
+    assert len(actors) == 1  # the node's CPU is gone: no replacement, the run goes on with one actor
+
+    class Cursed(Actor):  # every actor that tries episode 0 dies
+        def __init__(self):
+            super().__init__(dies_on={0})
+
+    ray = FakeRay(free_cpus=1)
+    ray.remote = lambda **options: (lambda cls: SimpleNamespace(remote=Cursed))
+    written = []
+    retried = ray_backend._drive(ray, [Cursed()], tasks[:1], written.append)
+    assert retried == [("random", PD_VISITOR, 0)] * (ray_backend.MAX_ATTEMPTS - 1)
+    (record,) = written
+    assert record.status == "error"
+    assert record.error == ("the worker running this episode was lost 3 times: Died: the actor died unexpectedly")

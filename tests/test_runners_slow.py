@@ -211,3 +211,38 @@ def test_runtime_env_ships_the_policy_files_to_ray_workers(tmp_path, cli, monkey
     row = pd.read_parquet(out).iloc[0]
     assert row["status"] == "error" and row["steps"] == 2
     assert "running in " in row["error"] and "_ray_pkg_" in row["error"], row["error"]  # Ray's copy
+
+
+def test_ctrl_c_on_an_isolated_run_is_one_line_naming_the_resume_command(tmp_path):
+    """SIGINT to the whole process group (as a terminal's Ctrl-C), while the
+    isolated child plays an episode: one line, exit 130, the finished
+    episodes kept, and the printed command finishes the run."""
+    out = tmp_path / "out"
+    args = ["run", "--population", "random", "--scenario", PD_VISITOR, "--episodes", "6", "--max-steps", "300",
+            "--out", str(out), "--seed", "2", "--isolate", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "capprof", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while len(list(out.glob("*.parquet"))) < 1:
+            assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-2000:]
+            time.sleep(0.1)
+        time.sleep(0.5)  # into the next episode
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    kept = len(list(out.glob("*.parquet")))
+    assert 1 <= kept < 6
+    assert stderr.splitlines() == [
+        f"capprof: interrupted; {kept} finished episode(s) are kept in {out}; continue with: capprof run "
+        f"--population random --scenario {PD_VISITOR} --episodes 6 --max-steps 300 --out {out} --seed 2 "
+        "--isolate --quiet --resume"], stderr
+    resumed = subprocess.run([sys.executable, "-m", "capprof", *args, "--resume"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"{kept} already done" in resumed.stdout
+    assert sorted(pd.read_parquet(out)["episode"]) == list(range(6))
