@@ -25,6 +25,7 @@ import atexit
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -84,6 +85,18 @@ def check_interpreter(python: str, spec: str) -> dict:
     return result
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): be killed when the episode process
+    dies, so a child stuck in a step cannot outlive a killed worker."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else ""
@@ -106,7 +119,8 @@ class BridgeProcess:
         self.kill()
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([self.python, BRIDGE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._stderr, env=child_env(), bufsize=0)
+                                     stderr=self._stderr, env=child_env(), bufsize=0,
+                                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         self.generation += 1
 
     def kill(self) -> None:
