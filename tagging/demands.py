@@ -276,7 +276,7 @@ def _records_from_yaml(path: Path) -> tuple[list[tuple[str, str | None, dict]], 
 def _records_from_csv(path: Path) -> tuple[list[tuple[str, str | None, dict]], list[str]]:
     import io
 
-    from capprof.scores import csv_delimiter
+    from capprof.readers import csv_delimiter
 
     text = read_text(path, "demands file", _FORMAT_FIX)
     sep = csv_delimiter(text.splitlines()[0] if text.strip() else "")
