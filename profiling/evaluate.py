@@ -421,6 +421,8 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: Sequence[str],
                                        range_floor)
             targets = safe_mean(test["score"], [test["team"], test["scenario"]]).rename("observed").reset_index()
             targets = targets.merge(test_cells, on=["team", "scenario"], how="left")
+            # a team with no training cell in this fold cannot be predicted (small tables only)
+            targets = targets[targets["team"].isin(set(train["team"]))].reset_index(drop=True)
             n_unscored = len(test_cells) - len(targets)
             if targets.empty:
                 fit_rows.extend({"model": name, "split": split, "repeat": repeat, "fold": fold, "n_train_cells": 0,
@@ -453,6 +455,12 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: Sequence[str],
                 bar.update()
     bar.close()
 
+    if not cell_rows:
+        raise CapprofError(
+            "no test cell could be scored: in every fold the held-out cells' scenarios had no training or anchor "
+            "rows with a non-zero range to set their scale, or their teams no training cell; use more teams, "
+            "scenarios or replicates, or --normalise none"
+        )
     cells_out = pd.concat(cell_rows, ignore_index=True)
     cells_out["cluster"] = cells_out[cluster_column]
     cells_out["sq_error"] = (cells_out["predicted"] - cells_out["observed"]) ** 2
@@ -463,8 +471,8 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: Sequence[str],
     fits = pd.DataFrame(fit_rows)
     unscored = int(fits.drop_duplicates(["repeat", "fold"])["n_unscored"].sum())
     if unscored:
-        note(f"{unscored} test cell(s) could not be scored: their scenario had no usable normalising "
-             "constants in that fold (no training or anchor rows, or a zero range)")
+        note(f"{unscored} test cell(s) could not be scored: in their fold their scenario had no usable "
+             "normalising constants (no training or anchor rows, or a zero range) or their team no training cell")
     protocol = {"split": split, "folds": k, "repeats": repeats, "seed": seed, "normalisation": normalisation,
                 "anchors": anchors, "range_floor": range_floor, "reference": reference,
                 "dropped_scenarios": constant, "unscored_cells": unscored, "cluster": cluster_column,

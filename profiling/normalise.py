@@ -159,8 +159,8 @@ def apply_constants(scores: pd.DataFrame, constants: pd.DataFrame, clip: bool = 
     finite scores. The raw value is kept in ``raw_score``."""
     usable = constants.drop(index=degenerate(constants))
     out = scores[scores["scenario"].isin(usable.index)].copy()
-    low = out["scenario"].map(usable["low"])
-    high = out["scenario"].map(usable["high"])
+    low = out["scenario"].map(usable["low"]).astype(float)
+    high = out["scenario"].map(usable["high"]).astype(float)
     raw = out["score"].astype(float)
     value = (raw / 2.0 - low / 2.0) / (high / 2.0 - low / 2.0)
     if clip:

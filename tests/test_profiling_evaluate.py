@@ -306,3 +306,15 @@ def test_scores_near_the_largest_double_stay_finite():
     assert set(out.groupby("team")["score"].mean().round(12)) == {0.0, 1.0}
     overall = aggregate(normalise(scores, "none"), "overall")
     assert np.isfinite(overall["score"]).all()
+
+
+def test_folds_that_leave_nothing_to_scale_are_one_error_line():
+    """2 teams x 2 scenarios x 1 replicate with 2 folds: every held-out cell's
+    scenario keeps a single training row (zero range), so nothing can be
+    scored; a CapprofError line, not a TypeError (found by the property suite)."""
+    demands = pd.DataFrame({"a": [1.0, 0.0]}, index=pd.Index(["x", "y"], name="scenario"))
+    scores = pd.DataFrame({"team": ["a", "b", "a", "b"], "scenario": ["x", "x", "y", "y"],
+                           "substrate": ["u", "u", "v", "v"], "replicate": 0, "score": [1.0, 2.0, 3.0, 5.0]})
+    with pytest.raises(CapprofError, match="no test cell could be scored") as info:
+        _quiet_evaluate(scores, demands, ["aggmean"], folds=2)
+    assert "\n" not in str(info.value)
