@@ -69,3 +69,53 @@ def test_bad_demand_files_give_one_clear_line(tmp_path, name, text, message):
 def test_scenario_without_demands_is_named(tmp_path):
     with pytest.raises(CapprofError, match="no demands"):
         demand_matrix(["clean_up_7", "not_a_scenario"])
+
+
+BAD_CONTENT = [
+    ("empty.yaml", b"", "d/empty.yaml is empty"),
+    ("blank.csv", b"\n  \n", "is empty"),
+    ("utf16.yaml", "scenarios: {}\n".encode("utf-16"), "is UTF-16 text, not UTF-8 text"),
+    ("utf16nobom.csv", "scenario,defense\nclean_up_7,1\n".encode("utf-16-le"), "is UTF-16 text"),
+    ("binary.yaml", bytes(range(256)), "is a binary file"),
+    ("gzip.csv", __import__("gzip").compress(b"scenario,defense\n"), "is gzip-compressed"),
+    ("latin1.yaml", "scenarios:\n  caf\xe9:\n    substrate: clean_up\n".encode("latin-1"), "is not UTF-8 text (byte 0xe9"),
+    ("blankname.csv", b"scenario,defense\n,1\n", "line 2 has an empty `scenario`"),
+    ("duphead.csv", b"scenario,defense,defense\nclean_up_7,1,2\n", "column `defense` appears more than once"),
+    ("ragged.csv", b"scenario,defense\nclean_up_7,1,2,3\n", "not a readable CSV"),
+    ("list.yaml", b"- clean_up_7\n", "expected a mapping with a `scenarios:` key"),
+    ("scalar.yaml", b"scenarios\n", "expected a mapping with a `scenarios:` key"),
+    ("inf.yaml", b"scenarios:\n  clean_up_7:\n    demands: {defense: .inf}\n", "between 0 and 5"),
+    ("listlevel.yaml", b"scenarios:\n  clean_up_7:\n    demands: {defense: [1]}\n", "not a number"),
+]
+
+
+@pytest.mark.parametrize("name,data,message", BAD_CONTENT, ids=[b[0] for b in BAD_CONTENT])
+def test_unreadable_demand_files_are_one_line_naming_what_they_are(tmp_path, name, data, message):
+    (tmp_path / "d").mkdir()
+    path = tmp_path / "d" / name
+    path.write_bytes(data)
+    with pytest.raises(CapprofError) as info:
+        load_custom_demands(path)
+    assert message in str(info.value)
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_a_directory_is_not_a_demands_file(tmp_path):
+    (tmp_path / "d.yaml").mkdir()
+    with pytest.raises(CapprofError, match="is a directory, not a file"):
+        load_custom_demands(tmp_path / "d.yaml")
+
+
+def test_semicolon_csv_and_utf8_bom_are_read(tmp_path):
+    path = write(tmp_path, "d.csv", "\ufeffscenario;substrate;defense\nmine;clean_up;2\n")
+    custom = load_custom_demands(path)
+    assert custom.loc["mine", "substrate"] == "clean_up" and custom.loc["mine", "defense"] == 2
+
+
+def test_a_substrate_contradicting_the_catalog_names_both_and_the_fix(tmp_path):
+    path = write(tmp_path, "d.csv", "scenario,substrate,defense\nclean_up_7,territory__rooms,2\n")
+    with pytest.raises(CapprofError) as info:
+        load_custom_demands(path)
+    message = str(info.value)
+    assert 'scenario "clean_up_7" is given substrate "territory__rooms" but runs on "clean_up"' in message
+    assert "give your scenario a new name" in message
