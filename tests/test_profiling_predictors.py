@@ -7,14 +7,24 @@ import pandas as pd
 import pytest
 
 from capprof.errors import CapprofError
-from capprof.profiling.evaluate import mean_interval, mse, split_cells
 from capprof.profiling.predictors import (
+    PREDICTORS,
     AdditiveTeamScenario,
     AggMean,
     Assessor,
     DemandRidge,
+    Predictor,
+    canonical_name,
     cell_means,
+    make_predictor,
+    predictor_names,
 )
+
+FAST_MODELS = ("aggmean", "additive", "ridge", "assessor", "lltm", "lowrank")
+
+
+def mse(predicted, observed) -> float:
+    return float(np.mean((np.asarray(predicted, float) - np.asarray(observed, float)) ** 2))
 
 
 def _toy(seed=0, n_teams=4, n_scenarios=40):
@@ -107,32 +117,113 @@ def test_predict_rejects_unknown_team_and_undescribed_scenario():
     assert ok["predicted"].item() > 0.6
 
 
-def test_splits_are_seeded_and_shaped():
-    scores, _ = _toy()
-    cells = cell_means(scores).assign(substrate=lambda c: c["scenario"].str[:2])
-    a = [m for _, m, _ in split_cells(cells, "random", 3, 0.1, seed=1)]
-    b = [m for _, m, _ in split_cells(cells, "random", 3, 0.1, seed=1)]
-    assert all((x == y).all() for x, y in zip(a, b))
-    assert all(m.sum() == 16 for m in a) and not (a[0] == a[1]).all()
-    for _, mask, _ in split_cells(cells, "scenario", 2, 0.25, seed=0):
-        held = set(cells.loc[mask, "scenario"])
-        assert len(held) == 10 and not held & set(cells.loc[~mask, "scenario"])
-    for _, mask, label in split_cells(cells, "substrate", 2, 0.1, seed=0):
-        assert set(cells.loc[mask, "substrate"]) == {label}
-    with pytest.raises(CapprofError, match="--test-frac"):
-        list(split_cells(cells, "random", 1, 1.5, seed=0))
+# ------------------------------------------------------------------ the contract and the registry
 
 
-def test_mean_interval_is_a_t_interval():
-    m, lo, hi = mean_interval(np.array([1.0, 2.0, 3.0]))
-    assert m == 2.0 and lo == pytest.approx(2 - 4.302653 / np.sqrt(3), rel=1e-5) and hi == pytest.approx(4 - lo)
-    assert np.isnan(mean_interval(np.array([1.0]))[1])
+def test_every_predictor_module_is_registered_under_its_name():
+    import importlib
+    import inspect
+    import pkgutil
+
+    import capprof.profiling.predictors as package
+
+    found = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Predictor) and cls.__dict__.get("name"):
+                found[cls.name] = cls
+    assert found == PREDICTORS
+    assert {"aggmean", "additive", "ridge", "assessor", "layout-joint", "layout-per-team", "lltm",
+            "lowrank"} <= set(predictor_names())
 
 
-def test_mse_interval_never_goes_below_zero():
-    """Three noisy repeats: the t interval reaches below 0, an impossible
-    MSE; bounded below, it starts at 0 and keeps its upper end."""
-    values = np.array([0.01, 0.02, 0.40])
-    _, raw_low, raw_high = mean_interval(values)
-    m, low, high = mean_interval(values, lower=0.0)
-    assert raw_low < 0 and low == 0.0 and high == raw_high and m == pytest.approx(values.mean())
+def test_layout_names_each_mean_one_model():
+    assert canonical_name("layout") == "layout-joint"
+    joint, per_team = make_predictor("layout"), make_predictor("layout-per-team")
+    assert (joint.name, joint.mode) == ("layout-joint", "joint")
+    assert (per_team.name, per_team.mode) == ("layout-per-team", "per-team")
+    assert joint.is_bayesian and joint.has_intervals and joint.interval_level == 0.9
+    assert not any(PREDICTORS[name].is_bayesian for name in FAST_MODELS)
+    with pytest.raises(CapprofError, match='unknown model "layout-jont" \\(did you mean "layout-joint"\\?\\)'):
+        make_predictor("layout-jont")
+
+
+@pytest.mark.parametrize("name", sorted(PREDICTORS))
+def test_params_live_in_init_and_clone_copies_them_unfitted(name):
+    model = make_predictor(name, seed=7, draws=50, tune=40, not_a_parameter=1)
+    params = model.get_params()
+    assert "not_a_parameter" not in params
+    if "seed" in params:
+        assert params["seed"] == 7
+    twin = model.clone()
+    assert type(twin) is type(model) and twin.get_params() == params and not twin.is_fitted
+
+
+@pytest.mark.parametrize("name", FAST_MODELS)
+def test_save_and_load_give_the_same_predictions(name, tmp_path):
+    scores, demands = _toy()
+    train = scores[~scores["scenario"].isin(["s38", "s39"])]
+    model = make_predictor(name).fit(train, demands.drop(index=["s39"]))
+    new = demands.loc[["s39"]]
+    teams, scenarios = ["team_0", "team_3", "team_1"], ["s00", "s38", "s39"]
+    before = model.predict(teams, scenarios, demands=new)
+    loaded = Predictor.load(model.save(tmp_path / name))
+    assert type(loaded) is type(model) and loaded.get_params() == model.get_params()
+    pd.testing.assert_frame_equal(loaded.predict(teams, scenarios, demands=new), before, atol=1e-9)
+
+
+def test_load_of_a_directory_without_a_predictor_is_one_line(tmp_path):
+    with pytest.raises(CapprofError, match="predictor.json is missing"):
+        Predictor.load(tmp_path)
+    (tmp_path / "predictor.json").write_text('{"name": "ridge", "par')
+    with pytest.raises(CapprofError, match="predictor.json is truncated or not JSON"):
+        Predictor.load(tmp_path)
+
+
+# ------------------------------------------------------------------ the cheap demand baselines
+
+
+def _graded_table(seed=0, n_teams=6, n_scenarios=60):
+    """Scores from a team x graded-demand logistic truth with a scenario
+    effect, clipped to [0, 1] so many cells are exactly 0 or 1."""
+    rng = np.random.default_rng(seed)
+    scen = [f"s{i:02d}" for i in range(n_scenarios)]
+    demands = pd.DataFrame(rng.integers(0, 4, (n_scenarios, 5)).astype(float), columns=list("abcde"),
+                           index=pd.Index(scen, name="scenario"))
+    ability = rng.normal(0, 1.0, (n_teams, 5))
+    difficulty = rng.normal(0, 0.5, n_scenarios)
+    eta = (demands.to_numpy() @ ability.T).T * 0.8 - difficulty
+    rows = []
+    for t in range(n_teams):
+        for s, name in enumerate(scen):
+            for r in range(2):
+                y = 1.3 / (1 + np.exp(-eta[t, s])) - 0.15 + rng.normal(0, 0.05)
+                rows.append((f"team_{t}", name, "x", r, float(np.clip(y, 0, 1))))
+    return pd.DataFrame(rows, columns=["team", "scenario", "substrate", "replicate", "score"]), demands
+
+
+@pytest.mark.parametrize("name", ["lltm", "lowrank"])
+def test_demand_baselines_beat_aggmean_on_held_out_cells_and_scenarios(name):
+    scores, demands = _graded_table()
+    cells = cell_means(scores)
+    assert ((cells["score"] == 0) | (cells["score"] == 1)).mean() > 0.1  # exact floors and ceilings
+    rng = np.random.default_rng(1)
+    test = cells.iloc[rng.choice(len(cells), 40, replace=False)]
+    key = pd.MultiIndex.from_frame(scores[["team", "scenario"]])
+    train = scores[~key.isin(pd.MultiIndex.from_frame(test[["team", "scenario"]]))]
+    model = make_predictor(name).fit(train, demands)
+    out = model.predict(test["team"], test["scenario"])
+    assert list(out.columns) == ["team", "scenario", "predicted", "low", "high"] and len(out) == 40
+    assert out["predicted"].between(0, 1).all() and out["low"].isna().all()
+    baseline = AggMean().fit(train, demands).predict(test["team"], test["scenario"])["predicted"]
+    assert mse(out["predicted"], test["score"]) < 0.5 * mse(baseline, test["score"])
+
+    # unseen scenarios: their residual is 0, they are placed by their demands alone
+    held = ["s58", "s59"]
+    model = make_predictor(name).fit(scores[~scores["scenario"].isin(held)], demands.drop(index=held))
+    unseen = cells[cells["scenario"].isin(held)]
+    out = model.predict(unseen["team"], unseen["scenario"], demands=demands.loc[held])
+    assert np.isfinite(out["predicted"]).all()
+    baseline = AggMean().fit(scores[~scores["scenario"].isin(held)]).predict(unseen["team"], unseen["scenario"])
+    assert mse(out["predicted"], unseen["score"]) < mse(baseline["predicted"], unseen["score"])
