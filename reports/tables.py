@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 
 from capprof.profiling.constants import POOLED_TEAM, RHAT_MAX
-from capprof.profiling.evaluate import mean_interval
 from capprof.runners.measures import gini
 
 PROFILE_COLUMNS = ("team", "ability", "mean", "hdi_low", "hdi_high")
@@ -122,43 +121,52 @@ def predictive_table(evaluate: pd.DataFrame, level: float = 0.95) -> pd.DataFram
 
     Columns PREDICTIVE_COLUMNS: split, team, model, repeats, mse, ci_low,
     ci_high, fit_s, flag (why a cell has no MSE: evaluate leaves per-team
-    rows with too few test cells without one; those rows weigh nothing).
-    Within a repeat, rows of the same (model, split, team) (e.g. folds) pool
-    into one MSE weighted by test size: sum_f n_f mse_f / sum_f n_f. Across
-    repeats, ``mse`` is the mean and (ci_low, ci_high) its Student-t interval
-    bounded below by 0 (profiling.evaluate.mean_interval), NaN with a single
-    repeat.
+    rows with too few test cells without one). ``evaluate`` is a per-repeat
+    table (``capprof evaluate --out``) or an already summarised one (with
+    mse_low, mse_high). A per-repeat table is pooled per repeat
+    (``pool_repeats``) and summarised as ``profiling.evaluate.summarise``
+    does: ``mse`` the mean over repeats and (ci_low, ci_high) its Student-t
+    interval bounded below by 0, NaN with a single repeat. ``fit_s`` is the
+    model's mean fit time over the whole table.
     """
     if "repeat" not in evaluate.columns and {"mse_low", "mse_high"} <= set(evaluate.columns):
         return _summarised_predictive(evaluate)
+    from capprof.profiling.evaluate import summarise
+
+    pooled = pool_repeats(evaluate)
+    summary = summarise(pooled, level)
+    summary["fit_s"] = summary["model"].map(pooled.groupby("model")["fit_s"].mean())
+    return _summarised_predictive(summary, order=pooled)
+
+
+def pool_repeats(evaluate: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, split, repeat, team) of a per-repeat evaluate
+    table whose repeats may span several rows (e.g. folds): their MSEs pool
+    weighted by test size, sum_f n_f mse_f / sum_f n_f (a row without an MSE
+    weighs nothing; none at all gives NaN); n_test is summed, fit_s averaged,
+    flag the first one given. Columns model, split, repeat, team, n_test,
+    mse, fit_s, flag; names as text."""
     frame = evaluate.copy()
-    frame["team"] = frame["team"].astype(str)
-    frame["split"] = frame["split"].astype(str)
-    frame["model"] = frame["model"].astype(str)
+    for column in ("team", "split", "model"):
+        frame[column] = frame[column].astype(str)
     mse = pd.to_numeric(frame["mse"], errors="coerce")
-    weight = pd.to_numeric(frame["n_test"], errors="coerce") if "n_test" in frame else pd.Series(1.0, index=frame.index)
-    # a row without an MSE (evaluate flags per-team rows with too few cells) weighs nothing
-    frame["_w"] = weight.fillna(1.0).clip(lower=1e-12).where(mse.notna(), 0.0)
+    n_test = pd.to_numeric(frame["n_test"], errors="coerce") if "n_test" in frame else pd.Series(1.0, index=frame.index)
+    frame["_n"] = n_test.fillna(1.0)
+    frame["_w"] = frame["_n"].clip(lower=1e-12).where(mse.notna(), 0.0)
     frame["_wmse"] = frame["_w"] * mse
-    per_repeat = frame.groupby(["split", "team", "model", "repeat"], sort=False)[["_wmse", "_w"]].sum(min_count=1)
-    per_repeat["mse"] = per_repeat["_wmse"] / per_repeat["_w"]
-    records = []
-    for (split, team, model), group in per_repeat.groupby(level=["split", "team", "model"], sort=False):
-        mean, low, high = mean_interval(group["mse"].to_numpy(), level, lower=0.0)
-        records.append((split, team, model, len(group), mean, low, high))
-    out = pd.DataFrame.from_records(records, columns=["split", "team", "model", "repeats", "mse", "ci_low", "ci_high"])
-    if "fit_s" in frame:
-        fit = pd.to_numeric(frame["fit_s"], errors="coerce").groupby(frame["model"]).mean()
-        out["fit_s"] = out["model"].map(fit)
-    else:
-        out["fit_s"] = np.nan
-    out["flag"] = _flags(frame, out)
-    return _predictive_order(out, frame)
+    frame["fit_s"] = pd.to_numeric(frame["fit_s"], errors="coerce") if "fit_s" in frame else np.nan
+    frame["flag"] = frame["flag"].fillna("").astype(str) if "flag" in frame else ""
+    grouped = frame.groupby(["model", "split", "repeat", "team"], sort=False)
+    sums = grouped[["_wmse", "_w", "_n"]].sum(min_count=1)
+    out = pd.DataFrame({"n_test": sums["_n"], "mse": sums["_wmse"] / sums["_w"], "fit_s": grouped["fit_s"].mean(),
+                        "flag": grouped["flag"].agg(lambda flags: next((f for f in flags if f), ""))})
+    return out.reset_index()
 
 
-def _summarised_predictive(summary: pd.DataFrame) -> pd.DataFrame:
+def _summarised_predictive(summary: pd.DataFrame, order: pd.DataFrame | None = None) -> pd.DataFrame:
     """The same table from an already summarised evaluation (one row per
-    model, split, team with mse, mse_low, mse_high, repeats)."""
+    model, split, team with mse, mse_low, mse_high, repeats); splits and
+    models in their order in ``order`` (default: ``summary``)."""
     out = summary.rename(columns={"mse_low": "ci_low", "mse_high": "ci_high"}).copy()
     for column in ("team", "split", "model"):
         out[column] = out[column].astype(str)
@@ -168,7 +176,7 @@ def _summarised_predictive(summary: pd.DataFrame) -> pd.DataFrame:
         out["fit_s"] = np.nan
     out["flag"] = _flags(summary, out)
     out = out[list(PREDICTIVE_COLUMNS)]
-    return _predictive_order(out, out)
+    return _predictive_order(out, out if order is None else order)
 
 
 def _flags(source: pd.DataFrame, table: pd.DataFrame) -> list[str]:
