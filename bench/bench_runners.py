@@ -19,8 +19,13 @@
 6. Replay: how many distinct initial states repeated builds of each offline
    substrate give with one fixed env seed, through meltingpot's own builder
    (1 would mean dmlab2d replays an episode from its seed; it does not yet).
+7. Loop cost on a stub substrate (``--stub-only`` runs only this): CPU
+   microseconds per step of capprof's whole episode (loop, observers, guards)
+   and of a raw meltingpot-style loop, with a substrate that returns a fixed
+   timestep and 7 focal noop players. CPU time, no substrate work: the
+   loop's own cost, stable on a loaded machine.
 
-Usage: .venv/bin/python bench/bench_runners.py [--steps N] [--reps R] [--quick] [--ray-only]
+Usage: .venv/bin/python bench/bench_runners.py [--steps N] [--reps R] [--quick] [--ray-only] [--stub-only]
 """
 
 from __future__ import annotations
@@ -268,12 +273,83 @@ def serial_episode_seconds(tmp, episodes: int, steps: int) -> float:
     return float(read_results(tmp)["wall_seconds"].mean())
 
 
+class _StubSubstrate:
+    """A substrate that returns one fixed timestep (clean_up-sized views)."""
+
+    def __init__(self, players: int):
+        import dm_env
+
+        view = {"RGB": np.zeros((88, 88, 3), np.uint8), "READY_TO_SHOOT": np.float64(1.0),
+                "WORLD.RGB": np.zeros((168, 240, 3), np.uint8)}
+        self.first = dm_env.restart([dict(view) for _ in range(players)])
+        self.mid = dm_env.transition(reward=[0.0] * players, observation=[dict(view) for _ in range(players)])
+        self.players = players
+
+    def action_spec(self):
+        import dm_env.specs
+
+        return [dm_env.specs.DiscreteArray(9)] * self.players
+
+    def reset(self):
+        return self.first
+
+    def step(self, actions):
+        return self.mid
+
+    def close(self):
+        pass
+
+
+def stub_loop_cost(players: int = 7, steps: int = 3000, reps: int = 10) -> tuple[float, float]:
+    """Median CPU seconds per step of capprof's episode and of a raw loop on
+    ``_StubSubstrate`` with noop focal players (interleaved repetitions)."""
+    from meltingpot.scenario import PERMITTED_OBSERVATIONS
+
+    import capprof.runners.episode as episode
+    from capprof.runners.episode import EpisodeTask, run_episode
+    from capprof.runners.populations import parse_population, policy_slots, substrate_info
+    from capprof.runners.scenarios import Scenario
+
+    scenario = Scenario(name="clean_up__stub", substrate="clean_up", roles=("default",) * players,
+                        is_focal=(True,) * players, suite="bench")
+    build_substrate = episode.build_substrate
+    ours, raw = [], []
+    try:
+        episode.build_substrate = lambda scenario, env_seed: _StubSubstrate(players)
+        info = substrate_info("clean_up")
+        member = parse_population("noop").members[0]
+        for rep in range(reps):
+            start = time.process_time()
+            record = run_episode(EpisodeTask(run_id="bench", population="noop", team="noop", scenario=scenario,
+                                             episode=rep, seed=0, max_steps=steps))
+            ours.append((time.process_time() - start) / record.steps)
+
+            start = time.process_time()
+            env = _StubSubstrate(players)
+            policies = [member.build(info, rep, slot) for slot in policy_slots(scenario.roles)]
+            timestep = env.reset()
+            states = [p.initial_state() for p in policies]
+            keys = tuple(k for k in timestep.observation[0] if k in PERMITTED_OBSERVATIONS)
+            actions = [0] * players
+            for _ in range(steps):
+                for i, policy in enumerate(policies):
+                    obs = {k: timestep.observation[i][k] for k in keys}
+                    reward = 0.0 if timestep.reward is None else timestep.reward[i]
+                    actions[i], states[i] = policy.step(timestep._replace(observation=obs, reward=reward), states[i])
+                timestep = env.step(actions)
+            raw.append((time.process_time() - start) / steps)
+    finally:
+        episode.build_substrate = build_substrate
+    return float(np.median(ours)), float(np.median(raw))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--reps", type=int, default=10, help="interleaved repetitions of the overhead comparison")
     parser.add_argument("--quick", action="store_true", help="skip the meltingpot and Ray comparisons")
     parser.add_argument("--ray-only", action="store_true", help="only the Ray comparison")
+    parser.add_argument("--stub-only", action="store_true", help="only the loop cost on a stub substrate")
     args = parser.parse_args(argv)
 
     import tempfile
@@ -282,6 +358,11 @@ def main(argv=None) -> int:
     from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
+    if args.stub_only:
+        ours, raw = stub_loop_cost(reps=args.reps)
+        print(f"stub loop: capprof {ours * 1e6:.1f} us/step, raw loop {raw * 1e6:.1f} us/step (CPU time; "
+              "stub substrate, 7 focal noop players, 3000 steps)")
+        return 0
     if not args.ray_only:
         builds = 4
         for name in REPLAY_SUBSTRATES:
