@@ -249,7 +249,9 @@ def parse_population(text: str, check: bool = True) -> Population:
                 'rllib:CHECKPOINT_DIR[:MODULE_ID], optionally followed by @/path/to/other/python'
             )
         if check:
-            _source(spec)
+            source = _source(spec)
+            if hasattr(source, "check"):  # e.g. another interpreter: proven once, here
+                source.check()
         members.append(Member(name=spec, spec=spec))
     return Population(team=team, members=tuple(members))
 

@@ -238,18 +238,24 @@ class RemotePolicy:
 
 
 class VenvSource:
-    """Builds ``spec``'s policies in ``python``; checked once per process."""
+    """Builds ``spec``'s policies in ``python``. ``check()`` (run by
+    ``parse_population`` in the driver, once) proves the interpreter before
+    any episode; workers build without repeating it."""
 
     def __init__(self, spec: str, python: str):
         self.spec, self.python = spec, python
-        self.info = check_interpreter(python, spec)
-        self.prefix = self.info.get("prefix")
+        self.info = None
+
+    def check(self) -> dict:
+        if self.info is None:
+            self.info = check_interpreter(self.python, self.spec)
+        return self.info
 
     def check_scenario(self, scenario) -> None:
         if self.spec.startswith(bridge.SUBMISSION_PREFIX):
             from capprof.runners.submission import check_roles
 
-            found = self.info["ok"]
+            found = self.check()["ok"]
             roles = {s: found["roles"].get(s) or {} for s in found["substrates"]}
             check_roles(self.spec[len(bridge.SUBMISSION_PREFIX):], roles, scenario)
 
