@@ -68,7 +68,12 @@ DEMO_SERIES_EVERY = 10
 DEMO_MODELS = "aggmean,ridge,assessor,layout-joint"
 DEMO_SAMPLING = ("--draws", "500", "--tune", "500")
 QUICK_SAMPLING = ("--draws", "100", "--tune", "100")
-DEMO_REPEATS = 3
+# K-fold over cells: every cell is held out once, each fold refits every model
+# (the layout too), so few folds keep the demo's minutes down.
+DEMO_FOLDS = 5
+QUICK_FOLDS = 3
+# written by the demo's evaluate step beside evaluate.csv (`--summary`)
+EVALUATION_SUMMARY = "evaluate_summary.csv"
 
 
 def find_published(explicit: str | None = None) -> str:
@@ -95,13 +100,13 @@ def summarise(profile_dir: Path, out=sys.stdout, top: int = 3) -> None:
     """Top abilities per team (behaviour and mode demands) and the MSE table."""
     import pandas as pd
 
+    from capprof.profiling.constants import POOLED_TEAM
     from capprof.profiling.evaluate import summarise as summarise_evaluation
-    from capprof.tagging.catalog import load_catalog
-    from capprof.tagging.demands import demand_group
+    from capprof.profiling.profile import PROFILE_FILES
+    from capprof.tagging.demands import demand_groups
 
-    profiles = pd.read_csv(profile_dir / "profiles.csv")
-    substrates = set(load_catalog()["substrate"])
-    profiles["group"] = [demand_group(a, substrates) for a in profiles["ability"]]
+    profiles = pd.read_csv(profile_dir / PROFILE_FILES["profiles"])
+    profiles["group"] = profiles["ability"].map(demand_groups(profiles["ability"].unique()))
     behaviours = profiles[profiles["group"] != "substrate"].copy()
     print("\nTop abilities per team (posterior mean [90% HDI], behaviour and mode demands):", file=out)
     for team, rows in behaviours.groupby("team"):
@@ -118,11 +123,18 @@ def summarise(profile_dir: Path, out=sys.stdout, top: int = 3) -> None:
         for team, rows in behaviours.groupby("team"):
             best = rows.sort_values("lead", ascending=False).head(top)
             print(f"  {team}: " + ", ".join(f"{r.ability} {r.lead:+.2f}" for r in best.itertuples()), file=out)
-    evaluation = profile_dir / "evaluate.csv"
-    if evaluation.exists():
+    summary, evaluation = profile_dir / EVALUATION_SUMMARY, profile_dir / "evaluate.csv"
+    if summary.exists():
+        table = pd.read_csv(summary)
+        columns = [c for c in ("model", "n_cells", "mse", "mse_low", "mse_high", "coverage", "width") if c in table]
+        print("\nHeld-out MSE (K-fold over cells, every cell held out once; 95% interval clustered by scenario):",
+              file=out)
+        print(table.loc[table["team"] == POOLED_TEAM, columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"),
+              file=out)
+    elif evaluation.exists():
         table = summarise_evaluation(pd.read_csv(evaluation))
-        pooled = table[table["team"] == "ALL"] if "team" in table.columns else table
-        print("\nHeld-out MSE (random 10% cells; mean and 95% interval over repeats):", file=out)
+        pooled = table[table["team"] == POOLED_TEAM] if "team" in table.columns else table
+        print("\nHeld-out MSE (mean and 95% interval over repeats):", file=out)
         print(pooled.to_string(index=False, float_format=lambda v: f"{v:.4f}"), file=out)
 
 
@@ -160,10 +172,10 @@ def run_demo(published: str | None = None, out_dir: str = "capprof-demo", quick:
         scores = find_published(published or None)
         print(f"capprof demo: published Melting Pot 2.0 results from {scores}")
         report_inputs = ["--scores", scores]
-    repeats = "2" if quick else str(DEMO_REPEATS)
+    folds = str(QUICK_FOLDS if quick else DEMO_FOLDS)
     _step("compare predictors on held-out cells",
-          ["evaluate", scores, "--split", "random", "--repeats", repeats, "--models", DEMO_MODELS,
-           *sampling, "--out", str(profile / "evaluate.csv")])
+          ["evaluate", scores, "--split", "random", "--folds", folds, "--models", DEMO_MODELS,
+           *sampling, "--out", str(profile / "evaluate.csv"), "--summary", str(profile / EVALUATION_SUMMARY)])
     _step("fit capability profiles (joint measurement layout) and the assessor",
           ["profile", scores, "--out", str(profile), *sampling])
     html = out / "report.html"
