@@ -91,6 +91,15 @@ def test_predict_names_the_layout_this_profile_holds(profile):
         profile.predict(["s00"], models=["asessor"])
 
 
+def test_a_profile_without_assessor_saves_loads_and_predicts_with_the_layout_alone(profile, tmp_path):
+    bare = Profile(layout=profile.layout, demands=profile.demands, metadata={"tags": "all"})
+    out = bare.save(tmp_path / "bare")
+    assert not (out / "assessor.json").exists() and not (out / "importances.csv").exists()
+    loaded = Profile.load(out)
+    assert loaded.assessor is None and loaded.importances is None
+    assert set(loaded.predict(["s01"])["model"]) == {"layout-joint"}
+
+
 def test_save_replaces_an_old_profile_and_keeps_other_files(profile, tmp_path):
     out = tmp_path / "prof"
     profile.save(out)
