@@ -451,7 +451,16 @@ def _save(algo, out: Path, progress: Progress, settings: TrainSettings, scenario
     return final
 
 
+def torch_only_rllib() -> None:
+    """Keep RLlib from using TensorFlow. meltingpot imports TensorFlow (for
+    its bots), and RLlib then checks every logged metric for a TF tensor
+    through a typing Protocol, which cost ~12% of sampling time; RLlib reads
+    this variable when its modules are first imported."""
+    os.environ.setdefault("RLLIB_TEST_NO_TF_IMPORT", "1")
+
+
 def _ray_init():
+    torch_only_rllib()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     import ray
 
@@ -460,7 +469,8 @@ def _ray_init():
     # address="local": always a private instance, never a cluster someone else
     # started on this machine (ray.init() alone would join it).
     ray.init(address="local", num_cpus=max(1, os.cpu_count() or 1), include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
+             log_to_driver=False, configure_logging=False,
+             runtime_env={"env_vars": {"RLLIB_TEST_NO_TF_IMPORT": "1"}})
     return True
 
 

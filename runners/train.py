@@ -101,6 +101,9 @@ def _quiet_libraries() -> None:
     from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
+    from capprof.runners.rllib_train import torch_only_rllib
+
+    torch_only_rllib()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     import ray  # noqa: F401
 
