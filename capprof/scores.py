@@ -15,8 +15,13 @@ source            str     where the row came from (file name, run id)
 ================  ======  =====================================================
 
 Loaders accept the published Melting Pot 2.0 results (a feather file with a
-``mapla`` column), CSV or Parquet files in this schema, and Parquet datasets
-(directories) written by ``capprof run``.
+``mapla`` column), CSV (comma, semicolon or tab delimited; ``.csv.gz``),
+Parquet or Feather files in this schema, and Parquet datasets (directories)
+written by ``capprof run`` (``capprof.readers``). Validation names every
+problem in one line each: missing, non-numeric, NaN, infinite or huge
+(beyond +-``MAX_ABS_SCORE``) scores by their rows, bad replicates,
+duplicates, and scenarios on another substrate than the catalog or a custom
+demands file says.
 """
 
 from __future__ import annotations
