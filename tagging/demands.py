@@ -32,7 +32,7 @@ from capprof.tagging.catalog import (
     correct_tag,
     load_catalog,
 )
-from capprof.tagging.constants import MODE_DEMANDS, TAG_SETS
+from capprof.tagging.constants import DEMAND_GROUPS, MODE_DEMANDS, TAG_SETS
 
 MAX_LEVEL = 5.0
 # `capprof run` writes the demands of the offline and variant scenarios it ran
@@ -84,17 +84,11 @@ def demand_groups(columns: Iterable[str], catalog: pd.DataFrame | None = None) -
     """
     catalog = load_catalog() if catalog is None else catalog
     substrates = set(catalog["substrate"])
-    return {str(c): demand_group(str(c), substrates) for c in columns}
-
-
-def demand_group(name: str, substrates: Iterable[str]) -> str:
-    """``substrate``, ``mode`` or ``behaviour`` for one demand name given the
-    substrate names (kept for old callers; prefer ``demand_groups``)."""
-    if name in set(substrates):
-        return "substrate"
-    if name in MODE_DEMANDS:
-        return "mode"
-    return "behaviour"
+    substrate_group, mode_group, behaviour_group = DEMAND_GROUPS
+    return {
+        str(c): substrate_group if str(c) in substrates else mode_group if str(c) in MODE_DEMANDS else behaviour_group
+        for c in columns
+    }
 
 
 def catalog_demands(

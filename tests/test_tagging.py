@@ -11,7 +11,7 @@ from capprof.tagging.catalog import (
     load_catalog,
     mode_from_counts,
 )
-from capprof.tagging.demands import contest_tags, demand_group, demand_groups, demand_matrix, resolve_tag_set
+from capprof.tagging.demands import contest_tags, demand_groups, demand_matrix, resolve_tag_set
 
 
 def test_catalog_has_every_meltingpot_2_4_1_scenario():
@@ -69,13 +69,6 @@ def test_tag_set_choices():
     assert "resident" not in resolve_tag_set("all")
     with pytest.raises(CapprofError, match='did you mean "defense"'):
         resolve_tag_set(["defence"])
-
-
-def test_demand_groups():
-    subs = load_catalog()["substrate"].unique()
-    assert demand_group("clean_up", subs) == "substrate"
-    assert demand_group("visitor", subs) == "mode"
-    assert demand_group("reciprocity", subs) == "behaviour"
 
 
 def test_demand_groups_of_a_demand_matrix_follow_its_columns():
