@@ -160,8 +160,24 @@ def run(args, command: list[str]) -> int:
     return 0
 
 
+def _command(args) -> list[str]:
+    """The command as typed when capprof was started from the shell, else
+    (capprof.cli.main called from Python) rebuilt from the parsed options."""
+    from pathlib import Path
+
+    if sys.argv and Path(sys.argv[0]).name in ("capprof", "__main__.py") and "train" in sys.argv[1:]:
+        return ["capprof", *sys.argv[1:]]
+    parts = ["capprof", "train"] + ([args.target] if args.target else []) + ["--out", str(args.out)]
+    for name, value in sorted(vars(args).items()):
+        if name in ("target", "out", "func", "command") or value in (None, False):
+            continue
+        flag = "--" + name.replace("_", "-")
+        parts += [flag] if value is True else [flag, str(value)]
+    return parts
+
+
 def cmd_train(args) -> int:
-    return run(args, ["capprof", *sys.argv[1:]] if sys.argv and sys.argv[0] else ["capprof", "train"])
+    return run(args, _command(args))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
