@@ -39,8 +39,11 @@ class MeasurementLayout(Predictor):
     Parameters: ``mode`` (fixed by the class: joint | per-team; given to
     ``MeasurementLayout`` itself it picks the class), ``draws``/``tune``/
     ``chains`` for NUTS, ``squeeze`` (the eps of ``layout.squeeze``),
-    ``scale`` (logistic slope per demand level), ``chance`` (the score that
-    pure noise produces), ``interval`` (probability of the predictive
+    ``scale`` (logistic slope per demand level; None: free), ``chance`` (the
+    score that pure noise produces; 0), ``likelihood`` (censored | beta),
+    ``noise`` (mix in a chance component), ``scenario_effect`` (a residual
+    difficulty per scenario; a new scenario draws it from its prior): see
+    ``layout.build_layout_model``; ``interval`` (probability of the predictive
     interval), ``sampler`` (nutpie | pymc), ``seed``, ``progressbar`` (the
     sampler's own progress display; nutpie draws it on terminals only).
 
@@ -58,7 +61,8 @@ class MeasurementLayout(Predictor):
         return super().__new__(cls)
 
     def __init__(self, mode: str | None = None, draws: int = 1000, tune: int = 500, chains: int = 2,
-                 squeeze: float = 0.01, scale: float = 1.0, chance: float = 0.0,
+                 squeeze: float = 0.01, scale: float | None = 1.0, chance: float = 0.0,
+                 likelihood: str = "censored", noise: bool = True, scenario_effect: bool = False,
                  interval: float = INTERVAL_LEVEL, sampler: str = "nutpie", seed: int = 0,
                  progressbar: bool = False):
         if mode is not None and mode != type(self).mode:
@@ -70,6 +74,9 @@ class MeasurementLayout(Predictor):
         self.squeeze = squeeze
         self.scale = scale
         self.chance = chance
+        self.likelihood = likelihood
+        self.noise = noise
+        self.scenario_effect = scenario_effect
         self.interval = interval
         self.sampler = sampler
         self.seed = seed
@@ -95,7 +102,8 @@ class MeasurementLayout(Predictor):
         model = maths.build_layout_model(
             team_codes, scen_codes, maths.squeeze(cells["score"].to_numpy(), self.squeeze), demand_index,
             self.teams_, mode=self.mode, demand_groups=[groups[str(c)] for c in self.demands_.columns],
-            scale=self.scale, chance=self.chance,
+            scale=self.scale, chance=self.chance, squeeze=self.squeeze, likelihood=self.likelihood,
+            noise=self.noise, scenario_effect=self.scenario_effect,
         )
         self.posterior_ = maths.sample_layout(model, self.draws, self.tune, self.chains, self.seed, self.sampler,
                                               progressbar=self.progressbar)
@@ -107,7 +115,7 @@ class MeasurementLayout(Predictor):
         team_codes = pd.Index(self.teams_).get_indexer(teams)
         predicted, low, high = maths.predict_scores(
             self.posterior_, team_codes, rows.to_numpy(dtype=float), self.interval,
-            scale=self.scale, chance=self.chance, squeeze_eps=self.squeeze, seed=self.seed)
+            scale=self.scale, chance=self.chance, squeeze_eps=self.squeeze, seed=self.seed, scenarios=scenarios)
         return prediction_frame(teams, scenarios, predicted, low, high)
 
     def abilities(self, hdi_prob: float = INTERVAL_LEVEL) -> pd.DataFrame:
