@@ -102,6 +102,11 @@ def cmd_run(args) -> int:
         sys.stderr.write(f"capprof: interrupted; {kept} finished episode(s) are kept in {args.out}; "
                          f"continue with: {resume_command(args)}\n")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # mid-run (a full disk, a removed directory): what was written is kept
+        if exc.filename is None:
+            raise
+        raise CapprofError(f"{exc.filename}: {exc.strerror or type(exc).__name__}; the finished episodes are kept; "
+                           f"free space or fix the directory, then continue with: {resume_command(args)}") from None
     skipped = f", {summary.skipped} already done" if summary.skipped else ""
     failed = f", {summary.failed} failed (see `status` / `error`)" if summary.failed else ""
     print(f"capprof: {summary.ok} episode(s) ok{failed}{skipped}; results in {summary.out_dir} "

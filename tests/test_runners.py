@@ -651,3 +651,29 @@ def test_ray_driver_runs_an_episode_again_when_its_worker_is_lost_and_writes_it_
     (record,) = written
     assert record.status == "error"
     assert record.error == ("the worker running this episode was lost 3 times: Died: the actor died unexpectedly")
+
+
+def test_a_disk_filling_up_mid_run_is_one_line_with_the_resume_command(tmp_path, cli, monkeypatch):
+    import errno
+
+    import capprof.runners.execute as execute_module
+
+    out = tmp_path / "out"
+    real = execute_module.write_record
+    written = []
+
+    def full_after_one(out_dir, record):
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "next.parquet"))
+        written.append(real(out_dir, record))
+        return written[-1]
+
+    monkeypatch.setattr(execute_module, "write_record", full_after_one)
+    res = cli("run", "--population", "random", "--scenario", PD_VISITOR, "--episodes", "2", "--max-steps", "3",
+              "--out", out, "--quiet")
+    assert res.code == 2
+    assert res.err.strip().splitlines() == [
+        f"capprof: error: {out / 'next.parquet'}: No space left on device; the finished episodes are kept; free "
+        f"space or fix the directory, then continue with: capprof run --population random --scenario {PD_VISITOR} "
+        f"--episodes 2 --max-steps 3 --out {out} --seed 0 --quiet --resume"]
+    assert len(list(out.glob("*.parquet"))) == 1 and not (out / "_capprof_run.lock").exists()
