@@ -436,6 +436,10 @@ def posterior_cells(idata, n_draws: int | None = 400, seed: int = 0) -> dict:
         rows = np.flatnonzero(team == t)
         shift = None if delta is None else delta[keep][:, scen[rows]]
         p[:, rows] = success_probability(theta[:, t, :], index[rows], level[rows], slope, shift)
+    if "censored" in data and not _scalar(data["censored"]):
+        # the uncensored Beta model (likelihood="beta"): the noise caps the mean
+        # and replicated scores are its squeezed Beta draws, unsqueezed and clipped
+        p, eps = (1.0 - eps) * p, np.zeros_like(eps)
     return {"p": p, "phi": phi[:, team], "eps": eps, "y": data["cell_score"].to_numpy(),
             "censor": _scalar(data["censor_point"])}
 
@@ -529,7 +533,7 @@ def ppc_disagreements(checks) -> list[str]:
         bins = table[table.index.str.startswith("PIT bin")]
         worst = bins.iloc[int(np.argmax(np.abs(bins["observed"] - bins["replicated"])))]
         out.append(f"cell scores are not distributed as the model predicts (PIT KS distance {distance:.3f}, "
-                   f"p = {table.loc['PIT KS p-value', 'observed']:.2g}; PIT {worst.name} holds "
+                   f"p = {table.loc['PIT KS p-value', 'observed']:.2g}; the {worst.name} holds "
                    f"{worst['observed']:.0%} of cells, uniform {worst['replicated']:.0%})")
     return out
 

@@ -171,6 +171,30 @@ def test_predict_scores_new_scenario_uses_the_residual_prior():
     assert ((low <= predicted) & (predicted <= high)).all()
 
 
+def test_censored_likelihood_scores_floor_ceiling_and_interior_cells_by_their_probability():
+    from scipy import stats
+    from scipy.special import betainc
+
+    demands = pd.DataFrame({"a": [1.0, 2.0, 3.0]}, index=["s0", "s1", "s2"])
+    y = np.array([1.0, 0.4, 0.0])  # ceiling, interior, floor
+    model = layout.build_layout_model(np.zeros(3, dtype=int), np.arange(3), squeeze(y, 0.01),
+                                      DemandIndex.from_matrix(demands), ["t"], mode="per-team", scale=None)
+    point = model.initial_point()
+    point["ability_z"] = np.array([[0.7]])
+    point["noise_logodds__"] = np.array(-2.0)
+    point["slope_log__"] = np.array(0.3)
+    outputs = model.replace_rvs_by_values(
+        [model["ability"], model["noise"], model["precision"], model["slope"], model.potentials[0]])
+    theta, eps, phi, slope, potential = model.compile_fn(outputs, inputs=model.value_vars,
+                                                         on_unused_input="ignore")(point)
+    p = _sigmoid(float(slope) * (theta[0, 0] - np.array([1.0, 2.0, 3.0])))
+    a, b = p * phi[0], (1 - p) * phi[0]
+    expected = (np.log(1 - eps) + np.log(betainc(b[0], a[0], 0.01))  # P(y* >= 0.99)
+                + np.log(1 - eps) + stats.beta.logpdf(0.01 + 0.98 * 0.4, a[1], b[1])
+                + np.log(eps + (1 - eps) * betainc(a[2], b[2], 0.01)))  # chance or P(y* <= 0.01)
+    assert float(potential) == pytest.approx(expected, rel=1e-3)
+
+
 def test_layout_rejects_bad_mode_likelihood_and_chance():
     demands = _graded_demands(5, 2, seed=0)
     index = DemandIndex.from_matrix(demands)
