@@ -129,8 +129,9 @@ def _read_parquet_dir(path: Path) -> pd.DataFrame:
         raise CapprofError(
             f"{path}: no Parquet files in this directory{hint}; a score directory is what `capprof run --out` writes"
         )
+    nested = any(p.parent != path for p in parquet)  # hive partitions (team=a/...) carry columns
     try:
-        return pd.read_parquet(parquet)
+        return pd.read_parquet(path if nested and len(parquet) == len(files) else parquet)
     except (OSError, ValueError, TypeError):  # name the file that breaks it
         pass
     import pyarrow.parquet as pq

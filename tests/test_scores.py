@@ -134,3 +134,19 @@ def test_unknown_scenarios_and_single_team_are_rejected_when_asked():
                         known_scenarios={"clean_up_0", "clean_up_1", "territory__rooms_0"})
     with pytest.raises(CapprofError, match="only 1 team"):
         validate_scores(TOY[TOY.team == "a"], min_teams=2)
+
+
+def test_parquet_directories_flat_partitioned_or_with_stray_files(tmp_path):
+    scores = validate_scores(TOY)
+    scores.to_parquet(tmp_path / "partitioned", partition_cols=["team"])  # team=a/... carries the team
+    back = load_scores(tmp_path / "partitioned")
+    assert sorted(back["team"].unique()) == ["a", "b", "random"] and len(back) == len(TOY)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    scores.iloc[:5].to_parquet(flat / "one.parquet")
+    scores.iloc[5:].to_parquet(flat / "two.parquet")
+    (flat / "README.txt").write_text("notes beside the data are skipped")
+    assert len(load_scores(flat)) == len(TOY)
+    (flat / "three.parquet").write_bytes(b"half a file")
+    with pytest.raises(CapprofError, match="three.parquet: not a readable Parquet file"):
+        load_scores(flat)
