@@ -25,6 +25,7 @@ from capprof.runners.constants import STATUS_ERROR
 from capprof.runners.records import EpisodeRecord, EpisodeTask, exception_line, failed_record
 
 MAX_ATTEMPTS = 3  # runs of one episode whose worker was lost, before it is recorded as failed
+WAIT_SECONDS = 30.0  # how often a driver waiting for records checks that the cluster still has a node
 
 _ACTORS: dict = {}  # (ray session, job, count) -> episode actors, reused across execute() calls
 
@@ -118,7 +119,9 @@ def _drive(ray, actors: list, tasks, finished) -> list[tuple[str, str, int]]:
             actors.append(_new_actor(ray))
             idle.append(actors[-1])
             continue
-        ready, _ = ray.wait(list(in_flight), num_returns=1)
+        ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=WAIT_SECONDS)
+        if not ready:
+            _check_cluster(ray)
         for ref in ready:
             actor, task = in_flight.pop(ref)
             try:
@@ -140,6 +143,18 @@ def _drive(ray, actors: list, tasks, finished) -> list[tuple[str, str, int]]:
                 idle.append(actor)
             finished(record)
     return retried
+
+
+def _check_cluster(ray) -> None:
+    """Refuse to wait on a cluster with no node left (its raylets were
+    stopped): the episodes in flight would never return."""
+    try:
+        alive = [node for node in ray.nodes() if node.get("Alive")]
+    except Exception:  # the cluster does not answer: keep waiting, Ray gives up by itself
+        return
+    if not alive:
+        raise CapprofError("the Ray cluster has no node left (were its nodes stopped?); the finished episodes "
+                           "are kept: start Ray again and continue the run with --resume")
 
 
 def _replacement(ray):

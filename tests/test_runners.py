@@ -594,6 +594,7 @@ def test_ray_driver_runs_an_episode_again_when_its_worker_is_lost_and_writes_it_
     worker is lost three times is recorded as failed, saying so."""
     from types import SimpleNamespace
 
+    from capprof.errors import CapprofError
     from capprof.runners import ray_backend
     from capprof.runners.records import EpisodeRecord, EpisodeTask
     from capprof.runners.scenarios import get_scenario
@@ -613,7 +614,7 @@ def test_ray_driver_runs_an_episode_again_when_its_worker_is_lost_and_writes_it_
         def __init__(self, free_cpus):
             self.free_cpus = free_cpus
 
-        def wait(self, refs, num_returns):
+        def wait(self, refs, num_returns, timeout=None):
             return refs[:num_returns], refs[num_returns:]
 
         def get(self, ref):
@@ -638,6 +639,16 @@ def test_ray_driver_runs_an_episode_again_when_its_worker_is_lost_and_writes_it_
     assert retried == [("random", PD_VISITOR, 1)]
     assert sorted(r.episode for r in written) == [0, 1, 2, 3] and all(r.ok for r in written)
     assert len(actors) == 1  # the node's CPU is gone: no replacement, the run goes on with one actor
+
+    class Stopped(FakeRay):  # every node of the cluster was stopped: nothing ever returns
+        def wait(self, refs, num_returns, timeout=None):
+            return [], refs
+
+        def nodes(self):
+            return [{"NodeID": "a", "Alive": False}]
+
+    with pytest.raises(CapprofError, match="the Ray cluster has no node left"):
+        ray_backend._drive(Stopped(free_cpus=0), [Actor()], tasks[:1], written.append)
 
     class Cursed(Actor):  # every actor that tries episode 0 dies
         def __init__(self):
