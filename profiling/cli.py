@@ -206,7 +206,6 @@ def _score_arguments(p) -> None:
 
 def register(sub) -> None:
     from capprof.profiling.constants import DEFAULT_LAYOUT_MODE, LAYOUT_MODES
-    from capprof.profiling.evaluate import MODEL_NAMES, SPLITS  # noqa: F401 - used by the evaluate block
 
     p = sub.add_parser("evaluate", help="cross-validate score predictors on held-out cells, scenarios or substrates")
     _score_arguments(p)

@@ -29,13 +29,9 @@ a file, with one line naming the file and the fix.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import shutil
-import signal
 import tempfile
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -45,12 +41,11 @@ import pandas as pd
 from capprof.errors import CapprofError, note
 from capprof.profiling.constants import (
     DEFAULT_LAYOUT_MODE,
-    INTERVAL_LEVEL,
     PREDICT_OUTPUT_COLUMNS,
     RHAT_MAX,
 )
+from capprof.profiling.files import check_writable, read_csv, read_json, swap_into_place, umask, write_json_atomic
 from capprof.profiling.predictors import Assessor, MeasurementLayout, canonical_name
-from capprof.profiling.predictors.base import read_json, write_json_atomic
 
 PROFILE_FILES = {
     "profiles": "profiles.csv",
@@ -171,13 +166,13 @@ class Profile:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         try:
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would outlive the rename
+            os.chmod(tmp, 0o777 & ~umask())  # mkdtemp's 0700 would outlive the rename
             self._write(tmp)
             if target.exists():
                 for entry in target.iterdir():  # other tools' files (evaluate.csv, ...) stay
                     if entry.name not in PROFILE_FILES.values() and entry.is_file():
                         shutil.copy2(entry, tmp / entry.name)
-            _swap_into_place(tmp, target)
+            swap_into_place(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -224,7 +219,7 @@ class Profile:
             path = directory / PROFILE_FILES[key]
             if not path.is_file() or (key != "meta" and path.stat().st_size == 0):
                 raise CapprofError(f"{path} is missing or empty; {fix}")
-        demands = _read_csv(directory / PROFILE_FILES["demands"], fix, index_col="scenario").astype(float)
+        demands = read_csv(directory / PROFILE_FILES["demands"], fix, index_col="scenario").astype(float)
         layout_meta.pop("name", None)
         idata = MeasurementLayout.read_posterior(directory / PROFILE_FILES["posterior"], fix)
         try:
@@ -238,8 +233,8 @@ class Profile:
             params = {k: v for k, v in assessor_meta.items() if k != "name"}
             assessor = Assessor.from_booster(directory / PROFILE_FILES["assessor"], teams, demands, fix=fix,
                                              **params)
-        abilities = _read_csv(directory / PROFILE_FILES["profiles"], fix)
-        diagnostics = _read_csv(directory / PROFILE_FILES["diagnostics"], fix)
+        abilities = read_csv(directory / PROFILE_FILES["profiles"], fix)
+        diagnostics = read_csv(directory / PROFILE_FILES["diagnostics"], fix)
         metadata = {k: v for k, v in meta.items()
                     if k not in ("layout", "assessor", "teams", "demand_columns", "files", "complete", "format")}
         return cls(layout=layout, demands=demands, assessor=assessor, metadata=metadata, abilities=abilities,
@@ -337,7 +332,7 @@ def read_scenarios_file(path) -> tuple[list[str], pd.DataFrame | None]:
     suffix = path.suffix.lower()
     described = suffix in (".yaml", ".yml")
     if suffix == ".csv":
-        header = _read_csv(path, "check the file", nrows=0).columns
+        header = read_csv(path, "check the file", nrows=0).columns
         if "scenario" not in header:
             raise CapprofError(f"{path}: missing the `scenario` column")
         described = any(c not in ("scenario", "substrate") for c in header)
@@ -345,70 +340,9 @@ def read_scenarios_file(path) -> tuple[list[str], pd.DataFrame | None]:
         custom = load_custom_demands(path, load_catalog())
         return list(custom.index), custom
     if suffix == ".csv":
-        names = _read_csv(path, "check the file", dtype=str)["scenario"].dropna().str.strip().tolist()
+        names = read_csv(path, "check the file", dtype=str)["scenario"].dropna().str.strip().tolist()
     else:
         names = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
     if not names:
         raise CapprofError(f"{path}: names no scenario; list one scenario per line")
     return names, None
-
-
-# ------------------------------------------------------------------ helpers
-
-
-def _read_csv(path: Path, fix: str, **kwargs) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, **kwargs)
-    except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CapprofError(f"{path} is not a readable CSV ({reason}); {fix}") from None
-
-
-def check_writable(target: Path) -> None:
-    """Refuse before any work an output whose nearest existing ancestor
-    cannot be written (one line naming it)."""
-    probe = target.parent if not target.exists() else target
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise CapprofError(f"cannot write {target}: {probe} is a file; choose another --out")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise CapprofError(f"cannot write {target}: {probe} is not writable; choose another --out")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def _signals_held():
-    """Hold off SIGINT/SIGTERM (delivered on exit) so a swap is not cut in half."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside
-    first and deleted after (both renames under held signals)."""
-    with _signals_held():
-        if not target.exists():
-            os.rename(tmp, target)
-            return
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(target, old)
-        try:
-            os.rename(tmp, target)
-        except BaseException:
-            os.rename(old, target)
-            raise
-    shutil.rmtree(old, ignore_errors=True)

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import time
 from pathlib import Path
 from typing import ClassVar, Sequence
@@ -43,6 +42,7 @@ import pandas as pd
 
 from capprof.errors import CapprofError, did_you_mean
 from capprof.profiling.constants import PREDICTION_COLUMNS
+from capprof.profiling.files import read_json, write_json_atomic
 
 STATE_FILE = "predictor.json"
 
@@ -80,29 +80,6 @@ def team_demand_design(teams: Sequence[str], all_teams: Sequence[str], demand_ro
     if interactions:
         parts.append((onehot[:, :, None] * levels[:, None, :]).reshape(len(codes), -1))
     return np.hstack(parts)
-
-
-def write_json_atomic(path: Path, document: dict) -> None:
-    """Write JSON to ``path`` through a temporary file renamed into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(json.dumps(document, indent=1) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def read_json(path: Path, fix: str) -> dict:
-    """A JSON object from ``path``, or one CapprofError line naming the file and ``fix``."""
-    if not path.is_file():
-        raise CapprofError(f"{path} is missing; {fix}")
-    try:
-        document = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CapprofError(f"{path} is truncated or not JSON; {fix}") from None
-    if not isinstance(document, dict):
-        raise CapprofError(f"{path} is not a JSON object; {fix}")
-    return document
 
 
 class Predictor:

@@ -1,0 +1,97 @@
+"""Reading and writing the profiling stage's files so that a reader never
+sees half a file or half a directory, and a damaged one is one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from capprof.errors import CapprofError
+
+
+def write_json_atomic(path: Path, document: dict) -> None:
+    """Write JSON to ``path`` through a temporary file renamed into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as handle:
+        handle.write(json.dumps(document, indent=1) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: Path, fix: str) -> dict:
+    """A JSON object from ``path``, or one CapprofError line naming the file and ``fix``."""
+    if not path.is_file():
+        raise CapprofError(f"{path} is missing; {fix}")
+    try:
+        document = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CapprofError(f"{path} is truncated or not JSON; {fix}") from None
+    if not isinstance(document, dict):
+        raise CapprofError(f"{path} is not a JSON object; {fix}")
+    return document
+
+
+def read_csv(path: Path, fix: str, **kwargs) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CapprofError(f"{path} is not a readable CSV ({reason}); {fix}") from None
+
+
+def check_writable(target: Path) -> None:
+    """Refuse before any work an output whose nearest existing ancestor
+    cannot be written (one line naming it)."""
+    probe = target.parent if not target.exists() else target
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise CapprofError(f"cannot write {target}: {probe} is a file; choose another --out")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise CapprofError(f"cannot write {target}: {probe} is not writable; choose another --out")
+
+
+def umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def _signals_held():
+    """Hold off SIGINT/SIGTERM (delivered on exit) so a swap is not cut in half."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def swap_into_place(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside
+    first and deleted after (both renames under held signals)."""
+    with _signals_held():
+        if not target.exists():
+            os.rename(tmp, target)
+            return
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(target, old)
+        try:
+            os.rename(tmp, target)
+        except BaseException:
+            os.rename(old, target)
+            raise
+    shutil.rmtree(old, ignore_errors=True)
