@@ -228,8 +228,11 @@ def validate_scores(
     problems: list[str] = []
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
+        spelled = {str(c).strip().lower().replace(" ", "_").replace("-", "_"): str(c) for c in table.columns}
+        renames = [f'"{spelled[c]}" to "{c}"' for c in missing if c in spelled]
+        hint = f" (column names are exact: rename {', '.join(renames)})" if renames else ""
         raise CapprofError(
-            f"{where}: missing column(s) {', '.join(missing)}; a score table needs "
+            f"{where}: missing column(s) {', '.join(missing)}{hint}; a score table needs "
             f"{', '.join(REQUIRED_COLUMNS)} (docs/schema.md)"
         )
     if len(table) == 0:

@@ -57,6 +57,8 @@ CASES = {
     "header only": (lambda p: ["scores", csv(p, HEADER)], ["has no rows"]),
     "missing column": (lambda p: ["scores", csv(p, "team,scenario,replicate,score\na,clean_up_0,0,1\n")],
                        ["missing column(s) substrate", "docs/schema.md"]),
+    "capitalised columns": (lambda p: ["scores", csv(p, "Team,Scenario,substrate,replicate,score\na,clean_up_0,clean_up,0,1\n")],
+                            ["missing column(s) team, scenario", 'rename "Team" to "team", "Scenario" to "scenario"']),
     "nan score": (lambda p: ["scores", csv(p, GOOD + "c,clean_up_0,clean_up,0,nan\n")],
                   ["1 score(s) are empty or NaN", 'line 4: team "c" on "clean_up_0"']),
     "empty score": (lambda p: ["scores", csv(p, GOOD + "c,clean_up_0,clean_up,0,\n")], ["empty or NaN", "line 4"]),
