@@ -181,7 +181,7 @@ def cmd_predict(args) -> int:
     models = _model_list(args.models) if args.models is not None else None
     listed, custom = read_scenarios_file(args.scenarios) if args.scenarios else ([], None)
     profile = Profile.load(args.dir)
-    table = profile.predict([*listed, *named], models=models, custom=custom)
+    table = profile.predict(scenarios=[*listed, *named], demands=custom, models=models)
     write_table(table, args.format)
     return 0
 

@@ -284,14 +284,16 @@ class Profile:
         # saw) is simply not demanded there
         return pd.concat(parts).fillna(0.0).loc[names]
 
-    def predict(self, scenarios: Sequence[str], teams: Sequence[str] | None = None,
-                models: Sequence[str] | None = None, custom: pd.DataFrame | None = None) -> pd.DataFrame:
+    def predict(self, teams: Sequence[str] | None = None, scenarios: Sequence[str] = (),
+                demands: pd.DataFrame | None = None, models: Sequence[str] | None = None) -> pd.DataFrame:
         """Every (team, scenario) pair's predicted score by each model:
         columns team, scenario, model, predicted, low, high. ``teams``
         defaults to the profiled teams, ``models`` to ``model_names()``;
-        ``custom`` describes scenarios by their demands (a demands file)."""
+        ``demands`` describes scenarios by their demands (plain demand rows,
+        or a demands file as read by ``load_custom_demands``); the others
+        come from the profile or the catalog (``scenario_demands``)."""
         predictors = [self._predictor(m) for m in dict.fromkeys(models or self.model_names())]
-        rows = self.scenario_demands(scenarios, custom)
+        rows = self.scenario_demands(scenarios, demands)
         names = list(rows.index)
         pairs = list(itertools.product(list(teams) if teams is not None else self.teams, names))
         pair_teams, pair_scenarios = [p[0] for p in pairs], [p[1] for p in pairs]

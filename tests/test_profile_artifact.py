@@ -67,8 +67,8 @@ def test_save_then_load_gives_the_same_predictions_abilities_and_metadata(profil
     assert loaded.teams == TEAMS and loaded.metadata["normalisation"] == "minmax"
     pd.testing.assert_frame_equal(loaded.demands, profile.demands, check_dtype=False)
     pd.testing.assert_frame_equal(loaded.abilities, profile.abilities, atol=1e-5, check_dtype=False)
-    before = profile.predict(["s00", "s05"])
-    after = loaded.predict(["s00", "s05"])
+    before = profile.predict(scenarios=["s00", "s05"])
+    after = loaded.predict(scenarios=["s00", "s05"])
     assert list(after.columns) == ["team", "scenario", "model", "predicted", "low", "high"]
     assert set(after["model"]) == {"layout-joint", "assessor"} and len(after) == 2 * 3 * 2
     pd.testing.assert_frame_equal(before, after, atol=1e-6)
@@ -79,16 +79,16 @@ def test_save_then_load_gives_the_same_predictions_abilities_and_metadata(profil
 
 def test_predict_new_scenarios_described_by_their_demands(profile):
     new = pd.DataFrame({"d1": [3.0], "d2": [0.0]}, index=pd.Index(["brand_new"], name="scenario"))
-    out = profile.predict(["brand_new"], custom=new, models=["layout"])
+    out = profile.predict(scenarios=["brand_new"], demands=new, models=["layout"])
     assert set(out["scenario"]) == {"brand_new"} and set(out["model"]) == {"layout-joint"}
     assert out["predicted"].between(0, 1).all()
 
 
 def test_predict_names_the_layout_this_profile_holds(profile):
     with pytest.raises(CapprofError, match="holds layout-joint .* use --models layout-joint"):
-        profile.predict(["s00"], models=["layout-per-team"])
+        profile.predict(scenarios=["s00"], models=["layout-per-team"])
     with pytest.raises(CapprofError, match='unknown model "asessor" \\(did you mean "assessor"\\?\\)'):
-        profile.predict(["s00"], models=["asessor"])
+        profile.predict(scenarios=["s00"], models=["asessor"])
 
 
 def test_a_profile_without_assessor_saves_loads_and_predicts_with_the_layout_alone(profile, tmp_path):
@@ -97,7 +97,7 @@ def test_a_profile_without_assessor_saves_loads_and_predicts_with_the_layout_alo
     assert not (out / "assessor.json").exists() and not (out / "importances.csv").exists()
     loaded = Profile.load(out)
     assert loaded.assessor is None and loaded.importances is None
-    assert set(loaded.predict(["s01"])["model"]) == {"layout-joint"}
+    assert set(loaded.predict(scenarios=["s01"])["model"]) == {"layout-joint"}
 
 
 def test_save_replaces_an_old_profile_and_keeps_other_files(profile, tmp_path):
@@ -176,5 +176,5 @@ def test_fit_save_load_predict_from_python(tmp_path):
     fitted = Profile.fit(_scores(demands), demands, draws=20, tune=20, seed=1, metadata={"tags": "all"})
     assert fitted.posterior.posterior.sizes["draw"] == 20
     loaded = Profile.load(fitted.save(tmp_path / "prof"))
-    out = loaded.predict(["s00"])
-    assert len(out) == 3 * 2 and out["predicted"].notna().all()
+    out = loaded.predict(["team_a", "team_b"], ["s00"])
+    assert len(out) == 2 * 2 and out["predicted"].notna().all()
