@@ -17,6 +17,7 @@ writes each episode once, when its record arrives.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 
@@ -71,6 +72,9 @@ def _connect(ray, workers: int | None, address: str | None, runtime_env: dict | 
         if address:
             ray.init(address=address, **kwargs)
         else:
+            # A private local instance: Ray's notice that it enabled token
+            # authentication for it is noise on the user's terminal.
+            logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
             ray.init(num_cpus=workers or os.cpu_count(), **kwargs)
     except (ConnectionError, RuntimeError, ValueError, TypeError) as exc:
         where = f"at {address}" if address else "locally"

@@ -35,6 +35,7 @@ def test_ray_two_workers_fills_the_same_slots_as_serial(tmp_path, cli):
     assert serial.code == 0, serial.err
     ray = cli("run", *common, "--out", tmp_path / "ray", "--ray", "--workers", "2")
     assert ray.code == 0, ray.err
+    assert ray.err == ""  # nothing of Ray's own reaches the terminal (--quiet: no progress bar)
     a, b = _by_key(tmp_path / "serial"), _by_key(tmp_path / "ray")
     assert list(a.index) == list(b.index) and len(a) == 6
     for col in COMPARED:
