@@ -129,8 +129,8 @@ def summarise(profile_dir: Path, out=sys.stdout, top: int = 3) -> None:
         columns = [c for c in ("model", "n_cells", "mse", "mse_low", "mse_high", "coverage", "width") if c in table]
         print("\nHeld-out MSE (K-fold over cells, every cell held out once; 95% interval clustered by scenario):",
               file=out)
-        print(table.loc[table["team"] == POOLED_TEAM, columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"),
-              file=out)
+        pooled = table.loc[table["team"] == POOLED_TEAM, columns]
+        print(pooled.to_string(index=False, float_format=lambda v: f"{v:.4f}"), file=out)
     elif evaluation.exists():
         table = summarise_evaluation(pd.read_csv(evaluation))
         pooled = table[table["team"] == POOLED_TEAM] if "team" in table.columns else table

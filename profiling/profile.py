@@ -222,8 +222,11 @@ class Profile:
         demands = read_csv(directory / PROFILE_FILES["demands"], fix, index_col="scenario").astype(float)
         layout_meta.pop("name", None)
         idata = MeasurementLayout.read_posterior(directory / PROFILE_FILES["posterior"], fix)
+        diagnostics = read_csv(directory / PROFILE_FILES["diagnostics"], fix)
+        saved = diagnostics.drop(columns=["model", "fit_s"], errors="ignore").to_dict("records")
         try:
-            layout = MeasurementLayout.from_posterior(idata, demands, **layout_meta)
+            layout = MeasurementLayout.from_posterior(idata, demands, diagnostics=saved[0] if saved else None,
+                                                      **layout_meta)
         except TypeError:
             raise CapprofError(f"{meta_path} has unknown layout parameters; {fix}") from None
         if layout.teams_ != [str(t) for t in teams]:
@@ -234,7 +237,6 @@ class Profile:
             assessor = Assessor.from_booster(directory / PROFILE_FILES["assessor"], teams, demands, fix=fix,
                                              **params)
         abilities = read_csv(directory / PROFILE_FILES["profiles"], fix)
-        diagnostics = read_csv(directory / PROFILE_FILES["diagnostics"], fix)
         metadata = {k: v for k, v in meta.items()
                     if k not in ("layout", "assessor", "teams", "demand_columns", "files", "complete", "format")}
         return cls(layout=layout, demands=demands, assessor=assessor, metadata=metadata, abilities=abilities,

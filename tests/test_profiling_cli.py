@@ -155,7 +155,8 @@ def test_predict_on_a_damaged_profile_names_the_file_and_the_fix(cli, profile_di
     copy = tmp_path / "prof"
     shutil.copytree(profile_dir, copy)
     damage(copy)
-    _one_error_line(cli("predict", copy, "--scenario", "clean_up_0"), words, f"run `capprof profile SCORES --out {copy}")
+    _one_error_line(cli("predict", copy, "--scenario", "clean_up_0"), words,
+                    f"run `capprof profile SCORES --out {copy}")
 
 
 @pytest.mark.parametrize("args, words", [

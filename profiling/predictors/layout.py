@@ -125,10 +125,12 @@ class MeasurementLayout(Predictor):
     # ------------------------------------------------------------ persistence
 
     @classmethod
-    def from_posterior(cls, idata, demands: pd.DataFrame, **params) -> "MeasurementLayout":
+    def from_posterior(cls, idata, demands: pd.DataFrame, diagnostics: dict | None = None,
+                       **params) -> "MeasurementLayout":
         """A fitted layout from its posterior and the demand rows (or an empty
         frame with just the columns) it was fitted on. Called on
-        ``MeasurementLayout`` itself, ``mode`` in ``params`` picks the class."""
+        ``MeasurementLayout`` itself, ``mode`` in ``params`` picks the class.
+        ``diagnostics``: as saved at fit time (else computed again)."""
         predictor = cls(**params)
         teams = [str(t) for t in idata.posterior["team"].values]
         columns = [str(d) for d in idata.posterior["demand"].values]
@@ -137,7 +139,7 @@ class MeasurementLayout(Predictor):
                                "fit the layout again")
         predictor._restore_fitted(teams, demands)
         predictor.posterior_ = idata
-        predictor.diagnostics_ = maths.diagnostics(idata)
+        predictor.diagnostics_ = dict(diagnostics) if diagnostics is not None else maths.diagnostics(idata)
         return predictor
 
     def save_posterior(self, path) -> None:
