@@ -84,6 +84,9 @@ def cmd_run(args) -> int:
         raise CapprofError("--workers needs --ray; add --ray or drop --workers")
     if args.address and not args.ray:
         raise CapprofError("--address needs --ray; add --ray or drop --address")
+    if args.isolate is False and args.ray:
+        raise CapprofError("--no-isolate does not apply with --ray (Ray workers always play episodes in a watched "
+                           "child process); drop --no-isolate")
     if args.runtime_env and not args.ray:
         raise CapprofError("--runtime-env needs --ray; add --ray or drop --runtime-env")
     limits = Limits(step_seconds=args.step_timeout, episode_seconds=args.episode_timeout,

@@ -382,6 +382,12 @@ def test_failing_submissions_are_recorded_and_the_run_finishes(submissions, tmp_
      "argument --step-timeout: 0 is not a finite number > 0"),
     (["--population", "random", "--scenario", PD_VISITOR, "--workers", "0", "--ray"],
      "argument --workers: 0 is below 1"),
+    (["--population", "random", "--scenario", PD_VISITOR, "--ray", "--no-isolate"],
+     "--no-isolate does not apply with --ray"),
+    (["--population", "random", "--scenario", PD_VISITOR, "--runtime-env", '{"working_dir": "."}'],
+     "--runtime-env needs --ray"),
+    (["--population", "random", "--scenario", PD_VISITOR, "--ray", "--runtime-env", "[1]"],
+     "argument --runtime-env: give a JSON object"),
 ])
 def test_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):
     out = tmp_path / "out"
