@@ -139,6 +139,7 @@ def resolve_target(name: str):
 
 
 def _env_class():
+    torch_only_rllib()
     from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
     class MeltingPotMultiAgentEnv(MultiAgentEnv):

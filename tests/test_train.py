@@ -110,6 +110,62 @@ def test_a_name_is_required_without_resume(cli, tmp_path):
     _one_error_line(cli("train", "--out", tmp_path / "a"), "name a substrate or scenario to train on")
 
 
+# ------------------------------------------------------------ the environment (a fake substrate)
+
+
+class _FakeSubstrate:
+    """Stands in for a meltingpot substrate: 3 players, fixed rewards."""
+
+    def __init__(self, scenario, seed):
+        import dm_env
+        import numpy as np
+
+        self.scenario, self.seed, self.dm_env, self.np = scenario, seed, dm_env, np
+        self.actions = []
+
+    def action_spec(self):
+        import dm_env.specs
+
+        return [dm_env.specs.DiscreteArray(8)] * 3
+
+    def _obs(self):
+        return [{"RGB": self.np.zeros((88, 88, 3), self.np.uint8)} for _ in range(3)]
+
+    def reset(self):
+        return self.dm_env.restart(self._obs())
+
+    def step(self, actions):
+        self.actions.append(list(actions))
+        return self.dm_env.transition([3.0, 0.0, 0.0], self._obs())
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("prosocial, rewards", [(False, [3.0, 0.0, 0.0]), (True, [1.0, 1.0, 1.0])])
+def test_prosocial_players_share_the_mean_reward_on_the_variant_substrate(monkeypatch, prosocial, rewards):
+    from capprof.runners import rllib_train, substrate
+    from capprof.runners.scenarios import DisableAction, get_scenario
+
+    import capprof.meltingpot_import
+
+    built = []
+    monkeypatch.setattr(capprof.meltingpot_import, "import_meltingpot", lambda: None)  # the fake needs none
+    monkeypatch.setattr(substrate, "build_substrate", lambda sc, seed: built.append(_FakeSubstrate(sc, seed))
+                        or built[-1])
+    scenario = get_scenario("commons_harvest__open__no_zap")
+    env = rllib_train._env_class()({"scenario": scenario, "prosocial": prosocial, "max_steps": 2, "seed": 1})
+    assert built[0].scenario.overrides == (DisableAction("fireZap"),)  # the variant, as capprof run builds it
+    env.agents = env.agents[:3]  # the fake has 3 players
+    obs, _ = env.reset()
+    assert obs["player_0"].shape == (11, 11, 3)
+    _, got, terminated, truncated, _ = env.step({"player_0": 7, "player_1": 1, "player_2": 2})
+    assert [got[a] for a in env.agents] == rewards
+    assert built[0].actions == [[7, 1, 2]] and not truncated["__all__"]
+    _, _, _, truncated, _ = env.step({})
+    assert truncated["__all__"] and not terminated["__all__"]  # cut at max_steps
+
+
 # ------------------------------------------------------------ slow: real RLlib
 
 
