@@ -139,6 +139,11 @@ def run(args, command: list[str]) -> int:
     bar = _Bar(steps, args.quiet, settings.batch_size)
 
     def on_start(progress) -> None:
+        if not args.quiet:
+            modules = "one module per player" if settings.per_player else "one shared module"
+            reward = ", prosocial rewards" if settings.prosocial else ""
+            print(f"capprof: training {settings.target} ({modules}{reward}) for {steps} env steps, "
+                  f"{settings.batch_size} per iteration, into {out}", file=sys.stderr, flush=True)
         _quiet_libraries()
         bar.start(progress)
 
