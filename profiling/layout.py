@@ -652,14 +652,3 @@ def predict_scores(idata, team_codes, demand_matrix, hdi_prob: float = 0.9, *, s
         low[rows] = np.quantile(draws, tail, axis=0)
         high[rows] = np.quantile(draws, 1.0 - tail, axis=0)
     return np.clip(predicted, 0.0, 1.0), np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
-
-
-def __getattr__(name):
-    # MeasurementLayout moved to capprof.profiling.predictors.layout; old
-    # imports keep working until their callers move (imported lazily: that
-    # module imports this one)
-    if name == "MeasurementLayout":
-        from capprof.profiling.predictors.layout import MeasurementLayout
-
-        return MeasurementLayout
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
