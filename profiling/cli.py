@@ -226,7 +226,7 @@ def register(sub) -> None:
                    "random splits; random and exploiter* for scenario and substrate splits)")
     p.add_argument("--range-floor", type=float, default=RANGE_FLOOR,
                    help=f"raise a scenario's range to this share of its substrate's median range (default {RANGE_FLOOR})")
-    p.add_argument("--models", default="aggmean,ridge,assessor,layout-joint",
+    p.add_argument("--models", default="aggmean,ridge,assessor,lltm,lowrank,layout-joint",
                    help=f"comma-separated, from {', '.join(predictor_names())}")
     p.add_argument("--format", choices=("table", "csv"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
