@@ -159,9 +159,14 @@ def run(args, command: list[str]) -> int:
         print(f"capprof: interrupted at {p.env_steps} env steps; checkpoint saved in {result.checkpoint}; "
               f"continue with `capprof train --out {shlex.quote(str(result.out))} --resume`", file=sys.stderr)
         return 130
+    where = shlex.quote(str(result.out))
+    if settings.per_player:
+        scenario = lib.resolve_target(settings.target)
+        member = "+".join(f"rllib:{where}:{m}" for m in lib.module_ids(settings, scenario.n_players))
+    else:
+        member = f"rllib:{where}"
     print(f"capprof: trained {p.env_steps} env steps in {p.iteration} iterations ({p.wall_seconds:.0f} s); "
-          f"learning curve in {result.out / lib.CURVE_FILE}; play it with "
-          f"--population TEAM=rllib:{shlex.quote(str(result.out))}")
+          f"learning curve in {result.out / lib.CURVE_FILE}; play it with --population TEAM={member}")
     return 0
 
 
