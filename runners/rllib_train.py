@@ -478,7 +478,8 @@ def _ray_init():
 def train(settings: TrainSettings, out: Path, steps: int, *, checkpoint_every: int | None = None,
           resume: bool = False, command: list[str] | None = None,
           on_start: Callable[[Progress], None] | None = None,
-          on_iteration: Callable[[dict], None] | None = None) -> TrainResult:
+          on_iteration: Callable[[dict], None] | None = None,
+          on_ready: Callable[[], None] | None = None) -> TrainResult:
     """Train PPO until ``steps`` env steps in all (counting earlier sessions
     when ``resume``), checkpointing every ``checkpoint_every`` env steps
     (rounded up to whole iterations) and at the end.
@@ -488,7 +489,9 @@ def train(settings: TrainSettings, out: Path, steps: int, *, checkpoint_every: i
     learning curve continue from the last checkpoint. A KeyboardInterrupt
     saves a checkpoint of the last completed iteration's counts and returns a
     result with ``interrupted`` set. ``on_start(progress)`` and
-    ``on_iteration(row)`` report progress (the CLI draws its bar with them).
+    ``on_iteration(row)`` report progress (the CLI draws its bar with them);
+    ``on_ready()`` runs once Ray is up and the algorithm built (Ray replaces
+    the SIGTERM handler when it starts; the CLI installs its own there).
     """
     settings.check()
     out = Path(out).resolve()
@@ -540,6 +543,8 @@ def train(settings: TrainSettings, out: Path, steps: int, *, checkpoint_every: i
             saved_at = progress.env_steps
             checkpoint = found[1] if found else None
             try:
+                if on_ready:
+                    on_ready()
                 while progress.env_steps < steps:
                     start = time.perf_counter()
                     result = algo.train()

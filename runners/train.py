@@ -111,6 +111,21 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _terminate_like_ctrl_c():
+    """SIGTERM (``kill PID``, a batch scheduler's stop) saves a checkpoint as
+    Ctrl-C does. Returns the previous handler (None off the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _interrupt)
+
+
 def run(args, command: list[str]) -> int:
     from pathlib import Path
 
@@ -147,11 +162,20 @@ def run(args, command: list[str]) -> int:
         _quiet_libraries()
         bar.start(progress)
 
+    previous = []
+
+    def on_ready() -> None:  # after Ray started (it installs its own SIGTERM handler)
+        previous.append(_terminate_like_ctrl_c())
+
     try:
         result = lib.train(settings, out, steps, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                           command=command, on_start=on_start, on_iteration=bar.update)
+                           command=command, on_start=on_start, on_iteration=bar.update, on_ready=on_ready)
     finally:
         bar.close()
+        if previous and previous[0] is not None:
+            import signal
+
+            signal.signal(signal.SIGTERM, previous[0])
     p = result.progress
     if result.progress.env_steps >= steps and not result.curve and not result.interrupted:
         return 0  # nothing to do (the library's note said so)
