@@ -38,7 +38,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from capprof.errors import CapprofError, note
+from capprof.errors import CapprofError, did_you_mean, note
 from capprof.profiling.constants import (
     DEFAULT_LAYOUT_MODE,
     PREDICT_OUTPUT_COLUMNS,
@@ -275,6 +275,13 @@ class Profile:
         described = [n for n in names if custom is not None and n in custom.index]
         stored = [n for n in names if n not in described and n in self.demands.index]
         from_catalog = [n for n in names if n not in described and n not in stored]
+        unknown = [n for n in from_catalog if n not in catalog.index]
+        if unknown:
+            known = [*catalog.index, *self.demands.index]
+            raise CapprofError(
+                f'unknown scenario "{unknown[0]}"{did_you_mean(unknown[0], known)} ({len(unknown)} such): neither '
+                "in the catalog nor in the profile; describe new scenarios in a demands file given to --scenarios "
+                "(docs/demands.md)")
         parts = [self.demands.loc[stored]]
         if described and "substrate" not in custom.columns:  # demand rows given as they are
             parts.append(custom.loc[described].astype(float))

@@ -117,7 +117,8 @@ def _one_error_line(r, *words):
 def test_predict_bad_input(cli, profile_dir, tmp_path):
     names = tmp_path / "names.txt"
     names.write_text("clean_up_99\n")
-    _one_error_line(cli("predict", profile_dir, "--scenarios", names), 'have no demands, e.g. "clean_up_99"')
+    _one_error_line(cli("predict", profile_dir, "--scenarios", names), 'unknown scenario "clean_up_99"',
+                    "describe new scenarios in a demands file given to --scenarios")
     _one_error_line(cli("predict", tmp_path, "--scenarios", names), "holds no profile (model.json missing)",
                     "run `capprof profile")
     _one_error_line(cli("predict", profile_dir, "--scenarios", tmp_path / "absent.txt"),
