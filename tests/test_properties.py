@@ -3,9 +3,7 @@
 For every command that reads a score table or a demands file: exit 0 with a
 sane table (every number finite), or exit 2 with at most two lines on stderr
 (``capprof: error: ...``, a ``capprof: note: ...`` may precede one error) and
-never a traceback; exit 70 (an internal error) fails the test, except a
-known failure in a file another engineer owns (KNOWN_FAILURES): the property
-then runs all its examples and ends as xfail naming the owner.
+never a traceback; exit 70 (an internal error) fails the test.
 
 Inputs are generated from a valid table by one defect each (types, encodings,
 delimiters, compression, NaN / inf / huge scores, duplicates, empty tables,
@@ -76,42 +74,10 @@ def run(*args) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
-# Failures whose fix lives in a file another owner holds: (symptom in stderr, reason).
-# The test is marked xfail (not strict) only when that exact symptom shows.
-KNOWN_FAILURES: list[tuple[str, str]] = [
-    # none open. (P3's evaluate crash on folds without usable normalising
-    # constants, found by this suite, was fixed in 37cb4a3.)
-]
-
-
-SEEN: list[str] = []  # known failures met by the property being run
-
-
-def known_failure(result: Result) -> bool:
-    """Record a known failure (the example then counts as tried)."""
-    for symptom, reason in KNOWN_FAILURES:
-        if result.code == 70 and symptom in result.err:
-            SEEN.append(reason)
-            return True
-    return False
-
-
-def check(prop) -> None:
-    """Run a hypothesis property over all its examples; xfail (not strict)
-    at the end if a known failure of another owner's file showed, after every
-    other example kept the promise."""
-    SEEN.clear()
-    prop()
-    if SEEN:
-        pytest.xfail(SEEN[0])
-
-
 def assert_promise(result: Result, finite_columns=(), rows=None) -> None:
     """Exit 0 with finite numbers in ``finite_columns`` of the CSV on stdout,
     or exit 2 with at most two `capprof:` lines and no traceback."""
     hypothesis.event(f"exit {result.code}")
-    if known_failure(result):
-        return
     assert "Traceback" not in result.err, result.err
     assert result.code in (0, 2), result
     lines = result.err.strip().splitlines()
@@ -381,32 +347,32 @@ def _arbitrary_bytes_are_one_line(data, name):
 
 
 def test_scores_keeps_the_promise():
-    check(_scores_keeps_the_promise)
+    _scores_keeps_the_promise()
 
 
 def test_compare_keeps_the_promise():
-    check(_compare_keeps_the_promise)
+    _compare_keeps_the_promise()
 
 
 def test_evaluate_with_cheap_models_keeps_the_promise():
-    check(_evaluate_with_cheap_models_keeps_the_promise)
+    _evaluate_with_cheap_models_keeps_the_promise()
 
 
 def test_profile_refuses_bad_tables_before_sampling():
-    check(_profile_refuses_bad_tables_before_sampling)
+    _profile_refuses_bad_tables_before_sampling()
 
 
 def test_report_keeps_the_promise():
-    check(_report_keeps_the_promise)
+    _report_keeps_the_promise()
 
 
 def test_demand_files_keep_the_promise():
-    check(_demand_files_keep_the_promise)
+    _demand_files_keep_the_promise()
 
 
 def test_evaluate_reads_demand_files_keeping_the_promise():
-    check(_evaluate_reads_demand_files_keeping_the_promise)
+    _evaluate_reads_demand_files_keeping_the_promise()
 
 
 def test_arbitrary_bytes_are_one_line():
-    check(_arbitrary_bytes_are_one_line)
+    _arbitrary_bytes_are_one_line()
