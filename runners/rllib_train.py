@@ -253,8 +253,16 @@ def ppo_config(settings: TrainSettings, scenario):
         .training(train_batch_size_per_learner=settings.batch_size, minibatch_size=settings.minibatch_size,
                   num_epochs=settings.epochs, lr=settings.lr, entropy_coeff=settings.entropy_coeff,
                   gamma=settings.gamma)
+        # The curve's episode_return_mean: the mean over about one iteration's
+        # worth of the latest episodes (RLlib's default window is 100 episodes).
+        .reporting(metrics_num_episodes_for_smoothing=episodes_per_iteration(settings))
         .debugging(seed=settings.seed, log_level="ERROR")
     )
+
+
+def episodes_per_iteration(settings: TrainSettings) -> int:
+    """Episodes an iteration completes when episodes run to --max-episode-steps."""
+    return max(1, settings.batch_size // settings.max_episode_steps)
 
 
 # ------------------------------------------------------------ the directory
