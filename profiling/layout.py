@@ -311,6 +311,13 @@ def build_layout_model(
         if scenario_effect:
             sigma_s = pm.HalfNormal("scenario_spread", 0.5)
             delta_z = pm.Normal("scenario_difficulty_z", 0.0, 1.0, dims="scenario")
+            # centred within each substrate: a shift shared by all of a substrate's
+            # scenarios is its substrate demand's ability, not a residual (else a ridge)
+            family = _substrate_of_scenario(demand_index, groups)
+            if family is not None:
+                one_hot = (family[:, None] == np.unique(family)[None, :]).astype(float)
+                centre = one_hot @ np.linalg.pinv(one_hot)  # per-substrate mean
+                delta_z = delta_z - pt.dot(pt.as_tensor_variable(centre), delta_z)
             delta = pm.Deterministic("scenario_difficulty", sigma_s * delta_z, dims="scenario")
             diff = diff - delta[scenario_of_cell][:, None]
         log_factor = -pt.softplus(-slope * diff)
@@ -345,6 +352,18 @@ def build_layout_model(
                 terms.append((log_keep + log_beta_cdf(squeeze, b[i], a[i])).sum())
             pm.Potential("score", pt.add(*terms) if len(terms) > 1 else terms[0])
     return model
+
+
+def _substrate_of_scenario(demand_index: DemandIndex, groups: list[str]) -> np.ndarray | None:
+    """The substrate demand column of each scenario (its first demanded
+    column in the ``substrate`` group), or None when no demand is a substrate
+    (e.g. simulated or custom demands without one)."""
+    is_substrate = np.array([g == "substrate" for g in groups])
+    if not is_substrate.any():
+        return None
+    slot_is = is_substrate[demand_index.index] & (demand_index.level > 0)
+    first = np.where(slot_is.any(axis=1), demand_index.index[np.arange(len(slot_is)), slot_is.argmax(axis=1)], -1)
+    return first
 
 
 def sample_layout(model, draws: int = 1000, tune: int = 500, chains: int = 2, seed: int = 0,
