@@ -184,6 +184,18 @@ class Predictor:
             )
         return rows.reindex(columns=self.demands_.columns, fill_value=0.0)
 
+    def _cell_arrays(self, cells: pd.DataFrame):
+        """The training cells as arrays for the demand models fitted by
+        optimisation: sets ``scenarios_`` (sorted) and returns ``(levels,
+        team, scenario, y)``: the (S, D) demand levels of the fitted scenarios,
+        each cell's team and scenario position, and its score clipped to [0, 1]."""
+        self.scenarios_ = sorted(cells["scenario"].unique())
+        levels = self._demands_for(self.scenarios_, None).to_numpy(dtype=float)
+        team = pd.Index(self.teams_).get_indexer(cells["team"])
+        scenario = pd.Index(self.scenarios_).get_indexer(cells["scenario"])
+        y = np.clip(cells["score"].to_numpy(dtype=float), 0.0, 1.0)
+        return levels, team, scenario, y
+
     # ------------------------------------------------------------ persistence
 
     def _state(self) -> dict:

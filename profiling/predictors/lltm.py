@@ -51,11 +51,7 @@ class DemandLogistic(Predictor):
     def _fit(self, cells):
         from scipy.optimize import minimize
 
-        self.scenarios_ = sorted(cells["scenario"].unique())
-        levels = self._demands_for(self.scenarios_, None).to_numpy(dtype=float)  # (S, D)
-        team = pd.Index(self.teams_).get_indexer(cells["team"])
-        scen = pd.Index(self.scenarios_).get_indexer(cells["scenario"])
-        y = np.clip(cells["score"].to_numpy(dtype=float), 0.0, 1.0)
+        levels, team, scen, y = self._cell_arrays(cells)  # levels: (S, D)
         n_t, n_s, n_d = len(self.teams_), len(self.scenarios_), levels.shape[1]
         sizes = (1, n_t, n_d, n_t * n_d, n_s)
         cuts = np.cumsum(sizes)[:-1]
