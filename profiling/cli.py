@@ -32,9 +32,10 @@ _note = note
 
 
 def load_scores_and_demands(args):
-    """Scores (validated against catalog + custom scenarios), normalised, and
-    the demand matrix of the scored scenarios."""
-    from capprof.profiling.normalise import normalise
+    """Scores (validated against catalog + custom scenarios), normalised, the
+    demand matrix of the scored scenarios, and the scenarios normalisation left
+    out (a zero range)."""
+    from capprof.profiling.normalise import dropped_scenarios, normalise
     from capprof.scores import load_scores
     from capprof.tagging.catalog import load_catalog
     from capprof.tagging.demands import custom_demands_for, demand_matrix, known_scenarios
@@ -43,11 +44,12 @@ def load_scores_and_demands(args):
     custom = custom_demands_for(args.scores, args.demands, catalog)
     known = known_scenarios(custom, catalog)
     scores = load_scores(args.scores, known_scenarios=known, min_teams=2)
+    dropped = dropped_scenarios(scores, args.normalise)
     scores = normalise(scores, args.normalise)
     if scores.empty:
         raise CapprofError("no scores remain after normalisation; every scenario was degenerate")
     demands = demand_matrix(sorted(scores["scenario"].unique()), tags=args.tags, custom=custom, catalog=catalog)
-    return scores, demands
+    return scores, demands, dropped
 
 
 def _model_list(text: str) -> list[str]:
@@ -88,7 +90,7 @@ def cmd_evaluate(args) -> int:
     _check_sampling(args)
     anchors = [a.strip() for a in args.anchors.split(",") if a.strip()] if args.anchors is not None else None
     raw_args = argparse.Namespace(**{**vars(args), "normalise": "none"})
-    scores, demands = load_scores_and_demands(raw_args)
+    scores, demands, _ = load_scores_and_demands(raw_args)
     scores = scores.drop(columns="raw_score", errors="ignore")
     result = evaluate(scores, demands, models, split=args.split, folds=args.folds, repeats=args.repeats,
                       seed=args.seed, normalisation=args.normalise, anchors=anchors, range_floor=args.range_floor,
@@ -131,14 +133,6 @@ def cmd_evaluate(args) -> int:
 # ------------------------------------------------------------------ profile
 
 
-def _dropped_scenarios(scores, method: str) -> list[str]:
-    from capprof.profiling import normalise as normalisation
-
-    if hasattr(normalisation, "dropped_scenarios"):
-        return list(normalisation.dropped_scenarios(scores, method))
-    return list(scores.attrs.get("dropped_scenarios", []))
-
-
 def cmd_profile(args) -> int:
     _quiet_library_warnings()
     from capprof.profiling.profile import PROFILE_FILES, Profile, check_writable
@@ -148,14 +142,14 @@ def cmd_profile(args) -> int:
     if out.exists() and not out.is_dir():
         raise CapprofError(f"--out {out} is a file; give a directory")
     check_writable(out)
-    scores, demands = load_scores_and_demands(args)
+    scores, demands, dropped = load_scores_and_demands(args)
     print(f"fitting the measurement layout ({args.mode}) on {scores['team'].nunique()} teams x "
           f"{scores['scenario'].nunique()} scenarios x {demands.shape[1]} demands ...", file=sys.stderr)
     metadata = {
         "normalisation": args.normalise,
         "tags": args.tags,
         "demands_file": str(args.demands) if args.demands else None,
-        "dropped_scenarios": _dropped_scenarios(scores, args.normalise),
+        "dropped_scenarios": dropped,
     }
     profile = Profile.fit(scores, demands, mode=args.mode, draws=args.draws, tune=args.tune, seed=args.seed,
                           progressbar=not args.quiet and sys.stderr.isatty(), metadata=metadata)

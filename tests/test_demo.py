@@ -37,5 +37,5 @@ def test_evaluate_writes_its_per_repeat_table(cli, tmp_path):
     result = cli("evaluate", scores, "--models", "aggmean,ridge", "--repeats", "2", "--quiet", "--out", target)
     assert result.code == 0, result.err
     lines = target.read_text().splitlines()
-    assert lines[0] == "model,split,repeat,team,n_test,mse,fit_s"
+    assert lines[0] == "model,split,repeat,team,n_test,mse,fit_s,coverage,width,flag"
     assert {line.split(",")[0] for line in lines[1:]} == {"aggmean", "ridge"}
