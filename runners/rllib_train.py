@@ -22,14 +22,17 @@ The output directory::
 
 Only the last two are needed to play the population; ``checkpoints/`` is for
 resuming and may be deleted afterwards.
+
+This module holds the settings, the PPO config, the training loop and
+checkpoint saving; the environment (and what a name trains on) is in
+``capprof.runners.rllib_env``, the directory's files (train.json, the
+learning curve, finding checkpoints to resume) in
+``capprof.runners.rllib_train_dir``.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
-import platform
 import shutil
 import sys
 import time
@@ -37,20 +40,16 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
-from capprof.errors import CapprofError, did_you_mean, note
+from capprof.errors import CapprofError, note
+from capprof.runners.rllib_env import _env_class, resolve_target, torch_only_rllib  # noqa: F401
 from capprof.runners.rllib_obs import CONVENTION_FILE, MODULES_SUBDIR, RGB_SIZE, ObsConvention
+from capprof.runners.rllib_train_dir import (  # noqa: F401  (also this library's names, as before the split)
+    CHECKPOINT_MARKER, CHECKPOINTS, CURVE_COLUMNS, CURVE_FILE, TRAIN_FILE, Progress, _append_curve, _curve_row,
+    _read_curve, _write_curve, _write_json, check_out, checkpoints, last_checkpoint, read_curve, read_train_file,
+    versions)
 
 SHARED_MODULE = "shared"
-TRAIN_FILE = "train.json"
-CURVE_FILE = "learning_curve.csv"
-CHECKPOINTS = "checkpoints"
-CHECKPOINT_MARKER = "capprof_checkpoint.json"  # written last: a checkpoint without it is incomplete
 KEEP_CHECKPOINTS = 2
-CURVE_COLUMNS = ("iteration", "env_steps", "agent_steps", "episodes", "episode_return_mean",
-                 "per_capita_return_mean", "episode_len_mean", "entropy", "policy_loss", "vf_loss",
-                 "iteration_seconds", "steps_per_second", "wall_seconds")
 
 
 # ------------------------------------------------------------ settings
@@ -100,113 +99,7 @@ def minimum_steps(settings: TrainSettings) -> int:
     return settings.batch_size
 
 
-# ------------------------------------------------------------ what to train on
-
-
-def _substrate_names() -> list[str]:
-    from capprof.tagging.catalog import load_catalog
-
-    return sorted(set(load_catalog()["substrate"]))
-
-
-def resolve_target(name: str):
-    """The all-focal ``Scenario`` record to train on: a substrate (its default
-    roles, no overrides) or a capprof scenario whose slots are all focal (the
-    ``variants`` suite: regrowth multipliers, no-zap). One-line CapprofError
-    otherwise, with a did-you-mean."""
-    from capprof.runners.scenarios import Scenario, _default_roles, get_scenario, suite_names
-
-    substrates = _substrate_names()
-    if name in substrates:
-        roles = _default_roles(name)
-        return Scenario(name=name, substrate=name, roles=roles, is_focal=tuple(True for _ in roles),
-                        description="the substrate as meltingpot defines it", suite="substrate")
-    variants = suite_names("variants")
-    try:
-        scenario = get_scenario(name)
-    except CapprofError:
-        raise CapprofError(
-            f'unknown substrate or scenario "{name}"{did_you_mean(name, substrates + variants)}; train on a '
-            "substrate (`capprof tags` lists them) or a variant (`capprof scenarios --suite variants`)") from None
-    if scenario.n_background:
-        raise CapprofError(
-            f'scenario "{name}" has {scenario.n_background} background player(s); capprof train takes a substrate '
-            f"(e.g. {scenario.substrate}) or an all-focal variant: {', '.join(variants)}")
-    return scenario
-
-
-# ------------------------------------------------------------ the environment
-
-
-def _env_class():
-    torch_only_rllib()
-    from ray.rllib.env.multi_agent_env import MultiAgentEnv
-
-    class MeltingPotMultiAgentEnv(MultiAgentEnv):
-        """A Melting Pot substrate (with a capprof scenario's overrides) as an
-        RLlib multi-agent env.
-
-        ``env_config``: ``scenario`` (the all-focal Scenario record),
-        ``downsample``, ``scale`` (the observation convention), ``max_steps``
-        (truncate episodes; the substrate's own end applies too),
-        ``prosocial`` and ``seed``.
-        """
-
-        _built = 0  # envs built in this process: each gets its own seed
-
-        def __init__(self, env_config=None):
-            super().__init__()
-            import gymnasium as gym
-
-            from capprof.meltingpot_import import import_meltingpot
-            from capprof.runners.substrate import build_substrate
-
-            import_meltingpot()
-            cfg = dict(env_config or {})
-            self.scenario = cfg["scenario"]
-            self.convention = ObsConvention(downsample=int(cfg.get("downsample", 8)),
-                                            scale=bool(cfg.get("scale", True)))
-            self.max_steps = cfg.get("max_steps")
-            self.prosocial = bool(cfg.get("prosocial", False))
-            worker = int(getattr(env_config, "worker_index", 0) or 0)
-            type(self)._built += 1
-            state = np.random.SeedSequence([int(cfg.get("seed", 0)), worker, type(self)._built]).generate_state(1)
-            self._env = build_substrate(self.scenario, int(state[0]) % (2**31 - 1) + 1)
-            self.num_actions = int(self._env.action_spec()[0].num_values)
-            n = self.scenario.n_players
-            self.agents = self.possible_agents = [f"player_{i}" for i in range(n)]
-            space = self.convention.space()
-            self.observation_spaces = {a: space for a in self.agents}
-            self.action_spaces = {a: gym.spaces.Discrete(self.num_actions) for a in self.agents}
-            self._steps = 0
-
-        def _observations(self, timestep) -> dict:
-            return {a: self.convention.convert(o) for a, o in zip(self.agents, timestep.observation)}
-
-        def reset(self, *, seed=None, options=None):
-            # meltingpot draws each episode's seed from the one given at build.
-            timestep = self._env.reset()
-            self._steps = 0
-            return self._observations(timestep), {a: {} for a in self.agents}
-
-        def step(self, action_dict):
-            actions = [int(action_dict.get(a, 0)) for a in self.agents]
-            timestep = self._env.step(actions)
-            self._steps += 1
-            rewards = np.asarray(timestep.reward, dtype=np.float64)
-            if self.prosocial:
-                rewards = np.full_like(rewards, rewards.mean())
-            done = timestep.last()
-            cut = not done and self.max_steps is not None and self._steps >= self.max_steps
-            terminateds = {a: done for a in self.agents} | {"__all__": done}
-            truncateds = {a: cut for a in self.agents} | {"__all__": cut}
-            return (self._observations(timestep), {a: float(r) for a, r in zip(self.agents, rewards)},
-                    terminateds, truncateds, {a: {} for a in self.agents})
-
-        def close(self):
-            self._env.close()
-
-    return MeltingPotMultiAgentEnv
+# ------------------------------------------------------------ the algorithm
 
 
 def module_ids(settings: TrainSettings, n_players: int) -> list[str]:
@@ -265,16 +158,7 @@ def episodes_per_iteration(settings: TrainSettings) -> int:
     return max(1, settings.batch_size // settings.max_episode_steps)
 
 
-# ------------------------------------------------------------ the directory
-
-
-@dataclass
-class Progress:
-    """Where a run stands (saved with each checkpoint)."""
-
-    iteration: int = 0
-    env_steps: int = 0
-    wall_seconds: float = 0.0
+# ------------------------------------------------------------ results
 
 
 @dataclass(frozen=True)
@@ -284,141 +168,6 @@ class TrainResult:
     progress: Progress
     interrupted: bool = False
     curve: list = field(default_factory=list)  # this session's rows
-
-
-def checkpoints(out: Path) -> list[tuple[Progress, Path]]:
-    """Complete checkpoints in ``out``, oldest first."""
-    found = []
-    root = Path(out) / CHECKPOINTS
-    if not root.is_dir():
-        return found
-    for path in root.iterdir():
-        marker = path / CHECKPOINT_MARKER
-        if path.is_dir() and marker.exists():
-            try:
-                data = json.loads(marker.read_text())
-                found.append((Progress(int(data["iteration"]), int(data["env_steps"]),
-                                       float(data["wall_seconds"])), path))
-            except (ValueError, KeyError, TypeError):
-                continue
-    return sorted(found, key=lambda item: (item[0].env_steps, item[0].iteration))
-
-
-def last_checkpoint(out: Path) -> tuple[Progress, Path] | None:
-    found = checkpoints(out)
-    return found[-1] if found else None
-
-
-def read_train_file(out: Path) -> dict:
-    path = Path(out) / TRAIN_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CapprofError(f"{out} has checkpoints but no {TRAIN_FILE}; it was not made by capprof train") from None
-    except ValueError as exc:
-        raise CapprofError(f"{path} is not valid JSON ({exc}); it was not written by capprof train") from None
-
-
-def check_out(out: Path, resume: bool) -> tuple[Progress, Path] | None:
-    """The checkpoint to resume from (None for a fresh run); one-line
-    CapprofError for a non-empty ``out`` without ``resume`` or for ``resume``
-    where there is nothing to resume."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise CapprofError(f"--out {out} is a file; give a directory")
-    if not resume:
-        if out.exists() and any(out.iterdir()):
-            raise CapprofError(f"--out {out} is not empty; choose a new directory, or add --resume to continue "
-                               "the training saved in it")
-        return None
-    found = last_checkpoint(out)
-    if found is None:
-        raise CapprofError(f"--resume: {out} holds no capprof train checkpoint (no {CHECKPOINTS}/*/{CHECKPOINT_MARKER}); "
-                           "drop --resume to start a new run")
-    return found
-
-
-def versions() -> dict:
-    from importlib import metadata
-
-    found = {"python": platform.python_version()}
-    for dist in ("capprof", "ray", "torch", "dm-meltingpot", "dmlab2d", "numpy"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = None
-    return found
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
-
-
-def _read_curve(out: Path, up_to_iteration: int) -> list[dict]:
-    path = Path(out) / CURVE_FILE
-    if not path.exists():
-        return []
-    with path.open(newline="") as fh:
-        return [row for row in csv.DictReader(fh) if int(row["iteration"]) <= up_to_iteration]
-
-
-def _write_curve(out: Path, rows: list[dict]) -> None:
-    path = Path(out) / CURVE_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
-def _append_curve(out: Path, row: dict) -> None:
-    path = Path(out) / CURVE_FILE
-    new = not path.exists()
-    with path.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
-def read_curve(out: Path):
-    """The learning curve of a training directory as a DataFrame."""
-    import pandas as pd
-
-    return pd.read_csv(Path(out) / CURVE_FILE)
-
-
-# ------------------------------------------------------------ results
-
-
-def _mean(values) -> float:
-    values = [float(v) for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(values)) if values else float("nan")
-
-
-def _curve_row(result: dict, progress: Progress, n_players: int, seconds: float, steps: int,
-               modules: list[str]) -> dict:
-    runners = result.get("env_runners", {}) or {}
-    learners = result.get("learners", {}) or {}
-    ret = float(runners.get("episode_return_mean", float("nan")))
-    return {
-        "iteration": progress.iteration,
-        "env_steps": progress.env_steps,
-        "agent_steps": progress.env_steps * n_players,  # every player acts at every step
-        "episodes": int(runners.get("num_episodes", 0) or 0),
-        "episode_return_mean": round(ret, 4),
-        "per_capita_return_mean": round(ret / n_players, 4),
-        "episode_len_mean": round(float(runners.get("episode_len_mean", float("nan"))), 1),
-        "entropy": round(_mean(learners.get(m, {}).get("entropy") for m in modules), 4),
-        "policy_loss": round(_mean(learners.get(m, {}).get("policy_loss") for m in modules), 5),
-        "vf_loss": round(_mean(learners.get(m, {}).get("vf_loss") for m in modules), 5),
-        "iteration_seconds": round(seconds, 2),
-        "steps_per_second": round(steps / seconds, 1) if seconds > 0 else float("nan"),
-        "wall_seconds": round(progress.wall_seconds, 1),
-    }
 
 
 # ------------------------------------------------------------ training
@@ -458,14 +207,6 @@ def _save(algo, out: Path, progress: Progress, settings: TrainSettings, scenario
     for _, path in checkpoints(out)[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(path, ignore_errors=True)
     return final
-
-
-def torch_only_rllib() -> None:
-    """Keep RLlib from using TensorFlow. meltingpot imports TensorFlow (for
-    its bots), and RLlib then checks every logged metric for a TF tensor
-    through a typing Protocol, which cost ~12% of sampling time; RLlib reads
-    this variable when its modules are first imported."""
-    os.environ.setdefault("RLLIB_TEST_NO_TF_IMPORT", "1")
 
 
 def _ray_init():

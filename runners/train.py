@@ -101,7 +101,7 @@ def _quiet_libraries() -> None:
     from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
-    from capprof.runners.rllib_train import torch_only_rllib
+    from capprof.runners.rllib_env import torch_only_rllib
 
     torch_only_rllib()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -129,14 +129,15 @@ def _terminate_like_ctrl_c():
 def run(args, command: list[str]) -> int:
     from pathlib import Path
 
+    from capprof.runners import rllib_env, rllib_train_dir
     from capprof.runners import rllib_train as lib
 
     out = Path(args.out).expanduser()
     given = _given_settings(args)
     if args.resume:
-        lib.check_out(out, resume=True)  # a clear line before reading train.json
+        rllib_train_dir.check_out(out, resume=True)  # a clear line before reading train.json
         settings = lib.resume_settings(out, args.target, given)
-        recorded = lib.read_train_file(out)
+        recorded = rllib_train_dir.read_train_file(out)
         steps = args.steps if args.steps is not None else int(recorded.get("budget_env_steps", DEFAULT_STEPS))
     else:
         if args.target is None:
@@ -145,12 +146,12 @@ def run(args, command: list[str]) -> int:
         settings = lib.TrainSettings(args.target, **{k: v for k, v in given.items() if v is not None})
         steps = args.steps if args.steps is not None else DEFAULT_STEPS
         settings.check()
-        lib.check_out(out, resume=False)
+        rllib_train_dir.check_out(out, resume=False)
         if steps < lib.minimum_steps(settings):
             raise CapprofError(f"--steps {steps} is below one iteration ({lib.minimum_steps(settings)} env steps, "
                                f"--batch-size); give --steps {lib.minimum_steps(settings)} or more, or lower "
                                "--batch-size")
-        lib.resolve_target(settings.target)
+        rllib_env.resolve_target(settings.target)
     bar = _Bar(steps, args.quiet, settings.batch_size)
 
     def on_start(progress) -> None:
@@ -185,12 +186,12 @@ def run(args, command: list[str]) -> int:
         return 130
     where = shlex.quote(str(result.out))
     if settings.per_player:
-        scenario = lib.resolve_target(settings.target)
+        scenario = rllib_env.resolve_target(settings.target)
         member = "+".join(f"rllib:{where}:{m}" for m in lib.module_ids(settings, scenario.n_players))
     else:
         member = f"rllib:{where}"
     print(f"capprof: trained {p.env_steps} env steps in {p.iteration} iterations ({p.wall_seconds:.0f} s); "
-          f"learning curve in {result.out / lib.CURVE_FILE}; play it with --population TEAM={member}")
+          f"learning curve in {result.out / rllib_train_dir.CURVE_FILE}; play it with --population TEAM={member}")
     return 0
 
 

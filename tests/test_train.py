@@ -144,7 +144,7 @@ class _FakeSubstrate:
 
 @pytest.mark.parametrize("prosocial, rewards", [(False, [3.0, 0.0, 0.0]), (True, [1.0, 1.0, 1.0])])
 def test_prosocial_players_share_the_mean_reward_on_the_variant_substrate(monkeypatch, prosocial, rewards):
-    from capprof.runners import rllib_train, substrate
+    from capprof.runners import rllib_env, substrate
     from capprof.runners.scenarios import DisableAction, get_scenario
 
     import capprof.meltingpot_import
@@ -154,7 +154,7 @@ def test_prosocial_players_share_the_mean_reward_on_the_variant_substrate(monkey
     monkeypatch.setattr(substrate, "build_substrate", lambda sc, seed: built.append(_FakeSubstrate(sc, seed))
                         or built[-1])
     scenario = get_scenario("commons_harvest__open__no_zap")
-    env = rllib_train._env_class()({"scenario": scenario, "prosocial": prosocial, "max_steps": 2, "seed": 1})
+    env = rllib_env._env_class()({"scenario": scenario, "prosocial": prosocial, "max_steps": 2, "seed": 1})
     assert built[0].scenario.overrides == (DisableAction("fireZap"),)  # the variant, as capprof run builds it
     env.agents = env.agents[:3]  # the fake has 3 players
     obs, _ = env.reset()

@@ -1,0 +1,137 @@
+"""The environment ``capprof train`` trains in: which all-focal scenario a
+name means (a substrate with its default roles, or a capprof variant), and
+that scenario wrapped as an RLlib ``MultiAgentEnv`` (agents ``player_0`` ..
+``player_{n-1}``, observations by ``capprof.runners.rllib_obs.ObsConvention``),
+including its reward shaping (``prosocial``: every player gets the mean
+reward of all players). Also ``torch_only_rllib``, which must run before
+RLlib is first imported.
+
+Part of the library behind ``capprof train`` (``capprof.runners.rllib_train``);
+it never prints.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from capprof.errors import CapprofError, did_you_mean
+from capprof.runners.rllib_obs import ObsConvention
+
+
+def torch_only_rllib() -> None:
+    """Keep RLlib from using TensorFlow. meltingpot imports TensorFlow (for
+    its bots), and RLlib then checks every logged metric for a TF tensor
+    through a typing Protocol, which cost ~12% of sampling time; RLlib reads
+    this variable when its modules are first imported."""
+    os.environ.setdefault("RLLIB_TEST_NO_TF_IMPORT", "1")
+
+
+# ------------------------------------------------------------ what to train on
+
+
+def _substrate_names() -> list[str]:
+    from capprof.tagging.catalog import load_catalog
+
+    return sorted(set(load_catalog()["substrate"]))
+
+
+def resolve_target(name: str):
+    """The all-focal ``Scenario`` record to train on: a substrate (its default
+    roles, no overrides) or a capprof scenario whose slots are all focal (the
+    ``variants`` suite: regrowth multipliers, no-zap). One-line CapprofError
+    otherwise, with a did-you-mean."""
+    from capprof.runners.scenarios import Scenario, _default_roles, get_scenario, suite_names
+
+    substrates = _substrate_names()
+    if name in substrates:
+        roles = _default_roles(name)
+        return Scenario(name=name, substrate=name, roles=roles, is_focal=tuple(True for _ in roles),
+                        description="the substrate as meltingpot defines it", suite="substrate")
+    variants = suite_names("variants")
+    try:
+        scenario = get_scenario(name)
+    except CapprofError:
+        raise CapprofError(
+            f'unknown substrate or scenario "{name}"{did_you_mean(name, substrates + variants)}; train on a '
+            "substrate (`capprof tags` lists them) or a variant (`capprof scenarios --suite variants`)") from None
+    if scenario.n_background:
+        raise CapprofError(
+            f'scenario "{name}" has {scenario.n_background} background player(s); capprof train takes a substrate '
+            f"(e.g. {scenario.substrate}) or an all-focal variant: {', '.join(variants)}")
+    return scenario
+
+
+# ------------------------------------------------------------ the environment
+
+
+def _env_class():
+    torch_only_rllib()
+    from ray.rllib.env.multi_agent_env import MultiAgentEnv
+
+    class MeltingPotMultiAgentEnv(MultiAgentEnv):
+        """A Melting Pot substrate (with a capprof scenario's overrides) as an
+        RLlib multi-agent env.
+
+        ``env_config``: ``scenario`` (the all-focal Scenario record),
+        ``downsample``, ``scale`` (the observation convention), ``max_steps``
+        (truncate episodes; the substrate's own end applies too),
+        ``prosocial`` and ``seed``.
+        """
+
+        _built = 0  # envs built in this process: each gets its own seed
+
+        def __init__(self, env_config=None):
+            super().__init__()
+            import gymnasium as gym
+
+            from capprof.meltingpot_import import import_meltingpot
+            from capprof.runners.substrate import build_substrate
+
+            import_meltingpot()
+            cfg = dict(env_config or {})
+            self.scenario = cfg["scenario"]
+            self.convention = ObsConvention(downsample=int(cfg.get("downsample", 8)),
+                                            scale=bool(cfg.get("scale", True)))
+            self.max_steps = cfg.get("max_steps")
+            self.prosocial = bool(cfg.get("prosocial", False))
+            worker = int(getattr(env_config, "worker_index", 0) or 0)
+            type(self)._built += 1
+            state = np.random.SeedSequence([int(cfg.get("seed", 0)), worker, type(self)._built]).generate_state(1)
+            self._env = build_substrate(self.scenario, int(state[0]) % (2**31 - 1) + 1)
+            self.num_actions = int(self._env.action_spec()[0].num_values)
+            n = self.scenario.n_players
+            self.agents = self.possible_agents = [f"player_{i}" for i in range(n)]
+            space = self.convention.space()
+            self.observation_spaces = {a: space for a in self.agents}
+            self.action_spaces = {a: gym.spaces.Discrete(self.num_actions) for a in self.agents}
+            self._steps = 0
+
+        def _observations(self, timestep) -> dict:
+            return {a: self.convention.convert(o) for a, o in zip(self.agents, timestep.observation)}
+
+        def reset(self, *, seed=None, options=None):
+            # meltingpot draws each episode's seed from the one given at build.
+            timestep = self._env.reset()
+            self._steps = 0
+            return self._observations(timestep), {a: {} for a in self.agents}
+
+        def step(self, action_dict):
+            actions = [int(action_dict.get(a, 0)) for a in self.agents]
+            timestep = self._env.step(actions)
+            self._steps += 1
+            rewards = np.asarray(timestep.reward, dtype=np.float64)
+            if self.prosocial:
+                rewards = np.full_like(rewards, rewards.mean())
+            done = timestep.last()
+            cut = not done and self.max_steps is not None and self._steps >= self.max_steps
+            terminateds = {a: done for a in self.agents} | {"__all__": done}
+            truncateds = {a: cut for a in self.agents} | {"__all__": cut}
+            return (self._observations(timestep), {a: float(r) for a, r in zip(self.agents, rewards)},
+                    terminateds, truncateds, {a: {} for a in self.agents})
+
+        def close(self):
+            self._env.close()
+
+    return MeltingPotMultiAgentEnv
