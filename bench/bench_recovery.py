@@ -73,7 +73,7 @@ def demand_levels(n_scenarios: int, n_demands: int, seed: int, max_level: int = 
 def fit(scores: pd.DataFrame, demands: pd.DataFrame, mode: str = "joint", groups=None, draws: int = 500,
         tune: int = 500, seed: int = 0, **options):
     """Fit the layout on cell means; returns (idata, diagnostics, teams, seconds)."""
-    from capprof.profiling import layout
+    from capprof.profiling import checks, layout, likelihood
 
     start = time.perf_counter()
     cells = scores.groupby(["team", "scenario"], sort=True)["score"].mean().reset_index()
@@ -81,11 +81,11 @@ def fit(scores: pd.DataFrame, demands: pd.DataFrame, mode: str = "joint", groups
     index = layout.DemandIndex.from_matrix(demands)
     team_codes = pd.Categorical(cells["team"], categories=teams).codes.astype(int)
     scen_codes = pd.Categorical(cells["scenario"], categories=index.scenarios).codes.astype(int)
-    model = layout.build_layout_model(team_codes, scen_codes, layout.squeeze(cells["score"].to_numpy(), 0.01),
+    model = layout.build_layout_model(team_codes, scen_codes, likelihood.squeeze(cells["score"].to_numpy(), 0.01),
                                       index, teams, mode=mode, demand_groups=groups, **options)
     idata = layout.sample_layout(model, draws=draws, tune=tune, seed=seed)
     seconds = time.perf_counter() - start
-    return idata, layout.diagnostics(idata, seed=seed), teams, seconds
+    return idata, checks.diagnostics(idata, seed=seed), teams, seconds
 
 
 def recovery(settings, seeds, draws, tune, variant) -> pd.DataFrame:
@@ -126,7 +126,7 @@ def recovery(settings, seeds, draws, tune, variant) -> pd.DataFrame:
 
 
 def published(path, variants, repeats, draws, tune) -> pd.DataFrame:
-    from capprof.profiling import layout
+    from capprof.profiling import checks, layout
     from capprof.profiling.normalise import normalise
     from capprof.scores import load_scores
     from capprof.tagging.demands import demand_groups, demand_matrix
@@ -155,7 +155,7 @@ def published(path, variants, repeats, draws, tune) -> pd.DataFrame:
             err = (predicted - held["score"].to_numpy()) ** 2
             errors[(variant, repeat)] = err
             reference = errors[(variants[0], repeat)]
-            table = layout.ppc_table(idata, seed=repeat)
+            table = checks.ppc_table(idata, seed=repeat)
             rows.append({
                 "variant": variant, "repeat": repeat, "n_test": int(test.sum()), "mse": float(err.mean()),
                 "coverage90": float(((held["score"] >= low) & (held["score"] <= high)).mean()),
@@ -170,7 +170,7 @@ def published(path, variants, repeats, draws, tune) -> pd.DataFrame:
                 "noise": float(idata.posterior["noise"].mean()) if "noise" in idata.posterior else 0.0,
             })
             print(pd.DataFrame([rows[-1]]).to_string(index=False, float_format=lambda v: f"{v:.4f}"), flush=True)
-            for line in layout.ppc_disagreements(table):
+            for line in checks.ppc_disagreements(table):
                 print(f"  ppc: {line}", flush=True)
     result = pd.DataFrame(rows)
     reference = variants[0]

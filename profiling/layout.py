@@ -13,7 +13,7 @@ where y_ts is the team's mean normalised score on the scenario (over
 replicates). Scores of exactly 0 or 1 are *censored*: a floored cell is
 scored by P(y* <= e) (plus the chance share eps), a cell at the ceiling by
 P(y* >= 1 - e), both the regularised incomplete beta function computed by
-16-point Gauss-Legendre quadrature (``log_beta_cdf``); interior cells by the
+16-point Gauss-Legendre quadrature (``likelihood.log_beta_cdf``); interior cells by the
 Beta density at y* = e + (1 - 2 e) y. ``delta_s`` (an optional scenario
 residual difficulty) is 0 unless asked for; ``k`` = 1 unless the slope is
 left free. A demand the scenario does not have contributes a factor of
@@ -30,10 +30,13 @@ Two modes share this likelihood:
   abilities are partially pooled towards it, with one spread per demand group
   (substrate, mode, behaviour).
 
-Posterior predictive checks (``diagnostics``, ``ppc_table``,
-``ppc_disagreements``) compare the observed share of cells at the floor and
-at the ceiling with data replicated from the posterior, and summarise the
-probability integral transform (PIT) of every cell.
+The likelihood's maths (success probability, censored Beta, incomplete beta
+quadrature) are in ``capprof.profiling.likelihood``; the convergence
+summary and the posterior predictive checks (``diagnostics``, ``ppc_table``,
+``ppc_disagreements``), which compare the observed share of cells at the
+floor and at the ceiling with data replicated from the posterior and
+summarise the probability integral transform (PIT) of every cell, are in
+``capprof.profiling.checks``.
 """
 
 from __future__ import annotations
@@ -44,34 +47,15 @@ import numpy as np
 import pandas as pd
 
 from capprof.errors import CapprofError, note
+from capprof.profiling.checks import _draws, _has_cells, _scalar
+from capprof.profiling.likelihood import (MU_FLOOR, expected_observed_score, log_beta_cdf, simulate_observed,
+                                          success_probability, unsqueeze)
 
 LAYOUT_MODES = ("joint", "per-team")
 LIKELIHOODS = ("censored", "beta")
-# 16-point Gauss-Legendre nodes and weights on [0, 1] for the incomplete beta.
-_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
-GL_NODES = (_GL_NODES + 1.0) / 2.0
-GL_WEIGHTS = _GL_WEIGHTS / 2.0
-# mu is kept this far from 0 and 1 so that the Beta parameters stay positive
-MU_FLOOR = 1e-6
-# a PPC disagrees when the observed share lies outside this central interval
-# of the replicated shares, or when the PIT's KS test has a p-value below PPC_P
-PPC_INTERVAL = 0.95
-PPC_P = 0.01
 
 
 # ------------------------------------------------------------------ data
-
-
-def squeeze(y: np.ndarray, eps: float) -> np.ndarray:
-    """Map scores in [0, 1] into [e, 1 - e]: y' = e + (1 - 2 e) y. The
-    censored likelihood treats y' = e as "at or below the floor" and
-    y' = 1 - e as "at or above the ceiling"."""
-    return eps + (1.0 - 2.0 * eps) * np.clip(y, 0.0, 1.0)
-
-
-def unsqueeze(y: np.ndarray, eps: float) -> np.ndarray:
-    """Inverse of ``squeeze``: y = (y' - eps) / (1 - 2 eps)."""
-    return (np.asarray(y) - eps) / (1.0 - 2.0 * eps)
 
 
 def check_unit_range(score: pd.Series, slack: float = 0.5) -> None:
@@ -122,85 +106,7 @@ class DemandIndex:
         return bool(((self.level > 0) & (self.level != 1)).any())
 
 
-def success_probability(theta: np.ndarray, index: np.ndarray, level: np.ndarray, scale=1.0,
-                        shift=None) -> np.ndarray:
-    """p = prod_{slots with level > 0} sigmoid(scale (theta[index] - level - shift)).
-
-    ``theta`` (..., n_demands) for one team (any leading draw dimensions);
-    ``index``/``level`` (n_scenarios, width); ``scale`` a number or (...)
-    array of slopes; ``shift`` None or (..., n_scenarios) scenario residual
-    difficulties. Returns (..., n_scenarios), in numpy so that predictions
-    for new scenarios need no recompilation."""
-    gathered = theta[..., index]  # (..., n_scenarios, width)
-    scale = np.asarray(scale, dtype=float)
-    if scale.ndim:
-        scale = scale[..., None, None]
-    diff = gathered - level
-    if shift is not None:
-        diff = diff - np.asarray(shift)[..., None]
-    log_factor = -np.logaddexp(0.0, -scale * diff)  # log sigmoid
-    return np.exp(np.where(level > 0, log_factor, 0.0).sum(axis=-1))
-
-
-def expected_score(theta: np.ndarray, eps: np.ndarray, index: np.ndarray, level: np.ndarray,
-                   scale: float, chance: float = 0.0, shift=None) -> np.ndarray:
-    """Mean of the latent score y*: eps * chance + (1 - eps) * p (the noise
-    component scores ``chance``, 0 = the floor). ``eps`` is (...) like
-    ``theta``'s leading dimensions; see ``success_probability``."""
-    eps = np.asarray(eps)[..., None]
-    return eps * chance + (1.0 - eps) * success_probability(theta, index, level, scale, shift)
-
-
-def expected_observed_score(p: np.ndarray, phi: np.ndarray, eps: np.ndarray, censor: float) -> np.ndarray:
-    """E[y] for y = 0 with probability eps, else clip((y* - e) / (1 - 2 e), 0, 1)
-    with y* ~ Beta(p phi, (1 - p) phi): the mean of the observed (clipped)
-    score, which is what a prediction of a min-max score should be. Uses
-    E[y* 1{y* < x}] = p I_x(a + 1, b). Arrays broadcast together."""
-    from scipy.special import betainc
-
-    p = np.clip(p, MU_FLOOR, 1 - MU_FLOOR)
-    a, b = p * phi, (1.0 - p) * phi
-    lo, hi = censor, 1.0 - censor
-    inside_mass = betainc(a, b, hi) - betainc(a, b, lo)
-    inside_first = p * (betainc(a + 1.0, b, hi) - betainc(a + 1.0, b, lo))
-    above = 1.0 - betainc(a, b, hi)
-    clipped = (inside_first - lo * inside_mass) / (1.0 - 2.0 * censor) + above
-    return (1.0 - np.asarray(eps)) * clipped
-
-
-def simulate_observed(p: np.ndarray, phi: np.ndarray, eps: np.ndarray, censor: float,
-                      rng: np.random.Generator) -> np.ndarray:
-    """One draw of the observed score per element: 0 with probability eps
-    (chance), else the clipped, unsqueezed Beta draw. The generative model
-    of ``build_layout_model`` (and of ``capprof.profiling.simulate``)."""
-    p = np.clip(p, MU_FLOOR, 1 - MU_FLOOR)
-    p, phi, eps = np.broadcast_arrays(p, phi, eps)
-    latent = rng.beta(p * phi, (1.0 - p) * phi)
-    y = np.clip(unsqueeze(latent, censor), 0.0, 1.0)
-    return np.where(rng.random(p.shape) < eps, 0.0, y)
-
-
 # ------------------------------------------------------------------ model
-
-
-def log_beta_cdf(x: float, a, b):
-    """log I_x(a, b), the log of the regularised incomplete beta function, for
-    pytensor tensors ``a``, ``b`` (any shape) and a constant x in (0, 1).
-
-    With t = x u^(1/a): I_x(a, b) = x^a / (a B(a, b)) * int_0^1 (1 - x u^(1/a))^(b-1) du;
-    the integrand is smooth (the t^(a-1) singularity is gone), so 16-point
-    Gauss-Legendre quadrature is accurate for the small x (the censoring
-    point) used here, and it compiles (with gradients) under nutpie, unlike
-    ``pm.Censored``'s Beta CDF."""
-    import pytensor.tensor as pt
-
-    nodes = pt.as_tensor_variable(np.log(GL_NODES))
-    weights = pt.as_tensor_variable(np.log(GL_WEIGHTS))
-    a_, b_ = a[..., None], b[..., None]
-    inner = (b_ - 1.0) * pt.log1p(-x * pt.exp(nodes / a_))
-    log_integral = pt.logsumexp(weights + inner, axis=-1)
-    log_beta = pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
-    return a * np.log(x) - pt.log(a) - log_beta + log_integral
 
 
 def build_layout_model(
@@ -379,184 +285,6 @@ def sample_layout(model, draws: int = 1000, tune: int = 500, chains: int = 2, se
     return pm.sample(target_accept=0.9, **kwargs)
 
 
-# ------------------------------------------------------------------ checks
-
-
-def diagnostics(idata, var_names=("ability", "noise", "precision", "slope", "scenario_spread"),
-                ppc: bool = True, seed: int = 0) -> dict:
-    """Convergence summary from ArviZ (max R-hat, min bulk/tail ESS over the
-    named variables, divergent transitions) and, when the posterior carries
-    the model's data (``build_layout_model`` stores it), the posterior
-    predictive checks of ``ppc_table``: observed and replicated share of
-    cells at the floor and at the ceiling (mean and central 95% interval),
-    and the KS distance and p-value of the PIT against uniform."""
-    import arviz as az
-
-    names = [v for v in var_names if v in idata.posterior]
-    rhat = az.rhat(idata, var_names=names)
-    ess_bulk = az.ess(idata, var_names=names, method="bulk")
-    ess_tail = az.ess(idata, var_names=names, method="tail")
-    out = {
-        "max_rhat": float(max(float(rhat[v].max()) for v in names)),
-        "min_ess_bulk": float(min(float(ess_bulk[v].min()) for v in names)),
-        "min_ess_tail": float(min(float(ess_tail[v].min()) for v in names)),
-        "divergences": int(idata.sample_stats["diverging"].sum()),
-        "chains": int(idata.posterior.sizes["chain"]),
-        "draws": int(idata.posterior.sizes["draw"]),
-    }
-    if ppc and _has_cells(idata):
-        table = ppc_table(idata, seed=seed).set_index("check")
-        for check, key in (("floor share", "floor"), ("ceiling share", "ceiling")):
-            row = table.loc[check]
-            out.update({f"{key}_observed": float(row["observed"]), f"{key}_replicated": float(row["replicated"]),
-                        f"{key}_replicated_low": float(row["low"]), f"{key}_replicated_high": float(row["high"])})
-        out["pit_ks"] = float(table.loc["PIT KS distance", "observed"])
-        out["pit_p"] = float(table.loc["PIT KS p-value", "observed"])
-        out["ppc_disagreements"] = int((~table["agrees"]).loc[list(DISAGREEMENT_CHECKS)].sum())
-    return out
-
-
-def _has_cells(idata) -> bool:
-    return hasattr(idata, "constant_data") and "cell_score" in idata.constant_data
-
-
-def _scalar(value) -> float:
-    return float(np.asarray(value).reshape(-1)[0])
-
-
-def posterior_cells(idata, n_draws: int | None = 400, seed: int = 0) -> dict:
-    """Per posterior draw and fitted cell: success probability ``p``,
-    precision ``phi``, noise share ``eps`` (draws x 1), plus the observed
-    score ``y`` and the censoring point ``censor``. Uses up to ``n_draws``
-    draws (a seeded subsample; None = all)."""
-    if not _has_cells(idata):
-        raise CapprofError("this posterior carries no cell data (fitted before posterior predictive checks "
-                           "were added); refit the profile")
-    data = idata.constant_data
-    rng = np.random.default_rng(seed)
-    theta = _draws(idata, "ability", ("team", "demand"))
-    n_total = theta.shape[0]
-    keep = np.arange(n_total)
-    if n_draws is not None and n_total > n_draws:
-        keep = np.sort(rng.choice(n_total, n_draws, replace=False))
-    theta = theta[keep]
-    phi = _draws(idata, "precision", ("team",))[keep]
-    noise = _draws(idata, "noise")
-    eps = np.zeros((len(keep), 1)) if noise is None else noise[keep][:, None]
-    slope = _draws(idata, "slope")
-    slope = _scalar(data["fixed_slope"]) if slope is None else slope[keep]
-    delta = _draws(idata, "scenario_difficulty", ("scenario",))
-    team = data["cell_team"].to_numpy().astype(int)
-    scen = data["cell_scenario"].to_numpy().astype(int)
-    index = data["scenario_demand"].to_numpy().astype(int)[scen]
-    level = data["scenario_level"].to_numpy()[scen]
-    p = np.empty((len(keep), len(team)))
-    for t in np.unique(team):
-        rows = np.flatnonzero(team == t)
-        shift = None if delta is None else delta[keep][:, scen[rows]]
-        p[:, rows] = success_probability(theta[:, t, :], index[rows], level[rows], slope, shift)
-    if "censored" in data and not _scalar(data["censored"]):
-        # the uncensored Beta model (likelihood="beta"): the noise caps the mean
-        # and replicated scores are its squeezed Beta draws, unsqueezed and clipped
-        p, eps = (1.0 - eps) * p, np.zeros_like(eps)
-    return {"p": p, "phi": phi[:, team], "eps": eps, "y": data["cell_score"].to_numpy(),
-            "censor": _scalar(data["censor_point"])}
-
-
-def pit_values(cells: dict, seed: int = 0) -> np.ndarray:
-    """Randomised probability integral transform of each observed cell under
-    the posterior predictive (a mixture over draws): F(y-) + U (F(y) - F(y-)),
-    so floor and ceiling cells (atoms) get a uniform spread over their mass.
-    Uniform on [0, 1] when the model describes the data (in-sample, slightly
-    concentrated towards 0.5)."""
-    from scipy.special import betainc
-
-    p = np.clip(cells["p"], MU_FLOOR, 1 - MU_FLOOR)
-    a, b = p * cells["phi"], (1.0 - p) * cells["phi"]
-    eps, e, y = cells["eps"], cells["censor"], cells["y"]
-    latent = squeeze(y, e)
-    tol = 1e-9
-    floor, ceiling = y <= tol, y >= 1 - tol
-    # F(y) = P(Y <= y) and F(y-) = P(Y < y) for the observed score's law
-    cdf = eps + (1 - eps) * betainc(a, b, latent)
-    cdf = np.where(ceiling, 1.0, cdf).mean(axis=0)
-    below = eps + (1 - eps) * betainc(a, b, latent)
-    below = np.where(floor, 0.0, below).mean(axis=0)
-    u = np.random.default_rng(seed).random(len(y))
-    return below + u * (cdf - below)
-
-
-DISAGREEMENT_CHECKS = ("floor share", "ceiling share", "PIT KS p-value")
-
-
-def ppc_table(idata, seed: int = 0, n_draws: int = 400, bins: int = 10,
-              interval: float = PPC_INTERVAL) -> pd.DataFrame:
-    """Posterior predictive checks as a tidy frame with columns check,
-    observed, replicated, low, high, agrees:
-
-    * ``floor share`` / ``ceiling share``: share of cells at exactly 0 / 1,
-      observed vs replicated from the posterior (mean and central
-      ``interval`` of the replicated shares); agrees when observed is inside;
-    * ``PIT KS distance`` and ``PIT KS p-value``: Kolmogorov-Smirnov test of
-      the cells' PIT against uniform (agrees when p >= 0.01);
-    * ``PIT bin [lo, hi)``: share of cells whose PIT falls in the bin, with
-      the expected share 1 / bins and its binomial ``interval``.
-    """
-    from scipy import stats
-
-    cells = posterior_cells(idata, n_draws=n_draws, seed=seed)
-    rng = np.random.default_rng(seed)
-    replicated = simulate_observed(cells["p"], cells["phi"], cells["eps"], cells["censor"], rng)
-    y = cells["y"]
-    tail = (1 - interval) / 2
-    rows = []
-    for check, observed_at, replicated_at in (("floor share", y <= 1e-9, replicated <= 1e-9),
-                                              ("ceiling share", y >= 1 - 1e-9, replicated >= 1 - 1e-9)):
-        shares = replicated_at.mean(axis=1)
-        low, high = np.quantile(shares, [tail, 1 - tail])
-        observed = float(observed_at.mean())
-        # a share is a multiple of 1/n: compare with half a cell of slack
-        slack = 0.5 / len(y)
-        rows.append((check, observed, float(shares.mean()), float(low), float(high),
-                     bool(low - slack <= observed <= high + slack)))
-    pit = pit_values(cells, seed=seed)
-    ks = stats.kstest(pit, "uniform")
-    rows.append(("PIT KS distance", float(ks.statistic), np.nan, np.nan, np.nan, bool(ks.pvalue >= PPC_P)))
-    rows.append(("PIT KS p-value", float(ks.pvalue), np.nan, PPC_P, 1.0, bool(ks.pvalue >= PPC_P)))
-    counts, edges = np.histogram(pit, bins=bins, range=(0.0, 1.0))
-    n = len(pit)
-    low_count, high_count = stats.binom.ppf([tail, 1 - tail], n, 1.0 / bins)
-    for count, lo, hi in zip(counts, edges[:-1], edges[1:]):
-        share = count / n
-        rows.append((f"PIT bin [{lo:.1f}, {hi:.1f})", float(share), 1.0 / bins, low_count / n, high_count / n,
-                     bool(low_count <= count <= high_count)))
-    return pd.DataFrame(rows, columns=["check", "observed", "replicated", "low", "high", "agrees"])
-
-
-def ppc_disagreements(checks) -> list[str]:
-    """The posterior predictive checks that fail, as plain sentences (for
-    notes and reports), e.g. "observed 21% of cells at the floor, replicated
-    5% [3%, 8%]". ``checks``: a ``ppc_table`` frame or an InferenceData (the
-    table is computed). Floor share, ceiling share and the PIT's KS test
-    count; the PIT bins are for display."""
-    table = checks if isinstance(checks, pd.DataFrame) else ppc_table(checks)
-    table = table.set_index("check")
-    out = []
-    for check, where in (("floor share", "at the floor (score 0)"), ("ceiling share", "at the ceiling (score 1)")):
-        if check in table.index and not table.loc[check, "agrees"]:
-            row = table.loc[check]
-            out.append(f"observed {row['observed']:.0%} of cells {where}, replicated from the posterior "
-                       f"{row['replicated']:.0%} [{row['low']:.0%}, {row['high']:.0%}]")
-    if "PIT KS p-value" in table.index and not table.loc["PIT KS p-value", "agrees"]:
-        distance = table.loc["PIT KS distance", "observed"]
-        bins = table[table.index.str.startswith("PIT bin")]
-        worst = bins.iloc[int(np.argmax(np.abs(bins["observed"] - bins["replicated"])))]
-        out.append(f"cell scores are not distributed as the model predicts (PIT KS distance {distance:.3f}, "
-                   f"p = {table.loc['PIT KS p-value', 'observed']:.2g}; the {worst.name} holds "
-                   f"{worst['observed']:.0%} of cells, uniform {worst['replicated']:.0%})")
-    return out
-
-
 def ability_summary(idata, hdi_prob: float = 0.9) -> pd.DataFrame:
     """Tidy per-(team, ability) posterior: columns team, ability, mean, sd,
     hdi_low, hdi_high (ArviZ highest density interval) and hdi_prob."""
@@ -576,14 +304,6 @@ def ability_summary(idata, hdi_prob: float = 0.9) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ prediction
-
-
-def _draws(idata, name, dims=()):
-    """Posterior draws of ``name`` stacked over (chain, draw) first, or None."""
-    if name not in idata.posterior:
-        return None
-    values = idata.posterior[name].stack(sample=("chain", "draw"))
-    return values.transpose("sample", *dims).to_numpy()
 
 
 def _scenario_shift(idata, scenarios, n_samples, rng):

@@ -130,7 +130,7 @@ class Profile:
             note(f"the sampler has not clearly converged (R-hat > {RHAT_MAX} or divergences); "
                  "rerun with more --tune and --draws before trusting the profiles")
         if layout.diagnostics_.get("ppc_disagreements", 0):
-            from capprof.profiling.layout import ppc_disagreements
+            from capprof.profiling.checks import ppc_disagreements
 
             for sentence in ppc_disagreements(layout.posterior_):
                 note(f"posterior predictive check: {sentence}; the model misdescribes these scores "

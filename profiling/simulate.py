@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from capprof.profiling.layout import DemandIndex, simulate_observed, success_probability
+from capprof.profiling.layout import DemandIndex
+from capprof.profiling.likelihood import simulate_observed, success_probability
 
 
 def simulate_layout_scores(demands: pd.DataFrame, n_teams: int, replicates: int = 1, seed: int = 0,
@@ -28,7 +29,7 @@ def simulate_layout_scores(demands: pd.DataFrame, n_teams: int, replicates: int 
     "team_0", ... (or take ``abilities``, n_teams x n_demands), scenario
     residual difficulties delta_s ~ Normal(0, scenario_sd), and one score per
     (team, scenario, replicate) from the layout's generative model
-    (``layout.simulate_observed`` with p = ``layout.success_probability``).
+    (``likelihood.simulate_observed`` with p = ``likelihood.success_probability``).
 
     ``chance`` must be 0 (the noise component is the floor). Returns (scores
     in the capprof.scores schema, true abilities as a tidy frame team,

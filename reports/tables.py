@@ -87,7 +87,7 @@ def diagnostic_flags(diagnostics: pd.DataFrame, rhat_max: float = RHAT_MAX, ess_
 
 @dataclass(frozen=True)
 class PredictiveChecks:
-    """Posterior predictive checks (capprof.profiling.layout.ppc_table) split
+    """Posterior predictive checks (capprof.profiling.checks.ppc_table) split
     for display: ``shares`` (floor and ceiling share: check, observed,
     replicated, low, high, agrees), ``ks`` (the PIT's KS distance and
     p-value: check, observed, agrees), ``bins`` (PIT histogram: lo, hi,

@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 
 from capprof.errors import CapprofError
-from capprof.profiling import layout
-from capprof.profiling.layout import (DemandIndex, expected_observed_score, expected_score, ppc_disagreements,
-                                      ppc_table, predict_scores, simulate_observed, squeeze, success_probability,
-                                      unsqueeze)
+from capprof.profiling import checks, layout, likelihood
+from capprof.profiling.checks import ppc_disagreements, ppc_table
+from capprof.profiling.layout import DemandIndex, predict_scores
+from capprof.profiling.likelihood import (expected_observed_score, expected_score, simulate_observed, squeeze,
+                                          success_probability, unsqueeze)
 from capprof.profiling.simulate import simulate_layout_scores
 
 
@@ -57,7 +58,7 @@ def test_log_incomplete_beta_by_quadrature_matches_scipy():
     from scipy.special import betainc
 
     a, b = pt.dvector("a"), pt.dvector("b")
-    log_cdf = pytensor.function([a, b], layout.log_beta_cdf(0.01, a, b))
+    log_cdf = pytensor.function([a, b], likelihood.log_beta_cdf(0.01, a, b))
     rng = np.random.default_rng(0)
     # the range a fitted layout visits: mean 0.001..0.999, precision 1..300
     mean, precision = rng.uniform(0.001, 0.999, 2000), np.exp(rng.uniform(0.0, np.log(300), 2000))
@@ -216,7 +217,7 @@ def _fit(scores, demands, mode="joint", draws=150, tune=150, **options):
         pd.Categorical(cells["scenario"], categories=index.scenarios).codes.astype(int),
         squeeze(cells["score"].to_numpy(), 0.01), index, teams, mode=mode, **options)
     idata = layout.sample_layout(model, draws=draws, tune=tune, seed=0)
-    return idata, layout.diagnostics(idata)
+    return idata, checks.diagnostics(idata)
 
 
 def _calibration(idata, truth):

@@ -118,7 +118,7 @@ def profiled(tmp_path, monkeypatch):
         seen.append(idata)
         return _ppc_table(floor_agrees=False)
 
-    monkeypatch.setattr("capprof.profiling.layout.ppc_table", ppc_table)
+    monkeypatch.setattr("capprof.profiling.checks.ppc_table", ppc_table)
     return directory, posterior, seen
 
 

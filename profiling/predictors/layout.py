@@ -1,4 +1,5 @@
-"""The measurement layout as a predictor (the maths: profiling/layout.py).
+"""The measurement layout as a predictor (the maths: profiling/layout.py,
+likelihood.py and checks.py).
 
 Two registered models, one per mode (docs/layout.md):
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from capprof.errors import CapprofError
+from capprof.profiling import checks, likelihood
 from capprof.profiling import layout as maths
 from capprof.profiling.constants import DEFAULT_LAYOUT_MODE, INTERVAL_LEVEL, LAYOUT_MODES
 from capprof.profiling.predictors.base import Predictor, prediction_frame
@@ -38,7 +40,7 @@ class MeasurementLayout(Predictor):
 
     Parameters: ``mode`` (fixed by the class: joint | per-team; given to
     ``MeasurementLayout`` itself it picks the class), ``draws``/``tune``/
-    ``chains`` for NUTS, ``squeeze`` (the eps of ``layout.squeeze``),
+    ``chains`` for NUTS, ``squeeze`` (the eps of ``likelihood.squeeze``),
     ``scale`` (logistic slope per demand level; None: free), ``chance`` (the
     score that pure noise produces; 0), ``likelihood`` (censored | beta),
     ``noise`` (mix in a chance component), ``scenario_effect`` (a residual
@@ -48,7 +50,7 @@ class MeasurementLayout(Predictor):
     sampler's own progress display; nutpie draws it on terminals only).
 
     Learned: ``posterior_`` (ArviZ InferenceData), ``diagnostics_`` (dict
-    from ``layout.diagnostics``), ``teams_``, ``demands_``, ``fit_seconds_``.
+    from ``checks.diagnostics``), ``teams_``, ``demands_``, ``fit_seconds_``.
     """
 
     mode: str = DEFAULT_LAYOUT_MODE
@@ -100,14 +102,14 @@ class MeasurementLayout(Predictor):
         scen_codes = pd.Categorical(cells["scenario"], categories=demand_index.scenarios).codes.astype(int)
         groups = demand_groups(self.demands_.columns)
         model = maths.build_layout_model(
-            team_codes, scen_codes, maths.squeeze(cells["score"].to_numpy(), self.squeeze), demand_index,
+            team_codes, scen_codes, likelihood.squeeze(cells["score"].to_numpy(), self.squeeze), demand_index,
             self.teams_, mode=self.mode, demand_groups=[groups[str(c)] for c in self.demands_.columns],
             scale=self.scale, chance=self.chance, squeeze=self.squeeze, likelihood=self.likelihood,
             noise=self.noise, scenario_effect=self.scenario_effect,
         )
         self.posterior_ = maths.sample_layout(model, self.draws, self.tune, self.chains, self.seed, self.sampler,
                                               progressbar=self.progressbar)
-        self.diagnostics_ = maths.diagnostics(self.posterior_)
+        self.diagnostics_ = checks.diagnostics(self.posterior_)
 
     def _predict(self, teams, scenarios, demands):
         """Posterior predictive per (team, scenario) pair (``layout.predict_scores``)."""
@@ -139,7 +141,7 @@ class MeasurementLayout(Predictor):
                                "fit the layout again")
         predictor._restore_fitted(teams, demands)
         predictor.posterior_ = idata
-        predictor.diagnostics_ = dict(diagnostics) if diagnostics is not None else maths.diagnostics(idata)
+        predictor.diagnostics_ = dict(diagnostics) if diagnostics is not None else checks.diagnostics(idata)
         return predictor
 
     def save_posterior(self, path) -> None:
@@ -171,7 +173,7 @@ class MeasurementLayout(Predictor):
 
     def _load_files(self, directory: Path) -> None:
         self.posterior_ = self.read_posterior(directory / POSTERIOR_FILE)
-        self.diagnostics_ = maths.diagnostics(self.posterior_)
+        self.diagnostics_ = checks.diagnostics(self.posterior_)
 
     def get_params(self) -> dict:
         return {**super().get_params(), "mode": type(self).mode}

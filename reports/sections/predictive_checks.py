@@ -9,7 +9,7 @@ from capprof.reports.sections.base import Body, Section
 
 
 def build(inputs, charts) -> Body:
-    from capprof.profiling.layout import ppc_disagreements, ppc_table
+    from capprof.profiling.checks import ppc_disagreements, ppc_table
     from capprof.reports.charts import pit_chart
 
     table = ppc_table(inputs.posterior())
