@@ -67,7 +67,6 @@ model, split, repeat, fold and the predictor's ``diagnostics_``.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -76,15 +75,24 @@ import numpy as np
 import pandas as pd
 
 from capprof.errors import CapprofError, note
-from capprof.profiling.constants import POOLED_TEAM
-from capprof.profiling.normalise import (
-    NORMALISATIONS,
-    apply_constants,
-    degenerate,
-    floor_spans,
-    safe_mean,
-    scale_constants,
+from capprof.profiling.cellstats import (  # noqa: F401  (mse, clustered_se: re-exported)
+    clustered_interval,
+    clustered_se,
+    coverage,
+    mean_interval,
+    mean_width,
+    mse,
+    paired_difference,
 )
+from capprof.profiling.constants import POOLED_TEAM
+from capprof.profiling.folds import (  # noqa: F401  (distinct_partitions: re-exported)
+    RANGE_FLOOR,
+    default_anchors,
+    distinct_partitions,
+    fold_targets,
+    kfold_assignments,
+)
+from capprof.profiling.normalise import NORMALISATIONS, degenerate, safe_mean, scale_constants
 from capprof.profiling.predictors import canonical_name, make_predictor, predictor_names
 
 SPLITS = ("random", "scenario", "substrate")
@@ -94,9 +102,6 @@ DEFAULT_REFERENCE = "aggmean"
 # A per-team estimate needs at least this many test cells (issue 9: rows
 # resting on 1-10 cells drew conclusions they could not carry).
 MIN_TEAM_CELLS = 20
-# Ranges below this share of the median range of the scenario's substrate
-# are raised to it (normalise.floor_spans).
-RANGE_FLOOR = 0.1
 RESULT_COLUMNS = ("model", "split", "repeat", "team", "n_test", "mse", "fit_s", "coverage", "width", "flag")
 CELL_COLUMNS = ("model", "split", "repeat", "fold", "team", "scenario", "substrate", "cluster", "observed",
                 "predicted", "low", "high", "sq_error", "covered")
@@ -124,164 +129,7 @@ class Evaluation:
     protocol: dict = field(default_factory=dict)
 
 
-# ------------------------------------------------------------------ folds
-
-
-def distinct_partitions(n: int, k: int) -> int:
-    """How many different ways ``n`` labelled groups can be dealt into ``k``
-    unlabelled folds whose sizes differ by at most one:
-    n! / (prod_f size_f! * prod_s m_s!), where m_s counts the folds of size s
-    (folds of equal size are interchangeable). 1 when k >= n (leave one out)."""
-    k = min(k, n)
-    if k <= 1 or k >= n:
-        return 1
-    small, extra = divmod(n, k)
-    sizes = {small + 1: extra, small: k - extra}
-    denominator = 1
-    for size, count in sizes.items():
-        if count:
-            denominator *= math.factorial(size) ** count * math.factorial(count)
-    return math.factorial(n) // denominator
-
-
-def kfold_assignments(groups: Sequence, folds: int, repeats: int, seed: int, unit: str = "group"
-                      ) -> list[np.ndarray]:
-    """Per repeat, the fold (0..K-1) of every element of ``groups``, with
-    K = min(folds, distinct groups): the distinct groups are shuffled with a
-    generator seeded by ``seed`` and dealt round-robin into the K folds, so
-    every group is held out exactly once per repeat. Repeats get different
-    shuffles and, where possible, different partitions; asking for more
-    repeats than there are distinct partitions is a CapprofError naming the
-    number of distinct groups (``unit`` names them in the message)."""
-    labels = pd.Index(pd.unique(np.asarray(groups, dtype=object)))
-    n = len(labels)
-    if n < 2:
-        raise CapprofError(f"cross-validation needs at least two {unit}s to hold out; these scores have {n}")
-    if folds < 2:
-        raise CapprofError(f"--folds must be at least 2 (got {folds})")
-    if repeats < 1:
-        raise CapprofError(f"--repeats must be at least 1 (got {repeats})")
-    k = min(folds, n)
-    possible = distinct_partitions(n, k)
-    if repeats > possible:
-        what = (f"{k}-fold cross-validation over {n} {unit}s is leave-one-{unit}-out: every repeat holds out "
-                f"the same {n} folds" if k == n else
-                f"{n} {unit}s have only {possible} distinct {k}-fold partitions")
-        raise CapprofError(f"--repeats {repeats} cannot give different repeats: {what}; "
-                           f"use --repeats {possible}" + ("" if k < 3 else " or fewer --folds"))
-    codes = labels.get_indexer(np.asarray(groups, dtype=object))
-    rng = np.random.default_rng(seed)
-    seen: set = set()
-    out = []
-    while len(out) < repeats:
-        order = rng.permutation(n)
-        fold_of_group = np.empty(n, dtype=int)
-        fold_of_group[order] = np.arange(n) % k
-        if possible < 10**6:  # small spaces: make sure the repeats differ
-            key = frozenset(frozenset(np.flatnonzero(fold_of_group == f)) for f in range(k))
-            if key in seen:
-                continue
-            seen.add(key)
-        out.append(fold_of_group[codes])
-    return out
-
-
-# ------------------------------------------------------------------ statistics
-
-
-def mse(predicted: np.ndarray, observed: np.ndarray) -> float:
-    """Mean squared error: (1/n) sum_i (predicted_i - observed_i)^2."""
-    predicted, observed = np.asarray(predicted, float), np.asarray(observed, float)
-    return float(np.mean((predicted - observed) ** 2))
-
-
-def clustered_se(values: np.ndarray, clusters: np.ndarray) -> float:
-    """Standard error of the mean of ``values`` whose errors are correlated
-    within clusters (cells of one scenario share its difficulty):
-
-        m = (1/n) sum_i v_i,
-        SE = (1/n) sqrt( G/(G-1) * sum_g ( sum_{i in g} (v_i - m) )^2 ),
-
-    the cluster-robust (CR1) sandwich for a mean over n values in G clusters
-    (Cameron & Miller 2015). With one value per cluster it is the usual
-    sd/sqrt(n) up to the factor n/(n-1) vs (n-1) in the denominator. NaN
-    with fewer than two clusters."""
-    values = np.asarray(values, float)
-    clusters = np.asarray(clusters)
-    n = len(values)
-    if n == 0:
-        return float("nan")
-    codes, _ = pd.factorize(clusters)
-    g = int(codes.max()) + 1
-    if g < 2:
-        return float("nan")
-    residual_sums = np.bincount(codes, weights=values - values.mean(), minlength=g)
-    return float(np.sqrt(g / (g - 1) * np.sum(residual_sums ** 2)) / n)
-
-
-def clustered_interval(values: np.ndarray, clusters: np.ndarray, level: float = 0.95
-                       ) -> tuple[float, float, float, float, int]:
-    """(mean, se, low, high, G): the mean with a Student-t interval on G - 1
-    degrees of freedom, m +- t_{(1+level)/2, G-1} * clustered_se."""
-    from scipy import stats
-
-    values = np.asarray(values, float)
-    g = len(pd.unique(np.asarray(clusters)))
-    m = float(values.mean()) if len(values) else float("nan")
-    se = clustered_se(values, clusters)
-    if not np.isfinite(se):
-        return m, se, float("nan"), float("nan"), g
-    half = float(stats.t.ppf((1 + level) / 2, g - 1) * se)
-    return m, se, m - half, m + half, g
-
-
-def paired_difference(errors: np.ndarray, reference_errors: np.ndarray, clusters: np.ndarray,
-                      level: float = 0.95) -> tuple[float, float, float, float, int]:
-    """The paired per-cell difference d_i = e_i - r_i between a model's and
-    the reference's squared errors on the same cells: mean, clustered SE and
-    t interval (``clustered_interval`` of d). Negative: the model is better."""
-    d = np.asarray(errors, float) - np.asarray(reference_errors, float)
-    return clustered_interval(d, clusters, level)
-
-
-def coverage(observed: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
-    """Share of observed values inside their interval: (1/n) sum_i 1[low_i <= y_i <= high_i];
-    NaN when no interval is given."""
-    observed, low, high = (np.asarray(a, float) for a in (observed, low, high))
-    valid = np.isfinite(low) & np.isfinite(high)
-    if not valid.any():
-        return float("nan")
-    return float(np.mean((low[valid] <= observed[valid]) & (observed[valid] <= high[valid])))
-
-
-def mean_width(low: np.ndarray, high: np.ndarray) -> float:
-    """Mean interval width (1/n) sum_i (high_i - low_i); NaN without intervals."""
-    width = np.asarray(high, float) - np.asarray(low, float)
-    width = width[np.isfinite(width)]
-    return float(width.mean()) if len(width) else float("nan")
-
-
-def mean_interval(values: np.ndarray, level: float = 0.95, lower: float | None = None
-                  ) -> tuple[float, float, float]:
-    """Mean and Student-t interval for the mean of independent values:
-    m +- t_{(1+level)/2, R-1} * sd / sqrt(R), sd with R-1 in the denominator.
-    With ``lower`` (the smallest value the mean can take, 0 for an MSE) the
-    interval is intersected with [lower, inf). NaN bounds when R < 2. (Kept
-    for tables that only have per-repeat values; cross-validation repeats
-    share training data, so ``clustered_interval`` on cells is the honest
-    interval for ``evaluate``.)"""
-    from scipy import stats
-
-    values = np.asarray(values, float)
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
-        return float("nan"), float("nan"), float("nan")
-    m = float(values.mean())
-    if len(values) < 2:
-        return m, float("nan"), float("nan")
-    half = float(stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-    low = m - half if lower is None else max(lower, m - half)
-    return m, low, m + half
+# ------------------------------------------------------------------ statistics (formulas: cellstats)
 
 
 def team_flag(n_cells: int, minimum: int = MIN_TEAM_CELLS) -> str:
@@ -289,30 +137,6 @@ def team_flag(n_cells: int, minimum: int = MIN_TEAM_CELLS) -> str:
     if n_cells < minimum:
         return f"{n_cells} test cells < {minimum}: too few for a per-team estimate"
     return ""
-
-
-# ------------------------------------------------------------------ normalisation per fold
-
-
-def default_anchors(teams: Sequence[str]) -> list[str]:
-    """The anchor teams found among ``teams``: ``random`` and every team whose
-    name starts with ``exploiter`` (the Melting Pot reference policies)."""
-    return sorted(t for t in set(teams) if t == "random" or str(t).startswith("exploiter"))
-
-
-def fold_targets(train_rows: pd.DataFrame, test_rows: pd.DataFrame, reference_rows: pd.DataFrame,
-                 method: str, substrate_of: pd.Series, range_floor: float = RANGE_FLOOR
-                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Normalised training rows and test rows of one fold, with constants
-    computed from ``reference_rows`` only (which must hold no test row):
-    constants = floor_spans(scale_constants(reference_rows, method)), then
-    s' = clip((s - low) / (high - low), 0, 1) for training and test rows
-    (no clipping and no scaling for ``none``). Rows of scenarios without
-    usable constants are left out of both."""
-    if method == "none":
-        return train_rows.assign(raw_score=train_rows["score"]), test_rows.assign(raw_score=test_rows["score"])
-    constants = floor_spans(scale_constants(reference_rows, method), substrate_of, range_floor)
-    return apply_constants(train_rows, constants, clip=True), apply_constants(test_rows, constants, clip=True)
 
 
 # ------------------------------------------------------------------ the loop
