@@ -647,3 +647,17 @@ def test_report_colours_teams_found_only_in_runner_records(tmp_path, monkeypatch
     depletion = dict(record)[next(name for name, _ in record if name.endswith("-depletion.png"))]
     assert depletion["zeta"] == {_hex(expected["zeta"].colour)}
     assert depletion["beta & co"] == {_hex(expected["beta & co"].colour)}
+
+
+def test_every_section_module_is_on_the_page_in_its_order():
+    """A new section is one file: every module of reports/sections defining a
+    SECTION is found, without a list to keep in step, and placed by order."""
+    import pkgutil
+
+    import capprof.reports.sections as package
+    from capprof.reports.sections import SECTIONS
+
+    modules = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "base"]
+    assert len(SECTIONS) == len(modules) == 11
+    assert [s.order for s in SECTIONS] == sorted(s.order for s in SECTIONS)
+    assert SECTIONS[0].key == "diagnostics" and SECTIONS[-1].key == "depletion"

@@ -1,39 +1,33 @@
 """The report's sections, in page order.
 
-A section is one module here defining ``SECTION = Section(key, title,
-build)`` (see ``base``); adding one means writing that module and naming it
-in ``SECTIONS`` below.
+A section is one module in this package defining ``SECTION = Section(key,
+title, build, order)`` (see ``base``); adding one means writing that module:
+it is found here and placed by its ``order``.
 """
 
 from __future__ import annotations
 
-from capprof.reports.sections import (
-    comparison,
-    depletion,
-    diagnostics,
-    focal_background,
-    gini,
-    importances,
-    overlay,
-    predictive,
-    predictive_checks,
-    profiles,
-    substrate_scores,
-)
+import importlib
+import pkgutil
+
 from capprof.reports.sections.base import Body, Section
 
-SECTIONS: tuple[Section, ...] = (
-    diagnostics.SECTION,
-    predictive_checks.SECTION,
-    profiles.SECTION,
-    overlay.SECTION,
-    predictive.SECTION,
-    importances.SECTION,
-    substrate_scores.SECTION,
-    comparison.SECTION,
-    focal_background.SECTION,
-    gini.SECTION,
-    depletion.SECTION,
-)
+
+def _discover() -> tuple[Section, ...]:
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name == "base":
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        section = getattr(module, "SECTION", None)
+        if isinstance(section, Section):
+            found.append(section)
+    keys = [s.key for s in found]
+    if len(set(keys)) != len(keys):
+        raise RuntimeError(f"two report sections share a key: {sorted(keys)}")
+    return tuple(sorted(found, key=lambda s: (s.order, s.key)))
+
+
+SECTIONS: tuple[Section, ...] = _discover()
 
 __all__ = ["SECTIONS", "Body", "Section"]

@@ -29,8 +29,11 @@ class Body:
 @dataclass(frozen=True)
 class Section:
     """One report section: ``key`` is its HTML anchor (and what tests look
-    for), ``title`` its heading, ``build`` makes its body."""
+    for), ``title`` its heading, ``build`` makes its body, ``order`` its place
+    on the page (ascending; the built-ins use multiples of 10 so a new section
+    can go between two)."""
 
     key: str
     title: str
     build: Callable[["Inputs", "Charts"], Body]
+    order: int

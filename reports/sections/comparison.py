@@ -39,4 +39,4 @@ def build(inputs, charts) -> Body:
     ))
 
 
-SECTION = Section("comparison", "Aggregate scores with bootstrap intervals", build)
+SECTION = Section("comparison", "Aggregate scores with bootstrap intervals", build, order=80)

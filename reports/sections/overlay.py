@@ -27,4 +27,4 @@ def build(inputs, charts) -> Body:
     return Body(intro, (f'<div class="charts">{"".join(images)}</div>',))
 
 
-SECTION = Section("overlay", "Teams compared on one chart", build)
+SECTION = Section("overlay", "Teams compared on one chart", build, order=40)

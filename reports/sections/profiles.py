@@ -32,4 +32,4 @@ def build(inputs, charts) -> Body:
     return Body(intro, tuple(parts))
 
 
-SECTION = Section("profiles", "Capability profiles per team", build)
+SECTION = Section("profiles", "Capability profiles per team", build, order=30)

@@ -17,4 +17,4 @@ def build(inputs, charts) -> Body:
                                      "per-substrate scores per team"),))
 
 
-SECTION = Section("substrate-scores", "Scores per substrate", build)
+SECTION = Section("substrate-scores", "Scores per substrate", build, order=70)
