@@ -146,7 +146,7 @@ def test_policy_takes_the_modules_greedy_action(trained):
     downsampled observation of a real substrate."""
     import torch
 
-    from capprof.runners._meltingpot import import_meltingpot
+    from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
     from meltingpot import substrate as mp_substrate
