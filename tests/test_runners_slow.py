@@ -221,8 +221,11 @@ def test_ctrl_c_on_an_isolated_run_is_one_line_naming_the_resume_command(tmp_pat
     out = tmp_path / "out"
     args = ["run", "--population", "random", "--scenario", PD_VISITOR, "--episodes", "6", "--max-steps", "300",
             "--out", str(out), "--seed", "2", "--isolate", "--quiet"]
+    # SIGINT's default action restored: a test runner started in the background by a
+    # non-interactive shell passes SIGINT down ignored, and Ctrl-C would never arrive.
     proc = subprocess.Popen([sys.executable, "-m", "capprof", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 300
         while len(list(out.glob("*.parquet"))) < 1:

@@ -170,9 +170,12 @@ def test_prosocial_players_share_the_mean_reward_on_the_variant_substrate(monkey
 
 
 def _train_process(*args) -> subprocess.Popen:
-    # Its own session, so SIGINT reaches the whole group as a terminal's Ctrl-C does.
+    # Its own session, so SIGINT reaches the whole group as a terminal's Ctrl-C does;
+    # SIGINT's default action restored, since a test runner started in the background
+    # by a non-interactive shell passes SIGINT down ignored.
     return subprocess.Popen([sys.executable, "-m", "capprof", "train", *map(str, args)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 @pytest.mark.slow
