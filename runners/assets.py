@@ -8,7 +8,6 @@ needs them must fail before an episode starts, naming the bot and the fix.
 from __future__ import annotations
 
 import os
-import sys
 
 from capprof.errors import CapprofError
 
@@ -56,18 +55,12 @@ def assets_installed() -> bool:
     return any(bot_available(name) for name in bot_configs.BOT_CONFIGS)
 
 
-def main(argv=None) -> int:
-    if "--notice" in (argv or sys.argv[1:]):
-        if assets_installed():
-            print("capprof: DeepMind's bot assets are installed; every official scenario can run.")
-        else:
-            print(
-                "capprof: notice: DeepMind's bot assets are not installed (offline build). Scenarios "
-                "with noop bots and capprof's offline suite run; the others fail with a clear message. "
-                f"To add them: {INSTALL_HINT}."
-            )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def assets_notice() -> str:
+    """One line saying whether DeepMind's bot assets are installed and, if
+    not, what still runs and how to add them (the Makefile shows it after
+    installing)."""
+    if assets_installed():
+        return "capprof: DeepMind's bot assets are installed; every official scenario can run."
+    return ("capprof: notice: DeepMind's bot assets are not installed (offline build). Scenarios "
+            "with noop bots and capprof's offline suite run; the others fail with a clear message. "
+            f"To add them: {INSTALL_HINT}.")

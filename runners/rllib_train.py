@@ -2,7 +2,7 @@
 variant) with RLlib's new API stack, into a directory that
 ``capprof run --population TEAM=rllib:DIR`` plays.
 
-This is the library behind ``capprof train`` (``capprof.runners.train``); it
+This is the library behind ``capprof train`` (``capprof.runners.train_cli``); it
 never prints. The substrate is wrapped as an RLlib ``MultiAgentEnv`` (agents
 ``player_0`` .. ``player_{n-1}``, one per slot of the substrate's default
 roles), each agent observing its RGB view through
@@ -354,7 +354,7 @@ def main(argv=None) -> int:
     """``python -m capprof.runners.rllib_train``: the former entry point,
     kept for scripts; it runs ``capprof train`` (``--iterations N`` is N
     batches of env steps)."""
-    from capprof.runners.train import legacy_main
+    from capprof.runners.train_cli import legacy_main
 
     return legacy_main(argv)
 
