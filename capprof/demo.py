@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from capprof.errors import CapprofError
@@ -27,20 +28,24 @@ LOCAL_CANDIDATES = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / PUBLISHED_NAME,
 )
 
-# The embedded default: four built-in teams whose behaviours differ in ways
-# the offline suite's tags capture (zapping, foraging, and the substrate's
-# cooperative act: cleaning, cooperating, planting, claiming, restraint).
-DEMO_POPULATIONS = (
-    "random=random",
-    "aggressor=aggressor",
-    "forager=harvester",
-    "prosocial=prosocial",
-)
+# The embedded default: two populations trained by `capprof train` (shipped
+# as package data, capprof/data/populations/) beside two scripted built-ins.
+# A trained population plays only the substrate it was trained on (its
+# observations and actions mean nothing elsewhere); the scripted teams play
+# every demo scenario, so the layout sees the same demands across substrates
+# and treats the trained teams' missing cells as missing, not as zeros.
+SHIPPED_TEAMS = ("selfish", "prosocial")
+SCRIPTED_TEAMS = (("forager", "harvester"), ("random", "random"))
 # The offline suite minus what costs most and shows least in short episodes:
 # territory__rooms resets take ~8 s, so only its two aggressor scenarios stay
 # (the defense demand); allelopathic_harvest runs 16 players at ~650 steps/s,
-# so its planter_green pair goes. Measured on 2 cores: ~3.5 min of episodes.
+# so its planter_green pair goes. commons_harvest__open, where the trained
+# teams play, adds its four all-focal variants (scarcity, no zapping).
 DEMO_SCENARIOS = (
+    "commons_harvest__open__resident_harvester", "commons_harvest__open__visitor_harvester",
+    "commons_harvest__open__resident_aggressor", "commons_harvest__open__visitor_aggressor",
+    "commons_harvest__open__regrowth_x0p01", "commons_harvest__open__regrowth_x0p1",
+    "commons_harvest__open__regrowth_x10", "commons_harvest__open__no_zap",
     "clean_up__resident_cleaner", "clean_up__visitor_cleaner",
     "clean_up__resident_consumer", "clean_up__visitor_consumer",
     "clean_up__resident_aggressor", "clean_up__visitor_aggressor",
@@ -48,25 +53,32 @@ DEMO_SCENARIOS = (
     "prisoners_dilemma_in_the_matrix__arena__visitor_cooperator",
     "prisoners_dilemma_in_the_matrix__arena__resident_defector",
     "prisoners_dilemma_in_the_matrix__arena__visitor_defector",
-    "commons_harvest__open__resident_harvester", "commons_harvest__open__visitor_harvester",
-    "commons_harvest__open__resident_aggressor", "commons_harvest__open__visitor_aggressor",
     "allelopathic_harvest__open__resident_planter_red", "allelopathic_harvest__open__visitor_planter_red",
     "allelopathic_harvest__open__resident_aggressor", "allelopathic_harvest__open__visitor_aggressor",
     "territory__rooms__resident_aggressor", "territory__rooms__visitor_aggressor",
 )
 # --quick: the cheapest substrates only; a smoke test of the chain, not a result.
-QUICK_SCENARIOS = tuple(s for s in DEMO_SCENARIOS if s.startswith(("prisoners", "commons", "clean_up__visitor_cleaner")))
-DEMO_EPISODES = 1
+QUICK_SCENARIOS = tuple(s for s in DEMO_SCENARIOS
+                        if s.startswith(("prisoners", "commons_harvest__open__resident", "commons_harvest__open__visitor",
+                                         "clean_up__visitor_cleaner")))
 DEMO_MAX_STEPS = 300
 # clean_up's apples only regrow once the river is cleaned: at 300 steps every
 # team scored 0 on five of its six scenarios (dropped as degenerate); at 1,000
 # the cleaning and harvesting teams separate (e.g. visiting cleaners: forager
 # 164, cleaner 30 per capita), and a 1,000-step clean_up episode takes ~2 s.
 DEMO_MAX_STEPS_BY_SUBSTRATE = {"clean_up": 1000}
+# Episodes per cell: the trained teams' substrate gets more, since their
+# stochastic-looking play varies from episode to episode and their cells are
+# fewer; every other cell is one episode of scripted play.
+DEMO_EPISODES = 1
+DEMO_EPISODES_BY_SUBSTRATE = {"commons_harvest__open": 3}
 QUICK_MAX_STEPS = 100
 DEMO_SERIES_EVERY = 10
 DEMO_MODELS = "aggmean,ridge,assessor,layout-joint"
-DEMO_SAMPLING = ("--draws", "500", "--tune", "500")
+# Held-out folds refit the layout five times, so they sample less; the
+# profile itself samples enough for R-hat <= 1.01 and a stable posterior.
+EVALUATE_SAMPLING = ("--draws", "500", "--tune", "500")
+PROFILE_SAMPLING = ("--draws", "1000", "--tune", "1000")
 QUICK_SAMPLING = ("--draws", "100", "--tune", "100")
 # K-fold over cells: every cell is held out once, each fold refits every model
 # (the layout too), so few folds keep the demo's minutes down.
@@ -108,7 +120,17 @@ def summarise(profile_dir: Path, out=sys.stdout, top: int = 3) -> None:
     profiles = pd.read_csv(profile_dir / PROFILE_FILES["profiles"])
     profiles["group"] = profiles["ability"].map(demand_groups(profiles["ability"].unique()))
     behaviours = profiles[profiles["group"] != "substrate"].copy()
-    print("\nTop abilities per team (posterior mean [90% HDI], behaviour and mode demands):", file=out)
+    if "cells" in behaviours:
+        # an ability no cell of the team informs is its prior: not a finding
+        behaviours = behaviours[behaviours["cells"] > 0]
+    diagnostics = profile_dir / PROFILE_FILES["diagnostics"]
+    if diagnostics.exists():
+        fit = pd.read_csv(diagnostics).iloc[0]
+        print(f"\nProfile fit: max R-hat {fit['max_rhat']:.3f}, min bulk ESS {fit['min_ess_bulk']:.0f}, "
+              f"{int(fit['divergences'])} divergent transitions ({int(fit['chains'])} chains x "
+              f"{int(fit['draws'])} draws)", file=out)
+    print("\nTop abilities per team (posterior mean [90% HDI], behaviour and mode demands the team met):",
+          file=out)
     for team, rows in behaviours.groupby("team"):
         best = rows.sort_values("mean", ascending=False).head(top)
         text = ", ".join(f"{r.ability} {r.mean:.2f} [{r.hdi_low:.2f}, {r.hdi_high:.2f}]" for r in best.itertuples())
@@ -138,33 +160,92 @@ def summarise(profile_dir: Path, out=sys.stdout, top: int = 3) -> None:
         print(pooled.to_string(index=False, float_format=lambda v: f"{v:.4f}"), file=out)
 
 
-def demo_runs(quick: bool = False) -> list[tuple[int, tuple[str, ...]]]:
-    """(max steps, scenarios) per `capprof run` the demo makes: one run per
-    episode length, all writing to the same directory."""
-    if quick:
-        return [(QUICK_MAX_STEPS, QUICK_SCENARIOS)]
+@dataclass(frozen=True)
+class DemoTeam:
+    """One team of the demo: its population spec, what it is, and the
+    substrates it plays (None: every demo scenario)."""
+
+    name: str
+    spec: str
+    description: str
+    substrates: tuple[str, ...] | None = None
+
+    @property
+    def trained(self) -> bool:
+        return self.substrates is not None
+
+    def plays(self, substrate: str) -> bool:
+        return self.substrates is None or substrate in self.substrates
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """One `capprof run` of the demo (all write to the same directory)."""
+
+    teams: tuple[DemoTeam, ...]
+    scenarios: tuple[str, ...]
+    max_steps: int
+    episodes: int
+
+
+def demo_teams() -> tuple[DemoTeam, ...]:
+    """The shipped trained populations, then the scripted built-ins."""
+    from capprof.runners.builtins import describe
+    from capprof.runners.shipped_populations import shipped_population
+
+    teams = []
+    for name in SHIPPED_TEAMS:
+        population = shipped_population(name)
+        teams.append(DemoTeam(name, f"{name}={population.spec}", f"trained: {population.describe()}",
+                              (population.substrate,)))
+    for name, builtin in SCRIPTED_TEAMS:
+        teams.append(DemoTeam(name, f"{name}={builtin}", f"scripted (built-in `{builtin}`): {describe(builtin)}"))
+    return tuple(teams)
+
+
+def demo_runs(teams: tuple[DemoTeam, ...], quick: bool = False) -> list[DemoRun]:
+    """The `capprof run` calls the demo makes: one per (teams, episode
+    length, episodes) group of scenarios, so each team plays exactly the
+    scenarios of the substrates it plays."""
     from capprof.runners.scenarios import get_scenario
 
-    by_steps: dict[int, list[str]] = {}
-    for name in DEMO_SCENARIOS:
+    groups: dict[tuple, list[str]] = {}
+    for name in QUICK_SCENARIOS if quick else DEMO_SCENARIOS:
         substrate = get_scenario(name).substrate
-        by_steps.setdefault(DEMO_MAX_STEPS_BY_SUBSTRATE.get(substrate, DEMO_MAX_STEPS), []).append(name)
-    return [(steps, tuple(names)) for steps, names in sorted(by_steps.items())]
+        players = tuple(team for team in teams if team.plays(substrate))
+        if quick:
+            key = (players, QUICK_MAX_STEPS, 1)
+        else:
+            key = (players, DEMO_MAX_STEPS_BY_SUBSTRATE.get(substrate, DEMO_MAX_STEPS),
+                   DEMO_EPISODES_BY_SUBSTRATE.get(substrate, DEMO_EPISODES))
+        groups.setdefault(key, []).append(name)
+    return [DemoRun(players, tuple(names), steps, episodes)
+            for (players, steps, episodes), names in groups.items()]
+
+
+def _describe_teams(teams: tuple[DemoTeam, ...], out=sys.stdout) -> None:
+    print("Teams:", file=out)
+    for team in teams:
+        where = f"; plays {', '.join(team.substrates)} only" if team.trained else ""
+        print(f"  {team.name}: {team.description}{where}", file=out)
 
 
 def run_demo(published: str | None = None, out_dir: str = "capprof-demo", quick: bool = False) -> int:
     out = Path(out_dir)
     profile = out / "profile"
     start = time.perf_counter()
-    sampling = list(QUICK_SAMPLING if quick else DEMO_SAMPLING)
     if published is None:
         runs = out / "runs"
-        population_args = [arg for spec in DEMO_POPULATIONS for arg in ("--population", spec)]
-        for max_steps, scenarios in demo_runs(quick):
-            scenario_args = [arg for name in scenarios for arg in ("--scenario", name)]
-            _step(f"run the built-in populations on the offline suite (real substrates, {max_steps}-step episodes)",
-                  ["run", *population_args, *scenario_args, "--episodes", str(DEMO_EPISODES),
-                   "--max-steps", str(max_steps), "--series-every", str(DEMO_SERIES_EVERY),
+        teams = demo_teams()
+        _describe_teams(teams)
+        for run in demo_runs(teams, quick):
+            population_args = [arg for team in run.teams for arg in ("--population", team.spec)]
+            scenario_args = [arg for name in run.scenarios for arg in ("--scenario", name)]
+            names = ", ".join(team.name for team in run.teams)
+            _step(f"run {names} on {len(run.scenarios)} scenario(s) (real substrates, {run.episodes} episode(s) "
+                  f"of {run.max_steps} steps each)",
+                  ["run", *population_args, *scenario_args, "--episodes", str(run.episodes),
+                   "--max-steps", str(run.max_steps), "--series-every", str(DEMO_SERIES_EVERY),
                    "--out", str(runs), "--resume"])
         scores = str(runs)
         report_inputs = ["--episodes", str(runs)]
@@ -175,12 +256,17 @@ def run_demo(published: str | None = None, out_dir: str = "capprof-demo", quick:
     folds = str(QUICK_FOLDS if quick else DEMO_FOLDS)
     _step("compare predictors on held-out cells",
           ["evaluate", scores, "--split", "random", "--folds", folds, "--models", DEMO_MODELS,
-           *sampling, "--out", str(profile / "evaluate.csv"), "--summary", str(profile / EVALUATION_SUMMARY)])
+           *(QUICK_SAMPLING if quick else EVALUATE_SAMPLING),
+           "--out", str(profile / "evaluate.csv"), "--summary", str(profile / EVALUATION_SUMMARY)])
     _step("fit capability profiles (joint measurement layout) and the assessor",
-          ["profile", scores, "--out", str(profile), *sampling])
+          ["profile", scores, "--out", str(profile), *(QUICK_SAMPLING if quick else PROFILE_SAMPLING)])
     html = out / "report.html"
     _step("write the report", ["report", str(profile), "--out", str(html), *report_inputs])
     summarise(profile)
+    if published is None:
+        trained = [team for team in teams if team.trained]
+        print("\nTrained teams (capprof/data/populations/README.md has their commands and learning curves): "
+              + "; ".join(f"{team.name}: {team.description.removeprefix('trained: ')}" for team in trained))
     print(f"\nReport: {html.resolve()}")
     print(f"Demo finished in {time.perf_counter() - start:.0f} s.")
     return 0

@@ -285,9 +285,28 @@ def sample_layout(model, draws: int = 1000, tune: int = 500, chains: int = 2, se
     return pm.sample(target_accept=0.9, **kwargs)
 
 
+def evidence_cells(idata) -> pd.Series | None:
+    """Per (team, ability): how many of the team's observed cells are
+    scenarios that make that demand (level > 0). An ability with 0 cells is
+    the prior alone (e.g. a team that never played the substrate). None when
+    the posterior does not carry the model's data."""
+    if not _has_cells(idata):
+        return None
+    data = idata.constant_data
+    ability = idata.posterior["ability"]
+    counts = np.zeros((ability.sizes["team"], ability.sizes["demand"]), dtype=int)
+    index, level = np.asarray(data["scenario_demand"]), np.asarray(data["scenario_level"])
+    for team, scenario in zip(np.asarray(data["cell_team"]), np.asarray(data["cell_scenario"])):
+        counts[team, np.unique(index[scenario][level[scenario] > 0])] += 1
+    frame = pd.DataFrame(counts, index=ability.coords["team"].values, columns=ability.coords["demand"].values)
+    return frame.rename_axis(index="team", columns="ability").stack().rename("cells")
+
+
 def ability_summary(idata, hdi_prob: float = 0.9) -> pd.DataFrame:
     """Tidy per-(team, ability) posterior: columns team, ability, mean, sd,
-    hdi_low, hdi_high (ArviZ highest density interval) and hdi_prob."""
+    hdi_low, hdi_high (ArviZ highest density interval), hdi_prob and cells
+    (``evidence_cells``: the team's observed cells that make the demand;
+    missing when the posterior does not carry the model's data)."""
     import arviz as az
 
     ability = idata.posterior["ability"]
@@ -300,7 +319,12 @@ def ability_summary(idata, hdi_prob: float = 0.9) -> pd.DataFrame:
     })
     frame = frame.reset_index().rename(columns={"demand": "ability"})
     frame["hdi_prob"] = hdi_prob
-    return frame[["team", "ability", "mean", "sd", "hdi_low", "hdi_high", "hdi_prob"]]
+    columns = ["team", "ability", "mean", "sd", "hdi_low", "hdi_high", "hdi_prob"]
+    cells = evidence_cells(idata)
+    if cells is not None:
+        frame = frame.merge(cells.reset_index(), on=["team", "ability"], how="left")
+        columns.append("cells")
+    return frame[columns]
 
 
 # ------------------------------------------------------------------ prediction

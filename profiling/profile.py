@@ -8,7 +8,7 @@ back for ``capprof predict``, ``capprof report`` or a Python user.
 The directory (``PROFILE_FILES``; docs/schema.md):
 
 =================  ==========================================================
-profiles.csv       abilities: team, ability, mean, sd, hdi_low, hdi_high, hdi_prob
+profiles.csv       abilities: team, ability, mean, sd, hdi_low, hdi_high, hdi_prob, cells
 posterior.nc       the layout's posterior (ArviZ InferenceData, NetCDF)
 diagnostics.csv    one row: model, max_rhat, min_ess_bulk, ..., fit_s
 assessor.json      the assessor's trees (XGBoost JSON; absent without assessor)

@@ -40,6 +40,15 @@ def hdi_level(profiles: pd.DataFrame) -> float | None:
     return float(values.iloc[0]) if values.nunique() == 1 else None
 
 
+def unobserved_abilities(abilities: pd.DataFrame) -> list[str]:
+    """Abilities (index) of one team whose ``cells`` count is 0, sorted;
+    empty when the table has no ``cells`` column (older profiles)."""
+    if "cells" not in abilities.columns:
+        return []
+    cells = pd.to_numeric(abilities["cells"], errors="coerce")
+    return sorted(str(a) for a in abilities.index[cells == 0])
+
+
 def ability_groups(abilities: Iterable[str]) -> dict[str, list[str]]:
     """Abilities by demand group (substrate, mode, behaviour, in that order),
     each sorted; empty groups are left out (tagging.demands.demand_groups)."""

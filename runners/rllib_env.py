@@ -42,11 +42,11 @@ def resolve_target(name: str):
     roles, no overrides) or a capprof scenario whose slots are all focal (the
     ``variants`` suite: regrowth multipliers, no-zap). One-line CapprofError
     otherwise, with a did-you-mean."""
-    from capprof.runners.scenarios import Scenario, _default_roles, get_scenario, suite_names
+    from capprof.runners.scenarios import Scenario, default_roles, get_scenario, suite_names
 
     substrates = _substrate_names()
     if name in substrates:
-        roles = _default_roles(name)
+        roles = default_roles(name)
         return Scenario(name=name, substrate=name, roles=roles, is_focal=tuple(True for _ in roles),
                         description="the substrate as meltingpot defines it", suite="substrate")
     variants = suite_names("variants")

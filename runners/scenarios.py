@@ -34,7 +34,7 @@ from capprof.tagging.constants import MODE_DEMANDS
 RESIDENT, VISITOR = MODE_DEMANDS
 
 __all__ = ["BOT_PREFIX", "SUITES", "ComponentKwarg", "ConfigValue", "DisableAction", "Scenario",
-           "get_scenario", "offline_suite", "scenario_demands", "scenarios_table", "suite_names",
+           "default_roles", "get_scenario", "offline_suite", "scenario_demands", "scenarios_table", "suite_names",
            "variant_suite", "write_demands_yaml"]
 
 
@@ -226,7 +226,7 @@ OFFLINE_DESCRIPTIONS = {
 
 
 @functools.lru_cache(maxsize=None)
-def _default_roles(substrate: str) -> tuple[str, ...]:
+def default_roles(substrate: str) -> tuple[str, ...]:
     """Default player roles of a substrate, from the shipped catalog when a
     scenario of it exists (fast), else from meltingpot."""
     catalog = load_catalog()
@@ -243,7 +243,7 @@ def _default_roles(substrate: str) -> tuple[str, ...]:
 
 
 def _mixed(substrate: str, behaviour: str, mode: str, tags: tuple[str, ...]) -> Scenario:
-    roles = _default_roles(substrate)
+    roles = default_roles(substrate)
     n = len(roles)
     minority = max(1, n // 4)
     n_focal = n - minority if mode == RESIDENT else minority
@@ -283,7 +283,7 @@ REGROWTH_FACTORS = (0.01, 0.1, 10.0)
 @functools.lru_cache(maxsize=1)
 def variant_suite() -> tuple[Scenario, ...]:
     substrate = "commons_harvest__open"
-    roles = _default_roles(substrate)
+    roles = default_roles(substrate)
     all_focal = tuple(True for _ in roles)
     variants = []
     for factor in REGROWTH_FACTORS:

@@ -59,6 +59,27 @@ def test_evaluate_bad_input_is_one_line_exit_2(cli, scores_file, args, message):
     assert r.out == ""
 
 
+def test_profile_counts_the_cells_behind_each_ability(scores_file, tmp_path):
+    """A team that never played a substrate has 0 cells behind that
+    substrate's ability (its interval is the prior's), the others count the
+    substrate's scenarios they played."""
+    from capprof.cli import main
+
+    scores = pd.read_csv(scores_file)
+    missing = (scores["team"] == "team_2") & (scores["substrate"] == "territory__rooms")
+    scores[~missing].to_csv(tmp_path / "scores.csv", index=False)
+    out = tmp_path / "prof"
+    assert main(["profile", str(tmp_path / "scores.csv"), "--out", str(out), "--tags", "contest",
+                 "--draws", "100", "--tune", "100", "--quiet"]) == 0
+    profiles = pd.read_csv(out / "profiles.csv").set_index(["team", "ability"])
+    n_territory = scores.loc[scores["substrate"] == "territory__rooms", "scenario"].nunique()
+    assert profiles.loc[("team_2", "territory__rooms"), "cells"] == 0
+    assert profiles.loc[("team_0", "territory__rooms"), "cells"] == n_territory
+    assert profiles.loc[("team_2", "clean_up"), "cells"] == profiles.loc[("team_0", "clean_up"), "cells"] > 0
+    width = profiles["hdi_high"] - profiles["hdi_low"]
+    assert width[("team_2", "territory__rooms")] > width[("team_0", "territory__rooms")]
+
+
 def test_evaluate_missing_file_no_traceback(cli_subprocess, tmp_path):
     r = cli_subprocess("evaluate", tmp_path / "nope.csv", "--models", "aggmean")
     assert r.code == 2 and "does not exist" in r.err and "Traceback" not in r.err
@@ -69,8 +90,10 @@ def test_profile_writes_documented_files(profile_dir):
     assert {"profiles.csv", "posterior.nc", "diagnostics.csv", "assessor.json", "importances.csv",
             "demands.csv", "model.json"} <= names
     profiles = pd.read_csv(profile_dir / "profiles.csv")
-    assert list(profiles.columns) == ["team", "ability", "mean", "sd", "hdi_low", "hdi_high", "hdi_prob"]
+    assert list(profiles.columns) == ["team", "ability", "mean", "sd", "hdi_low", "hdi_high", "hdi_prob", "cells"]
     assert set(profiles["team"]) == {"team_0", "team_1", "team_2"}
+    # every team played every scenario: each substrate ability rests on cells
+    assert (profiles.loc[profiles["ability"].isin(SUBSTRATES), "cells"] > 0).all()
     assert set(SUBSTRATES) <= set(profiles["ability"])
     diag = pd.read_csv(profile_dir / "diagnostics.csv")
     assert {"max_rhat", "min_ess_bulk", "divergences"} <= set(diag.columns) and len(diag) == 1

@@ -511,6 +511,26 @@ def test_report_names_the_hdi_level_when_given(tmp_path):
     assert "with its 90% highest-density interval" in _section(out.read_text(), "profiles")
 
 
+def test_report_leaves_out_abilities_no_cell_informs(tmp_path):
+    """A team that never played a demand's scenarios (``cells`` 0) shows the
+    prior there: the report names those abilities and charts only the rest."""
+    directory = tmp_path / "profile"
+    directory.mkdir()
+    profiles = pd.read_csv(FIXTURE / "profiles.csv")
+    teams, abilities = ["alpha"], sorted(profiles["ability"].unique())
+    unplayed = (profiles["team"] == teams[0]) & (profiles["ability"] == abilities[0])
+    profiles.assign(cells=np.where(unplayed, 0, 5)).to_csv(directory / "profiles.csv", index=False)
+    out = tmp_path / "r.html"
+    build_report(directory, out, progress=False)
+    html = out.read_text()
+    body = _section(html, "profiles")
+    assert f"Not charted, no cell of {teams[0]} makes these demands (the posterior is the prior): {abilities[0]}." \
+        in body.replace("&amp;", "&")
+    assert body.count("Not charted") == 1
+    assert f"Left out, some of these teams have no cell making the demand: {abilities[0]}." \
+        in _section(html, "overlay").replace("&amp;", "&")
+
+
 # ------------------------------------------------------------ team colours
 
 

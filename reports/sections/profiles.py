@@ -22,13 +22,18 @@ def build(inputs, charts) -> Body:
     parts = []
     for team, own in frame.groupby("team", sort=True):
         own = own.drop_duplicates("ability").set_index("ability")
+        # An ability no cell of the team informs is the prior alone (the team
+        # did not play a scenario making that demand): listed, not charted.
+        unobserved = tables.unobserved_abilities(own)
         images = []
         for group, abilities in groups.items():
-            present = [a for a in abilities if a in own.index]
+            present = [a for a in abilities if a in own.index and a not in unobserved]
             if present:
                 fig = ability_chart([own], [team], present, f"{team}: {GROUP_TITLES[group]}", styles=charts.styles())
                 images.append(charts.image(fig, f"profile-{group}", f"{team} abilities: {GROUP_TITLES[group]}"))
-        parts.append(f'<h3>{esc(team)}</h3><div class="charts">{"".join(images)}</div>')
+        missing = (f'<p class="absent">Not charted, no cell of {esc(team)} makes these demands (the posterior is '
+                   f'the prior): {esc(", ".join(unobserved))}.</p>') if unobserved else ""
+        parts.append(f'<h3>{esc(team)}</h3>{missing}<div class="charts">{"".join(images)}</div>')
     return Body(intro, tuple(parts))
 
 

@@ -1,0 +1,114 @@
+"""The trained populations capprof ships as package data.
+
+Each is a ``capprof train`` output directory reduced to what plays: the
+modules (``learner_group/learner/rl_module/``), the observation convention
+(``capprof_rllib.json``), the record of the run (``train.json``: the exact
+command, settings, budget, versions, wall time) and the learning curve
+(``learning_curve.csv``). The full checkpoints are left out (they exist only
+for ``--resume``). ``ShippedPopulation.spec`` is the ``rllib:`` member that
+plays it; ``ship()`` makes such a directory from a finished training run.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from capprof.errors import CapprofError
+
+__all__ = ["SHIPPED_FILES", "ShippedPopulation", "ship", "shipped_dir", "shipped_population", "shipped_populations"]
+
+# What a shipped directory holds (relative paths); everything else of a
+# training directory stays behind.
+SHIPPED_FILES = ("learner_group/learner/rl_module", "capprof_rllib.json", "train.json", "learning_curve.csv")
+
+
+def shipped_dir() -> Path:
+    """The shipped populations' folder (package data of ``capprof``)."""
+    from importlib import resources
+
+    return Path(str(resources.files("capprof") / "data" / "populations"))
+
+
+@dataclass(frozen=True)
+class ShippedPopulation:
+    """One shipped population and what made it (read from its train.json)."""
+
+    name: str
+    directory: Path
+    substrate: str
+    prosocial: bool
+    per_player: bool
+    env_steps: int
+    iterations: int
+    train_seconds: float
+    command: str
+    cpus: int | None
+
+    @property
+    def spec(self) -> str:
+        """The population member that plays it: ``rllib:DIR``."""
+        return f"rllib:{self.directory}"
+
+    def describe(self) -> str:
+        """One line: how it was trained."""
+        rewards = "prosocial rewards (each player gets the mean of all)" if self.prosocial else "own rewards"
+        modules = "one module per player" if self.per_player else "one shared module"
+        cpus = f" on {self.cpus} cores" if self.cpus else ""
+        return (f"PPO, {modules}, {rewards}, {self.env_steps:,} env steps of {self.substrate} "
+                f"({self.iterations} iterations, {self.train_seconds / 60:.0f} min of training{cpus})")
+
+    @classmethod
+    def read(cls, directory: Path) -> ShippedPopulation:
+        path = Path(directory) / "train.json"
+        try:
+            record = json.loads(path.read_text())
+            settings = record["settings"]
+            last = record["sessions"][-1]
+            return cls(name=Path(directory).name, directory=Path(directory), substrate=str(record["substrate"]),
+                       prosocial=bool(settings["prosocial"]), per_player=bool(settings["per_player"]),
+                       env_steps=int(record["env_steps"]), iterations=int(record["iterations"]),
+                       train_seconds=float(record["wall_seconds"]),
+                       command=shlex.join(str(part) for part in last["command"]), cpus=last.get("cpus"))
+        except FileNotFoundError:
+            raise CapprofError(f"{directory} has no train.json; a shipped population is a capprof train "
+                               "directory (see capprof/data/populations/README.md)") from None
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise CapprofError(f"{path} is not a capprof train record ({type(exc).__name__}: {exc})") from None
+
+
+def shipped_populations() -> tuple[ShippedPopulation, ...]:
+    """Every shipped population, by name."""
+    root = shipped_dir()
+    return tuple(ShippedPopulation.read(d) for d in sorted(root.iterdir()) if (d / "train.json").is_file())
+
+
+def shipped_population(name: str) -> ShippedPopulation:
+    for population in shipped_populations():
+        if population.name == name:
+            return population
+    names = ", ".join(p.name for p in shipped_populations()) or "none"
+    raise CapprofError(f'no shipped population "{name}"; capprof ships: {names}')
+
+
+def ship(train_dir, destination) -> ShippedPopulation:
+    """Copy the playable part of a finished ``capprof train`` directory to
+    ``destination`` (which must not exist)."""
+    train_dir, destination = Path(train_dir), Path(destination)
+    record = json.loads((train_dir / "train.json").read_text())
+    if record.get("status") != "done":
+        raise CapprofError(f"{train_dir} is not finished (status {record.get('status')!r}); "
+                           f"continue it with `capprof train --out {train_dir} --resume`")
+    if destination.exists():
+        raise CapprofError(f"{destination} exists; remove it or choose another destination")
+    for relative in SHIPPED_FILES:
+        source, target = train_dir / relative, destination / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+    return ShippedPopulation.read(destination)
