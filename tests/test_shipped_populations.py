@@ -1,0 +1,84 @@
+"""The trained populations shipped as package data: what they hold, how they
+are made from a training directory, and that they play."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from capprof.errors import CapprofError
+from capprof.runners.shipped_populations import (SHIPPED_FILES, ShippedPopulation, ship, shipped_population,
+                                                 shipped_populations)
+
+MAX_SHIPPED_BYTES = 5 * 2**20  # "MBs, not tens of MBs"
+
+
+def _size(path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def test_each_shipped_population_is_documented_and_small():
+    found = shipped_populations()
+    assert {p.name for p in found} >= {"selfish", "prosocial"}
+    for population in found:
+        for relative in SHIPPED_FILES:
+            assert (population.directory / relative).exists(), (population.name, relative)
+        assert _size(population.directory) < MAX_SHIPPED_BYTES
+        assert population.command.startswith("capprof train ")
+        assert ("--prosocial" in population.command) == population.prosocial
+        curve = pd.read_csv(population.directory / "learning_curve.csv")
+        assert curve["env_steps"].iloc[-1] == population.env_steps
+        assert len(curve) == population.iterations
+        record = json.loads((population.directory / "train.json").read_text())
+        assert record["status"] == "done"
+        assert f"{population.env_steps:,} env steps of {population.substrate}" in population.describe()
+    assert shipped_population("prosocial").prosocial and not shipped_population("selfish").prosocial
+
+
+def test_unknown_shipped_population_names_the_shipped_ones():
+    with pytest.raises(CapprofError, match='no shipped population "selfsh"; capprof ships: .*prosocial.*selfish'):
+        shipped_population("selfsh")
+
+
+def test_ship_copies_only_what_plays(tmp_path):
+    source = shipped_population("selfish").directory
+    train_dir = tmp_path / "train"
+    shutil.copytree(source, train_dir)
+    (train_dir / "checkpoints" / "step_000000100").mkdir(parents=True)
+    (train_dir / "checkpoints" / "step_000000100" / "state.pkl").write_bytes(b"x" * 1000)
+    shipped = ship(train_dir, tmp_path / "out" / "mine")
+    assert isinstance(shipped, ShippedPopulation) and shipped.name == "mine"
+    assert not (tmp_path / "out" / "mine" / "checkpoints").exists()
+    assert shipped.env_steps == shipped_population("selfish").env_steps
+    with pytest.raises(CapprofError, match="exists; remove it or choose another destination"):
+        ship(train_dir, tmp_path / "out" / "mine")
+    record = json.loads((train_dir / "train.json").read_text())
+    (train_dir / "train.json").write_text(json.dumps({**record, "status": "interrupted"}))
+    with pytest.raises(CapprofError, match=r"is not finished \(status 'interrupted'\); continue it with "
+                                           r"`capprof train --out .* --resume`"):
+        ship(train_dir, tmp_path / "out" / "other")
+
+
+def test_a_broken_train_record_is_one_line(tmp_path):
+    (tmp_path / "pop").mkdir()
+    (tmp_path / "pop" / "train.json").write_text("{}")
+    with pytest.raises(CapprofError, match=r"train.json is not a capprof train record \(KeyError"):
+        ShippedPopulation.read(tmp_path / "pop")
+
+
+@pytest.mark.runners
+def test_shipped_populations_play_their_substrate(cli, tmp_path):
+    pytest.importorskip("meltingpot")
+    pytest.importorskip("ray")
+    args = ["run", "--scenario", "commons_harvest__open__resident_harvester", "--episodes", "1",
+            "--max-steps", "20", "--out", str(tmp_path / "runs"), "--quiet"]
+    for population in shipped_populations():
+        args += ["--population", f"{population.name}={population.spec}"]
+    result = cli(*args)
+    assert result.code == 0, result.err
+    runs = pd.read_parquet(tmp_path / "runs")
+    assert set(runs["team"]) == {p.name for p in shipped_populations()}
+    assert (runs["status"] == "ok").all() and (runs["steps"] == 20).all()
