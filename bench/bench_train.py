@@ -51,15 +51,10 @@ def capprof(*args, quiet_output: bool = False) -> None:
 
 
 def t_interval(values, level: float = 0.95) -> tuple[float, float, float]:
-    from scipy import stats
+    """Mean and 95% Student-t interval (capprof.profiling.cellstats.mean_interval)."""
+    from capprof.profiling.cellstats import mean_interval
 
-    values = np.asarray(values, float)
-    values = values[np.isfinite(values)]
-    m = float(values.mean()) if len(values) else float("nan")
-    if len(values) < 2:
-        return m, float("nan"), float("nan")
-    half = float(stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-    return m, m - half, m + half
+    return mean_interval(values, level)
 
 
 def main(argv=None) -> int:

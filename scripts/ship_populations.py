@@ -1,0 +1,140 @@
+"""Ship finished ``capprof train`` runs as package data and write their README.
+
+    .venv/bin/python scripts/ship_populations.py selfish=/runs/selfish prosocial=/runs/prosocial --replace
+    .venv/bin/python scripts/ship_populations.py            # only replay and rewrite the README
+
+Each NAME=TRAIN_DIR is copied to capprof/data/populations/NAME (only what
+plays: runners/shipped_populations.py). Then every shipped population, the
+``random`` and the ``harvester`` built-ins play the same commons_harvest__open
+scenarios with the same run seed (paired episodes), and
+capprof/data/populations/README.md is written from the training records, the
+learning curves and those episodes, so every number in it comes from a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from capprof.profiling.cellstats import mean_interval
+from capprof.runners.shipped_populations import ship, shipped_dir, shipped_populations
+
+SCENARIOS = ("commons_harvest__open__resident_harvester", "commons_harvest__open__visitor_harvester",
+             "commons_harvest__open__no_zap")
+BASELINES = ("random", "harvester")
+CURVE_ROWS = 8
+
+
+def _interval(values) -> str:
+    m, low, high = mean_interval(values)
+    return f"{m:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def play(episodes: int, max_steps: int, seed: int, out: Path) -> pd.DataFrame:
+    cmd = [sys.executable, "-m", "capprof", "run", "--episodes", str(episodes), "--max-steps", str(max_steps),
+           "--seed", str(seed), "--out", str(out), "--quiet"]
+    for population in shipped_populations():
+        cmd += ["--population", f"{population.name}={population.spec}"]
+    for name in BASELINES:
+        cmd += ["--population", name]
+    for scenario in SCENARIOS:
+        cmd += ["--scenario", scenario]
+    subprocess.run(cmd, check=True)
+    table = pd.read_parquet(out)
+    bad = table[table["status"] != "ok"]
+    if len(bad):
+        sys.exit(f"ship_populations: {len(bad)} episode(s) failed: {bad['error'].iloc[0]}")
+    return table
+
+
+def curve_table(directory: Path) -> str:
+    curve = pd.read_csv(directory / "learning_curve.csv")
+    rows = curve.iloc[np.unique(np.linspace(0, len(curve) - 1, min(len(curve), CURVE_ROWS)).round().astype(int))]
+    lines = ["| iteration | env steps | mean episode return (7 players) | per capita | entropy | env steps/s |",
+             "|---|---|---|---|---|---|"]
+    for r in rows.itertuples():
+        lines.append(f"| {r.iteration} | {r.env_steps} | {r.episode_return_mean:.1f} | {r.per_capita_return_mean:.2f} "
+                     f"| {r.entropy:.3f} | {r.steps_per_second:.0f} |")
+    return "\n".join(lines)
+
+
+def play_table(table: pd.DataFrame, teams: list[str]) -> str:
+    wide = table.pivot_table(index=["scenario", "episode"], columns="team", values="focal_per_capita_return")
+    lines = ["| scenario | " + " | ".join(teams) + " |", "|---" * (len(teams) + 1) + "|"]
+    for scope, part in [*wide.groupby(level="scenario"), ("all three", wide)]:
+        lines.append(f"| {scope} | " + " | ".join(_interval(part[t]) for t in teams) + " |")
+    lines.append("")
+    lines.append("Paired differences over all episodes (same scenario, episode and seed), mean [95% t interval]:")
+    lines.append("")
+    for name in (t for t in teams if t not in BASELINES):
+        for baseline in BASELINES:
+            lines.append(f"- {name} - {baseline}: {_interval(wide[name] - wide[baseline])}")
+    return "\n".join(lines)
+
+
+def readme(table: pd.DataFrame, episodes: int, max_steps: int, seed: int) -> str:
+    populations = shipped_populations()
+    teams = [p.name for p in populations] + list(BASELINES)
+    parts = ["# Trained populations shipped with capprof", "",
+             "Each directory is an `rllib:` population member trained by `capprof train` (docs/training.md):",
+             "the modules (`learner_group/learner/rl_module/`), the observation convention (`capprof_rllib.json`),",
+             "the exact commands, versions and budget (`train.json`) and the learning curve (`learning_curve.csv`).",
+             "The full checkpoints (for `--resume`) are not shipped. `capprof demo` plays them; so does",
+             "`capprof run --population NAME=rllib:capprof/data/populations/NAME`. This file is written by",
+             "`scripts/ship_populations.py` from the records and from the episodes below.", ""]
+    for population in populations:
+        record = pd.read_json(population.directory / "train.json", typ="series")
+        parts += [f"## {population.name}", "", "```sh"]
+        parts += [" ".join(str(a) for a in session["command"]) for session in record["sessions"]]
+        parts += ["```", "", f"{population.describe()}; ended {record['sessions'][-1]['ended']}; "
+                  f"ray {record['sessions'][-1]['versions'].get('ray')}, torch "
+                  f"{record['sessions'][-1]['versions'].get('torch')}, dm-meltingpot "
+                  f"{record['sessions'][-1]['versions'].get('dm-meltingpot')}.", "",
+                  "Learning curve (rows spread over the run; `episode_return_mean` is the mean over about one "
+                  "iteration's completed episodes; with --prosocial the return trained on is the mean of all "
+                  "players' rewards, and this column is still the sum of the substrate's own rewards):", "",
+                  curve_table(population.directory), ""]
+    parts += ["## How they play", "",
+              f"Focal per-capita return, {episodes} episodes of {max_steps} steps per scenario, run seed {seed} "
+              "(every team meets the same substrate seeds and slot draws), mean [95% t interval]; "
+              "trained populations play greedily (the default of `rllib:` members):", "",
+              play_table(table, teams), "",
+              f"Played on {platform.machine()} with {os.cpu_count()} CPUs; numbers are returns, not times.", ""]
+    return "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="*", metavar="NAME=TRAIN_DIR", help="finished capprof train directories")
+    parser.add_argument("--replace", action="store_true", help="replace a shipped population of the same name")
+    parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument("--max-steps", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    for item in args.runs:
+        name, _, train_dir = item.partition("=")
+        if not train_dir:
+            parser.error(f"{item}: give NAME=TRAIN_DIR")
+        destination = shipped_dir() / name
+        if destination.exists() and args.replace:
+            shutil.rmtree(destination)
+        print(f"shipped {ship(train_dir, destination).describe()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="ship_populations_") as work:
+        table = play(args.episodes, args.max_steps, args.seed, Path(work) / "runs")
+    text = readme(table, args.episodes, args.max_steps, args.seed)
+    (shipped_dir() / "README.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
