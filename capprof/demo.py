@@ -196,7 +196,7 @@ def demo_teams() -> tuple[DemoTeam, ...]:
     teams = []
     for name in SHIPPED_TEAMS:
         population = shipped_population(name)
-        teams.append(DemoTeam(name, f"{name}={population.spec}", f"trained: {population.describe()}",
+        teams.append(DemoTeam(name, f"{name}=shipped:{name}", f"trained: {population.describe()}",
                               (population.substrate,)))
     for name, builtin in SCRIPTED_TEAMS:
         teams.append(DemoTeam(name, f"{name}={builtin}", f"scripted (built-in `{builtin}`): {describe(builtin)}"))

@@ -139,8 +139,8 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="evaluate populations on Melting Pot scenarios")
     p.add_argument("--population", action="append", required=True, metavar="SPEC",
                    help="[TEAM=]MEMBER[+MEMBER...]; MEMBER is a built-in (random, noop, aggressor, ...), "
-                        "module:Class, FILE.py[:Class], submission:DIR or rllib:CHECKPOINT_DIR[:MODULE_ID] "
-                        "(repeatable)")
+                        "module:Class, FILE.py[:Class], submission:DIR, rllib:CHECKPOINT_DIR[:MODULE_ID] or "
+                        "shipped:NAME (a trained population capprof ships: selfish, prosocial) (repeatable)")
     p.add_argument("--scenario", action="append", metavar="NAME", help="scenario name (repeatable)")
     p.add_argument("--suite", choices=SUITES, help="every scenario of a suite")
     p.add_argument("--episodes", type=positive_int, required=True, metavar="N", help="episodes per scenario")

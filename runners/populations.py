@@ -18,6 +18,8 @@ where each MEMBER is
   (``DIR/my_policies/user_config.py``; see ``capprof.runners.submission``);
 * ``rllib:CHECKPOINT_DIR[:MODULE_ID]``: an RLModule from an RLlib (new API
   stack, torch) checkpoint, acting through ``capprof.runners.rllib_policy``;
+* ``shipped:NAME``: a population trained by ``capprof train`` that capprof
+  ships (``capprof.runners.shipped_populations``), played as ``rllib:``;
 * any of the imported forms followed by ``@PYTHON`` (the path of another
   environment's interpreter, e.g. ``mine.py:Agent@/opt/old/bin/python``): the
   member runs in that interpreter (``capprof.runners.venv_member``).
@@ -40,6 +42,7 @@ __all__ = ["BUILTINS", "Member", "PolicySlot", "Population", "SubstrateInfo", "c
            "describe", "parse_population", "policy_slots", "substrate_info"]
 
 RLLIB_PREFIX = "rllib:"
+SHIPPED_PREFIX = "shipped:"
 SUBMISSION_PREFIX = "submission:"
 # MEMBER@PYTHON: the interpreter is the part after the last "@", a path (it
 # holds a "/") with no ":" in it.
@@ -206,7 +209,7 @@ def _source(spec: str):
         from capprof.runners.venv_member import VenvSource
 
         inner = venv.group("spec")
-        if inner in BUILTINS or inner.startswith(RLLIB_PREFIX) or not looks_like_import(inner):
+        if inner in BUILTINS or inner.startswith((RLLIB_PREFIX, SHIPPED_PREFIX)) or not looks_like_import(inner):
             raise CapprofError(f'"{spec}": only module:Class, FILE.py[:Class] and submission:DIR members can run '
                                f'in another interpreter; {inner} runs in capprof\'s own (drop "@...")')
         return VenvSource(inner, venv.group("python"))
@@ -217,6 +220,13 @@ def _source(spec: str):
 
         rllib_policy.check_spec(spec)  # cheap: a bad directory fails before any episode
         return _RLlib(spec)
+    if spec.startswith(SHIPPED_PREFIX):
+        from capprof.runners import rllib_policy
+        from capprof.runners.shipped_populations import shipped_population
+
+        rllib_spec = shipped_population(spec[len(SHIPPED_PREFIX):]).spec
+        rllib_policy.check_spec(rllib_spec)
+        return _RLlib(rllib_spec)
     if spec.startswith(SUBMISSION_PREFIX):
         from capprof.runners.submission import SubmissionSource
 
@@ -245,8 +255,8 @@ def parse_population(text: str, check: bool = True) -> Population:
         if spec not in BUILTINS and not looks_like_import(spec):
             raise CapprofError(
                 f'unknown population member "{spec}"{did_you_mean(spec, BUILTINS)}; use a built-in '
-                f'({", ".join(BUILTINS)}), module:Class, FILE.py[:Class], submission:DIR or '
-                'rllib:CHECKPOINT_DIR[:MODULE_ID], optionally followed by @/path/to/other/python'
+                f'({", ".join(BUILTINS)}), module:Class, FILE.py[:Class], submission:DIR, '
+                'rllib:CHECKPOINT_DIR[:MODULE_ID] or shipped:NAME, optionally followed by @/path/to/other/python'
             )
         if check:
             source = _source(spec)

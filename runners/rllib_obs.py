@@ -116,7 +116,7 @@ def resolve_module(checkpoint: str, policy_id: str | None, spec: str) -> Path:
         raise CapprofError(
             f'"{spec}": {path} is not an RLlib (new API stack) Algorithm checkpoint: no '
             f"{MODULES_SUBDIR}/ inside; save one with Algorithm.save_to_path or "
-            "`python -m capprof.runners.rllib_train`")
+            "`capprof train`")
     if policy_id:
         if policy_id not in modules:
             raise CapprofError(f'"{spec}": no module "{policy_id}" in {path}; it holds {", ".join(modules)}')

@@ -105,7 +105,8 @@ def readme(table: pd.DataFrame, episodes: int, max_steps: int, seed: int) -> str
                   curve_table(population.directory), ""]
     parts += ["## How they play", "",
               f"Focal per-capita return, {episodes} episodes of {max_steps} steps per scenario, run seed {seed} "
-              "(every team meets the same substrate seeds and slot draws), mean [95% t interval]; "
+              "(every team meets the same substrate seeds and slot draws; the substrates do not replay an episode "
+              "from its seed, docs/runners.md, so pairs share seeds, not trajectories), mean [95% t interval]; "
               "trained populations play greedily (the default of `rllib:` members):", "",
               play_table(table, teams), "",
               f"Played on {platform.machine()} with {os.cpu_count()} CPUs; numbers are returns, not times.", ""]

@@ -76,9 +76,21 @@ def test_shipped_populations_play_their_substrate(cli, tmp_path):
     args = ["run", "--scenario", "commons_harvest__open__resident_harvester", "--episodes", "1",
             "--max-steps", "20", "--out", str(tmp_path / "runs"), "--quiet"]
     for population in shipped_populations():
-        args += ["--population", f"{population.name}={population.spec}"]
+        args += ["--population", f"shipped:{population.name}"]
+    args += ["--population", f"by_path={shipped_population('selfish').spec}"]
     result = cli(*args)
     assert result.code == 0, result.err
     runs = pd.read_parquet(tmp_path / "runs")
-    assert set(runs["team"]) == {p.name for p in shipped_populations()}
+    assert set(runs["team"]) == {f"shipped:{p.name}" for p in shipped_populations()} | {"by_path"}
     assert (runs["status"] == "ok").all() and (runs["steps"] == 20).all()
+    # the same module by name and by path: the records name the member as given
+    members = runs.set_index("team")["focal_members"]
+    assert set(members["shipped:selfish"]) == {"shipped:selfish"}
+    assert set(members["by_path"]) == {shipped_population("selfish").spec}
+
+
+def test_an_unknown_shipped_name_is_one_line_exit_2(cli_subprocess, tmp_path):
+    result = cli_subprocess("run", "--population", "shipped:selfsh", "--scenario",
+                            "commons_harvest__open__resident_harvester", "--episodes", "1", "--out", tmp_path / "r")
+    assert result.code == 2 and "Traceback" not in result.err
+    assert 'no shipped population "selfsh"; capprof ships: prosocial, selfish' in result.err
