@@ -47,6 +47,7 @@ class ShippedPopulation:
     train_seconds: float
     command: str
     cpus: int | None
+    explore: bool = False
 
     @property
     def spec(self) -> str:
@@ -56,10 +57,12 @@ class ShippedPopulation:
     def describe(self) -> str:
         """One line: how it was trained."""
         rewards = "prosocial rewards (each player gets the mean of all)" if self.prosocial else "own rewards"
+        play = "by sampling from its policy" if self.explore else "greedily (the policy's most likely action)"
         modules = "one module per player" if self.per_player else "one shared module"
         cpus = f" on {self.cpus} cores" if self.cpus else ""
         return (f"PPO, {modules}, {rewards}, {self.env_steps:,} env steps of {self.substrate} "
-                f"({self.iterations} iterations, {self.train_seconds / 60:.0f} min of training{cpus})")
+                f"({self.iterations} iterations, {self.train_seconds / 60:.0f} min of training{cpus}), "
+                f"plays {play}")
 
     @classmethod
     def read(cls, directory: Path) -> ShippedPopulation:
@@ -68,11 +71,14 @@ class ShippedPopulation:
             record = json.loads(path.read_text())
             settings = record["settings"]
             last = record["sessions"][-1]
+            convention = Path(directory) / "capprof_rllib.json"
+            explore = bool(json.loads(convention.read_text()).get("explore", False)) if convention.exists() else False
             return cls(name=Path(directory).name, directory=Path(directory), substrate=str(record["substrate"]),
                        prosocial=bool(settings["prosocial"]), per_player=bool(settings["per_player"]),
                        env_steps=int(record["env_steps"]), iterations=int(record["iterations"]),
                        train_seconds=float(record["wall_seconds"]),
-                       command=shlex.join(str(part) for part in last["command"]), cpus=last.get("cpus"))
+                       command=shlex.join(str(part) for part in last["command"]), cpus=last.get("cpus"),
+                       explore=explore)
         except FileNotFoundError:
             raise CapprofError(f"{directory} has no train.json; a shipped population is a capprof train "
                                "directory (see capprof/data/populations/README.md)") from None
@@ -94,9 +100,11 @@ def shipped_population(name: str) -> ShippedPopulation:
     raise CapprofError(f'no shipped population "{name}"; capprof ships: {names}')
 
 
-def ship(train_dir, destination) -> ShippedPopulation:
+def ship(train_dir, destination, explore: bool | None = None) -> ShippedPopulation:
     """Copy the playable part of a finished ``capprof train`` directory to
-    ``destination`` (which must not exist)."""
+    ``destination`` (which must not exist). ``explore`` sets how it plays
+    (``"explore"`` in capprof_rllib.json: True samples from the policy, False
+    takes its greedy action); None keeps the training directory's choice."""
     train_dir, destination = Path(train_dir), Path(destination)
     record = json.loads((train_dir / "train.json").read_text())
     if record.get("status") != "done":
@@ -111,4 +119,7 @@ def ship(train_dir, destination) -> ShippedPopulation:
             shutil.copytree(source, target)
         else:
             shutil.copy2(source, target)
+    if explore is not None:
+        convention = destination / "capprof_rllib.json"
+        convention.write_text(json.dumps({**json.loads(convention.read_text()), "explore": explore}, indent=2) + "\n")
     return ShippedPopulation.read(destination)

@@ -14,6 +14,7 @@ learning curves and those episodes, so every number in it comes from a run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -39,13 +40,33 @@ def _interval(values) -> str:
     return f"{m:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def play(episodes: int, max_steps: int, seed: int, out: Path) -> pd.DataFrame:
+def greedy_copy(population, work: Path) -> Path:
+    """The population set to play greedily (a copy of its convention file,
+    its modules linked)."""
+    target = work / f"{population.name}_greedy"
+    target.mkdir()
+    (target / "learner_group").symlink_to(population.directory / "learner_group")
+    convention = json.loads((population.directory / "capprof_rllib.json").read_text())
+    (target / "capprof_rllib.json").write_text(json.dumps({**convention, "explore": False}))
+    return target
+
+
+def play(episodes: int, max_steps: int, seed: int, work: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Every shipped population (and, for those that sample, the same modules
+    played greedily) beside the baselines; the table and the team order."""
+    out = work / "runs"
     cmd = [sys.executable, "-m", "capprof", "run", "--episodes", str(episodes), "--max-steps", str(max_steps),
            "--seed", str(seed), "--out", str(out), "--quiet"]
+    teams = []
     for population in shipped_populations():
-        cmd += ["--population", f"{population.name}={population.spec}"]
+        cmd += ["--population", f"{population.name}=shipped:{population.name}"]
+        teams.append(population.name)
+        if population.explore:
+            cmd += ["--population", f"{population.name}_greedy=rllib:{greedy_copy(population, work)}"]
+            teams.append(f"{population.name}_greedy")
     for name in BASELINES:
         cmd += ["--population", name]
+        teams.append(name)
     for scenario in SCENARIOS:
         cmd += ["--scenario", scenario]
     subprocess.run(cmd, check=True)
@@ -53,7 +74,7 @@ def play(episodes: int, max_steps: int, seed: int, out: Path) -> pd.DataFrame:
     bad = table[table["status"] != "ok"]
     if len(bad):
         sys.exit(f"ship_populations: {len(bad)} episode(s) failed: {bad['error'].iloc[0]}")
-    return table
+    return table, teams
 
 
 def curve_table(directory: Path) -> str:
@@ -81,9 +102,8 @@ def play_table(table: pd.DataFrame, teams: list[str]) -> str:
     return "\n".join(lines)
 
 
-def readme(table: pd.DataFrame, episodes: int, max_steps: int, seed: int) -> str:
+def readme(table: pd.DataFrame, teams: list[str], episodes: int, max_steps: int, seed: int) -> str:
     populations = shipped_populations()
-    teams = [p.name for p in populations] + list(BASELINES)
     parts = ["# Trained populations shipped with capprof", "",
              "Each directory is an `rllib:` population member trained by `capprof train` (docs/training.md):",
              "the modules (`learner_group/learner/rl_module/`), the observation convention (`capprof_rllib.json`),",
@@ -107,7 +127,9 @@ def readme(table: pd.DataFrame, episodes: int, max_steps: int, seed: int) -> str
               f"Focal per-capita return, {episodes} episodes of {max_steps} steps per scenario, run seed {seed} "
               "(every team meets the same substrate seeds and slot draws; the substrates do not replay an episode "
               "from its seed, docs/runners.md, so pairs share seeds, not trajectories), mean [95% t interval]; "
-              "trained populations play greedily (the default of `rllib:` members):", "",
+              "a shipped population plays as its capprof_rllib.json says (`\"explore\": true`: sampling from "
+              "its policy); NAME_greedy is the same modules taking their most likely action, the default of "
+              "`rllib:` members:", "",
               play_table(table, teams), "",
               f"Played on {platform.machine()} with {os.cpu_count()} CPUs; numbers are returns, not times.", ""]
     return "\n".join(parts)
@@ -117,6 +139,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="*", metavar="NAME=TRAIN_DIR", help="finished capprof train directories")
     parser.add_argument("--replace", action="store_true", help="replace a shipped population of the same name")
+    parser.add_argument("--greedy", action="store_true",
+                        help="ship them to play greedily (default: sampling from the policy, as trained)")
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
@@ -128,10 +152,11 @@ def main(argv=None) -> int:
         destination = shipped_dir() / name
         if destination.exists() and args.replace:
             shutil.rmtree(destination)
-        print(f"shipped {ship(train_dir, destination).describe()}", flush=True)
+        shipped = ship(train_dir, destination, explore=not args.greedy)
+        print(f"shipped {shipped.describe()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="ship_populations_") as work:
-        table = play(args.episodes, args.max_steps, args.seed, Path(work) / "runs")
-    text = readme(table, args.episodes, args.max_steps, args.seed)
+        table, teams = play(args.episodes, args.max_steps, args.seed, Path(work))
+    text = readme(table, teams, args.episodes, args.max_steps, args.seed)
     (shipped_dir() / "README.md").write_text(text)
     print(text)
     return 0

@@ -49,8 +49,10 @@ def test_ship_copies_only_what_plays(tmp_path):
     shutil.copytree(source, train_dir)
     (train_dir / "checkpoints" / "step_000000100").mkdir(parents=True)
     (train_dir / "checkpoints" / "step_000000100" / "state.pkl").write_bytes(b"x" * 1000)
-    shipped = ship(train_dir, tmp_path / "out" / "mine")
+    shipped = ship(train_dir, tmp_path / "out" / "mine", explore=True)
     assert isinstance(shipped, ShippedPopulation) and shipped.name == "mine"
+    assert json.loads((tmp_path / "out" / "mine" / "capprof_rllib.json").read_text())["explore"] is True
+    assert shipped.explore and shipped.describe().endswith("plays by sampling from its policy")
     assert not (tmp_path / "out" / "mine" / "checkpoints").exists()
     assert shipped.env_steps == shipped_population("selfish").env_steps
     with pytest.raises(CapprofError, match="exists; remove it or choose another destination"):
