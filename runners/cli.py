@@ -77,6 +77,7 @@ def resume_command(args) -> str:
 
 
 def cmd_run(args) -> int:
+    from capprof.interrupts import sigterm_as_interrupt
     from capprof.runners.execute import execute, expand_scenarios, plan
     from capprof.runners.records import Limits
 
@@ -95,9 +96,10 @@ def cmd_run(args) -> int:
     tasks = plan(args.population, scenarios, args.episodes, seed=args.seed, max_steps=args.max_steps,
                  limits=limits, series_every=args.series_every)
     try:
-        summary = execute(tasks, args.out, resume=args.resume, backend="ray" if args.ray else "serial",
-                          workers=args.workers, address=args.address, quiet=args.quiet, isolate=args.isolate,
-                          runtime_env=args.runtime_env)
+        with sigterm_as_interrupt():  # `kill PID` / a scheduler's stop: as Ctrl-C (Ray may install its own)
+            summary = execute(tasks, args.out, resume=args.resume, backend="ray" if args.ray else "serial",
+                              workers=args.workers, address=args.address, quiet=args.quiet, isolate=args.isolate,
+                              runtime_env=args.runtime_env)
     except KeyboardInterrupt:
         from capprof.runners.results import finished_keys
 

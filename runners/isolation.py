@@ -39,6 +39,18 @@ _CHILD_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREAD
                       "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
+def die_with_parent() -> None:
+    """Run in a child before it execs (Linux, ``preexec_fn``): the kernel
+    kills it when the process that started it dies, so a child stuck in a
+    policy's step cannot outlive a killed parent. Elsewhere it does nothing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def hard_step_seconds(step_seconds: float | None) -> float | None:
     """Kill threshold for one focal step: 1.5 x the limit + 2 s."""
     return None if step_seconds is None else HARD_STEP_FACTOR * step_seconds + HARD_STEP_SLACK
@@ -128,7 +140,7 @@ class EpisodeProcess:
         fds = (to_child_r, from_child_w, self._clock_file.fileno())
         self._child = subprocess.Popen(
             [sys.executable, "-m", "capprof.runners.isolation", *map(str, fds)],
-            pass_fds=fds, env=env, stdin=subprocess.DEVNULL)
+            pass_fds=fds, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         os.close(to_child_r)
         os.close(from_child_w)
         self._to_child = Connection(to_child_w, readable=False)

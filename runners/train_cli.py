@@ -15,6 +15,7 @@ import sys
 
 from capprof.arguments import non_negative_int, positive_float, positive_int
 from capprof.errors import CapprofError
+from capprof.interrupts import install_sigterm_as_interrupt
 
 DEFAULT_STEPS = 100_000
 DEFAULT_CHECKPOINT_EVERY = 50_000
@@ -111,21 +112,6 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def _terminate_like_ctrl_c():
-    """SIGTERM (``kill PID``, a batch scheduler's stop) saves a checkpoint as
-    Ctrl-C does. Returns the previous handler (None off the main thread)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _interrupt)
-
-
 def run(args, command: list[str]) -> int:
     from pathlib import Path
 
@@ -166,7 +152,7 @@ def run(args, command: list[str]) -> int:
     previous = []
 
     def on_ready() -> None:  # after Ray started (it installs its own SIGTERM handler)
-        previous.append(_terminate_like_ctrl_c())
+        previous.append(install_sigterm_as_interrupt())
 
     try:
         result = lib.train(settings, out, steps, checkpoint_every=args.checkpoint_every, resume=args.resume,

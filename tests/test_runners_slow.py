@@ -139,6 +139,61 @@ def test_isolate_survives_a_policy_hung_in_native_code_and_a_segfault(tmp_path, 
     assert table.loc["random", "status"] == "ok" and table.loc["random", "steps"] == 20
 
 
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_killed_run_leaves_no_episode_process_behind(tmp_path):
+    """`kill -9` of capprof while its isolated child is stuck in a policy's
+    native code: the child dies with it instead of spinning on."""
+    subs = tmp_path / "faults.py"
+    subs.write_text(NATIVE_FAULTS)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "capprof", "run", "--population", f"hang={subs}:NativeHang",
+                             "--scenario", PD_VISITOR, "--episodes", "1", "--max-steps", "20", "--isolate",
+                             "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    children: list[int] = []
+    try:
+        deadline = time.time() + 120
+        while not children:
+            assert proc.poll() is None and time.time() < deadline
+            children = [c for c in _children(proc.pid)
+                        if "capprof.runners.isolation" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
+            time.sleep(0.2)
+        time.sleep(15)  # well into the hung step (no --step-timeout: nothing else would stop it)
+        assert _alive(children[0])
+        proc.kill()
+        proc.wait()
+        deadline = time.time() + 10
+        while _alive(children[0]) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not _alive(children[0]), "the episode process outlived the killed run"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for child in children:
+            if _alive(child):
+                os.kill(child, signal.SIGKILL)
+
+
 def test_two_node_ray_cluster_losing_its_worker_node_mid_run_records_every_episode_once(tmp_path):
     """A real two-node Ray cluster on this machine (a head and a worker node,
     one CPU each, as separate raylets): `capprof run --ray --address` uses
@@ -214,8 +269,10 @@ def test_runtime_env_ships_the_policy_files_to_ray_workers(tmp_path, cli, monkey
     assert "running in " in row["error"] and "_ray_pkg_" in row["error"], row["error"]  # Ray's copy
 
 
-def test_ctrl_c_on_an_isolated_run_is_one_line_naming_the_resume_command(tmp_path):
-    """SIGINT to the whole process group (as a terminal's Ctrl-C), while the
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_ctrl_c_on_an_isolated_run_is_one_line_naming_the_resume_command(tmp_path, stop):
+    """SIGINT to the whole process group (as a terminal's Ctrl-C), or SIGTERM
+    to capprof alone (`kill PID`, a batch scheduler's stop), while the
     isolated child plays an episode: one line, exit 130, the finished
     episodes kept, and the printed command finishes the run."""
     out = tmp_path / "out"
@@ -232,7 +289,10 @@ def test_ctrl_c_on_an_isolated_run_is_one_line_naming_the_resume_command(tmp_pat
             assert proc.poll() is None and time.time() < deadline, proc.communicate()[1][-2000:]
             time.sleep(0.1)
         time.sleep(0.5)  # into the next episode
-        os.killpg(proc.pid, signal.SIGINT)
+        if stop == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            os.kill(proc.pid, signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
