@@ -45,7 +45,7 @@ class ShippedPopulation:
     env_steps: int
     iterations: int
     train_seconds: float
-    command: str
+    commands: tuple[str, ...]  # every training session's command, first to last
     cpus: int | None
     explore: bool = False
 
@@ -77,7 +77,9 @@ class ShippedPopulation:
                        prosocial=bool(settings["prosocial"]), per_player=bool(settings["per_player"]),
                        env_steps=int(record["env_steps"]), iterations=int(record["iterations"]),
                        train_seconds=float(record["wall_seconds"]),
-                       command=shlex.join(str(part) for part in last["command"]), cpus=last.get("cpus"),
+                       commands=tuple(shlex.join(str(part) for part in session["command"])
+                                      for session in record["sessions"]),
+                       cpus=last.get("cpus"),
                        explore=explore)
         except FileNotFoundError:
             raise CapprofError(f"{directory} has no train.json; a shipped population is a capprof train "

@@ -27,8 +27,8 @@ def test_each_shipped_population_is_documented_and_small():
         for relative in SHIPPED_FILES:
             assert (population.directory / relative).exists(), (population.name, relative)
         assert _size(population.directory) < MAX_SHIPPED_BYTES
-        assert population.command.startswith("capprof train ")
-        assert ("--prosocial" in population.command) == population.prosocial
+        assert all(command.startswith("capprof train ") for command in population.commands)
+        assert ("--prosocial" in population.commands[0]) == population.prosocial
         curve = pd.read_csv(population.directory / "learning_curve.csv")
         assert curve["env_steps"].iloc[-1] == population.env_steps
         assert len(curve) == population.iterations
