@@ -209,6 +209,11 @@ OFFLINE_BACKGROUNDS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     "commons_harvest__open": {
         "harvester": {"resident": ("restraint", "scarcity"), "visitor": ("scarcity",)},
         "aggressor": {"resident": ("defense", "restraint"), "visitor": ("defense",)},
+        # residents who leave every patch its regrowth: visitors can take what
+        # the residents spare, residents must spare it themselves
+        "restrained_harvester": {"resident": ("restraint",), "visitor": ("exploitation",)},
+        "noop": {"resident": ("restraint",),
+                 "visitor": ("chance_to_benefit_oneself_without_imposing_social_cost",)},
     },
 }
 
@@ -222,6 +227,8 @@ OFFLINE_DESCRIPTIONS = {
     "planter_red": "who plant red berries",
     "planter_green": "who plant green berries",
     "harvester": "who eat every apple they see and never zap",
+    "restrained_harvester": "who eat only apples with two or more apples beside them (so patches regrow) "
+                            "and never zap",
 }
 
 
