@@ -2,7 +2,8 @@
 
 On commons_harvest__open: train a shared-module PPO population for a budget
 that fits in about 30 minutes on 2 idle cores (``capprof train``, the real
-command), then play it and the ``random`` built-in on the same scenarios with
+command), then play it (sampling from its policy, and greedily) and the ``random``
+built-in on the same scenarios with
 the same run seed (``capprof run``: episode e of both teams gets the same
 substrate seed and slot draws), and compare focal per-capita return on those
 paired episodes. Prints the learning curve, training steps/s, both teams'
@@ -21,6 +22,7 @@ directory that is removed at the end (pass --out to keep them).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -106,8 +108,16 @@ def main(argv=None) -> int:
 
         if runs.exists():
             shutil.rmtree(runs)
-        run = ["run", "--population", f"ppo=rllib:{trained}", "--population", "random", "--episodes",
-               args.episodes, "--seed", args.seed, "--out", runs, "--quiet"]
+        # "ppo" samples from the policy, as PPO acted while it learnt; "ppo_greedy"
+        # takes its most likely action (the default of rllib: members).
+        sampled = work / "ppo_sampled"
+        shutil.rmtree(sampled, ignore_errors=True)
+        sampled.mkdir()
+        (sampled / "learner_group").symlink_to(trained.resolve() / "learner_group")
+        convention = json.loads((trained / "capprof_rllib.json").read_text())
+        (sampled / "capprof_rllib.json").write_text(json.dumps({**convention, "explore": True}))
+        run = ["run", "--population", f"ppo=rllib:{sampled}", "--population", f"ppo_greedy=rllib:{trained}",
+               "--population", "random", "--episodes", args.episodes, "--seed", args.seed, "--out", runs, "--quiet"]
         for scenario in SCENARIOS:
             run += ["--scenario", scenario]
         if args.max_steps:
@@ -127,18 +137,20 @@ def main(argv=None) -> int:
               f"same run seed {args.seed}; played in {play_wall:.0f} s), mean [95% t interval]:")
         rows = []
         for scope, part in [*wide.groupby(level="scenario"), ("all scenarios", wide)]:
-            ppo, rnd = t_interval(part["ppo"]), t_interval(part["random"])
-            diff = t_interval(part["ppo"] - part["random"])
-            rows.append({"scenario": scope, "n": len(part),
-                         "ppo": f"{ppo[0]:.2f} [{ppo[1]:.2f}, {ppo[2]:.2f}]",
-                         "random": f"{rnd[0]:.2f} [{rnd[1]:.2f}, {rnd[2]:.2f}]",
-                         "ppo - random": f"{diff[0]:+.2f} [{diff[1]:+.2f}, {diff[2]:+.2f}]",
-                         "ppo wins": f"{int((part['ppo'] > part['random']).sum())}/{len(part)}"})
+            row = {"scenario": scope, "n": len(part)}
+            for team in ("ppo", "ppo_greedy", "random"):
+                m, low, high = t_interval(part[team])
+                row[team] = f"{m:.2f} [{low:.2f}, {high:.2f}]"
+            for team in ("ppo", "ppo_greedy"):
+                m, low, high = t_interval(part[team] - part["random"])
+                row[f"{team} - random"] = f"{m:+.2f} [{low:+.2f}, {high:+.2f}]"
+            rows.append(row)
         print(pd.DataFrame(rows).to_string(index=False))
-        overall = t_interval(wide["ppo"] - wide["random"])
-        verdict = ("beats random" if overall[1] > 0 else "does not beat random (interval includes 0 or below)")
-        print(f"\nThe trained population {verdict}: paired difference {overall[0]:+.2f} "
-              f"[{overall[1]:+.2f}, {overall[2]:+.2f}].")
+        for team, how in (("ppo", "sampling from its policy"), ("ppo_greedy", "greedily")):
+            overall = t_interval(wide[team] - wide["random"])
+            verdict = "beats random" if overall[1] > 0 else "does not beat random (interval includes 0 or below)"
+            print(f"The trained population, played {how}, {verdict}: paired difference {overall[0]:+.2f} "
+                  f"[{overall[1]:+.2f}, {overall[2]:+.2f}].")
     finally:
         if not args.out:
             shutil.rmtree(work, ignore_errors=True)
