@@ -6,7 +6,14 @@ same scenario in-process (``bench/bench_bridge.py:Walker``) and through the
 bridge (``bench/bench_bridge.py:Walker@PYTHON``), in interleaved pairs of whole
 episodes (capprof's episode loop, build included). Printed: the median of the
 per-pair wall-time ratios (bridge / in-process; target <= 1.10) with a
-bootstrap 95% interval, and the bridge's cost per focal player-step.
+bootstrap 95% interval, the same for the stepping time alone (build
+excluded), the cost of one episode step's worth of policy steps (all focal
+players, sent ahead as the loop does) in and out of process, and the load
+average around the pairs. Each pair also plays a third episode in-process
+with a 1-byte round trip to another process before every substrate step
+(``RoundTrip``; that process waits as the bridge's child does): its
+stepping-time ratio is the least that an exchange with another process per
+episode step costs on the machine, the floor for the bridge's.
 
 PYTHON defaults to capprof's own interpreter (it has NumPy and dm_env; the
 child still runs the bridge by file path with no capprof import); pass
@@ -21,6 +28,7 @@ NumPy at module level.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -65,23 +73,72 @@ def episode(spec: str, scenario, steps: int, episode_index: int) -> tuple[float,
     return float(_field(record, "wall_seconds")), int(_field(record, "steps")), str(_field(record, "error"))
 
 
-def step_seconds(spec: str, substrate: str, calls: int) -> np.ndarray:
-    """Seconds of each of ``calls`` policy steps on an 88x88 RGB view (no substrate)."""
+class RoundTrip:
+    """While on: every substrate step of capprof's episodes first sends one
+    byte to another process, which waits for it as the bridge's child waits
+    for a frame, and waits for it to come back: the least an exchange with
+    another process per episode step can cost."""
+
+    def __init__(self):
+        import subprocess
+
+        import capprof.runners.episode as episode_module
+
+        self.episode_module, self.build = episode_module, episode_module.build_substrate
+        # The echo waits for its byte as the bridge's child waits for a frame.
+        echo = ("import os\nfrom capprof.runners.bridge import wait_readable\n"
+                "while wait_readable(0) or os.write(1, os.read(0, 1)): pass")
+        self.echo = subprocess.Popen([sys.executable, "-c", echo], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     bufsize=0)
+        self.on = False
+
+        def build_substrate(scenario, env_seed):
+            env = self.build(scenario, env_seed)
+            step = env.step
+
+            def stepped(actions):
+                if self.on:
+                    os.write(self.echo.stdin.fileno(), b"x")
+                    os.read(self.echo.stdout.fileno(), 1)
+                return step(actions)
+
+            env.step = stepped
+            return env
+
+        episode_module.build_substrate = build_substrate
+
+    def close(self) -> None:
+        self.episode_module.build_substrate = self.build
+        self.echo.stdin.close()
+        self.echo.wait()
+
+
+def step_seconds(spec: str, substrate: str, players: int, calls: int) -> np.ndarray:
+    """Seconds of each of ``calls`` episode steps' worth of policy steps:
+    ``players`` policies of ``spec`` each stepping on an 88x88 RGB view (no
+    substrate), sent ahead as the episode loop does for bridged policies."""
     import dm_env
 
     from capprof.runners.populations import PolicySlot, parse_population, substrate_info
 
-    policy = parse_population(spec).members[0].build(substrate_info(substrate), 0, PolicySlot.of(0, "default"))
-    timestep = dm_env.transition(0.0, {"RGB": np.full((88, 88, 3), 50, np.uint8), "READY_TO_SHOOT": np.float64(1)})
-    state = policy.initial_state()
+    member, info = parse_population(spec).members[0], substrate_info(substrate)
+    policies = [member.build(info, i, PolicySlot.of(i, "default")) for i in range(players)]
+    ahead = [policy.step_ahead for policy in policies if getattr(policy, "step_ahead", None)]
+    timestep = dm_env.transition(np.array(0.0), {"RGB": np.full((88, 88, 3), 50, np.uint8),
+                                                 "READY_TO_SHOOT": np.array(1.0)})
+    states = [policy.initial_state() for policy in policies]
     times = np.empty(calls)
     try:
         for i in range(calls):
             start = time.perf_counter()
-            _, state = policy.step(timestep, state)
+            for k, step_ahead in enumerate(ahead):
+                step_ahead(timestep, states[k])
+            for k, policy in enumerate(policies):
+                _, states[k] = policy.step(timestep, states[k])
             times[i] = time.perf_counter() - start
     finally:
-        policy.close()
+        for policy in policies:
+            policy.close()
     return times
 
 
@@ -95,8 +152,8 @@ def bootstrap_median(ratios, reps: int = 2000, seed: int = 0) -> tuple[float, fl
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="commons_harvest__open__resident_harvester")
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--reps", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--reps", type=int, default=12)
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args(argv)
 
@@ -109,35 +166,56 @@ def main(argv=None) -> int:
     parse_population(remote)  # checks the interpreter once, as a run does
     episode(local, scenario, 10, 0)  # warm-up: imports, substrate config, the child started
     episode(remote, scenario, 10, 0)
-    # Per-step cost, medians of single calls (robust to a loaded machine's spikes).
-    local_step = float(np.median(step_seconds(local, scenario.substrate, 3000)))
-    remote_step = float(np.median(step_seconds(remote, scenario.substrate, 3000)))
-    ratios, extra, env_step = [], [], []
-    for rep in range(args.reps):
-        order = [(local, "local"), (remote, "remote")] if rep % 2 == 0 else [(remote, "remote"), (local, "local")]
-        walls = {}
-        for spec, kind in order:
-            wall, steps, error = episode(spec, scenario, args.steps, rep)
-            if error:
-                print(f"{kind} episode failed: {error}", file=sys.stderr)
-                return 1
-            walls[kind] = wall
-            if kind == "local":
-                env_step.append(1.0 / _field(_LAST[0], "steps_per_second"))
-        ratios.append(walls["remote"] / walls["local"])
-        extra.append((walls["remote"] - walls["local"]) / (steps * scenario.n_focal))
-        print(f"  pair {rep}: in-process {walls['local']:.2f} s, bridge {walls['remote']:.2f} s, "
-              f"ratio {ratios[-1]:.3f}", flush=True)
+    load_before = os.getloadavg()
+    ratios, stepping, floor, extra, env_step, builds = [], [], [], [], [], {"local": [], "remote": []}
+    round_trip = RoundTrip()
+    try:
+        for rep in range(args.reps):
+            kinds = ["local", "remote", "floor"]
+            walls, steps_seconds = {}, {}
+            for kind in kinds[rep % 3:] + kinds[:rep % 3]:
+                round_trip.on = kind == "floor"
+                wall, steps, error = episode(remote if kind == "remote" else local, scenario, args.steps, rep)
+                if error:
+                    print(f"{kind} episode failed: {error}", file=sys.stderr)
+                    return 1
+                walls[kind] = wall
+                steps_seconds[kind] = steps / _field(_LAST[0], "steps_per_second")
+                builds.setdefault(kind, []).append(_field(_LAST[0], "build_seconds"))
+            env_step.append(steps_seconds["local"] / steps)
+            ratios.append(walls["remote"] / walls["local"])
+            stepping.append(steps_seconds["remote"] / steps_seconds["local"])
+            floor.append(steps_seconds["floor"] / steps_seconds["local"])
+            extra.append((walls["remote"] - walls["local"]) / (steps * scenario.n_focal))
+            print(f"  pair {rep}: in-process {walls['local']:.2f} s, bridge {walls['remote']:.2f} s, "
+                  f"ratio {ratios[-1]:.3f} (stepping only {stepping[-1]:.3f}; in-process with a round trip "
+                  f"{floor[-1]:.3f})", flush=True)
+    finally:
+        round_trip.close()
+    load_after = os.getloadavg()
+    # One episode step's worth of policy steps, medians (robust to a loaded machine's spikes).
+    local_step = float(np.median(step_seconds(local, scenario.substrate, scenario.n_focal, 3000)))
+    remote_step = float(np.median(step_seconds(remote, scenario.substrate, scenario.n_focal, 3000)))
     median, low, high = bootstrap_median(ratios)
-    per_step = np.median(extra) * 1e6
+    s_median, s_low, s_high = bootstrap_median(stepping)
     per_env_step = float(np.median(env_step))
-    implied = (per_env_step + scenario.n_focal * (remote_step - local_step)) / per_env_step
-    print(f"per step  one policy step: in-process {local_step * 1e6:.0f} us, through the bridge "
-          f"{remote_step * 1e6:.0f} us (medians of 3000 calls); in-process episode step {per_env_step * 1e3:.2f} ms; "
-          f"implied ratio with {scenario.n_focal} focal players {implied:.3f}")
+    implied = (per_env_step + remote_step - local_step) / per_env_step
+    print(f"per step  {scenario.n_focal} focal players' steps per episode step: in-process {local_step * 1e6:.0f} us, "
+          f"through the bridge {remote_step * 1e6:.0f} us (medians of 3000); in-process episode step "
+          f"{per_env_step * 1e3:.2f} ms; implied ratio {implied:.3f}")
     print(f"bridge    {scenario.name}: {args.steps}-step episodes, {scenario.n_focal} focal players; "
           f"wall-time ratio bridge/in-process {median:.3f} [95% CI {low:.3f}-{high:.3f}] over {args.reps} pairs "
-          f"(target <= 1.10); bridge cost {per_step:.0f} us per focal player-step (median)")
+          f"(target <= 1.10); stepping only {s_median:.3f} [95% CI {s_low:.3f}-{s_high:.3f}]; "
+          f"bridge cost {np.median(extra) * 1e6:.0f} us per focal player-step (median); build "
+          f"(substrate, policies, reset) {np.median(builds['local']):.2f} s in-process, "
+          f"{np.median(builds['remote']):.2f} s bridge (medians)")
+    f_median, f_low, f_high = bootstrap_median(floor)
+    print(f"floor     in-process episodes with a 1-byte round trip to another process every episode step: "
+          f"stepping time ratio {f_median:.3f} [95% CI {f_low:.3f}-{f_high:.3f}] (the bridge's stepping only, "
+          f"above, against this)")
+    print(f"load      load average {load_before[0]:.2f} / {load_before[1]:.2f} / {load_before[2]:.2f} before the "
+          f"pairs, {load_after[0]:.2f} / {load_after[1]:.2f} / {load_after[2]:.2f} after (1 / 5 / 15 min; "
+          f"{os.cpu_count()} CPUs)")
     return 0
 
 

@@ -18,8 +18,9 @@ What it knows:
   is a context manager, and returns an :class:`Opened` whose ``close()`` exits
   it (meltingpot's ``Policy.__exit__`` calls ``close()``) or closes it;
 * ``serve()``: the child's loop: builds policies on request and answers
-  ``initial_state`` / ``step`` / ``close`` over length-prefixed pickles on its
-  stdin / stdout. The policies' own prints go to stderr.
+  ``initial_state`` / ``step`` / ``close`` over frames on its stdin / stdout
+  (``frame``: a pickled list of requests or replies, arrays as out-of-band
+  buffers). The policies' own prints go to stderr.
 """
 
 from __future__ import annotations
@@ -41,12 +42,19 @@ from pathlib import Path
 
 SUBMISSION_PREFIX = "submission:"
 USER_CONFIG = os.path.join("my_policies", "user_config.py")
-HEADER = struct.Struct("!Q")
-# Seconds each side polls for the other's answer before sleeping (saves a
-# wake-up per message when a core is free; on a loaded machine it only burns
-# CPU: 0.2 ms made a round trip 4x slower at load 18 on 2 cores). Off unless
-# $CAPPROF_BRIDGE_SPIN sets it.
-SPIN_SECONDS = float(os.environ.get("CAPPROF_BRIDGE_SPIN", "0") or 0)
+# The child holds a reply back while the next request is already here and is
+# a step of the same spec whose previous step took less than this: the
+# replies then go out together (one wake-up of the parent per episode step
+# instead of one per player), each delayed by at most such quick steps.
+HOLD_SECONDS = 0.002
+# Seconds the child polls for the parent's next frame before it sleeps in
+# ``read``, while the machine has a CPU free (no more running tasks than
+# CPUs): on the 2-core test machine, being woken after sleeping through the
+# parent's substrate step cost ~0.3-0.6 ms per episode step, and polling a
+# free CPU costs nobody; a busy machine gets no polling. (The parent, whose
+# waits are short, sleeps: polling there too measured no better.)
+# $CAPPROF_BRIDGE_SPIN sets it (0: never poll).
+SPIN_SECONDS = float(os.environ.get("CAPPROF_BRIDGE_SPIN", "0.005") or 0)
 
 
 class SpecError(Exception):
@@ -259,95 +267,227 @@ def describe(spec: str) -> dict:
     return {"target": getattr(target, "__qualname__", repr(target))}
 
 
+# ------------------------------------------------------------ the pipes
+
+# A frame: FRAME (the pickle's size, the number of out-of-band buffers), the
+# size of each buffer ("!Q" each), the pickle (protocol 5), the buffers.
+# Arrays are such buffers: written from the array and read into a
+# bytearray of their own, without a copy in Python on either side.
+FRAME = struct.Struct("!QI")
+IOV_MAX = 1024  # buffers per readv / writev call (Linux's limit)
+
+
+def frame(message) -> list:
+    """``message`` as the buffers of one frame (for ``write``)."""
+    buffers = []
+    data = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
+    raws = [buffer.raw() for buffer in buffers]
+    return [FRAME.pack(len(data), len(raws)) + struct.pack("!%dQ" % len(raws), *(r.nbytes for r in raws)),
+            data, *raws]
+
+
+def write(fd: int, buffers: list) -> None:
+    """Write ``buffers`` to ``fd``: one system call unless the pipe is full
+    or a signal interrupts it."""
+    views = [memoryview(b) for b in buffers]
+    while views:
+        done = os.writev(fd, views[:IOV_MAX])
+        while views and done >= views[0].nbytes:
+            done -= views[0].nbytes
+            views.pop(0)
+        if done:
+            views[0] = views[0][done:]
+
+
+def send(fd: int, message) -> None:
+    """Write ``message`` as one frame."""
+    write(fd, frame(message))
+
+
+def _read_into(fd: int, buffers: list) -> None:
+    """Fill ``buffers`` from ``fd`` (one ``readv`` when the data is there); EOFError at the end of input."""
+    views = [memoryview(b) for b in buffers if len(b)]
+    while views:
+        done = os.readv(fd, views[:IOV_MAX])
+        if not done:
+            raise EOFError
+        while views and done >= views[0].nbytes:
+            done -= views[0].nbytes
+            views.pop(0)
+        if done:
+            views[0] = views[0][done:]
+
+
+def receive(fd: int):
+    """The next message on ``fd`` (EOFError when the other side is gone).
+    Its out-of-band buffers are read straight into buffers of their own:
+    NumPy byte arrays when NumPy is imported (not zeroed first), else
+    bytearrays."""
+    head = bytearray(FRAME.size)
+    _read_into(fd, [head])
+    size, count = FRAME.unpack(head)
+    meta = bytearray(8 * count + size)
+    _read_into(fd, [meta])
+    np = sys.modules.get("numpy")
+    new = bytearray if np is None else lambda n: np.empty(n, np.uint8)
+    buffers = [new(n) for n in struct.unpack_from("!%dQ" % count, meta)]
+    _read_into(fd, buffers)
+    return pickle.loads(memoryview(meta)[8 * count:], buffers=buffers)
+
+
+def readable(fd: int) -> bool:
+    """Whether ``fd`` has data to read now (the other side writes whole frames at once)."""
+    return bool(select.select((fd,), (), (), 0)[0])
+
+
+_LOADAVG: list = []  # an open /proc/loadavg, or nothing where there is none
+
+
+def cpu_free() -> bool:
+    """Whether no more tasks are running than this process may use CPUs
+    (Linux: /proc/loadavg; False elsewhere)."""
+    if not _LOADAVG:
+        try:
+            _LOADAVG.append(os.open("/proc/loadavg", os.O_RDONLY))
+            _LOADAVG.append(len(os.sched_getaffinity(0)))
+        except (OSError, AttributeError):
+            _LOADAVG[:] = [None]
+    if _LOADAVG[0] is None:
+        return False
+    running = int(os.pread(_LOADAVG[0], 64, 0).split()[3].split(b"/")[0])
+    return running <= _LOADAVG[1]
+
+
+def wait_readable(fd: int, seconds: float = SPIN_SECONDS) -> None:
+    """Before a blocking read: poll ``fd`` for up to ``seconds`` while a CPU
+    is free, yielding the CPU between polls (so a task that needs it gets
+    it), so that a message that comes soon finds this process awake."""
+    if seconds and cpu_free():
+        deadline = time.perf_counter() + seconds
+        while not select.select((fd,), (), (), 0)[0] and time.perf_counter() < deadline:
+            os.sched_yield()
+
+
+def widen_pipe(fd: int, size: int = 1 << 20) -> None:
+    """Ask for a pipe buffer of ``size`` bytes on ``fd`` (Linux; at most
+    /proc/sys/fs/pipe-max-size, 1 MB by default), so that an episode step's
+    requests go into the pipe in one write without waiting for the reader."""
+    if sys.platform.startswith("linux"):
+        import fcntl
+
+        try:
+            fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+        except OSError:
+            pass
+
+
 # ------------------------------------------------------------ the child process
 
 
+def _encode(value, np) -> tuple:
+    """A NumPy array or scalar as (dtype, shape or None for a scalar, its
+    buffer, sent out of band; see ``frame``); other values as (None, None,
+    value). Pickling the NumPy objects themselves would cost ~15 us each
+    (the 0-d reward arrays too) and need the same NumPy on both sides."""
+    if type(value) is np.ndarray and not value.dtype.hasobject:
+        return value.dtype.str, value.shape, pickle.PickleBuffer(value if value.flags.c_contiguous else value.copy())
+    if isinstance(value, np.generic) and not value.dtype.hasobject:
+        return value.dtype.str, None, pickle.PickleBuffer(np.asarray(value))
+    return None, None, value
+
+
+def _decode(dtype, shape, raw, np):
+    """What ``_encode`` described, arrays on the buffers ``receive`` read
+    them into (writable, their own, also when the sender's were read-only:
+    pickle then hands a read-only view of the buffer)."""
+    if dtype is None:
+        return raw
+    if type(raw) is memoryview:
+        raw = raw.obj
+    array = raw.view(dtype) if type(raw) is np.ndarray else np.frombuffer(raw, dtype)
+    return array[0] if shape is None else array.reshape(shape)
+
+
 def encode_timestep(timestep) -> tuple:
-    """A timestep as plain values: arrays as (dtype, shape, bytes), which
-    pickle copies as one block (faster than pickling the arrays themselves)."""
-    observation = []
-    for key, value in timestep.observation.items():
-        if type(value).__name__ == "ndarray":
-            observation.append((key, value.dtype.str, value.shape, value.tobytes()))
-        else:
-            observation.append((key, None, None, value))
-    return int(timestep.step_type), timestep.reward, timestep.discount, observation
+    """A timestep as plain values, its arrays and NumPy scalars as buffers."""
+    import numpy as np
+
+    return (int(timestep.step_type), _encode(timestep.reward, np), _encode(timestep.discount, np),
+            [(key, *_encode(value, np)) for key, value in timestep.observation.items()])
 
 
 def decode_timestep(encoded):
-    """The dm_env.TimeStep ``encode_timestep`` described (writable arrays)."""
+    """The dm_env.TimeStep ``encode_timestep`` described."""
     import dm_env
     import numpy as np
 
     step_type, reward, discount, observation = encoded
-    return dm_env.TimeStep(dm_env.StepType(step_type), reward, discount, {
-        key: np.frombuffer(bytearray(raw), dtype).reshape(shape) if dtype is not None else raw
-        for key, dtype, shape, raw in observation})
+    return dm_env.TimeStep(_STEP_TYPES[step_type], _decode(*reward, np), _decode(*discount, np),
+                           {key: _decode(dtype, shape, raw, np) for key, dtype, shape, raw in observation})
 
 
-def send(fd: int, message) -> None:
-    """One length-prefixed pickle, written with one system call when it fits the pipe."""
-    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(HEADER.pack(len(payload)) + payload)
-    while view:
-        view = view[os.write(fd, view):]
+class _StepTypes(dict):
+    """dm_env.StepType by value, looked up once (calling the enum costs ~1 us)."""
+
+    def __missing__(self, value):
+        import dm_env
+
+        self[value] = dm_env.StepType(value)
+        return self[value]
 
 
-def receive(fd: int, spin: float = 0.0):
-    """The next message on ``fd`` (EOFError when the other side is gone).
-    Messages alternate with replies, so nothing follows a message in the
-    pipe: reading up to 256 KB gets a whole step's message in one call.
-    With ``spin`` (seconds), poll that long before sleeping in ``read``: an
-    answer that comes within it costs no wake-up of this process."""
-    if spin:
-        deadline = time.perf_counter() + spin
-        while not select.select((fd,), (), (), 0)[0] and time.perf_counter() < deadline:
-            pass
-    data = os.read(fd, 1 << 18)
-    if not data:
-        raise EOFError
-    while len(data) < HEADER.size:
-        more = os.read(fd, HEADER.size - len(data))
-        if not more:
-            raise EOFError
-        data += more
-    (size,) = HEADER.unpack_from(data)
-    end = HEADER.size + size
-    if len(data) < end:
-        chunks, have = [data], len(data)
-        while have < end:
-            more = os.read(fd, min(end - have, 1 << 20))
-            if not more:
-                raise EOFError
-            chunks.append(more)
-            have += len(more)
-        data = b"".join(chunks)
-    return pickle.loads(memoryview(data)[HEADER.size:end])
+_STEP_TYPES = _StepTypes()
 
 
 def serve(fd_in: int, fd_out: int) -> None:
-    """Answer requests until ``exit`` or end of input. Requests are tuples:
+    """Answer requests, in order, until ``exit`` or end of input. A frame
+    from the parent holds a list of requests, tuples:
     ``("build", handle, spec, substrate, role, policy_id, seed)``,
     ``("initial", handle)``, ``("step", handle, encode_timestep(timestep))``,
-    ``("close", handle)``, ``("describe", spec)``, ``("exit",)``. Replies are
-    ``("ok", value)`` or ``("error", one line)``. Each policy's recurrent
-    state stays here; the parent holds only a token."""
-    policies, states = {}, {}
+    ``("close", handle)``, ``("describe", spec)``, ``("exit",)``. A frame
+    back holds a list of replies, one per request, in order: ``("ok",
+    value)`` or ``("error", one line)``; a step's value is ``(action,
+    seconds its policy took)``. A reply waits for the next one only while
+    the next request is already here and is a step of the same spec whose
+    previous step took less than ``HOLD_SECONDS``, so the parent wakes once
+    for all the steps of an episode step. Each policy's recurrent state stays
+    here; the parent holds only a token."""
+    policies, specs, states, took = {}, {}, {}, {}
+    requests, replies = [], []  # requests read, not yet answered; replies not yet written
+    last = None  # the policy of the last reply
+    clock = time.perf_counter
     while True:
-        try:
-            request = receive(fd_in, spin=SPIN_SECONDS)
-        except EOFError:
-            break
+        if not requests:
+            try:
+                if replies and not readable(fd_in):  # about to wait for the parent
+                    send(fd_out, replies)
+                    replies = []
+                wait_readable(fd_in)
+                requests = receive(fd_in)
+            except EOFError:
+                break
+            requests.reverse()
+        request = requests.pop()
         kind = request[0]
+        # Replies wait only for a quick step of the same spec, so that a step
+        # that hangs or kills the child is blamed on the same spec.
+        if replies and not (kind == "step" and took.get(request[1], HOLD_SECONDS) < HOLD_SECONDS
+                            and specs.get(request[1]) == specs.get(last)):
+            send(fd_out, replies)
+            replies = []
+        last = request[1] if kind == "step" else None
         try:
             if kind == "step":
                 handle = request[1]
-                action, states[handle] = policies[handle].step(decode_timestep(request[2]), states[handle])
+                timestep = decode_timestep(request[2])
+                began = clock()
+                action, states[handle] = policies[handle].step(timestep, states[handle])
+                took[handle] = seconds = clock() - began
                 try:
                     action = int(action) if int(action) == action else repr(action)
                 except (TypeError, ValueError):
                     action = repr(action)
-                reply = ("ok", action)
+                reply = ("ok", (action, seconds))
             elif kind == "initial":
                 states[request[1]] = policies[request[1]].initial_state()
                 reply = ("ok", None)
@@ -358,9 +498,11 @@ def serve(fd_in: int, fd_out: int) -> None:
                 random.seed(seed)
                 sys.modules["numpy"].random.seed(seed % 2**32)
                 policies[handle] = build(spec, substrate, role, policy_id, seed)
+                specs[handle] = spec
                 reply = ("ok", None)
             elif kind == "close":
-                states.pop(request[1], None)
+                for table in (states, took, specs):
+                    table.pop(request[1], None)
                 policy = policies.pop(request[1], None)
                 if policy is not None:
                     policy.close()
@@ -368,7 +510,7 @@ def serve(fd_in: int, fd_out: int) -> None:
             elif kind == "describe":
                 reply = ("ok", describe(request[1]))
             elif kind == "exit":
-                send(fd_out, ("ok", None))
+                send(fd_out, [("ok", None)])
                 break
             else:
                 reply = ("error", "unknown request %r" % (kind,))
@@ -376,7 +518,7 @@ def serve(fd_in: int, fd_out: int) -> None:
             raise
         except BaseException as exc:  # a policy's SystemExit too: the parent decides
             reply = ("error", one_line(exc))
-        send(fd_out, reply)
+        replies.append(reply)
     for policy in policies.values():
         try:
             policy.close()

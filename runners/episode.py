@@ -63,24 +63,32 @@ def episode_seeds(seed: int, scenario: str, episode: int) -> dict[str, int]:
 def play(env, policies, is_focal, observers: list[Observer], max_steps: int | None = None) -> int:
     """Step ``env`` with one policy per slot until its last timestep (or
     ``max_steps``); returns the steps played. Focal slots see only the
-    observations meltingpot permits focal players."""
+    observations meltingpot permits focal players. Policies that offer
+    ``step_ahead`` (bridged ones, runners/venv_member.py) get each step's
+    timestep through it first and are asked for their actions last, so they
+    work while the other slots step."""
     from meltingpot.scenario import PERMITTED_OBSERVATIONS
 
     timestep = env.reset()
     states = [policy.initial_state() for policy in policies]
     permitted = tuple(k for k in timestep.observation[0] if k in PERMITTED_OBSERVATIONS)
     keys = [permitted if focal else None for focal in is_focal]
-    slots = list(enumerate(zip(policies, keys)))
+    ahead = [(i, policy.step_ahead) for i, policy in enumerate(policies) if getattr(policy, "step_ahead", None)]
+    stepping = sorted(enumerate(policies), key=lambda slot: getattr(slot[1], "step_ahead", None) is not None)
     actions = [0] * len(policies)
     for observer in observers:
         observer.reset(timestep)
     steps = 0
     while not timestep.last() and (max_steps is None or steps < max_steps):
         observations, rewards = timestep.observation, timestep.reward
-        for i, (policy, seen) in slots:
-            observation = observations[i] if seen is None else {k: observations[i][k] for k in seen}
-            player = timestep._replace(observation=observation, reward=0.0 if rewards is None else rewards[i])
-            actions[i], states[i] = policy.step(player, states[i])
+        players = [timestep._replace(observation=observations[i] if seen is None else
+                                     {k: observations[i][k] for k in seen},
+                                     reward=0.0 if rewards is None else rewards[i])
+                   for i, seen in enumerate(keys)]
+        for i, step_ahead in ahead:
+            step_ahead(players[i], states[i])
+        for i, policy in stepping:
+            actions[i], states[i] = policy.step(players[i], states[i])
         timestep = env.step(actions)
         steps += 1
         for observer in observers:

@@ -66,6 +66,13 @@ class GuardedPolicy:
     ``clocks`` (optional) is shared memory read by an outside watcher
     (runners/isolation.py): index 0 holds ``time.monotonic()`` when the
     current focal step began, 0 between steps.
+
+    A policy that steps elsewhere (a bridged one, runners/venv_member.py)
+    may offer ``step_ahead(timestep, state)``, which starts the step and
+    never raises, with ``step_seconds``, how long its last step ran there.
+    The guard passes ``step_ahead`` on unchanged (None for other policies);
+    such a step is slow when its wait here or its run there exceeded the
+    limit (it may have run before ``step`` was called).
     """
 
     def __init__(self, policy, name: str, num_actions: int, watchdog: StepWatchdog, clocks=None):
@@ -74,6 +81,7 @@ class GuardedPolicy:
         self.num_actions = num_actions
         self.watchdog = watchdog
         self.clocks = clocks
+        self.step_ahead = getattr(policy, "step_ahead", None)
 
     def initial_state(self):
         try:
@@ -96,7 +104,10 @@ class GuardedPolicy:
                 watchdog.began = None
                 if clocks is not None:
                     clocks[0] = 0.0
-            slow = limit is not None and time.perf_counter() - began > limit
+            took = time.perf_counter() - began
+            if self.step_ahead is not None:  # its run over there, which may have begun before this call
+                took = max(took, self.policy.step_seconds)
+            slow = limit is not None and took > limit
         except StepTimeout:
             slow = True
         except (PolicyFailure, KeyboardInterrupt):

@@ -7,9 +7,12 @@ dependencies: no capprof install. capprof runs its bridge there by file path
 (``PYTHON /path/to/capprof/runners/bridge.py``), once per episode worker
 process (started at the first build, reused by later episodes), builds the
 member's policies there and exchanges each step's timestep and action over
-pipes, length-prefixed pickles, following meltingpot's Policy protocol
-(``initial_state``, ``step``, ``close``). A policy's state stays in the child;
-the loop holds a step counter in its place.
+two pipes, following meltingpot's Policy protocol (``initial_state``,
+``step``, ``close``). A policy's state stays in the child; the loop holds a
+step counter in its place. The episode loop sends every bridged player's
+step ahead (``RemotePolicy.step_ahead``): one frame per episode step goes to
+the child, which steps its players back to back and answers them together,
+so an episode step costs each side one wake-up, not one per player.
 
 Before any episode, ``VenvSource`` checks the interpreter once (it exists, is
 executable, runs the bridge, has NumPy and dm_env, and resolves SPEC there),
@@ -27,6 +30,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections import deque
 from pathlib import Path
 
 from capprof.errors import CapprofError
@@ -103,7 +107,14 @@ def _last_line(text: str) -> str:
 
 
 class BridgeProcess:
-    """One child interpreter running the bridge; restarted after it failed."""
+    """One child interpreter running the bridge; restarted after it failed.
+
+    Requests are queued (``post``) and answered in order (``result``), each
+    by its ticket, so several can be under way: the episode loop queues a
+    step for every open policy, which writes them to the child as one frame,
+    and then collects the actions; replies read before they are asked for
+    are kept, those of dropped tickets skipped.
+    """
 
     def __init__(self, python: str):
         self.python = python
@@ -122,6 +133,15 @@ class BridgeProcess:
                                      stderr=self._stderr, env=child_env(), bufsize=0,
                                      preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         self.generation += 1
+        self._to, self._from = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        bridge.widen_pipe(self._to)
+        self._unsent: list = []  # requests queued by post(), tickets _written on
+        self._written = 0  # tickets (requests numbered in order) written so far
+        self._replies: deque = deque()  # replies read, tickets _answered on
+        self._answered = 0
+        self._early: dict = {}  # ticket -> reply read before it was asked for
+        self._dropped: set = set()  # tickets whose replies nobody will ask for
+        self.open_policies = 0  # built here and not closed
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -139,7 +159,7 @@ class BridgeProcess:
         """Ask the child to close its policies and exit; kill it if it does not."""
         if self.alive():
             try:
-                bridge.send(self.proc.stdin.fileno(), ("exit",))
+                bridge.send(self._to, [("exit",)])
                 self.proc.wait(timeout=5)
             except (OSError, subprocess.TimeoutExpired):
                 pass
@@ -149,15 +169,57 @@ class BridgeProcess:
         self._handles += 1
         return self._handles
 
-    def request(self, message, during: str):
-        """Send ``message`` and return the child's value. Any interruption
-        (a capprof time limit included) leaves the pipe mid-message, so the
-        child is killed and the exception goes on."""
-        if not self.alive():
+    def post(self, message) -> int:
+        """Queue ``message``; returns its ticket for ``result``. The queue is
+        written as one frame as soon as it holds a request of every open
+        policy (an episode step's worth) while the child has answered all
+        before (so it is waiting to read), else by the ``result`` that
+        needs it."""
+        self._unsent.append(message)
+        ticket = self._written + len(self._unsent) - 1
+        if (self.proc is not None and len(self._unsent) >= self.open_policies
+                and self._answered + len(self._replies) == self._written):
+            try:
+                self._write()
+            except BrokenPipeError:  # the child is gone: result() says how
+                pass
+        return ticket
+
+    def _write(self) -> None:
+        """Write the queue as one frame; anything but a closed pipe
+        interrupting it kills the child (the pipe may be left mid-frame)."""
+        unsent, self._unsent = self._unsent, []
+        self._written += len(unsent)
+        try:
+            bridge.send(self._to, unsent)
+        except BrokenPipeError:
+            raise
+        except BaseException:
+            self.kill()
+            raise
+
+    def result(self, ticket: int, during: str):
+        """The child's value for request ``ticket`` (its error as a
+        PolicyProcessError). Any interruption (a capprof time limit included)
+        leaves the pipe mid-message, so the child is killed and the
+        exception goes on."""
+        reply = self._early.pop(ticket, None)
+        if reply is None:
+            reply = self._wait(ticket, during)
+        status, value = reply
+        if status != "ok":
+            raise PolicyProcessError(f"{value} (in {self.python})")
+        return value
+
+    def _wait(self, ticket: int, during: str):
+        """Write the queue if ``ticket`` is in it, then read replies up to ``ticket``'s."""
+        if self.proc is None:
             raise PolicyProcessError(self._death(during))
         try:
-            bridge.send(self.proc.stdin.fileno(), message)
-            status, value = bridge.receive(self.proc.stdout.fileno(), spin=bridge.SPIN_SECONDS)
+            if ticket >= self._written:
+                self._write()
+            while self._answered + len(self._replies) <= ticket:
+                self._replies.extend(bridge.receive(self._from))
         except (EOFError, BrokenPipeError):
             self.proc.wait()
             message = self._death(during)
@@ -166,9 +228,27 @@ class BridgeProcess:
         except BaseException:
             self.kill()
             raise
-        if status != "ok":
-            raise PolicyProcessError(f"{value} (in {self.python})")
-        return value
+        while True:
+            answered, reply = self._answered, self._replies.popleft()
+            self._answered += 1
+            if answered == ticket:
+                return reply
+            if answered in self._dropped:
+                self._dropped.discard(answered)
+            else:
+                self._early[answered] = reply
+
+    def drop(self, ticket: int) -> None:
+        """Nobody will ask for ticket's reply (a step sent ahead whose episode
+        failed before it was collected)."""
+        if self._early.pop(ticket, None) is None and ticket >= self._answered:
+            self._dropped.add(ticket)
+
+    def request(self, message, during: str):
+        """Send ``message`` and return the child's value (see ``result``)."""
+        if not self.alive():
+            raise PolicyProcessError(self._death(during))
+        return self.result(self.post(message), during)
 
     def _death(self, during: str) -> str:
         code = self.proc.poll() if self.proc is not None else None
@@ -203,12 +283,21 @@ def _stop_all() -> None:
 
 
 class RemotePolicy:
-    """The meltingpot Policy protocol, answered by a policy in the child."""
+    """The meltingpot Policy protocol, answered by a policy in the child.
+
+    ``step_ahead(timestep, state)`` (optional: the episode loop calls it for
+    every bridged slot before it asks them for actions) queues the step's
+    request, and the request of the child's last open policy sends the
+    queue; ``step`` with the same timestep then collects the action. Without
+    it, ``step`` does both. ``step_seconds`` is how long the policy's last
+    step ran in the child."""
 
     def __init__(self, process: BridgeProcess, handle: int, name: str):
         self.process, self.handle, self.name = process, handle, name
         self.generation = process.generation
+        self.step_seconds = 0.0
         self._steps = None
+        self._ahead = None  # (timestep, its ticket or what encoding it raised)
 
     def initial_state(self):
         self._check_child()
@@ -216,20 +305,42 @@ class RemotePolicy:
         self._steps = 0
         return 0
 
+    def step_ahead(self, timestep, prev_state) -> None:
+        """Queue this step's request. Never raises: ``step`` does."""
+        self._forget_ahead()
+        if self.process.generation == self.generation:
+            try:
+                self._ahead = (timestep, self.process.post(("step", self.handle, bridge.encode_timestep(timestep))))
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                self._ahead = (timestep, exc)
+
     def step(self, timestep, prev_state):
         if prev_state != self._steps:
             raise ValueError(f"{self.name}: step() was not given the state the previous step returned "
                              "(the policy's own state lives in its interpreter)")
         self._check_child()
-        action = self.process.request(("step", self.handle, bridge.encode_timestep(timestep)),
-                                      f"{self.name}'s step")
+        if self._ahead is None or self._ahead[0] is not timestep:
+            self.step_ahead(timestep, prev_state)
+        ticket, self._ahead = self._ahead[1], None
+        if isinstance(ticket, BaseException):
+            raise ticket
+        action, self.step_seconds = self.process.result(ticket, f"{self.name}'s step")
         self._steps += 1
         return action, self._steps
 
     def close(self) -> None:
+        self._forget_ahead()
         if self.process.generation == self.generation and self.process.alive():
             self.generation = -1
+            self.process.open_policies -= 1
             self.process.request(("close", self.handle), f"{self.name}'s close")
+
+    def _forget_ahead(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and type(ahead[1]) is int and self.process.generation == self.generation:
+            self.process.drop(ahead[1])
 
     def _check_child(self) -> None:
         if self.process.generation != self.generation:
@@ -265,4 +376,5 @@ class VenvSource:
         name = f"{self.spec}@{self.python}"
         process.request(("build", handle, self.spec, info.name, slot.role, slot.policy_id, seed),
                         f"building {name}")
+        process.open_policies += 1
         return RemotePolicy(process, handle, name)

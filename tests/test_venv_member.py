@@ -147,6 +147,133 @@ def test_a_child_that_exits_fails_the_step_and_the_next_build_restarts_it(tmp_pa
         policy.close()  # quiet: its child is gone
 
 
+ECHO = """
+import time
+
+class Echo:
+    \"\"\"Checks it sees its own player's view, then acts on it: (player + step) % 8.\"\"\"
+
+    fail_at = hang_at = None
+
+    def __init__(self, policy_id):
+        self.index = int(policy_id.rsplit("_", 1)[1])
+
+    def initial_state(self):
+        return 0
+
+    def step(self, timestep, state):
+        seen, step = int(timestep.observation["RGB"][0, 0, 0]), int(timestep.observation["READY_TO_SHOOT"])
+        reward = 0.0 if timestep.reward is None else float(timestep.reward)
+        timestep.observation["RGB"][0, 0, 0] = 255  # the child's copy is writable and its own
+        if (seen, step) != (self.index, state) or reward not in (0.0, 1.0):
+            return -1, state  # an invalid action fails the episode
+        if self.index == 3:
+            time.sleep(0.003)  # slower than the bridge's HOLD_SECONDS: its reply is not held back
+        if state == self.fail_at and self.index == 1:
+            raise ValueError("player 1 gives up")
+        if state == self.hang_at and self.index == 3:
+            time.sleep(60)
+        return (seen + step) % 8, state + 1
+
+class Failing(Echo):
+    fail_at = 3
+
+class Hanging(Echo):
+    hang_at = 2
+"""
+
+
+class Checker:
+    """A stub substrate: player i sees i in its RGB view and the step number
+    in READY_TO_SHOOT, and gets reward 1 when its last action was
+    (i + step) % 8; the focal returns thus count the correct actions."""
+
+    def __init__(self, players: int):
+        self.players, self.t = players, 0
+
+    def _timestep(self, rewards):
+        observation = [{"RGB": np.full((88, 88, 3), i, np.uint8), "READY_TO_SHOOT": np.array(float(self.t)),
+                        "WORLD.RGB": np.zeros((8, 8, 3), np.uint8)} for i in range(self.players)]
+        if rewards is None:
+            return dm_env.restart(observation)
+        return dm_env.transition([np.array(r) for r in rewards], observation)
+
+    def reset(self):
+        self.t = 0
+        return self._timestep(None)
+
+    def step(self, actions):
+        rewards = [float(a == (i + self.t) % 8) for i, a in enumerate(actions)]
+        self.t += 1
+        return self._timestep(rewards)
+
+    def action_spec(self):
+        return [dm_env.specs.DiscreteArray(8)] * self.players
+
+    def close(self):
+        pass
+
+
+def test_players_sharing_a_child_each_get_their_own_step(tmp_path, monkeypatch):
+    """Four focal players in one child, a background slot among them: their
+    steps are sent together and answered in one go (or not, for the slow
+    player 3), and each player must see its own view and have its own action
+    back, every step; a failure mid-step leaves no stray reply for the next
+    episode in the same child, and a step that hangs is still a timeout."""
+    from capprof.runners.episode import EpisodeTask, Limits, run_episode
+    from capprof.runners.scenarios import Scenario
+
+    path = tmp_path / "echo.py"
+    path.write_text(ECHO)
+    is_focal = (True, True, False, True, True)
+    scenario = Scenario(name="commons_harvest__open__checker", substrate="commons_harvest__open",
+                        roles=("default",) * 5, is_focal=is_focal, background=(("default", ("noop",)),),
+                        suite="bench")
+    monkeypatch.setattr("capprof.runners.episode.build_substrate", lambda scenario, env_seed: Checker(5))
+
+    def play(cls, steps=30, limits=Limits()):
+        return run_episode(EpisodeTask(run_id="t", population=f"{path}:{cls}@{sys.executable}", team="t",
+                                       scenario=scenario, episode=0, seed=0, max_steps=steps, limits=limits))
+
+    for cls, status, steps, needle in [
+        ("Echo", "ok", 30, ""),
+        ("Failing", "error", 3, "focal policy {path}:Failing@{python} raised PolicyProcessError: ValueError: "
+                                "player 1 gives up"),
+        ("Echo", "ok", 30, ""),  # the same child: the replies the failure left unread are skipped
+        ("Hanging", "timeout", 2, "took longer than 1 s for one step"),
+        ("Echo", "ok", 30, ""),  # a new child
+    ]:
+        record = play(cls, limits=Limits(step_seconds=1.0) if cls == "Hanging" else Limits())
+        assert (record.status, record.steps) == (status, steps), record.error
+        assert needle.format(path=path, python=sys.executable) in record.error
+        if status == "ok":
+            returns = [r for r, focal in zip(record.player_returns, is_focal) if focal]
+            assert returns == [steps] * 4  # every action was the right one
+
+
+def test_a_step_that_ran_too_long_in_the_child_is_a_timeout_however_short_the_wait():
+    """A step sent ahead may have run in the child before the loop asked for
+    it: the guard also checks the child's own clock (``step_seconds``)."""
+    from capprof.runners.guard import GuardedPolicy, StepWatchdog
+    from capprof.runners.records import PolicyFailure
+
+    class RanLong:
+        step_seconds = 0.0
+
+        def step_ahead(self, timestep, state):
+            pass
+
+        def step(self, timestep, state):
+            self.step_seconds = 2.5
+            return 1, state
+
+    with StepWatchdog(2.0) as watchdog:
+        guarded = GuardedPolicy(RanLong(), "x@python", 8, watchdog)
+        assert guarded.step_ahead is not None
+        with pytest.raises(PolicyFailure, match="focal policy x@python took longer than 2 s for one step"):
+            guarded.step(observation(), 0)
+
+
 @pytest.mark.parametrize("member, needle", [
     ("x={recorder}:Recorder@/nowhere/bin/python", "interpreter /nowhere/bin/python does not exist"),
     ("x={recorder}:Recorder@{not_executable}", "is not an executable file"),
