@@ -35,6 +35,7 @@ from pathlib import Path
 
 from capprof.errors import CapprofError
 from capprof.runners import bridge
+from capprof.runners.isolation import die_with_parent
 
 BRIDGE = str(Path(bridge.__file__).resolve())
 CHECK_SECONDS = 300.0  # the check imports the member (a submission may import TensorFlow or ray)
@@ -89,18 +90,6 @@ def check_interpreter(python: str, spec: str) -> dict:
     return result
 
 
-def _die_with_parent() -> None:
-    """In the child before exec (Linux): be killed when the episode process
-    dies, so a child stuck in a step cannot outlive a killed worker."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return lines[-1] if lines else ""
@@ -131,7 +120,7 @@ class BridgeProcess:
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([self.python, BRIDGE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._stderr, env=child_env(), bufsize=0,
-                                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
+                                     preexec_fn=die_with_parent if sys.platform.startswith("linux") else None)
         self.generation += 1
         self._to, self._from = self.proc.stdin.fileno(), self.proc.stdout.fileno()
         bridge.widen_pipe(self._to)
