@@ -22,7 +22,6 @@ directory that is removed at the end (pass --out to keep them).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -110,12 +109,10 @@ def main(argv=None) -> int:
             shutil.rmtree(runs)
         # "ppo" samples from the policy, as PPO acted while it learnt; "ppo_greedy"
         # takes its most likely action (the default of rllib: members).
-        sampled = work / "ppo_sampled"
-        shutil.rmtree(sampled, ignore_errors=True)
-        sampled.mkdir()
-        (sampled / "learner_group").symlink_to(trained.resolve() / "learner_group")
-        convention = json.loads((trained / "capprof_rllib.json").read_text())
-        (sampled / "capprof_rllib.json").write_text(json.dumps({**convention, "explore": True}))
+        from capprof.runners.shipped_populations import played_as
+
+        shutil.rmtree(work / "ppo_sampled", ignore_errors=True)
+        sampled = played_as(trained, work / "ppo_sampled", explore=True)
         run = ["run", "--population", f"ppo=rllib:{sampled}", "--population", f"ppo_greedy=rllib:{trained}",
                "--population", "random", "--episodes", args.episodes, "--seed", args.seed, "--out", runs, "--quiet"]
         for scenario in SCENARIOS:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from capprof.errors import CapprofError
+from capprof.runners.rllib_obs import CONVENTION_FILE, read_convention
 
-__all__ = ["SHIPPED_FILES", "ShippedPopulation", "ship", "shipped_dir", "shipped_population", "shipped_populations"]
+__all__ = ["SHIPPED_FILES", "ShippedPopulation", "played_as", "ship", "shipped_dir", "shipped_population", "shipped_populations"]
 
 # What a shipped directory holds (relative paths); everything else of a
 # training directory stays behind.
@@ -71,8 +72,8 @@ class ShippedPopulation:
             record = json.loads(path.read_text())
             settings = record["settings"]
             last = record["sessions"][-1]
-            convention = Path(directory) / "capprof_rllib.json"
-            explore = bool(json.loads(convention.read_text()).get("explore", False)) if convention.exists() else False
+            convention = read_convention(Path(directory))
+            explore = bool(convention[1].get("explore", False)) if convention else False
             return cls(name=Path(directory).name, directory=Path(directory), substrate=str(record["substrate"]),
                        prosocial=bool(settings["prosocial"]), per_player=bool(settings["per_player"]),
                        env_steps=int(record["env_steps"]), iterations=int(record["iterations"]),
@@ -122,6 +123,22 @@ def ship(train_dir, destination, explore: bool | None = None) -> ShippedPopulati
         else:
             shutil.copy2(source, target)
     if explore is not None:
-        convention = destination / "capprof_rllib.json"
-        convention.write_text(json.dumps({**json.loads(convention.read_text()), "explore": explore}, indent=2) + "\n")
+        _write_explore(train_dir, destination, explore)
     return ShippedPopulation.read(destination)
+
+
+def _write_explore(source: Path, destination: Path, explore: bool) -> None:
+    """``destination/capprof_rllib.json``: ``source``'s, with ``explore`` set."""
+    path = destination / CONVENTION_FILE
+    path.write_text(json.dumps({**json.loads((source / CONVENTION_FILE).read_text()), "explore": explore},
+                               indent=2) + "\n")
+
+
+def played_as(directory, target, explore: bool) -> Path:
+    """A member directory ``target`` that plays ``directory``'s modules
+    (linked, not copied) sampling from the policy (``explore``) or greedily."""
+    directory, target = Path(directory).resolve(), Path(target)
+    target.mkdir()
+    (target / "learner_group").symlink_to(directory / "learner_group")
+    _write_explore(directory, target, explore)
+    return target

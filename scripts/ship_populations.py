@@ -14,7 +14,6 @@ learning curves and those episodes, so every number in it comes from a run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -27,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from capprof.profiling.cellstats import mean_interval
-from capprof.runners.shipped_populations import ship, shipped_dir, shipped_populations
+from capprof.runners.shipped_populations import played_as, ship, shipped_dir, shipped_populations
 
 SCENARIOS = ("commons_harvest__open__resident_harvester", "commons_harvest__open__visitor_harvester",
              "commons_harvest__open__no_zap")
@@ -38,17 +37,6 @@ CURVE_ROWS = 8
 def _interval(values) -> str:
     m, low, high = mean_interval(values)
     return f"{m:.2f} [{low:.2f}, {high:.2f}]"
-
-
-def greedy_copy(population, work: Path) -> Path:
-    """The population set to play greedily (a copy of its convention file,
-    its modules linked)."""
-    target = work / f"{population.name}_greedy"
-    target.mkdir()
-    (target / "learner_group").symlink_to(population.directory / "learner_group")
-    convention = json.loads((population.directory / "capprof_rllib.json").read_text())
-    (target / "capprof_rllib.json").write_text(json.dumps({**convention, "explore": False}))
-    return target
 
 
 def play(episodes: int, max_steps: int, seed: int, work: Path) -> tuple[pd.DataFrame, list[str]]:
@@ -62,7 +50,8 @@ def play(episodes: int, max_steps: int, seed: int, work: Path) -> tuple[pd.DataF
         cmd += ["--population", f"{population.name}=shipped:{population.name}"]
         teams.append(population.name)
         if population.explore:
-            cmd += ["--population", f"{population.name}_greedy=rllib:{greedy_copy(population, work)}"]
+            greedy = played_as(population.directory, work / f"{population.name}_greedy", explore=False)
+            cmd += ["--population", f"{population.name}_greedy=rllib:{greedy}"]
             teams.append(f"{population.name}_greedy")
     for name in BASELINES:
         cmd += ["--population", name]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from capprof.errors import CapprofError
-from capprof.runners.shipped_populations import (SHIPPED_FILES, ShippedPopulation, ship, shipped_population,
+from capprof.runners.shipped_populations import (SHIPPED_FILES, ShippedPopulation, played_as, ship, shipped_population,
                                                  shipped_populations)
 
 MAX_SHIPPED_BYTES = 5 * 2**20  # "MBs, not tens of MBs"
@@ -55,6 +55,9 @@ def test_ship_copies_only_what_plays(tmp_path):
     assert shipped.explore and shipped.describe().endswith("plays by sampling from its policy")
     assert not (tmp_path / "out" / "mine" / "checkpoints").exists()
     assert shipped.env_steps == shipped_population("selfish").env_steps
+    greedy = played_as(tmp_path / "out" / "mine", tmp_path / "greedy", explore=False)
+    assert json.loads((greedy / "capprof_rllib.json").read_text())["explore"] is False
+    assert (greedy / "learner_group").resolve() == (tmp_path / "out" / "mine" / "learner_group").resolve()
     with pytest.raises(CapprofError, match="exists; remove it or choose another destination"):
         ship(train_dir, tmp_path / "out" / "mine")
     record = json.loads((train_dir / "train.json").read_text())
