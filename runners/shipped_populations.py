@@ -20,7 +20,8 @@ from pathlib import Path
 from capprof.errors import CapprofError
 from capprof.runners.rllib_obs import CONVENTION_FILE, read_convention
 
-__all__ = ["SHIPPED_FILES", "ShippedPopulation", "played_as", "ship", "shipped_dir", "shipped_population", "shipped_populations"]
+__all__ = ["SHIPPED_FILES", "ShippedPopulation", "played_as", "ship", "shipped_dir",
+           "shipped_population", "shipped_populations"]
 
 # What a shipped directory holds (relative paths); everything else of a
 # training directory stays behind.
