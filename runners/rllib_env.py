@@ -135,3 +135,101 @@ def _env_class():
             self._env.close()
 
     return MeltingPotMultiAgentEnv
+
+
+def _vector_env_class():
+    """The vectorised sampler's environment (``sampler="vector"``): with one
+    shared module every player is an independent single-agent env, so RLlib's
+    single-agent runner batches all their forward passes and keeps one small
+    episode record per player instead of a multi-agent episode per step."""
+    torch_only_rllib()
+    import gymnasium as gym
+
+    class MeltingPotPlayersVectorEnv(gym.vector.VectorEnv):
+        """``substrates`` Melting Pot substrates x ``n`` players as one vector of
+        ``substrates * n`` single-agent envs (sub-env ``k * n + i`` is player
+        ``i`` of substrate ``k``), as SuperSuit's Markov vector env presents a
+        parallel multi-agent env. Observations are converted for all players
+        of a substrate at once (``ObsConvention.convert_many``, identical to
+        the per-player conversion ``rllib:`` members play with).
+
+        ``env_config`` is that of ``MeltingPotMultiAgentEnv`` plus ``num_envs``
+        (RLlib passes ``num_envs_per_env_runner``; a multiple of the players).
+        Episodes of a substrate end together; the next ``step`` resets it and
+        returns its first observations (gymnasium's NEXT_STEP autoreset, which
+        RLlib's single-agent runner expects).
+        """
+
+        metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
+
+        def __init__(self, env_config=None):
+            from capprof.meltingpot_import import import_meltingpot
+            from capprof.runners.substrate import build_substrate
+
+            import_meltingpot()
+            cfg = dict(env_config or {})
+            self.scenario = cfg["scenario"]
+            self.players = self.scenario.n_players
+            total = int(cfg.get("num_envs", self.players))
+            if total % self.players:
+                raise ValueError(f"num_envs {total} is not a multiple of the {self.players} players")
+            self.substrates = total // self.players
+            self.num_envs = total
+            self.convention = ObsConvention(downsample=int(cfg.get("downsample", 8)),
+                                            scale=bool(cfg.get("scale", True)))
+            self.max_steps = cfg.get("max_steps")
+            self.prosocial = bool(cfg.get("prosocial", False))
+            worker = int(getattr(env_config, "worker_index", 0) or 0)
+            seeds = np.random.SeedSequence([int(cfg.get("seed", 0)), worker]).generate_state(self.substrates)
+            self._envs = [build_substrate(self.scenario, int(s) % (2**31 - 1) + 1) for s in seeds]
+            self.num_actions = int(self._envs[0].action_spec()[0].num_values)
+            self.single_observation_space = self.convention.space()
+            self.single_action_space = gym.spaces.Discrete(self.num_actions)
+            self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, total)
+            self.action_space = gym.spaces.MultiDiscrete(np.full(total, self.num_actions))
+            self._steps = np.zeros(self.substrates, dtype=np.int64)
+            self._ended = np.zeros(self.substrates, dtype=bool)
+            shape = (total, *self.single_observation_space.shape)
+            self._obs = np.zeros(shape, dtype=self.single_observation_space.dtype)
+
+        def _put(self, k: int, timestep) -> None:
+            rows = slice(k * self.players, (k + 1) * self.players)
+            self._obs[rows] = self.convention.convert_many(timestep.observation)
+
+        def reset(self, *, seed=None, options=None):
+            # meltingpot draws each episode's seed from the one given at build.
+            for k, env in enumerate(self._envs):
+                self._put(k, env.reset())
+            self._steps[:] = 0
+            self._ended[:] = False
+            return self._obs.copy(), {}
+
+        def step(self, actions):
+            actions = np.asarray(actions, dtype=np.int64).reshape(self.substrates, self.players)
+            rewards = np.zeros((self.substrates, self.players), dtype=np.float32)
+            terminated = np.zeros(self.substrates, dtype=bool)
+            truncated = np.zeros(self.substrates, dtype=bool)
+            for k, env in enumerate(self._envs):
+                if self._ended[k]:  # NEXT_STEP autoreset: this step starts a new episode
+                    self._put(k, env.reset())
+                    self._steps[k] = 0
+                    self._ended[k] = False
+                    continue
+                timestep = env.step(actions[k])
+                self._steps[k] += 1
+                self._put(k, timestep)
+                reward = np.asarray(timestep.reward, dtype=np.float32)
+                rewards[k] = reward.mean() if self.prosocial else reward
+                terminated[k] = timestep.last()
+                truncated[k] = (not terminated[k] and self.max_steps is not None
+                                and self._steps[k] >= self.max_steps)
+                self._ended[k] = terminated[k] or truncated[k]
+            spread = np.repeat  # every player of a substrate shares its end
+            return (self._obs.copy(), rewards.reshape(-1), spread(terminated, self.players),
+                    spread(truncated, self.players), {})
+
+        def close_extras(self, **kwargs):
+            for env in self._envs:
+                env.close()
+
+    return MeltingPotPlayersVectorEnv

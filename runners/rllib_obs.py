@@ -50,12 +50,23 @@ class ObsConvention:
 
     def convert(self, observation: dict) -> np.ndarray:
         """One player's meltingpot observation dict -> the module's input."""
-        rgb = np.asarray(observation[self.observation])
+        return self.convert_many([observation])[0]
+
+    def convert_many(self, observations) -> np.ndarray:
+        """Every player's observation dict -> a stacked batch (the vectorised
+        sampler converts a substrate's players at once; ``convert`` is this
+        for one, so training and play see the same numbers)."""
+        rgb = np.stack([np.asarray(o[self.observation]) for o in observations])
         f = self.downsample
         if f > 1:
-            h, w, c = rgb.shape
-            blocks = rgb[: h - h % f, : w - w % f].reshape(h // f, f, w // f, f, c)
-            rgb = blocks.sum(axis=(1, 3), dtype=np.uint32) / float(f * f)  # exact sums, then the mean
+            n, h, w, c = rgb.shape
+            h, w = h - h % f, w - w % f
+            # Block sums in float32 are exact (at most f*f*255 < 2**24) and,
+            # summed one axis at a time over contiguous memory, ~5x faster
+            # than one integer sum over two strided axes.
+            rows = rgb[:, :h, :w].reshape(n * (h // f), f, w * c).astype(np.float32).sum(axis=1)
+            sums = rows.reshape(n, h // f, w // f, f, c).sum(axis=3)
+            rgb = sums.astype(np.float64) / float(f * f)
         if self.scale:
             return (rgb / 255.0).astype(np.float32)
         return np.rint(rgb).astype(np.uint8) if f > 1 else rgb.astype(np.uint8)

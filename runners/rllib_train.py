@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from capprof.errors import CapprofError, note
-from capprof.runners.rllib_env import _env_class, resolve_target, torch_only_rllib  # noqa: F401
+from capprof.runners.rllib_env import _env_class, _vector_env_class, resolve_target, torch_only_rllib  # noqa: F401
 from capprof.runners.rllib_obs import CONVENTION_FILE, MODULES_SUBDIR, RGB_SIZE, ObsConvention
 from capprof.runners.rllib_train_dir import (  # noqa: F401  (also this library's names, as before the split)
     CHECKPOINT_MARKER, CHECKPOINTS, CURVE_COLUMNS, CURVE_FILE, TRAIN_FILE, Progress, _append_curve, _curve_row,
@@ -50,6 +50,15 @@ from capprof.runners.rllib_train_dir import (  # noqa: F401  (also this library'
 
 SHARED_MODULE = "shared"
 KEEP_CHECKPOINTS = 2
+# RLlib's id for a single-agent module: the vectorised sampler trains one, and
+# the playable export renames it to SHARED_MODULE.
+SINGLE_AGENT_MODULE = "default_policy"
+SAMPLERS = ("vector", "multi-agent")
+# Substrates the vectorised sampler steps together by default: more batch the
+# forward pass over more players and amortise RLlib's per-step work
+# (bench/bench_train_throughput.py: 1 -> ~310, 2 -> ~390, 4 -> ~455,
+# 8 -> ~525 env steps/s on 2 cores, resets included).
+VECTOR_SUBSTRATES = 8
 
 
 # ------------------------------------------------------------ settings
@@ -76,9 +85,24 @@ class TrainSettings:
     scale: bool = True
     lstm: bool = False
     env_runners: int = 0
-    envs_per_runner: int = 1
+    envs_per_runner: int = 0  # 0 = the sampler's default (VECTOR_SUBSTRATES or 1)
+    # "vector": the players of each substrate as a vector of single-agent envs
+    # (one shared module; RLlib's single-agent runner batches their forward
+    # passes); "multi-agent": RLlib's multi-agent runner (needed by --per-player).
+    sampler: str = ""  # "" = the default for the module layout (default_sampler)
+
+    def __post_init__(self):
+        if not self.sampler:
+            object.__setattr__(self, "sampler", default_sampler(self.per_player))
+        if not self.envs_per_runner:
+            object.__setattr__(self, "envs_per_runner", VECTOR_SUBSTRATES if self.sampler == "vector" else 1)
 
     def check(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise CapprofError(f"--sampler {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
+        if self.per_player and self.sampler == "vector":
+            raise CapprofError("--per-player trains one module per player, which needs --sampler multi-agent; "
+                               "add --sampler multi-agent or drop --per-player")
         if self.downsample < 1 or RGB_SIZE % self.downsample:
             raise CapprofError(f"--downsample must divide {RGB_SIZE} (got {self.downsample}); use 1, 2, 4, 8 or 11")
         if self.minibatch_size > self.batch_size:
@@ -86,12 +110,20 @@ class TrainSettings:
                                "lower it or raise --batch-size")
         if self.batch_size % self.envs_per_runner:
             raise CapprofError(f"--batch-size {self.batch_size} is not a multiple of --envs-per-runner "
-                               f"{self.envs_per_runner}")
+                               f"{self.envs_per_runner} (substrates sampled together); give a batch size that "
+                               "is, or another --envs-per-runner")
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainSettings":
         names = {f.name for f in fields(cls)}
+        # Runs recorded before the vectorised sampler existed used the multi-agent one.
+        data = {"sampler": "multi-agent", **data}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def default_sampler(per_player: bool) -> str:
+    """The sampler a new run uses unless told: vector for one shared module."""
+    return "multi-agent" if per_player else "vector"
 
 
 def minimum_steps(settings: TrainSettings) -> int:
@@ -103,7 +135,13 @@ def minimum_steps(settings: TrainSettings) -> int:
 
 
 def module_ids(settings: TrainSettings, n_players: int) -> list[str]:
+    """The modules the trained directory plays (its export's names)."""
     return [f"player_{i}" for i in range(n_players)] if settings.per_player else [SHARED_MODULE]
+
+
+def trained_module_ids(settings: TrainSettings, n_players: int) -> list[str]:
+    """The modules as RLlib names them while training."""
+    return [SINGLE_AGENT_MODULE] if settings.sampler == "vector" else module_ids(settings, n_players)
 
 
 def _shared_mapping(agent_id, episode, **kwargs):
@@ -132,6 +170,25 @@ def ppo_config(settings: TrainSettings, scenario):
         use_lstm=settings.lstm, lstm_cell_size=32, max_seq_len=20)
     env_config = {"scenario": scenario, "downsample": settings.downsample, "scale": settings.scale,
                   "max_steps": settings.max_episode_steps, "prosocial": settings.prosocial, "seed": settings.seed}
+    if settings.sampler == "vector":
+        n = scenario.n_players
+        # Sizes count agent steps here (one sub-env per player): scaled so that
+        # --batch-size and --minibatch-size keep meaning env steps.
+        return (
+            PPOConfig()
+            .environment(_vector_env_class(), env_config=env_config, disable_env_checking=True)
+            .framework("torch")
+            .env_runners(num_env_runners=settings.env_runners, num_envs_per_env_runner=settings.envs_per_runner * n,
+                         gym_env_vectorize_mode="vector_entry_point", rollout_fragment_length="auto",
+                         num_cpus_per_env_runner=1)
+            .learners(num_learners=0)
+            .rl_module(rl_module_spec=RLModuleSpec(model_config=model))
+            .training(train_batch_size_per_learner=settings.batch_size * n, minibatch_size=settings.minibatch_size * n,
+                      num_epochs=settings.epochs, lr=settings.lr, entropy_coeff=settings.entropy_coeff,
+                      gamma=settings.gamma)
+            .reporting(metrics_num_episodes_for_smoothing=episodes_per_iteration(settings) * n)
+            .debugging(seed=settings.seed, log_level="ERROR")
+        )
     return (
         PPOConfig()
         .environment(_env_class(), env_config=env_config, disable_env_checking=True)
@@ -192,6 +249,8 @@ def _save(algo, out: Path, progress: Progress, settings: TrainSettings, scenario
     staging = out / ".rl_module.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.copytree(final / MODULES_SUBDIR, staging)
+    if settings.sampler == "vector":  # RLlib's single-agent module plays as the shared one
+        os.replace(staging / SINGLE_AGENT_MODULE, staging / SHARED_MODULE)
     target.parent.mkdir(parents=True, exist_ok=True)
     old = out / ".rl_module.old"
     shutil.rmtree(old, ignore_errors=True)
@@ -203,7 +262,10 @@ def _save(algo, out: Path, progress: Progress, settings: TrainSettings, scenario
     (out / CONVENTION_FILE).write_text(convention.to_json(
         substrate=scenario.substrate, trained_on=scenario.name, num_actions=num_actions,
         modules=module_ids(settings, scenario.n_players), env_steps=progress.env_steps,
-        prosocial=settings.prosocial))
+        prosocial=settings.prosocial,
+        # PPO acted by sampling from its policy while it learnt; greedy play of
+        # a policy that is still far from deterministic is another, weaker policy.
+        explore=True))
     for _, path in checkpoints(out)[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(path, ignore_errors=True)
     return final
@@ -287,7 +349,7 @@ def train(settings: TrainSettings, out: Path, steps: int, *, checkpoint_every: i
                 # samplers' copies as built: sample the next batch with the restored ones.
                 algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group,
                                                    inference_only=True)
-            modules = module_ids(settings, scenario.n_players)
+            modules = trained_module_ids(settings, scenario.n_players)
             num_actions = int(algo.get_module(modules[0]).action_space.n)
             saved_at = progress.env_steps
             checkpoint = found[1] if found else None
@@ -300,9 +362,12 @@ def train(settings: TrainSettings, out: Path, steps: int, *, checkpoint_every: i
                     seconds = time.perf_counter() - start
                     runners = result.get("env_runners", {}) or {}
                     done = int(runners.get("num_env_steps_sampled", 0) or 0) or settings.batch_size
+                    if settings.sampler == "vector":  # RLlib counted one step per player
+                        done = max(1, round(done / scenario.n_players))
                     progress = Progress(progress.iteration + 1, progress.env_steps + done,
                                         progress.wall_seconds + seconds)
-                    row = _curve_row(result, progress, scenario.n_players, seconds, done, modules)
+                    row = _curve_row(result, progress, scenario.n_players, seconds, done, modules,
+                                     return_per_player=settings.sampler == "vector")
                     _append_curve(out, row)
                     session_rows.append(row)
                     if on_iteration:

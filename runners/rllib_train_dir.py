@@ -155,15 +155,20 @@ def _mean(values) -> float:
 
 
 def _curve_row(result: dict, progress: Progress, n_players: int, seconds: float, steps: int,
-               modules: list[str]) -> dict:
+               modules: list[str], return_per_player: bool = False) -> dict:
+    """One learning-curve row. ``return_per_player``: RLlib's episodes were
+    single players' (the vectorised sampler), so the episode return (the sum
+    over players, as the multi-agent sampler reports it) is the mean x players."""
     runners = result.get("env_runners", {}) or {}
     learners = result.get("learners", {}) or {}
     ret = float(runners.get("episode_return_mean", float("nan")))
+    if return_per_player:
+        ret *= n_players
     return {
         "iteration": progress.iteration,
         "env_steps": progress.env_steps,
         "agent_steps": progress.env_steps * n_players,  # every player acts at every step
-        "episodes": int(runners.get("num_episodes", 0) or 0),
+        "episodes": int(runners.get("num_episodes", 0) or 0) // (n_players if return_per_player else 1),
         "episode_return_mean": round(ret, 4),
         "per_capita_return_mean": round(ret / n_players, 4),
         "episode_len_mean": round(float(runners.get("episode_len_mean", float("nan"))), 1),

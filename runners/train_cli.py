@@ -22,7 +22,7 @@ DEFAULT_CHECKPOINT_EVERY = 50_000
 # Options that shape the training (recorded in train.json; --resume keeps them).
 SETTING_OPTIONS = ("per_player", "prosocial", "seed", "batch_size", "minibatch_size", "epochs", "lr",
                    "entropy_coeff", "gamma", "max_episode_steps", "downsample", "scale", "lstm",
-                   "env_runners", "envs_per_runner")
+                   "env_runners", "envs_per_runner", "sampler")
 
 
 def _non_negative_float(text: str) -> float:
@@ -232,8 +232,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="truncate training episodes (default 1000, the substrates' own length)")
     g.add_argument("--env-runners", type=non_negative_int, metavar="N",
                    help="remote sampling processes (default 0: sample in this process)")
+    g.add_argument("--sampler", choices=("vector", "multi-agent"),
+                   help="vector (default with one shared module): each player a single-agent env, forward passes "
+                        "batched; multi-agent: RLlib's multi-agent runner (the default with --per-player)")
     g.add_argument("--envs-per-runner", type=positive_int, metavar="N",
-                   help="substrates stepped together per sampler (default 1)")
+                   help="substrates stepped together per sampler (default 8 with the vector sampler, "
+                        "1 with multi-agent)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 

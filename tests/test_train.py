@@ -233,3 +233,69 @@ def test_train_interrupt_resume_and_play(tmp_path, cli_subprocess):
     row = pd.read_parquet(runs).iloc[0]
     assert row["status"] == "ok" and row["steps"] == 40, row["error"]
     assert set(row["focal_members"]) == {f"rllib:{out}"}
+
+
+# ------------------------------------------------------------ the vectorised sampler (a fake substrate)
+
+
+@pytest.mark.parametrize("prosocial, rewards", [(False, [3.0, 0.0, 0.0]), (True, [1.0, 1.0, 1.0])])
+def test_vector_env_presents_each_player_as_a_sub_env_and_restarts_a_finished_substrate(monkeypatch, prosocial,
+                                                                                        rewards):
+    import numpy as np
+
+    from capprof.runners import rllib_env, substrate
+    from capprof.runners.scenarios import get_scenario
+
+    import capprof.meltingpot_import
+
+    built = []
+    monkeypatch.setattr(capprof.meltingpot_import, "import_meltingpot", lambda: None)
+    monkeypatch.setattr(substrate, "build_substrate", lambda sc, seed: built.append(_FakeSubstrate(sc, seed))
+                        or built[-1])
+    scenario = get_scenario("commons_harvest__open__no_zap")
+    monkeypatch.setattr(type(scenario), "n_players", property(lambda self: 3))  # the fake has 3 players
+    env = rllib_env._vector_env_class()({"scenario": scenario, "prosocial": prosocial, "max_steps": 2,
+                                          "seed": 1, "num_envs": 6})
+    assert env.num_envs == 6 and len(built) == 2 and built[0].seed != built[1].seed
+    obs, _ = env.reset()
+    assert obs.shape == (6, 11, 11, 3) and obs.dtype == np.float32
+    _, got, terminated, truncated, _ = env.step(np.array([7, 1, 2, 0, 3, 4]))
+    assert built[0].actions == [[7, 1, 2]] and built[1].actions == [[0, 3, 4]]
+    assert list(got) == rewards * 2 and not truncated.any()
+    _, _, terminated, truncated, _ = env.step(np.zeros(6, int))
+    assert truncated.all() and not terminated.any()  # cut at max_steps, every player of both substrates
+    _, got, terminated, truncated, _ = env.step(np.zeros(6, int))  # NEXT_STEP autoreset: a new episode
+    assert len(built[0].actions) == 2 and not got.any() and not truncated.any()
+
+
+def test_vector_conversion_is_the_conversion_rllib_members_play_with():
+    import numpy as np
+
+    from capprof.runners.rllib_obs import ObsConvention
+
+    rng = np.random.default_rng(0)
+    observations = [{"RGB": rng.integers(0, 256, (88, 88, 3), dtype=np.uint8)} for _ in range(4)]
+    for convention in (ObsConvention(), ObsConvention(downsample=4, scale=False), ObsConvention(downsample=1)):
+        batch = convention.convert_many(observations)
+        for i, observation in enumerate(observations):
+            assert np.array_equal(batch[i], convention.convert(observation))
+    # the block mean, written out for one pixel of one player
+    block = observations[1]["RGB"][8:16, 16:24].astype(np.float64)
+    expected = (block.reshape(-1, 3).sum(axis=0) / 64.0 / 255.0).astype(np.float32)
+    assert np.array_equal(ObsConvention().convert_many(observations)[1, 1, 2], expected)
+
+
+def test_sampler_defaults_and_refusals(cli, tmp_path):
+    from capprof.runners.rllib_train import TrainSettings
+
+    shared = TrainSettings("commons_harvest__open")
+    assert (shared.sampler, shared.envs_per_runner) == ("vector", 8)
+    per_player = TrainSettings("commons_harvest__open", per_player=True)
+    assert (per_player.sampler, per_player.envs_per_runner) == ("multi-agent", 1)
+    # runs recorded before the vectorised sampler resume with the sampler they used
+    assert TrainSettings.from_dict({"target": "commons_harvest__open", "envs_per_runner": 1}).sampler == "multi-agent"
+    _one_error_line(cli("train", "commons_harvest__open", "--out", tmp_path / "a", "--per-player",
+                        "--sampler", "vector"), "--per-player trains one module per player, which needs --sampler "
+                                                "multi-agent")
+    _one_error_line(cli("train", "commons_harvest__open", "--out", tmp_path / "b", "--batch-size", "2001"),
+                    "--batch-size 2001 is not a multiple of --envs-per-runner 8")

@@ -1,0 +1,125 @@
+"""How fast does ``capprof train`` sample and learn? Env steps per second of
+training configurations on commons_harvest__open, measured in one run on this
+machine, beside the raw substrate with random actions (the ceiling: no
+policy, no learner).
+
+Each configuration builds the real PPO algorithm ``capprof train`` builds
+(``capprof.runners.rllib_train.ppo_config``), runs one warm-up iteration, then
+times ``--iterations`` iterations of ``--batch-size`` env steps (sampling and
+the PPO update, what the learning curve's ``steps_per_second`` counts) and
+prints where the time went (RLlib's sampling and learner timers).
+
+Configurations (``--configs``, comma-separated):
+    multi-agent   the configuration before the vectorised sampler: RLlib's
+                  multi-agent runner, one substrate, sampling in the trainer
+    vector        the players as a vector of single-agent envs, one substrate,
+                  sampling in the trainer
+    default       what `capprof train` uses today without options
+
+Usage:
+    .venv/bin/python bench/bench_train_throughput.py                 # ~5 min on 2 idle cores
+    .venv/bin/python bench/bench_train_throughput.py --iterations 1 --configs multi-agent,default
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+SUBSTRATE = "commons_harvest__open"
+CONFIGS = {
+    "multi-agent": {"sampler": "multi-agent"},
+    "vector": {"sampler": "vector", "env_runners": 0, "envs_per_runner": 1},
+    "default": {},
+}
+
+
+def raw_steps_per_second(scenario, steps: int, seed: int = 0) -> float:
+    """Random actions on the bare substrate, resets included (the ceiling)."""
+    from capprof.runners.substrate import build_substrate
+
+    env = build_substrate(scenario, seed + 1)
+    n_actions = int(env.action_spec()[0].num_values)
+    rng = np.random.default_rng(seed)
+    env.reset()
+    start = time.perf_counter()
+    for _ in range(steps):
+        if env.step(rng.integers(0, n_actions, scenario.n_players)).last():
+            env.reset()
+    seconds = time.perf_counter() - start
+    env.close()
+    return steps / seconds
+
+
+def train_steps_per_second(lib, overrides: dict, batch_size: int, iterations: int) -> dict:
+    """One configuration: env steps/s over ``iterations`` timed iterations."""
+    settings = lib.TrainSettings(SUBSTRATE, batch_size=batch_size, minibatch_size=batch_size // 4, **overrides)
+    settings.check()
+    scenario = lib.resolve_target(settings.target)
+    algo = lib.ppo_config(settings, scenario).build_algo()
+    try:
+        algo.train()  # warm-up: builds the substrates and the first episodes
+        sample = learn = 0.0
+        start = time.perf_counter()
+        for _ in range(iterations):
+            timers = algo.train().get("timers", {})
+            sample += float(timers.get("env_runner_sampling_timer", float("nan")))
+            learn += float(timers.get("learner_update_timer", float("nan")))
+        seconds = time.perf_counter() - start
+    finally:
+        algo.stop()
+    steps = iterations * batch_size
+    return {"settings": settings, "steps_per_second": steps / seconds, "seconds": seconds,
+            "sampling_ms_per_step": 1e3 * sample / iterations / batch_size * 1.0 if iterations else float("nan"),
+            "learning_ms_per_step": 1e3 * learn / iterations / batch_size * 1.0 if iterations else float("nan")}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", type=int, default=2000, help="env steps per iteration (default 2000)")
+    parser.add_argument("--iterations", type=int, default=3, help="timed iterations per configuration")
+    parser.add_argument("--raw-steps", type=int, default=5000, help="env steps of the raw ceiling")
+    parser.add_argument("--configs", default="multi-agent,vector,default")
+    args = parser.parse_args(argv)
+    names = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
+
+    from capprof.meltingpot_import import import_meltingpot
+    from capprof.runners import rllib_train as lib
+
+    import_meltingpot()
+    scenario = lib.resolve_target(SUBSTRATE)
+    raw = raw_steps_per_second(scenario, args.raw_steps)
+    print(f"raw substrate, random actions: {raw:.0f} env steps/s ({args.raw_steps} steps, resets included)",
+          flush=True)
+    started = lib._ray_init()
+    results = {}
+    try:
+        for name in names:
+            r = train_steps_per_second(lib, CONFIGS[name], args.batch_size, args.iterations)
+            results[name] = r
+            s = r["settings"]
+            print(f"{name:12s} sampler={s.sampler} env_runners={s.env_runners} envs_per_runner={s.envs_per_runner}: "
+                  f"{r['steps_per_second']:.0f} env steps/s (sampling {r['sampling_ms_per_step']:.2f} ms, "
+                  f"learning {r['learning_ms_per_step']:.2f} ms per env step; {args.iterations} x "
+                  f"{args.batch_size} env steps in {r['seconds']:.1f} s)", flush=True)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    base = results.get("multi-agent")
+    print()
+    for name, r in results.items():
+        ratio = f", {r['steps_per_second'] / base['steps_per_second']:.2f}x multi-agent" if base else ""
+        print(f"{name:12s} {r['steps_per_second']:7.0f} env steps/s{ratio}, "
+              f"{100 * r['steps_per_second'] / raw:.0f}% of the raw ceiling")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
