@@ -14,7 +14,10 @@ raw published scores (team = MAPLA) and prints, per split:
 Parts: ``random``, ``scenario``, ``substrate`` (splits); ``leak`` (the old
 protocol, min-max over the whole table before splitting, on the same folds:
 how much the leak flattered each model); ``full`` (one joint layout fit on
-every scenario: wall time and diagnostics). ``--skip`` leaves parts out;
+every scenario with today's configuration and with each ``--candidates``
+TUNExDRAWS in the same run: wall time, max R-hat, min bulk/tail ESS, bulk
+ESS per second, their ratios to today's, and whether each meets the target
+of <= 20 s at R-hat <= 1.01 and bulk ESS >= 400). ``--skip`` leaves parts out;
 ``--models`` picks the predictors (default: every registered one);
 ``--out DIR`` keeps the tidy tables (cells, summary, differences, fits,
 diagnostics) per split as CSV.
@@ -87,7 +90,10 @@ def main(argv=None) -> int:
                         "except layout-per-team, the slowest)")
     parser.add_argument("--draws", type=int, default=300, help="layout draws per chain in the folds")
     parser.add_argument("--tune", type=int, default=300)
-    parser.add_argument("--full-draws", type=int, default=1000, help="draws for the full fit (the CLI default)")
+    parser.add_argument("--full-draws", type=int, default=1000, help="draws of today's full fit (the CLI default)")
+    parser.add_argument("--full-tune", type=int, default=500, help="tuning of today's full fit (the CLI default)")
+    parser.add_argument("--candidates", default="300x300,300x400",
+                        help="comma-separated TUNExDRAWS configurations timed against today's in part full")
     parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
     parser.add_argument("--out", default=None, help="directory for the tidy CSVs (default: none)")
     parser.add_argument("--seed", type=int, default=0)
@@ -134,14 +140,38 @@ def main(argv=None) -> int:
                   + ", ".join(f"{m} {v:.2f}" for m, v in ratio.items()))
     if "full" not in skip:
         scores = normalise(raw, "minmax")
-        start = time.perf_counter()
-        layout = make_predictor("layout-joint", draws=args.full_draws, tune=args.tune, seed=0).fit(scores, demands)
-        wall = time.perf_counter() - start
-        d = layout.diagnostics_
-        print(f"\n== joint layout on all {scores['scenario'].nunique()} scenarios "
-              f"(tune {args.tune}, draws {args.full_draws}, 2 chains) ==")
-        print(f"wall {wall:.1f} s, max R-hat {d['max_rhat']:.4f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
-              f"min tail ESS {d['min_ess_tail']:.0f}, divergences {d['divergences']}")
+        configs = [("today", args.full_tune, args.full_draws)]
+        for spec in filter(None, args.candidates.split(",")):
+            tune, draws = (int(v) for v in spec.split("x"))
+            configs.append((f"tune {tune} x draws {draws}", tune, draws))
+        print(f"\n== joint layout on all {scores['scenario'].nunique()} scenarios, 2 chains, nutpie: "
+              f"today's configuration against shorter chains, in this run (target: <= 20 s at R-hat <= 1.01, "
+              f"min bulk ESS >= 400) ==")
+        rows = []
+        for label, tune, draws in configs:
+            start = time.perf_counter()
+            layout = make_predictor("layout-joint", draws=draws, tune=tune, seed=0).fit(scores, demands)
+            wall = time.perf_counter() - start
+            d = layout.diagnostics_
+            meets = d["max_rhat"] <= 1.01 and d["min_ess_bulk"] >= 400 and wall <= 20
+            rows.append({"config": label, "tune": tune, "draws": draws, "wall_s": wall,
+                         "max_rhat": d["max_rhat"], "min_ess_bulk": d["min_ess_bulk"],
+                         "min_ess_tail": d["min_ess_tail"], "divergences": d["divergences"],
+                         "ess_per_s": d["min_ess_bulk"] / wall, "meets_target": meets})
+            print(f"{label}: wall {wall:.1f} s, max R-hat {d['max_rhat']:.4f}, min bulk ESS "
+                  f"{d['min_ess_bulk']:.0f}, min tail ESS {d['min_ess_tail']:.0f}, divergences "
+                  f"{d['divergences']}, bulk ESS/s {d['min_ess_bulk'] / wall:.1f}"
+                  + ("" if meets else "  (misses the target: "
+                     + "; ".join(w for w, bad in (("R-hat > 1.01", d["max_rhat"] > 1.01),
+                                                  ("bulk ESS < 400", d["min_ess_bulk"] < 400),
+                                                  ("wall > 20 s", wall > 20)) if bad) + ")"))
+            sys.stdout.flush()
+        table = pd.DataFrame(rows)
+        table["wall_x_today"] = table["wall_s"] / table["wall_s"].iloc[0]
+        table["ess_per_s_x_today"] = table["ess_per_s"] / table["ess_per_s"].iloc[0]
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        if out is not None:
+            table.to_csv(out / "full_fit.csv", index=False, float_format="%.6g")
     return 0
 
 
