@@ -190,9 +190,48 @@ def load_submission(directory: str) -> Submission:
             raise SpecError("%s/%s defines no %s dict; define %s (substrate -> %s)" % (
                 directory, USER_CONFIG, name, name,
                 "Policy class" if name == "SubmissionPolicies" else "{role: [policy ids]}"))
+    _check_submission_config(directory, config.SubmissionPolicies, config.SubmissionRoles)
     found = Submission(str(directory), dict(config.SubmissionPolicies), dict(config.SubmissionRoles))
     _SUBMISSIONS[str(root)] = found
     return found
+
+
+_POLICY_ID = re.compile(r"agent_[0-9]+")
+
+
+def _check_submission_config(directory, policies: dict, roles: dict) -> None:
+    """SpecError naming the first bad key or value of SubmissionPolicies /
+    SubmissionRoles, and what is allowed there."""
+    where = "%s/%s" % (directory, USER_CONFIG)
+    for substrate, cls in policies.items():
+        if not isinstance(substrate, str):
+            raise SpecError("%s: SubmissionPolicies key %r is a %s; keys are substrate names (str)"
+                            % (where, substrate, type(substrate).__name__))
+        if not callable(cls):
+            raise SpecError("%s: SubmissionPolicies[%r] is %r (a %s); give a Policy class (or a function "
+                            "returning a policy), not its name" % (where, substrate, cls, type(cls).__name__))
+    for substrate, by_role in roles.items():
+        if not isinstance(substrate, str):
+            raise SpecError("%s: SubmissionRoles key %r is a %s; keys are substrate names (str)"
+                            % (where, substrate, type(substrate).__name__))
+        if not isinstance(by_role, dict):
+            raise SpecError("%s: SubmissionRoles[%r] is %r (a %s); give a dict {role: [policy ids]}, "
+                            "e.g. {'default': ['agent_0']}" % (where, substrate, by_role, type(by_role).__name__))
+        for role, ids in by_role.items():
+            if not isinstance(role, str):
+                raise SpecError("%s: SubmissionRoles[%r] has role %r (a %s); roles are the substrate's role "
+                                "names (str)" % (where, substrate, role, type(role).__name__))
+            if isinstance(ids, (str, bytes)) or not isinstance(ids, (list, tuple, set, frozenset)):
+                raise SpecError("%s: SubmissionRoles[%r][%r] is %r (a %s); give a list of policy ids, "
+                                "e.g. ['agent_0', 'agent_1']" % (where, substrate, role, ids, type(ids).__name__))
+            for policy_id in ids:
+                if not isinstance(policy_id, str) or not _POLICY_ID.fullmatch(policy_id):
+                    raise SpecError("%s: SubmissionRoles[%r][%r] lists policy id %r; ids are agent_<player "
+                                    "index> (agent_0, agent_1, ...)" % (where, substrate, role, policy_id))
+    missing = sorted(set(policies) - set(roles))
+    if missing:
+        raise SpecError("%s: SubmissionRoles has no entry for %s; give each substrate in SubmissionPolicies "
+                        "its {role: [policy ids]}" % (where, ", ".join(missing)))
 
 
 # ------------------------------------------------------------ building policies

@@ -234,6 +234,23 @@ def _source(spec: str):
     return _Imported(spec)
 
 
+def _check_interpreter_path(spec: str) -> None:
+    """``MEMBER@NAME`` with a bare name after the last "@" (``P@python3``):
+    one line asking for the interpreter's path, instead of reading it as a
+    missing class."""
+    inner, at, python = spec.rpartition("@")
+    if not at or _IN_VENV.fullmatch(spec) or ":" in python:
+        return
+    import shutil
+
+    if not python.strip():
+        raise CapprofError(f'"{spec}": nothing after "@"; give the path of the member\'s interpreter, '
+                           f"e.g. {inner}@/path/to/venv/bin/python")
+    found = shutil.which(python)
+    raise CapprofError(f'"{spec}": the interpreter after "@" must be a path, not a name ({python!r}); write '
+                       f"{inner}@{found or '/path/to/' + python}")
+
+
 def looks_like_import(spec: str) -> bool:
     return spec.startswith(RLLIB_PREFIX) or ":" in spec or spec.endswith(".py") or "/" in spec
 
@@ -252,6 +269,7 @@ def parse_population(text: str, check: bool = True) -> Population:
                            '--population mine=pkg.module:MyPolicy')
     members = []
     for spec in specs:
+        _check_interpreter_path(spec)
         if spec not in BUILTINS and not looks_like_import(spec):
             raise CapprofError(
                 f'unknown population member "{spec}"{did_you_mean(spec, BUILTINS)}; use a built-in '

@@ -33,11 +33,21 @@ def check_roles(directory: str, roles: dict, scenario) -> None:
                            f"(scenario {scenario.name}); it covers {covered}; choose scenarios on those "
                            "substrates or add the substrate to SubmissionPolicies and SubmissionRoles")
     by_role = roles[scenario.substrate] or {}
+    players = len(scenario.roles)
+    for role, ids in by_role.items():
+        for policy_id in ids:
+            if int(str(policy_id).rpartition("_")[2]) >= players:
+                raise CapprofError(f"submission {directory}: SubmissionRoles[{scenario.substrate!r}][{role!r}] "
+                                   f"lists policy id {policy_id!r}, which does not exist: {scenario.substrate} "
+                                   f"has {players} players (scenario {scenario.name}), ids agent_0 .. "
+                                   f"agent_{players - 1}")
     for role in sorted({r for r, f in zip(scenario.roles, scenario.is_focal) if f}):
         if not by_role.get(role):
+            listed = ", ".join(repr(r) for r in by_role) or "none"
             raise CapprofError(f"submission {directory}: SubmissionRoles[{scenario.substrate!r}] allows no "
-                               f"policy id for role {role!r} (scenario {scenario.name}); add ids for it, e.g. "
-                               f"{{{role!r}: ['agent_0']}}")
+                               f"policy id for role {role!r}, which scenario {scenario.name} plays; it lists "
+                               f"roles {listed} (not roles of this scenario's focal players?); add ids for "
+                               f"{role!r}, e.g. {{{role!r}: ['agent_0']}}")
 
 
 class SubmissionSource:

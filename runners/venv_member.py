@@ -27,6 +27,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,8 @@ from capprof.runners import bridge
 from capprof.runners.isolation import die_with_parent
 
 BRIDGE = str(Path(bridge.__file__).resolve())
-CHECK_SECONDS = 300.0  # the check imports the member (a submission may import TensorFlow or ray)
+CHECK_SECONDS = float(os.environ.get("CAPPROF_CHECK_SECONDS", "300") or 300)  # the check imports the member (TensorFlow, ray)
+PROBE_SECONDS = float(os.environ.get("CAPPROF_PROBE_SECONDS", "20") or 20)  # `python -c print`: seconds, not minutes
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                 "TF_NUM_INTEROP_THREADS")
 
@@ -69,25 +71,59 @@ def check_interpreter(python: str, spec: str) -> dict:
     if path.is_dir() or not os.access(path, os.X_OK):
         raise CapprofError(f"interpreter {python} is not an executable file; after @ give the python of the "
                            "member's environment, e.g. /path/to/venv/bin/python")
-    try:
-        done = subprocess.run([str(path), BRIDGE, "--check", spec], stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=CHECK_SECONDS, env=child_env())
-    except subprocess.TimeoutExpired:
-        raise CapprofError(f"interpreter {python} did not answer capprof's check within {CHECK_SECONDS:g} s "
-                           f"(importing {spec} there hangs?); try `{python} -c 'import {spec.split(':')[0]}'`") from None
-    except OSError as exc:
-        raise CapprofError(f"interpreter {python} could not be started ({exc}); give a Python >= 3.8 "
-                           "interpreter") from None
-    lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
+    probe = "import sys; sys.stdout.write('capprof-probe %d.%d\\n' % sys.version_info[:2])"
+    code, out, _ = _run_with_deadline(python, [str(path), "-c", probe], PROBE_SECONDS,
+                                      "starting it (a Python interpreter answers in about a second)")
+    if b"capprof-probe" not in out:
+        raise CapprofError(f"interpreter {python} is not a Python interpreter: asked to print its version it "
+                           f"{'exited with code %s' % code if code else 'answered'} "
+                           f"{_shown(out) or 'nothing'}; after @ give the python of the member's environment, "
+                           "e.g. /path/to/venv/bin/python")
+    code, out, err = _run_with_deadline(python, [str(path), BRIDGE, "--check", spec], CHECK_SECONDS,
+                                        f"importing {spec} there (capprof's check; does the import hang?)")
+    lines = [ln for ln in out.decode(errors="replace").splitlines() if ln.strip()]
     try:
         result = json.loads(lines[-1])
+        if not isinstance(result, dict):
+            raise ValueError
     except (IndexError, ValueError):
-        raise CapprofError(f"interpreter {python} could not run capprof's bridge (exit {done.returncode}: "
-                           f"{_last_line(done.stderr) or 'no output'}); give a Python >= 3.8 interpreter "
-                           "with numpy and dm_env") from None
+        raise CapprofError(f"interpreter {python} could not run capprof's bridge (exit {code}: "
+                           f"{_last_line(err.decode(errors='replace')) or _shown(out) or 'no output'}); give a "
+                           "Python >= 3.8 interpreter with numpy and dm_env") from None
     if "error" in result:
         raise CapprofError(f"{spec}@{python}: {result['error']}")
     return result
+
+
+def _shown(data: bytes) -> str:
+    """The start of a child's output, quoted and printable (it may be binary)."""
+    text = data[:60].decode("ascii", errors="replace").replace("\ufffd", "?")
+    return repr("".join(c if c.isprintable() else "?" for c in text)) if data else ""
+
+
+def _run_with_deadline(python: str, argv: list, seconds: float, doing: str) -> tuple[int, bytes, bytes]:
+    """Run ``argv`` in a session of its own; past ``seconds`` kill the whole
+    session (a script's children too, which would hold the pipes open) and
+    raise one CapprofError line naming the interpreter and what it was doing."""
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=child_env(), start_new_session=True)
+    except OSError as exc:
+        raise CapprofError(f"interpreter {python} could not be started ({exc}); give a Python >= 3.8 "
+                           "interpreter") from None
+    try:
+        out, err = proc.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            proc.kill()
+        proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            pipe.close()
+        raise CapprofError(f"interpreter {python} did not answer within {seconds:g} s while capprof was "
+                           f"{doing}; killed it; check that `{python} -V` answers") from None
+    return proc.returncode, out, err
 
 
 def _last_line(text: str) -> str:
