@@ -18,7 +18,7 @@ ASSETS_TMP  := $(abspath $(VENV)/.meltingpot-build-tmp)
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install install-base install-runners demo test test-fast test-slow bench catalog clean
+.PHONY: install install-base install-runners install-browser demo test test-fast test-slow bench catalog clean
 
 install: install-runners
 
@@ -58,7 +58,11 @@ test: install-runners
 
 test-fast: test
 
-test-slow: install-runners
+# Debian's Chromium, for the report's real-browser test (tests/test_reports_browser.py).
+install-browser:
+	@[ -x /usr/bin/chromium ] || { apt-get update && apt-get install -y chromium; }
+
+test-slow: install-runners install-browser
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 bench: install-runners
