@@ -18,7 +18,7 @@ ASSETS_TMP  := $(abspath $(VENV)/.meltingpot-build-tmp)
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install install-base install-runners install-browser demo test test-fast test-slow bench catalog clean
+.PHONY: install install-base install-runners install-browser demo test test-fast test-slow bench catalog clean legacy-env
 
 install: install-runners
 
@@ -49,6 +49,36 @@ $(VENV)/.stamp-runners: pyproject.toml | $(BIN)/python
 	@rm -rf $(ASSETS_TMP)
 	@$(BIN)/python -c "from capprof.runners.assets import assets_notice; print(assets_notice())"
 	touch $(VENV)/.stamp-base $@
+
+# The 2023 contest's stack in its own Python 3.10 venv, for `rllib-legacy:` and
+# `submission:` members (docs/runners.md, "Contest-era agents"). Not part of
+# `make test`. The stamp records the pins, so a second run is a no-op and a
+# change of pins reinstalls. PyPI has no CPU-only torch 2.0.1: the plain wheel
+# brings its CUDA libraries (unused on CPU), most of the venv's size.
+LEGACY_VENV   := .venv-legacy
+LEGACY_PYTHON ?=
+LEGACY_PINS   := ray[rllib]==2.6.1 torch==2.0.1 gymnasium==0.26.3 setuptools==69.5.1 numpy==1.26.4 opencv-python-headless==4.8.1.78 dm-env==1.6 dm-tree==0.1.8 pandas==2.0.3 scipy==1.11.4 pydantic==1.10.13
+
+legacy-env:
+	@if [ -f $(LEGACY_VENV)/.stamp-legacy ] && [ "$$(cat $(LEGACY_VENV)/.stamp-legacy)" = "$(LEGACY_PINS)" ]; then \
+	  echo "capprof: $(LEGACY_VENV) is up to date ($(LEGACY_VENV)/bin/python)"; exit 0; fi; \
+	py="$(LEGACY_PYTHON)"; \
+	if [ -z "$$py" ]; then \
+	  for c in python3.10 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.10*/bin/python3.10 2>/dev/null | sort -r); do \
+	    if "$$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; then py="$$c"; break; fi; \
+	  done; fi; \
+	if [ -z "$$py" ] || ! "$$py" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; then \
+	  echo "capprof: make legacy-env needs a Python 3.10 interpreter and found none (no python3.10 on PATH, none under $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.10*$${py:+, and $$py is not 3.10}): install one with 'pyenv install 3.10.13' (or apt-get install python3.10), or name it: make legacy-env LEGACY_PYTHON=/path/to/python3.10" >&2; \
+	  exit 2; fi; \
+	if [ -x $(LEGACY_VENV)/bin/python ] && ! $(LEGACY_VENV)/bin/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; then rm -rf $(LEGACY_VENV); fi; \
+	set -e; start=$$(date +%s); \
+	echo "capprof: building $(LEGACY_VENV) with $$py ($$($$py -V 2>&1)): $(LEGACY_PINS)"; \
+	[ -x $(LEGACY_VENV)/bin/python ] || "$$py" -m venv $(LEGACY_VENV); \
+	$(LEGACY_VENV)/bin/python -m pip install --quiet --upgrade pip==24.0 wheel==0.43.0; \
+	$(LEGACY_VENV)/bin/python -m pip install --quiet $(foreach p,$(LEGACY_PINS),"$(p)"); \
+	$(LEGACY_VENV)/bin/python -c "import ray, torch, gymnasium, numpy, cv2, dm_env; from ray.rllib.policy.policy import Policy; print('capprof: legacy env ready: ray', ray.__version__, 'torch', torch.__version__, 'gymnasium', gymnasium.__version__, 'numpy', numpy.__version__)"; \
+	echo "$(LEGACY_PINS)" > $(LEGACY_VENV)/.stamp-legacy; \
+	echo "capprof: $(LEGACY_VENV) built in $$(( $$(date +%s) - start )) s, $$(du -sh $(LEGACY_VENV) | cut -f1)"
 
 demo: install-runners
 	$(BIN)/capprof demo
