@@ -10,8 +10,11 @@ the PPO update, what the learning curve's ``steps_per_second`` counts) and
 prints where the time went (RLlib's sampling and learner timers).
 
 Configurations (``--configs``, comma-separated):
-    multi-agent   the configuration before the vectorised sampler: RLlib's
-                  multi-agent runner, one substrate, sampling in the trainer
+    before        the configuration before this bench's changes: RLlib's
+                  multi-agent runner, one substrate, sampling in the trainer,
+                  each player's view downsampled by one integer sum over two
+                  strided axes (the conversion as it was; same numbers)
+    multi-agent   the multi-agent runner with today's conversion
     vector        the players as a vector of single-agent envs, one substrate,
                   sampling in the trainer
     default       what `capprof train` uses today without options
@@ -30,10 +33,25 @@ import numpy as np
 
 SUBSTRATE = "commons_harvest__open"
 CONFIGS = {
+    "before": {"sampler": "multi-agent"},
     "multi-agent": {"sampler": "multi-agent"},
     "vector": {"sampler": "vector", "env_runners": 0, "envs_per_runner": 1},
     "default": {},
 }
+
+
+def _integer_block_mean(self, observation: dict) -> np.ndarray:
+    """ObsConvention.convert as it was before the float32 block sums (the
+    same numbers; the "before" configuration plays with it)."""
+    rgb = np.asarray(observation[self.observation])
+    f = self.downsample
+    if f > 1:
+        h, w, c = rgb.shape
+        blocks = rgb[: h - h % f, : w - w % f].reshape(h // f, f, w // f, f, c)
+        rgb = blocks.sum(axis=(1, 3), dtype=np.uint32) / float(f * f)
+    if self.scale:
+        return (rgb / 255.0).astype(np.float32)
+    return np.rint(rgb).astype(np.uint8) if f > 1 else rgb.astype(np.uint8)
 
 
 def raw_steps_per_second(scenario, steps: int, seed: int = 0) -> float:
@@ -81,7 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=2000, help="env steps per iteration (default 2000)")
     parser.add_argument("--iterations", type=int, default=3, help="timed iterations per configuration")
     parser.add_argument("--raw-steps", type=int, default=5000, help="env steps of the raw ceiling")
-    parser.add_argument("--configs", default="multi-agent,vector,default")
+    parser.add_argument("--configs", default="before,multi-agent,vector,default")
     args = parser.parse_args(argv)
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in names if c not in CONFIGS]
@@ -100,7 +118,15 @@ def main(argv=None) -> int:
     results = {}
     try:
         for name in names:
-            r = train_steps_per_second(lib, CONFIGS[name], args.batch_size, args.iterations)
+            from capprof.runners.rllib_obs import ObsConvention
+
+            today = ObsConvention.convert
+            if name == "before":
+                ObsConvention.convert = _integer_block_mean
+            try:
+                r = train_steps_per_second(lib, CONFIGS[name], args.batch_size, args.iterations)
+            finally:
+                ObsConvention.convert = today
             results[name] = r
             s = r["settings"]
             print(f"{name:12s} sampler={s.sampler} env_runners={s.env_runners} envs_per_runner={s.envs_per_runner}: "
@@ -112,10 +138,10 @@ def main(argv=None) -> int:
             import ray
 
             ray.shutdown()
-    base = results.get("multi-agent")
+    base = results.get("before")
     print()
     for name, r in results.items():
-        ratio = f", {r['steps_per_second'] / base['steps_per_second']:.2f}x multi-agent" if base else ""
+        ratio = f", {r['steps_per_second'] / base['steps_per_second']:.2f}x before" if base else ""
         print(f"{name:12s} {r['steps_per_second']:7.0f} env steps/s{ratio}, "
               f"{100 * r['steps_per_second'] / raw:.0f}% of the raw ceiling")
     return 0

@@ -39,8 +39,8 @@ def _substrate_names() -> list[str]:
 
 def resolve_target(name: str):
     """The all-focal ``Scenario`` record to train on: a substrate (its default
-    roles, no overrides) or a capprof scenario whose slots are all focal (the
-    ``variants`` suite: regrowth multipliers, no-zap). One-line CapprofError
+    roles, no overrides), a declarative variant (``SUBSTRATE:key=value,...``)
+    or a capprof scenario whose slots are all focal (the ``variants`` suite). One-line CapprofError
     otherwise, with a did-you-mean."""
     from capprof.runners.scenarios import Scenario, default_roles, get_scenario, suite_names
 
@@ -50,6 +50,8 @@ def resolve_target(name: str):
         return Scenario(name=name, substrate=name, roles=roles, is_focal=tuple(True for _ in roles),
                         description="the substrate as meltingpot defines it", suite="substrate")
     variants = suite_names("variants")
+    if ":" in name:  # SUBSTRATE:key=value: its own one-line errors name the allowed keys
+        return get_scenario(name)
     try:
         scenario = get_scenario(name)
     except CapprofError:

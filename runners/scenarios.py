@@ -315,6 +315,129 @@ def variant_suite() -> tuple[Scenario, ...]:
     return tuple(variants)
 
 
+# ------------------------------------------------------------ declarative variants
+
+# ``SUBSTRATE:key=value[,key=value...]``: a substrate with overrides, every slot
+# focal. Key -> (what it means, the component and kwarg it changes or None).
+VARIANT_KEYS = {
+    "regrowth": "multiplier of the apple regrowth probabilities (a number > 0; capped at probability 1)",
+    "zap_cooldown": "steps between a player's zaps (a whole number >= 1)",
+    "no_zap": "zapping disabled for everyone (no value)",
+}
+_REGROWTH = ("DensityRegrow", "regrowthProbabilities")
+_ZAPPER = ("Zapper", "cooldownTime")
+
+
+def _allowed_keys() -> str:
+    return "; ".join(f"{k}: {v}" for k, v in VARIANT_KEYS.items())
+
+
+def _config_declares(substrate: str, component: str, kwarg: str) -> bool | None:
+    """Whether meltingpot's config of ``substrate`` declares ``component`` with
+    ``kwarg`` (read from the installed source, so nothing is imported); None
+    when meltingpot is not installed."""
+    from importlib import metadata
+
+    try:
+        path = metadata.distribution("dm-meltingpot").locate_file(f"meltingpot/configs/substrates/{substrate}.py")
+        text = open(path).read()
+    except (metadata.PackageNotFoundError, OSError):
+        return None
+    return f'"{component}"' in text and f'"{kwarg}"' in text
+
+
+def _variant_value(spec: str, key: str, value: str):
+    if key not in VARIANT_KEYS:
+        raise CapprofError(f'variant "{spec}": unknown key "{key}"{did_you_mean(key, list(VARIANT_KEYS))}; '
+                           f"allowed keys: {_allowed_keys()}")
+    if key == "no_zap":
+        if value:
+            raise CapprofError(f'variant "{spec}": no_zap takes no value (write it alone: SUBSTRATE:no_zap)')
+        return True
+    if not value:
+        raise CapprofError(f'variant "{spec}": {key} needs a value ({key}={VARIANT_KEYS[key]})')
+    try:
+        # a float as its name spells it (12 significant digits), so name and value agree
+        number = float(f"{float(value):.12g}") if key == "regrowth" else int(value)
+    except ValueError:
+        raise CapprofError(f'variant "{spec}": {key}={value} is not valid; {key} is the {VARIANT_KEYS[key]}') from None
+    if not (number > 0 and number < float("inf")):
+        raise CapprofError(f'variant "{spec}": {key}={value} is out of range; {key} is the {VARIANT_KEYS[key]}')
+    return number
+
+
+def parse_variant(spec: str) -> Scenario:
+    """The all-focal Scenario ``SUBSTRATE:key=value[,key=value...]`` names.
+
+    Its name is canonical (keys in ``VARIANT_KEYS`` order, numbers as ``%g``),
+    so every spelling of one variant runs, resumes and joins as one scenario;
+    a spelling of a ``variants``-suite scenario is that scenario. One-line
+    CapprofError for an unknown substrate, key or value."""
+    substrate, _, body = spec.partition(":")
+    substrates = sorted(set(load_catalog()["substrate"]))
+    if substrate not in substrates:
+        raise CapprofError(f'variant "{spec}": unknown substrate "{substrate}"{did_you_mean(substrate, substrates)}; '
+                           "write SUBSTRATE:key=value[,key=value...] (`capprof tags` lists the substrates)")
+    values = {}
+    for part in body.split(","):
+        key, _, value = (p.strip() for p in part.partition("="))
+        if not key:
+            raise CapprofError(f'variant "{spec}": an empty key; write SUBSTRATE:key=value[,key=value...] with '
+                               f"keys {', '.join(VARIANT_KEYS)}")
+        if key in values:
+            raise CapprofError(f'variant "{spec}": {key} is given twice')
+        values[key] = _variant_value(spec, key, value)
+    if "no_zap" in values and "zap_cooldown" in values:
+        raise CapprofError(f'variant "{spec}": no_zap and zap_cooldown contradict each other; give one')
+    needs = {"regrowth": _REGROWTH, "zap_cooldown": _ZAPPER, "no_zap": _ZAPPER}
+    for key in values:
+        component, kwarg = needs[key]
+        if _config_declares(substrate, component, kwarg) is False:
+            raise CapprofError(f'variant "{spec}": {substrate} has no {component} component, so {key} does not '
+                               "apply to it")
+    name = substrate + ":" + ",".join(
+        key if key == "no_zap" else f"{key}={values[key]:.12g}" for key in VARIANT_KEYS if key in values)
+    for known in variant_suite():
+        if _variant_spelling(known) == name:
+            return known
+    return _variant(substrate, name, values)
+
+
+def _variant(substrate: str, name: str, values: dict) -> Scenario:
+    """The all-focal scenario of ``values`` (parsed keys) on ``substrate``."""
+    overrides, tags, said = [], set(), []
+    if "regrowth" in values:
+        factor = values["regrowth"]
+        overrides.append(ComponentKwarg(*_REGROWTH, scale=factor))
+        if factor < 1:
+            tags |= {"scarcity", "restraint"}
+        said.append(f"apple regrowth probabilities x{factor:g} of meltingpot's default")
+    if "zap_cooldown" in values:
+        overrides.append(ComponentKwarg(*_ZAPPER, value=values["zap_cooldown"]))
+        said.append(f"a player can zap once every {values['zap_cooldown']} steps")
+    if values.get("no_zap"):
+        overrides.append(DisableAction("fireZap"))
+        tags.add("restraint")
+        said.append("nobody can zap (the zap action is a no-op)")
+    roles = default_roles(substrate)
+    return Scenario(name=name, substrate=substrate, roles=roles, is_focal=tuple(True for _ in roles),
+                    tags=tuple(sorted(tags)), overrides=tuple(overrides),
+                    description="; ".join(said) + "; focal players only", suite=VARIANTS)
+
+
+def _variant_spelling(scenario: Scenario) -> str:
+    """The declarative name of a ``variants``-suite scenario."""
+    parts = []
+    for o in scenario.overrides:
+        if isinstance(o, ComponentKwarg) and (o.component, o.kwarg) == _REGROWTH:
+            parts.append((0, f"regrowth={o.scale:.12g}"))
+        elif isinstance(o, ComponentKwarg) and (o.component, o.kwarg) == _ZAPPER:
+            parts.append((1, f"zap_cooldown={o.value:g}"))
+        elif isinstance(o, DisableAction) and o.key == "fireZap":
+            parts.append((2, "no_zap"))
+    return scenario.substrate + ":" + ",".join(p for _, p in sorted(parts))
+
+
 # ------------------------------------------------------------ lookup
 
 
@@ -337,6 +460,8 @@ def get_scenario(name: str) -> Scenario:
     custom = _capprof_scenarios()
     if name in custom:
         return custom[name]
+    if ":" in name:
+        return parse_variant(name)
     catalog = load_catalog()
     if name in catalog.index:
         return official_scenario(name)
