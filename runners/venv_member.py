@@ -27,10 +27,12 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections import deque
 from pathlib import Path
 
@@ -40,6 +42,9 @@ from capprof.runners.isolation import die_with_parent
 
 BRIDGE = str(Path(bridge.__file__).resolve())
 CHECK_SECONDS = float(os.environ.get("CAPPROF_CHECK_SECONDS", "300") or 300)  # the check imports the member (TensorFlow, ray)
+# Every wait for a child's reply (build, initial_state, step, close) ends
+# here at the latest; --step-timeout cuts a step shorter.
+WAIT_SECONDS = float(os.environ.get("CAPPROF_BRIDGE_WAIT_SECONDS", "300") or 300)
 PROBE_SECONDS = float(os.environ.get("CAPPROF_PROBE_SECONDS", "20") or 20)  # `python -c print`: seconds, not minutes
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                 "TF_NUM_INTEROP_THREADS")
@@ -243,7 +248,13 @@ class BridgeProcess:
         try:
             if ticket >= self._written:
                 self._write()
+            deadline = time.monotonic() + WAIT_SECONDS
             while self._answered + len(self._replies) <= ticket:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select((self._from,), (), (), left)[0]:
+                    self.kill()
+                    raise PolicyProcessError(f"the policy interpreter {self.python} did not answer within "
+                                             f"{WAIT_SECONDS:g} s during {during}; killed it")
                 self._replies.extend(bridge.receive(self._from))
         except (EOFError, BrokenPipeError):
             self.proc.wait()

@@ -119,3 +119,26 @@ def test_policy_ids_and_roles_the_scenario_lacks_are_named_before_any_episode(tm
                 "--max-steps", "5", "--out", str(tmp_path / "out2"))
     assert done.returncode == 2, done.stderr
     assert "it lists roles 'defualt'" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_build_that_hangs_in_the_child_ends_at_the_deadline(tmp_path, monkeypatch):
+    from capprof.runners.populations import SubstrateInfo, policy_slots
+
+    agent = tmp_path / "slow_agent.py"
+    agent.write_text(textwrap.dedent("""
+        import time
+        class Agent:
+            def __init__(self):
+                time.sleep(600)
+            def initial_state(self): return 0
+            def step(self, timestep, state): return 0, state
+            def close(self): pass
+    """))
+    monkeypatch.setattr(venv_member, "WAIT_SECONDS", 2.0)
+    source = venv_member.VenvSource(f"{agent}:Agent", sys.executable)
+    source.check()
+    began = time.monotonic()
+    with pytest.raises(venv_member.PolicyProcessError) as caught:
+        source.build(SubstrateInfo("x", ({},), ()), 0, policy_slots(["default"])[0])
+    assert time.monotonic() - began < 20
+    assert f"the policy interpreter {sys.executable} did not answer within 2 s during building" in str(caught.value)
