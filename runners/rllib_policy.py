@@ -28,12 +28,27 @@ from capprof.errors import CapprofError
 from capprof.runners.rllib_obs import infer_convention, read_convention, resolve_module
 
 PREFIX = "rllib:"
+# ``rllib:DIR[:MODULE_ID]#greedy`` / ``#sample`` overrides how the directory
+# says it plays (``"explore"`` in capprof_rllib.json; capprof train writes true).
+PLAY_MODES = {"greedy": False, "sample": True}
+
+
+def play_mode(spec: str) -> tuple[str, bool | None]:
+    """``spec`` without its ``#greedy`` / ``#sample`` suffix, and the explore
+    flag it asks for (None: as the directory says)."""
+    body, hash_, mode = spec.rpartition("#")
+    if not hash_:
+        return spec, None
+    if mode not in PLAY_MODES:
+        raise CapprofError(f'"{spec}": unknown play mode "#{mode}"; write #greedy (the most likely action) or '
+                           "#sample (sample from the policy), or leave it out to play as the directory says")
+    return body, PLAY_MODES[mode]
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
-    """``rllib:DIR[:MODULE_ID]`` -> (DIR, MODULE_ID or None). A DIR that exists
-    as written wins over splitting at its last colon."""
-    body = spec[len(PREFIX):]
+    """``rllib:DIR[:MODULE_ID][#greedy|#sample]`` -> (DIR, MODULE_ID or None).
+    A DIR that exists as written wins over splitting at its last colon."""
+    body = play_mode(spec)[0][len(PREFIX):]
     if not body:
         raise CapprofError(f'"{spec}": name the checkpoint directory, as rllib:CHECKPOINT_DIR[:MODULE_ID]')
     if Path(body).expanduser().is_dir() or ":" not in body:
@@ -101,7 +116,8 @@ def build(spec: str, info):
     import_meltingpot()
     from meltingpot.utils.policies.policy import Policy
 
-    return _make_class(Policy)(module, convention, bool(extra.get("explore", False)))
+    explore = play_mode(spec)[1]
+    return _make_class(Policy)(module, convention, bool(extra.get("explore", False)) if explore is None else explore)
 
 
 @functools.lru_cache(maxsize=1)

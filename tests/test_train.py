@@ -224,6 +224,8 @@ def test_train_interrupt_resume_and_play(tmp_path, cli_subprocess):
     assert (out / record["checkpoint"] / "capprof_checkpoint.json").exists()
     convention = json.loads((out / "capprof_rllib.json").read_text())
     assert convention["substrate"] == "commons_harvest__open" and convention["modules"] == ["shared"]
+    assert convention["explore"] is True  # plays sampling from its policy, as PPO acted while it learnt
+    assert record["settings"]["sampler"] == "vector" and record["settings"]["envs_per_runner"] == 8
 
     runs = tmp_path / "runs"
     res = cli_subprocess("run", "--population", f"ppo=rllib:{out}", "--scenario",
@@ -299,3 +301,15 @@ def test_sampler_defaults_and_refusals(cli, tmp_path):
                                                 "multi-agent")
     _one_error_line(cli("train", "commons_harvest__open", "--out", tmp_path / "b", "--batch-size", "2001"),
                     "--batch-size 2001 is not a multiple of --envs-per-runner 8")
+
+
+def test_play_mode_suffix_overrides_how_the_directory_plays(cli, tmp_path):
+    from capprof.runners.rllib_policy import play_mode, split_spec
+
+    assert play_mode("rllib:/pops/open#greedy") == ("rllib:/pops/open", False)
+    assert play_mode("rllib:/pops/open:shared#sample") == ("rllib:/pops/open:shared", True)
+    assert play_mode("rllib:/pops/open") == ("rllib:/pops/open", None)
+    assert split_spec("rllib:/pops/open:shared#greedy") == ("/pops/open", "shared")
+    res = cli("run", "--population", f"ppo=rllib:{tmp_path}#fast", "--scenario",
+              "commons_harvest__open__resident_harvester", "--episodes", "1", "--out", tmp_path / "r")
+    _one_error_line(res, 'unknown play mode "#fast"; write #greedy', "or #sample")
