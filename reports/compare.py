@@ -48,7 +48,9 @@ from capprof.reports import stats
 COMPARE_COLUMNS = ("team", "metric", "value", "ci_low", "ci_high")
 METRICS = ("mean", "median", "iqm")
 DEFAULT_REPS = 2000
-CHUNK = 250  # resamples held in memory at once per team
+CHUNK = 250  # at most this many resamples at once
+RANK_DECIMALS = 12
+CHUNK_ELEMENTS = 4_000_000  # resamples x rows held at once (memory stays ~100 MB at any table size)
 
 
 @dataclass(frozen=True)
@@ -106,13 +108,27 @@ def select_common(scores: pd.DataFrame, teams: Sequence[str] | None) -> tuple[pd
 
 def team_arrays(rows: pd.DataFrame, teams: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per team the flat (values, sizes) layout of reports.stats, scenarios
-    in sorted order (identical for every team)."""
+    in sorted order (identical for every team); ``rows`` sorted by team and
+    scenario (``select_common``). One pass over the rows."""
     out = {}
-    for team in teams:
-        own = rows[rows["team"] == team]
+    for team, own in rows.groupby("team", sort=False):
         sizes = own.groupby("scenario", sort=True).size().to_numpy()
         out[team] = (own["score"].to_numpy(dtype=float), sizes)
-    return out
+    return {team: out[team] for team in teams}
+
+
+def _statistics(arrays, counts, codes) -> dict:
+    """Per metric and team (and per pair under "poi") one value per row of
+    the multiplicity matrices ``counts[team]`` (k, N_team)."""
+    found = {m: {} for m in METRICS}
+    for t, (values, sizes) in arrays.items():
+        means = stats.weighted_scenario_means(counts[t], values, sizes)
+        found["mean"][t] = means.mean(axis=1)
+        found["median"][t] = np.median(means, axis=1)
+        found["iqm"][t] = stats.weighted_iqm(counts[t], values)
+    found["poi"] = {(a, b): stats.weighted_probability_of_improvement(counts[a], counts[b], pair)
+                    for (a, b), pair in codes.items()}
+    return found
 
 
 def compare_teams(
@@ -143,33 +159,37 @@ def compare_teams(
         note(f"{', '.join(single)} ha{'s' if len(single) == 1 else 've'} one replicate per "
              "scenario, so the bootstrap sees no run-to-run spread there: intervals are narrower than the truth")
 
-    point = {m: {t: float(stats.AGGREGATES[m](v[None, :], s)[0]) for t, (v, s) in arrays.items()} for m in METRICS}
+    # Every statistic is computed from multiplicities (how often each
+    # observation was drawn; reports.stats "weighted form"): linear in rows,
+    # and equal to resampling the scores themselves (same generator stream).
     pairs = list(combinations(teams, 2))
-    point_poi = {
-        (a, b): float(stats.probability_of_improvement(arrays[a][0][None, :], arrays[a][1],
-                                                       arrays[b][0][None, :], arrays[b][1])[0])
-        for a, b in pairs
-    }
+    codes = {(a, b): stats.pair_codes(*arrays[a], *arrays[b]) for a, b in pairs}
+    point_draws = _statistics(arrays, {t: np.ones((1, len(v))) for t, (v, _) in arrays.items()}, codes)
+    point = {m: {t: float(point_draws[m][t][0]) for t in teams} for m in METRICS}
+    point_poi = {p: float(point_draws["poi"][p][0]) for p in pairs}
 
     draws = {m: {t: np.empty(reps) for t in teams} for m in METRICS}
     draws_poi = {p: np.empty(reps) for p in pairs}
     rngs = {t: _team_rng(seed, t) for t in teams}
+    total = sum(len(v) for v, _ in arrays.values())
+    chunk = max(1, min(CHUNK, CHUNK_ELEMENTS // max(1, total)))
     with tqdm(total=reps, desc="bootstrap", unit="rep", disable=(None if progress is None else not progress),
               file=sys.stderr) as bar:
-        for start in range(0, reps, CHUNK):
-            k = min(CHUNK, reps - start)
-            resampled = {}
-            for t, (values, sizes) in arrays.items():
-                resampled[t] = values[stats.stratified_indices(sizes, k, rngs[t])]
-                for m in METRICS:
-                    draws[m][t][start:start + k] = stats.AGGREGATES[m](resampled[t], sizes)
-            for a, b in pairs:
-                draws_poi[(a, b)][start:start + k] = stats.probability_of_improvement(
-                    resampled[a], arrays[a][1], resampled[b], arrays[b][1])
+        for start in range(0, reps, chunk):
+            k = min(chunk, reps - start)
+            counts = {t: stats.multiplicities(stats.stratified_indices(sizes, k, rngs[t]), len(values))
+                      for t, (values, sizes) in arrays.items()}
+            found = _statistics(arrays, counts, codes)
+            for m in METRICS:
+                for t in teams:
+                    draws[m][t][start:start + k] = found[m][t]
+            for p in pairs:
+                draws_poi[p][start:start + k] = found["poi"][p]
             bar.update(k)
 
-    rank_point = stats.rank_descending(np.array([point[rank_by][t] for t in teams]))
-    rank_draws = stats.rank_descending(np.stack([draws[rank_by][t] for t in teams], axis=1))
+    # aggregates equal to 12 decimals tie (summation order differs by ~1e-16)
+    rank_point = stats.rank_descending(np.round(np.array([point[rank_by][t] for t in teams]), RANK_DECIMALS))
+    rank_draws = stats.rank_descending(np.round(np.stack([draws[rank_by][t] for t in teams], axis=1), RANK_DECIMALS))
 
     records = []
     for i, t in enumerate(teams):

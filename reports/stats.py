@@ -19,6 +19,7 @@ hand-computed cases and against ``rliable.metrics`` on balanced tables.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -118,3 +119,113 @@ def percentile_interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, 
     draws = np.asarray(draws, dtype=float)
     low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
     return float(low), float(high)
+
+
+# ------------------------------------------------------------------ weighted form
+#
+# A bootstrap resample only repeats observed scores, so it is fully described
+# by how often each observation was drawn: a (k, N) matrix of multiplicities
+# ``counts`` (row sums per scenario = n_s). Every statistic below is computed
+# from (counts, values) in O(k N) (IQM: O(k N) after one sort of the values;
+# probability of improvement: O(k (N_x + N_y)) per pair), never materialising
+# the resampled scores nor comparing every x with every y.
+
+
+def multiplicities(indices: np.ndarray, n: int) -> np.ndarray:
+    """How often each of ``n`` observations appears in each resample row:
+    (k, N) indices -> (k, n) counts (float64, exact for any realistic n)."""
+    indices = np.atleast_2d(indices)
+    k = indices.shape[0]
+    flat = (indices + (np.arange(k)[:, None] * n)).ravel()
+    return np.bincount(flat, minlength=k * n).reshape(k, n).astype(float)
+
+
+def weighted_scenario_means(counts: np.ndarray, values: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``scenario_means`` of the resamples described by ``counts`` (k, N) -> (k, S)."""
+    sizes = np.asarray(sizes, dtype=int)
+    return np.add.reduceat(np.atleast_2d(counts) * values, stratum_offsets(sizes), axis=1) / sizes
+
+
+def weighted_iqm(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``aggregate_iqm`` of the resamples described by ``counts`` (k, N) -> (k,).
+
+    With the observations sorted by value and C_j the cumulative count up to
+    and including j, observation j fills the sorted positions [C_j - c_j, C_j);
+    the interquartile mean keeps positions [g, N - g), g = floor(N / 4), so j
+    contributes v_j * |[C_j - c_j, C_j) intersected with [g, N - g)|."""
+    counts = np.atleast_2d(counts)
+    order = np.argsort(values, kind="stable")
+    v, c = values[order], counts[:, order]
+    n = int(round(c[0].sum()))
+    g = n // 4
+    upper = np.cumsum(c, axis=1)
+    kept = np.clip(np.minimum(upper, n - g) - np.maximum(upper - c, g), 0, None)
+    return (kept * v).sum(axis=1) / (n - 2 * g)
+
+
+@dataclass(frozen=True)
+class PairCodes:
+    """Two teams' observations coded on their pooled, scenario-major sorted
+    distinct values: ``code_x[i]`` / ``code_y[j]`` index ``n_codes`` codes,
+    scenario s owns codes [starts[s], starts[s+1]); equal scores share a code."""
+
+    code_x: np.ndarray
+    code_y: np.ndarray
+    starts: np.ndarray
+    n_codes: int
+    sizes_x: np.ndarray
+    sizes_y: np.ndarray
+
+
+def pair_codes(values_x: np.ndarray, sizes_x: np.ndarray, values_y: np.ndarray, sizes_y: np.ndarray) -> PairCodes:
+    """The ``PairCodes`` of two teams in the flat layout (same scenarios, same order)."""
+    sizes_x, sizes_y = np.asarray(sizes_x, dtype=int), np.asarray(sizes_y, dtype=int)
+    if len(sizes_x) != len(sizes_y):
+        raise ValueError("both teams must have the same scenarios")
+    scenario = np.concatenate([np.repeat(np.arange(len(sizes_x)), sizes_x),
+                               np.repeat(np.arange(len(sizes_y)), sizes_y)])
+    pooled = np.concatenate([np.asarray(values_x, dtype=float), np.asarray(values_y, dtype=float)])
+    order = np.lexsort((pooled, scenario))
+    s_sorted, v_sorted = scenario[order], pooled[order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (s_sorted[1:] != s_sorted[:-1]) | (v_sorted[1:] != v_sorted[:-1])
+    code_sorted = np.cumsum(new) - 1
+    codes = np.empty(len(order), dtype=np.int64)
+    codes[order] = code_sorted
+    first_code = code_sorted[np.flatnonzero(np.r_[True, s_sorted[1:] != s_sorted[:-1]])]
+    nx = int(sizes_x.sum())
+    return PairCodes(codes[:nx], codes[nx:], first_code, int(code_sorted[-1]) + 1, sizes_x, sizes_y)
+
+
+def _histogram(counts: np.ndarray, codes: np.ndarray, n_codes: int) -> np.ndarray:
+    """(k, n_codes): per resample row, the multiplicities of the observations
+    summed per code (observations sharing a score share a code)."""
+    k = counts.shape[0]
+    histogram = np.zeros((k, n_codes))
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    first = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+    if len(first) == len(codes):  # no ties: a plain scatter
+        histogram[:, codes] = counts
+    else:
+        histogram[:, sorted_codes[first]] = np.add.reduceat(counts[:, order], first, axis=1)
+    return histogram
+
+
+def weighted_probability_of_improvement(counts_x: np.ndarray, counts_y: np.ndarray, codes: PairCodes) -> np.ndarray:
+    """``probability_of_improvement`` of the resamples described by
+    ``counts_x`` (k, N_x) and ``counts_y`` (k, N_y), in O(k (N_x + N_y)):
+    with h_y(c) the y multiplicities per code and B_y(c) the number of y
+    draws of the same scenario below code c (the running sum of h_y less the
+    scenario's n_y before it), P = mean over scenarios of
+    (1/(n_x,s n_y,s)) sum_{x_i in s} count_i (B_y(c_i) + 0.5 h_y(c_i))."""
+    counts_x, counts_y = np.atleast_2d(counts_x), np.atleast_2d(counts_y)
+    k = counts_x.shape[0]
+    hy = _histogram(counts_y, codes.code_y, codes.n_codes)
+    scenario_of_code = np.repeat(np.arange(len(codes.starts)), np.diff(np.r_[codes.starts, codes.n_codes]))
+    before = stratum_offsets(codes.sizes_y)[scenario_of_code]
+    # one flat running sum (fast) less the earlier rows' totals (n_y each): exact small integers
+    running = np.cumsum(hy.ravel()).reshape(k, codes.n_codes) - (np.arange(k) * codes.sizes_y.sum())[:, None]
+    beaten = running - 0.5 * hy - before  # y draws below c, plus half of those tied at c
+    per_scenario = np.add.reduceat(counts_x * beaten[:, codes.code_x], stratum_offsets(codes.sizes_x), axis=1)
+    return (per_scenario / (codes.sizes_x * codes.sizes_y)).mean(axis=1)
