@@ -156,6 +156,59 @@ class Submission:
 
 
 _SUBMISSIONS: dict = {}
+POLICY_MODULE = "meltingpot.utils.policies.policy"
+
+
+def provide_policy_base() -> bool:
+    """Where meltingpot is not installed (the contest's Python 3.10
+    environment), provide ``meltingpot.utils.policies.policy.Policy``, the
+    abstract base the kit's policies subclass, and nothing else: the package
+    modules have no other names and no submodules. True when provided."""
+    try:
+        importlib.import_module(POLICY_MODULE)
+        return False
+    except ImportError:
+        pass
+    import abc
+    import types
+    import typing
+
+    State = typing.TypeVar("State")
+
+    class Policy(typing.Generic[State], metaclass=abc.ABCMeta):
+        """meltingpot's Policy interface (provided by capprof's bridge)."""
+
+        @abc.abstractmethod
+        def initial_state(self):
+            """The initial state of the agent."""
+
+        @abc.abstractmethod
+        def step(self, timestep, prev_state):
+            """(action, next state) for ``timestep``."""
+
+        @abc.abstractmethod
+        def close(self):
+            """Closes the policy."""
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *args):
+            self.close()
+
+    parts = POLICY_MODULE.split(".")
+    for i in range(1, len(parts) + 1):
+        name = ".".join(parts[:i])
+        module = sys.modules.get(name) or types.ModuleType(name)
+        if i < len(parts):
+            module.__path__ = []  # a package with no submodules of its own
+        sys.modules[name] = module
+        if i > 1:
+            setattr(sys.modules[".".join(parts[:i - 1])], parts[i - 1], module)
+    Policy.__module__ = POLICY_MODULE
+    sys.modules[POLICY_MODULE].Policy = Policy
+    sys.modules[POLICY_MODULE].State = State
+    return True
 
 
 def load_submission(directory: str) -> Submission:
@@ -172,6 +225,7 @@ def load_submission(directory: str) -> Submission:
     if not (root / USER_CONFIG).is_file():
         raise SpecError("%s has no %s; a submission directory holds my_policies/user_config.py defining "
                         "SubmissionPolicies and SubmissionRoles" % (directory, USER_CONFIG))
+    provide_policy_base()
     saved = {k: v for k, v in sys.modules.items() if k == "my_policies" or k.startswith("my_policies.")}
     for k in saved:
         del sys.modules[k]
@@ -536,6 +590,10 @@ def serve(fd_in: int, fd_out: int) -> None:
                 # capprof seeds its own per episode.
                 random.seed(seed)
                 sys.modules["numpy"].random.seed(seed % 2**32)
+                if spec.startswith(SUBMISSION_PREFIX):
+                    # The kit's evaluation ran from the submission root: its
+                    # policies read files by relative paths.
+                    os.chdir(os.path.abspath(os.path.expanduser(spec[len(SUBMISSION_PREFIX):])))
                 policies[handle] = build(spec, substrate, role, policy_id, seed)
                 specs[handle] = spec
                 reply = ("ok", None)

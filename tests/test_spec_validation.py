@@ -142,3 +142,42 @@ def test_a_build_that_hangs_in_the_child_ends_at_the_deadline(tmp_path, monkeypa
         source.build(SubstrateInfo("x", ({},), ()), 0, policy_slots(["default"])[0])
     assert time.monotonic() - began < 20
     assert f"the policy interpreter {sys.executable} did not answer within 2 s during building" in str(caught.value)
+
+
+def test_a_submission_runs_unchanged_in_an_interpreter_without_meltingpot(tmp_path):
+    """The policy subclasses meltingpot's Policy, takes its id, reads a file by
+    a relative path and reports sys.prefix: the bridge provides the base and
+    the submission folder is the working directory."""
+    import dm_env
+    import numpy as np
+
+    from capprof.runners.populations import SubstrateInfo, policy_slots
+
+    python = ".venv-legacy/bin/python"
+    if not __import__("os").path.exists(python):
+        pytest.skip("no .venv-legacy (make legacy-env)")
+    kit = tmp_path / "kit" / "my_policies"
+    kit.mkdir(parents=True)
+    (kit / "__init__.py").write_text("")
+    (tmp_path / "kit" / "weights.txt").write_text("3")
+    (kit / "user_config.py").write_text(textwrap.dedent("""
+        import sys
+        from meltingpot.utils.policies import policy
+        class P(policy.Policy):
+            def __init__(self, policy_id):
+                self.action = int(open("weights.txt").read()) + int(policy_id.split("_")[1])
+            def initial_state(self): return 0
+            def step(self, timestep, state):
+                return (self.action if sys.prefix.endswith(".venv-legacy") else 99), state
+            def close(self): pass
+        SubmissionPolicies = {"commons_harvest__open": P}
+        SubmissionRoles = {"commons_harvest__open": {"default": ["agent_0", "agent_1"]}}
+    """))
+    source = venv_member.VenvSource(f"submission:{tmp_path / 'kit'}", python)
+    assert source.check()["prefix"].endswith(".venv-legacy")
+    policy = source.build(SubstrateInfo("commons_harvest__open", ({},) * 8, ()), 0,
+                          policy_slots(["default", "default"])[1])
+    state = policy.initial_state()
+    timestep = dm_env.restart({"RGB": np.zeros((88, 88, 3), np.uint8)})
+    assert policy.step(timestep, state)[0] == 4
+    policy.close()
