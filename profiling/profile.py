@@ -276,6 +276,14 @@ class Profile:
         stored = [n for n in names if n not in described and n in self.demands.index]
         from_catalog = [n for n in names if n not in described and n not in stored]
         unknown = [n for n in from_catalog if n not in catalog.index]
+        if unknown and (custom is None or "substrate" in custom.columns):
+            # capprof's own scenarios (offline suite, variants) have known demands too
+            own = _own_scenarios(unknown)
+            if len(own):
+                custom = own if custom is None else pd.concat([custom, own]).fillna(0.0)
+                described += list(own.index)
+                from_catalog = [n for n in from_catalog if n not in own.index]
+                unknown = [n for n in unknown if n not in own.index]
         if unknown:
             known = [*catalog.index, *self.demands.index]
             raise CapprofError(
@@ -357,3 +365,17 @@ def read_scenarios_file(path) -> tuple[list[str], pd.DataFrame | None]:
     if not names:
         raise CapprofError(f"{path}: names no scenario; list one scenario per line")
     return names, None
+
+
+def _own_scenarios(names) -> pd.DataFrame:
+    """Demands of the names that are capprof's own scenarios (the rest left out)."""
+    from capprof.runners.scenarios import get_scenario, own_scenario_demands
+
+    known = []
+    for name in names:
+        try:
+            get_scenario(name)
+        except CapprofError:
+            continue
+        known.append(name)
+    return own_scenario_demands(known) if known else pd.DataFrame()

@@ -508,7 +508,18 @@ def scenario_demands(suites=CUSTOM_SUITES) -> pd.DataFrame:
     (1.0 where the scenario places it, else 0.0): the behavioural tags (catalog
     names) plus ``resident`` / ``visitor`` from the focal / background counts.
     """
-    scenarios = [s for suite in suites for s in (offline_suite() if suite == OFFLINE else variant_suite())]
+    return _demand_rows([s for suite in suites for s in (offline_suite() if suite == OFFLINE else variant_suite())])
+
+
+def own_scenario_demands(names) -> pd.DataFrame:
+    """``scenario_demands`` for the named capprof scenarios (offline suite,
+    variants suite, declarative ``SUBSTRATE:key=value`` variants), so a
+    scenario capprof runs is known wherever demands are looked up; an unknown
+    name raises ``get_scenario``'s one-line CapprofError."""
+    return _demand_rows([get_scenario(n) for n in names])
+
+
+def _demand_rows(scenarios) -> pd.DataFrame:
     demands = sorted({t for s in scenarios for t in s.tags} | set(MODE_DEMANDS))
     rows = []
     for s in scenarios:

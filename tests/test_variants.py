@@ -62,3 +62,40 @@ def test_run_and_train_refuse_a_bad_variant_with_one_line(cli, tmp_path):
         lines = res.err.strip().splitlines()
         assert res.code == 2 and len(lines) == 1, res.err
         assert "regrowth=-2 is out of range" in lines[0]
+
+
+def test_a_profile_knows_the_demands_of_capprofs_own_scenarios():
+    """predict, on a profile fitted elsewhere, finds the offline suite's and
+    the variants' demands as capprof runs them (they are not in the catalog)."""
+    from capprof.profiling.predictors import MeasurementLayout
+    from capprof.profiling.profile import Profile
+    from capprof.runners.scenarios import own_scenario_demands
+    from capprof.tagging.catalog import load_catalog
+    from capprof.tagging.demands import demand_matrix
+
+    catalog = load_catalog()
+    fitted_on = [n for n in catalog.index if n.startswith("commons_harvest__open")][:4]
+    demands = demand_matrix(fitted_on, tags="all", catalog=catalog, drop_unused=False)
+    import arviz as az
+    import numpy as np
+
+    teams, rng = ["a", "b"], np.random.default_rng(0)
+    posterior = az.from_dict(
+        posterior={"ability": rng.normal(1.5, 0.3, (2, 20, 2, demands.shape[1])),
+                   "noise": rng.uniform(0.02, 0.08, (2, 20)), "precision": rng.lognormal(3, 0.1, (2, 20, 2))},
+        coords={"team": teams, "demand": list(demands.columns)},
+        dims={"ability": ["team", "demand"], "precision": ["team"]},
+        sample_stats={"diverging": np.zeros((2, 20), dtype=bool)})
+    layout = MeasurementLayout.from_posterior(posterior, demands, mode="joint", seed=0)
+    profile = Profile(layout=layout, demands=demands,
+                      metadata={"normalisation": "minmax", "tags": "all", "dropped_scenarios": []})
+    names = ["clean_up__resident_cleaner", "commons_harvest__open:regrowth=0.5", fitted_on[0]]
+    got = profile.scenario_demands(names)
+    assert list(got.index) == names
+    own = own_scenario_demands(names[:2])
+    for name in names[:2]:
+        placed = {d for d, v in own.loc[name].drop("substrate").items() if v}
+        assert placed and all(got.loc[name, d] == 1.0 for d in placed if d in got.columns), (name, placed)
+    assert got.loc["commons_harvest__open:regrowth=0.5", "scarcity"] == 1.0
+    with pytest.raises(CapprofError, match='unknown scenario "clean_up__nowhere"'):
+        profile.scenario_demands(["clean_up__nowhere"])
