@@ -123,6 +123,12 @@ def resolve_module(checkpoint: str, policy_id: str | None, spec: str) -> Path:
             raise CapprofError(f'"{spec}": {path} holds a single RLModule; drop ":{policy_id}"')
         return path
     modules = module_dirs(path)
+    if not modules and ((path / "policy_state.pkl").exists() or (path / "policies").is_dir()
+                        or (path / "algorithm_state.pkl").exists()):
+        raise CapprofError(
+            f'"{spec}": {path} is an old-stack RLlib checkpoint (Policy / policies/ layout, as ray 2.6 saved '
+            "them), which this ray cannot load; build the contest's environment with `make legacy-env` and "
+            "play it there through a wrapper Policy (docs/runners.md, \"Old RLlib checkpoints\")")
     if not modules:
         raise CapprofError(
             f'"{spec}": {path} is not an RLlib (new API stack) Algorithm checkpoint: no '

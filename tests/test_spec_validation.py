@@ -181,3 +181,11 @@ def test_a_submission_runs_unchanged_in_an_interpreter_without_meltingpot(tmp_pa
     timestep = dm_env.restart({"RGB": np.zeros((88, 88, 3), np.uint8)})
     assert policy.step(timestep, state)[0] == 4
     policy.close()
+
+
+def test_rllib_on_an_old_stack_checkpoint_names_the_legacy_env(tmp_path):
+    checkpoint = tmp_path / "checkpoint_000001"
+    (checkpoint / "policies" / "agent_0").mkdir(parents=True)
+    (checkpoint / "algorithm_state.pkl").write_bytes(b"")
+    with pytest.raises(CapprofError, match=r"is an old-stack RLlib checkpoint .*`make legacy-env`"):
+        parse_population(f"t=rllib:{checkpoint}")
