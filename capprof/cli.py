@@ -182,6 +182,10 @@ def _dispatch(args) -> int:
     except BrokenPipeError:  # e.g. `capprof tags | head`
         return 0
     except OSError as exc:
+        problem = _disk_problem(args, exc)
+        if problem is not None:  # a full, read-only or quota-bound file system: one line naming the directory
+            sys.stderr.write(f"capprof: error: {problem}\n")
+            return EXIT_USAGE
         if exc.filename is None:
             if _debug():
                 raise
@@ -195,6 +199,21 @@ def _dispatch(args) -> int:
         if _debug():
             raise
         return _internal_error(exc)
+
+
+OUTPUT_ARGUMENTS = ("out", "cells", "summary")  # the options that name what a command writes
+
+
+def _disk_problem(args, exc: OSError) -> str | None:
+    """The one line for a write the file system refused (capprof.io.write_problem),
+    naming the command's output; None for other OS errors."""
+    from capprof import io
+
+    found = io.disk_error(exc)
+    if found is None or (found.filename is not None and found.errno not in (28, 122)):
+        return None  # a file the command could not read or open: the generic line below
+    outputs = [getattr(args, name) for name in OUTPUT_ARGUMENTS if getattr(args, name, None)]
+    return io.write_problem(found, outputs[0] if outputs else found.filename)
 
 
 def _debug() -> bool:

@@ -220,3 +220,17 @@ def test_scores_cli_on_published_results(cli, published_path):
     overall = cli("scores", published_path, "--normalise", "minmax", "--format", "csv")
     teams = pd.read_csv(__import__("io").StringIO(overall.out)).set_index("team")["score"]
     assert len(teams) == 8 and teams["random"] < teams["acb"] < teams["exploiter_opre"]
+
+
+def test_a_full_disk_without_a_file_name_is_one_line_naming_the_output(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from capprof import cli
+
+    def fill(args):
+        raise OSError(28, "No space left on device")
+
+    args = argparse.Namespace(func=fill, out=str(tmp_path / "trained"))
+    assert cli._dispatch(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no space left on device" in err[0] and str(tmp_path) in err[0]
