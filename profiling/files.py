@@ -5,25 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
 from capprof.errors import CapprofError
+from capprof.io import atomic_write_text, replace_directory, temporary_directory  # noqa: F401
 
 
 def write_json_atomic(path: Path, document: dict) -> None:
-    """Write JSON to ``path`` through a temporary file renamed into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(json.dumps(document, indent=1) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Write JSON to ``path`` atomically (capprof.io.atomic_write_text)."""
+    atomic_write_text(path, json.dumps(document, indent=1) + "\n")
 
 
 def read_json(path: Path, fix: str) -> dict:
@@ -65,33 +57,7 @@ def umask() -> int:
     return mask
 
 
-@contextmanager
-def _signals_held():
-    """Hold off SIGINT/SIGTERM (delivered on exit) so a swap is not cut in half."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
 def swap_into_place(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside
-    first and deleted after (both renames under held signals)."""
-    with _signals_held():
-        if not target.exists():
-            os.rename(tmp, target)
-            return
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(target, old)
-        try:
-            os.rename(tmp, target)
-        except BaseException:
-            os.rename(old, target)
-            raise
-    shutil.rmtree(old, ignore_errors=True)
+    """Put directory ``tmp`` at ``target``: the old or the new directory is
+    there at every instant (capprof.io.replace_directory)."""
+    replace_directory(tmp, target)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -44,7 +43,7 @@ from capprof.profiling.constants import (
     PREDICT_OUTPUT_COLUMNS,
     RHAT_MAX,
 )
-from capprof.profiling.files import check_writable, read_csv, read_json, swap_into_place, umask, write_json_atomic
+from capprof.profiling.files import check_writable, read_csv, read_json, swap_into_place, temporary_directory, umask, write_json_atomic
 from capprof.profiling.predictors import Assessor, MeasurementLayout, canonical_name
 
 PROFILE_FILES = {
@@ -164,7 +163,7 @@ class Profile:
             raise CapprofError(f"{target} is a file; give a directory for the profile")
         check_writable(target)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        tmp = temporary_directory(target)  # stale .NAME.*.tmp of killed saves are removed first
         try:
             os.chmod(tmp, 0o777 & ~umask())  # mkdtemp's 0700 would outlive the rename
             self._write(tmp)
