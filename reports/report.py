@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from capprof.errors import CapprofError, did_you_mean
+from capprof.reports import tables
 from capprof.reports.inputs import Absent, Inputs, locate_inputs, looked_for, read_profile
 from capprof.reports.markup import Charts, Rendered, not_shown, page
 from capprof.reports.sections import SECTIONS, Section
@@ -57,6 +58,28 @@ def _check_teams(inputs: Inputs, teams: Sequence[str]) -> None:
                            f"teams in profiles: {', '.join(known)}")
 
 
+# Columns an input given by its option must have (its section needs them).
+GIVEN_COLUMNS = {"evaluate": ("model", "split", "team", "mse"), "episodes": ("team", "scenario"),
+                 "timeseries": tables.TIMESERIES_COLUMNS}
+
+
+def _check_given(inputs: Inputs, given: dict[str, str | None]) -> None:
+    """A file named by an option was asked for: if it cannot be read, lacks
+    the columns its section needs or has no rows, the report stops with one
+    line before any work (a file found in DIR only spoils its own section)."""
+    for name, path in given.items():
+        if path is None:
+            continue
+        try:
+            if name == "scores":
+                inputs.scores()
+            else:
+                inputs.table(name, GIVEN_COLUMNS[name])
+        except (Absent, CapprofError) as exc:
+            raise CapprofError(f"--{name} {path}: {str(exc).splitlines()[0].rstrip('.')}; "
+                               f"docs/reports.md lists what the {name} input needs") from None
+
+
 def render(section: Section, inputs: Inputs, charts: Charts) -> Rendered:
     """Build one section; a data problem in its input spoils only that
     section, which then says what is missing."""
@@ -92,6 +115,8 @@ def build_report(
         raise CapprofError(f"{directory} holds none of the report's inputs (looked for {looked_for()}); "
                            "give a directory written by `capprof profile` or `capprof run`")
     inputs = Inputs(directory, paths, teams, normalisation, profile)
+    _check_given(inputs, {"scores": scores_path, "evaluate": evaluate_path, "episodes": episodes_path,
+                          "timeseries": timeseries_path})
     if teams:
         _check_teams(inputs, teams)
     charts = Charts(charts_dir(out), inputs.report_teams)

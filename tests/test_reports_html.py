@@ -250,6 +250,22 @@ def test_report_cli_bad_input(cli, tmp_path, args, message):
     assert message in _one_error_line(result)
 
 
+@pytest.mark.parametrize("option", ["scores", "evaluate", "episodes", "timeseries"])
+@pytest.mark.parametrize("content, problem", [(b"hello\x00\x01garbage\n", "not a plain-text CSV"),
+                                              (b"a,b\n1,2\n", "column(s) "),
+                                              (b"", "")])
+def test_report_refuses_a_given_input_it_cannot_use_in_one_line(cli, tmp_path, option, content, problem):
+    given = tmp_path / f"{option}-given.csv"
+    given.write_bytes(content)
+    out = tmp_path / "r.html"
+    result = cli("report", FIXTURE, "--out", out, f"--{option}", given)
+    assert result.code == 2
+    line = _one_error_line(result)
+    assert line.startswith(f"capprof: error: --{option} {given}: ") and problem in line, line
+    assert f"docs/reports.md lists what the {option} input needs" in line
+    assert not out.exists()
+
+
 def test_report_cli_missing_directory(cli, tmp_path):
     result = cli("report", tmp_path / "nope", "--out", tmp_path / "r.html")
     assert f"{tmp_path / 'nope'} is not a directory" in _one_error_line(result)
