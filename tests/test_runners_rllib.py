@@ -154,7 +154,8 @@ def test_policy_takes_the_modules_greedy_action(trained):
     from capprof.runners import rllib_policy
     from capprof.runners.populations import substrate_info
 
-    policy = rllib_policy.build(f"rllib:{trained}", substrate_info("commons_harvest__open"))
+    # capprof train's directories sample by default; #greedy plays the most likely action
+    policy = rllib_policy.build(f"rllib:{trained}#greedy", substrate_info("commons_harvest__open"))
     env = mp_substrate.build("commons_harvest__open", roles=mp_substrate.get_config(
         "commons_harvest__open").default_player_roles)
     try:
@@ -231,13 +232,6 @@ def test_explore_samples_from_the_module_distribution_reproducibly(trained, tmp_
     from capprof.runners import rllib_policy
     from capprof.runners.populations import substrate_info
 
-    copy = tmp_path / "explore"
-    shutil.copytree(trained, copy)
-    convention = json.loads((copy / "capprof_rllib.json").read_text())
-    (copy / "capprof_rllib.json").write_text(json.dumps({**convention, "explore": True}))
-    info = substrate_info("commons_harvest__open")
-    greedy = rllib_policy.build(f"rllib:{trained}", info)
-    sampling = rllib_policy.build(f"rllib:{copy}", info)
     obs = {"RGB": np.random.default_rng(3).integers(0, 256, (88, 88, 3), dtype=np.uint8)}
     timestep = dm_env.transition(0.0, obs)
 
@@ -245,6 +239,19 @@ def test_explore_samples_from_the_module_distribution_reproducibly(trained, tmp_
         np.random.seed(seed)
         return [policy.step(timestep, ())[0] for _ in range(40)]
 
+    def draws_of(policy):
+        return draws(policy, 0)
+
+    assert json.loads((trained / "capprof_rllib.json").read_text())["explore"] is True  # as capprof train records
+    copy = tmp_path / "greedy"
+    shutil.copytree(trained, copy)
+    convention = json.loads((copy / "capprof_rllib.json").read_text())
+    (copy / "capprof_rllib.json").write_text(json.dumps({**convention, "explore": False}))
+    info = substrate_info("commons_harvest__open")
+    greedy = rllib_policy.build(f"rllib:{copy}", info)
+    sampling = rllib_policy.build(f"rllib:{trained}", info)
+    assert len(set(draws_of(rllib_policy.build(f"rllib:{trained}#greedy", info)))) == 1  # the override
+    assert len(set(draws_of(rllib_policy.build(f"rllib:{copy}#sample", info)))) > 1
     assert len(set(draws(greedy, 0))) == 1  # greedy: one action for one observation
     assert len(set(draws(sampling, 0))) > 1  # a one-iteration policy is far from deterministic
     assert draws(sampling, 5) == draws(sampling, 5)
