@@ -56,7 +56,7 @@ SINGLE_AGENT_MODULE = "default_policy"
 SAMPLERS = ("vector", "multi-agent")
 # Substrates the vectorised sampler steps together by default: more batch the
 # forward pass over more players and amortise RLlib's per-step work
-# (bench/bench_train_throughput.py: 1 -> ~310, 2 -> ~390, 4 -> ~455,
+# (a short timing script beside bench/bench_train_throughput.py: 1 -> ~310, 2 -> ~390, 4 -> ~455,
 # 8 -> ~525 env steps/s on 2 cores, resets included).
 VECTOR_SUBSTRATES = 8
 
