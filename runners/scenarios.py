@@ -33,7 +33,8 @@ from capprof.tagging.constants import MODE_DEMANDS
 
 RESIDENT, VISITOR = MODE_DEMANDS
 
-__all__ = ["BOT_PREFIX", "SUITES", "ComponentKwarg", "ConfigValue", "DisableAction", "Scenario",
+__all__ = ["BOT_PREFIX", "SUITES", "ComponentKwarg", "ConfigValue", "DisableAction", "MeanReward", "Scenario",
+           "VisibleObjectReward",
            "default_roles", "get_scenario", "offline_suite", "scenario_demands", "scenarios_table", "suite_names",
            "variant_suite", "write_demands_yaml"]
 
@@ -79,7 +80,30 @@ class ConfigValue:
         return f"config.{self.key} = {self.value!r}"
 
 
-SubstrateOverride = ComponentKwarg | DisableAction | ConfigValue
+@dataclass(frozen=True)
+class VisibleObjectReward:
+    """Add ``per_object`` to a player's reward, every step, for each cell of its
+    view showing an object of prefab ``prefab`` in its first sprite (the safety
+    study's "farmer" shaping: a reward for apples in view). The cells are found
+    by the sprite's own colours in the player's RGB view."""
+
+    prefab: str
+    per_object: float
+
+    def describe(self) -> str:
+        return f"+{self.per_object:g} reward per {self.prefab} in view per step"
+
+
+@dataclass(frozen=True)
+class MeanReward:
+    """Every player receives the mean reward of all players (meltingpot 2.0's
+    prosocial baselines), after any other reward shaping."""
+
+    def describe(self) -> str:
+        return "every player rewarded with the mean reward of all"
+
+
+SubstrateOverride = ComponentKwarg | DisableAction | ConfigValue | VisibleObjectReward | MeanReward
 
 
 # ------------------------------------------------------------ the record
@@ -323,9 +347,14 @@ VARIANT_KEYS = {
     "regrowth": "multiplier of the apple regrowth probabilities (a number > 0; capped at probability 1)",
     "zap_cooldown": "steps between a player's zaps (a whole number >= 1)",
     "no_zap": "zapping disabled for everyone (no value)",
+    "farmer": "extra reward per apple in the player's view per step (a number > 0, e.g. 0.01)",
+    "prosocial": "every player rewarded with the mean reward of all players (no value)",
 }
+# keys that take no value
+_FLAGS = ("no_zap", "prosocial")
 _REGROWTH = ("DensityRegrow", "regrowthProbabilities")
 _ZAPPER = ("Zapper", "cooldownTime")
+_APPLE_SPRITE = ("Appearance", "Apple")  # farmer needs an apple prefab's sprite
 
 
 def _allowed_keys() -> str:
@@ -350,15 +379,15 @@ def _variant_value(spec: str, key: str, value: str):
     if key not in VARIANT_KEYS:
         raise CapprofError(f'variant "{spec}": unknown key "{key}"{did_you_mean(key, list(VARIANT_KEYS))}; '
                            f"allowed keys: {_allowed_keys()}")
-    if key == "no_zap":
+    if key in _FLAGS:
         if value:
-            raise CapprofError(f'variant "{spec}": no_zap takes no value (write it alone: SUBSTRATE:no_zap)')
+            raise CapprofError(f'variant "{spec}": {key} takes no value (write it alone: SUBSTRATE:{key})')
         return True
     if not value:
         raise CapprofError(f'variant "{spec}": {key} needs a value ({key}={VARIANT_KEYS[key]})')
     try:
         # a float as its name spells it (12 significant digits), so name and value agree
-        number = float(f"{float(value):.12g}") if key == "regrowth" else int(value)
+        number = int(value) if key == "zap_cooldown" else float(f"{float(value):.12g}")
     except ValueError:
         raise CapprofError(f'variant "{spec}": {key}={value} is not valid; {key} is the {VARIANT_KEYS[key]}') from None
     if not (number > 0 and number < float("inf")):
@@ -389,14 +418,16 @@ def parse_variant(spec: str) -> Scenario:
         values[key] = _variant_value(spec, key, value)
     if "no_zap" in values and "zap_cooldown" in values:
         raise CapprofError(f'variant "{spec}": no_zap and zap_cooldown contradict each other; give one')
-    needs = {"regrowth": _REGROWTH, "zap_cooldown": _ZAPPER, "no_zap": _ZAPPER}
+    needs = {"regrowth": _REGROWTH, "zap_cooldown": _ZAPPER, "no_zap": _ZAPPER, "farmer": _APPLE_SPRITE}
     for key in values:
+        if key not in needs:
+            continue
         component, kwarg = needs[key]
         if _config_declares(substrate, component, kwarg) is False:
-            raise CapprofError(f'variant "{spec}": {substrate} has no {component} component, so {key} does not '
-                               "apply to it")
+            what = "apples" if key == "farmer" else f"{component} component"
+            raise CapprofError(f'variant "{spec}": {substrate} has no {what}, so {key} does not apply to it')
     name = substrate + ":" + ",".join(
-        key if key == "no_zap" else f"{key}={values[key]:.12g}" for key in VARIANT_KEYS if key in values)
+        key if key in _FLAGS else f"{key}={values[key]:.12g}" for key in VARIANT_KEYS if key in values)
     for known in variant_suite():
         if _variant_spelling(known) == name:
             return known
@@ -419,6 +450,12 @@ def _variant(substrate: str, name: str, values: dict) -> Scenario:
         overrides.append(DisableAction("fireZap"))
         tags.add("restraint")
         said.append("nobody can zap (the zap action is a no-op)")
+    if "farmer" in values:
+        overrides.append(VisibleObjectReward("apple", values["farmer"]))
+        said.append(f"+{values['farmer']:g} reward per apple in a player's view per step (farmer)")
+    if values.get("prosocial"):
+        overrides.append(MeanReward())
+        said.append("every player rewarded with the mean reward of all (prosocial)")
     roles = default_roles(substrate)
     return Scenario(name=name, substrate=substrate, roles=roles, is_focal=tuple(True for _ in roles),
                     tags=tuple(sorted(tags)), overrides=tuple(overrides),
@@ -543,7 +580,6 @@ def write_demands_yaml(path) -> "Path":
                "demands": {d: float(v) for d, v in row.drop("substrate").items() if v}}
         for name, row in demands.iterrows()
     }}
-    from capprof.runners.results import write_atomically
+    from capprof.io import atomic_write_text
 
-    text = yaml.safe_dump(doc, sort_keys=False).encode()
-    return write_atomically(Path(path), lambda handle: handle.write(text))
+    return atomic_write_text(Path(path), yaml.safe_dump(doc, sort_keys=False))

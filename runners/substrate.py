@@ -3,9 +3,13 @@ declared overrides (``capprof.runners.scenarios``), seeded."""
 
 from __future__ import annotations
 
+import collections
 import random
 
-from capprof.runners.scenarios import ComponentKwarg, ConfigValue, DisableAction, Scenario
+import numpy as np
+
+from capprof.runners.scenarios import (ComponentKwarg, ConfigValue, DisableAction, MeanReward, Scenario,
+                                       VisibleObjectReward)
 
 
 def apply_component_kwarg(node, override: ComponentKwarg) -> int:
@@ -33,6 +37,50 @@ def apply_component_kwarg(node, override: ComponentKwarg) -> int:
     return hits
 
 
+def sprite_colour(settings: dict, prefab: str) -> tuple[int, int, int]:
+    """The RGB colour that most of ``prefab``'s first sprite is drawn in (an
+    apple's red body), read from its ``Appearance`` component."""
+    components = settings["simulation"].get("prefabs", {}).get(prefab, {}).get("components", [])
+    for component in components:
+        if component.get("component") == "Appearance":
+            kwargs = component["kwargs"]
+            shape, palette = kwargs["spriteShapes"][0], kwargs["palettes"][0]
+            glyphs = collections.Counter(ch for ch in shape if ch in palette and palette[ch][3] > 0)
+            return tuple(palette[glyphs.most_common(1)[0][0]][:3])
+    raise ValueError(f"the substrate has no {prefab} prefab with an Appearance")
+
+
+def count_visible(rgb: np.ndarray, colour, cell: int) -> np.ndarray:
+    """Cells of ``cell`` x ``cell`` pixels showing ``colour`` in each player's
+    view: ``rgb`` is (players, H, W, 3); returns (players,) counts."""
+    n, h, w, _ = rgb.shape
+    hit = np.all(rgb.reshape(n, h // cell, cell, w // cell, cell, 3) == np.asarray(colour, rgb.dtype), axis=-1)
+    return hit.any(axis=(2, 4)).sum(axis=(1, 2))
+
+
+class ShapedRewards:
+    """A built substrate whose step rewards are shaped (``VisibleObjectReward``
+    then ``MeanReward``); everything else is the substrate's own, so the
+    episode loop, observers and training see one object."""
+
+    def __init__(self, substrate, visible: list[tuple[tuple[int, int, int], float]], cell: int, mean: bool):
+        self._substrate, self._visible, self._cell, self._mean = substrate, visible, cell, mean
+
+    def step(self, actions):
+        timestep = self._substrate.step(actions)
+        reward = np.array([float(r) for r in timestep.reward])
+        if self._visible:
+            rgb = np.stack([obs["RGB"] for obs in timestep.observation])
+            for colour, per_object in self._visible:
+                reward = reward + per_object * count_visible(rgb, colour, self._cell)
+        if self._mean:
+            reward = np.full_like(reward, reward.mean())
+        return timestep._replace(reward=[np.asarray(r, dtype=np.float64) for r in reward])
+
+    def __getattr__(self, name):
+        return getattr(self._substrate, name)
+
+
 def build_substrate(scenario: Scenario, env_seed: int):
     """Build the scenario's substrate with its overrides, seeded.
 
@@ -44,7 +92,7 @@ def build_substrate(scenario: Scenario, env_seed: int):
 
     config = mp_substrate.get_config(scenario.substrate)
     action_set = tuple(dict(a) for a in config.action_set)
-    settings_overrides = []
+    settings_overrides, visible_rewards, mean_reward = [], [], False
     for override in scenario.overrides:
         if isinstance(override, ConfigValue):
             with config.unlocked():
@@ -54,6 +102,11 @@ def build_substrate(scenario: Scenario, env_seed: int):
             action_set = tuple(dict(noop) if a.get(override.key) else a for a in action_set)
         elif isinstance(override, ComponentKwarg):
             settings_overrides.append(override)
+        elif isinstance(override, VisibleObjectReward):
+            visible_rewards.append(override)
+        elif isinstance(override, MeanReward):
+            mean_reward = True
+    shaping = {}  # what the reward shaping reads from the settings the substrate is built with
 
     def lab2d_settings(roles):
         settings = config.lab2d_settings_builder(roles=roles, config=config)
@@ -61,6 +114,8 @@ def build_substrate(scenario: Scenario, env_seed: int):
             if not apply_component_kwarg(settings, override):
                 raise ValueError(f"{scenario.name}: substrate has no component {override.component} "
                                  f"with kwarg {override.kwarg}")
+        shaping["cell"] = int(settings.get("spriteSize", 8))
+        shaping["visible"] = [(sprite_colour(settings, v.prefab), v.per_object) for v in visible_rewards]
         return settings
 
     factory = substrate_factory.SubstrateFactory(
@@ -76,6 +131,9 @@ def build_substrate(scenario: Scenario, env_seed: int):
     saved = random.getstate()
     random.seed(env_seed)
     try:
-        return factory.build(scenario.roles)
+        substrate = factory.build(scenario.roles)
     finally:
         random.setstate(saved)
+    if visible_rewards or mean_reward:
+        return ShapedRewards(substrate, shaping["visible"], shaping["cell"], mean_reward)
+    return substrate

@@ -35,7 +35,12 @@ def test_abundance_is_not_tagged_scarce_and_no_zap_is_restraint():
 
 @pytest.mark.parametrize("spec, needle", [
     ("commons_harvest__open:regrow=2", 'unknown key "regrow" (did you mean "regrowth"?); allowed keys: regrowth'),
-    ("commons_harvest__open:farmer=1", "allowed keys: regrowth: multiplier"),
+    ("commons_harvest__open:farmr=1", 'unknown key "farmr" (did you mean "farmer"?); allowed keys: regrowth: '
+                                      "multiplier"),
+    ("commons_harvest__open:farmer=-0.1", "farmer=-0.1 is out of range; farmer is the extra reward per apple"),
+    ("commons_harvest__open:farmer", "farmer needs a value"),
+    ("commons_harvest__open:prosocial=yes", "prosocial takes no value"),
+    ("allelopathic_harvest__open:farmer=0.01", "allelopathic_harvest__open has no apples, so farmer does not apply"),
     ("commons_harvest__open:regrowth=0", "regrowth=0 is out of range"),
     ("commons_harvest__open:regrowth=inf", "regrowth=inf is out of range"),
     ("commons_harvest__open:regrowth=lots", "regrowth=lots is not valid"),
@@ -99,3 +104,57 @@ def test_a_profile_knows_the_demands_of_capprofs_own_scenarios():
     assert got.loc["commons_harvest__open:regrowth=0.5", "scarcity"] == 1.0
     with pytest.raises(CapprofError, match='unknown scenario "clean_up__nowhere"'):
         profile.scenario_demands(["clean_up__nowhere"])
+
+
+def test_farmer_and_prosocial_are_reward_shaping_variants():
+    from capprof.runners.scenarios import MeanReward, VisibleObjectReward
+
+    v = get_scenario("commons_harvest__open:prosocial,farmer=0.010,regrowth=0.5")
+    assert v.name == "commons_harvest__open:regrowth=0.5,farmer=0.01,prosocial"
+    assert v.overrides[1:] == (VisibleObjectReward("apple", 0.01), MeanReward())
+    assert "per apple in a player's view" in v.description and "mean reward of all" in v.description
+
+
+def _apple_view(cells):
+    """An 88x88 view of grass with meltingpot's apple sprite drawn in ``cells``."""
+    import numpy as np
+    from meltingpot.configs.substrates import commons_harvest__open as config_module
+    from meltingpot.utils.substrates import shapes
+
+    palette = {"x": (100, 180, 80), "*": (214, 88, 88), "#": (194, 79, 79), "o": (53, 132, 49), "|": (102, 51, 61)}
+    rows = [r for r in shapes.APPLE.strip("\n").split("\n")]
+    sprite = np.array([[palette[c] for c in r] for r in rows], dtype=np.uint8)
+    view = np.empty((88, 88, 3), np.uint8)
+    view[:] = palette["x"]
+    for i, j in cells:
+        view[8 * i:8 * i + 8, 8 * j:8 * j + 8] = sprite
+    assert config_module  # the palette above is the one commons_harvest__open draws apples with
+    return view
+
+
+def test_farmer_counts_the_apples_in_each_players_view():
+    import numpy as np
+    from capprof.meltingpot_import import import_meltingpot
+    from capprof.runners.substrate import count_visible
+
+    import_meltingpot()
+    views = np.stack([_apple_view([(0, 0), (3, 4), (10, 10)]), _apple_view([]), _apple_view([(5, 5)])])
+    assert count_visible(views, (214, 88, 88), 8).tolist() == [3, 0, 1]
+
+
+def test_farmer_and_prosocial_shape_the_rewards_a_real_substrate_pays():
+    """Players 0 and 1 of commons_harvest__open start beside the apples, so a
+    farmer pays them from the first step; prosocial pays everyone the mean."""
+    import numpy as np
+    from capprof.meltingpot_import import import_meltingpot
+    from capprof.runners.substrate import build_substrate
+
+    import_meltingpot()
+    farmer = build_substrate(get_scenario("commons_harvest__open:farmer=0.5"), 3)
+    farmer.reset()
+    first = np.array(farmer.step(np.zeros(7, int)).reward, float)
+    assert first[0] > 0 and first[1] > 0 and np.allclose(first * 2, np.round(first * 2))  # 0.5 per apple
+    both = build_substrate(get_scenario("commons_harvest__open:farmer=0.5,prosocial"), 3)
+    both.reset()
+    shared = np.array(both.step(np.zeros(7, int)).reward, float)
+    assert shared.min() == shared.max() > 0
