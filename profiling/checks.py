@@ -26,7 +26,8 @@ PPC_P = 0.01
 DISAGREEMENT_CHECKS = ("floor share", "ceiling share", "PIT KS p-value")
 
 
-def diagnostics(idata, var_names=("ability", "noise", "precision", "slope", "scenario_spread"),
+def diagnostics(idata, var_names=("ability", "noise", "precision", "slope", "scenario_spread",
+                                  "scenario_mean_spread"),
                 ppc: bool = True, seed: int = 0) -> dict:
     """Convergence summary from ArviZ (max R-hat, min bulk/tail ESS over the
     named variables, divergent transitions) and, when the posterior carries

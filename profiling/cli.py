@@ -12,7 +12,7 @@ from pathlib import Path
 
 from capprof.arguments import non_negative_int, positive_int
 from capprof.errors import CapprofError, note
-from capprof.output import write_table
+from capprof.output import write_csv, write_table
 
 MIN_SAMPLING_STEPS = 10
 
@@ -52,16 +52,13 @@ def load_scores_and_demands(args):
     return scores, demands, dropped
 
 
-def _model_list(text: str) -> list[str]:
-    """Comma-separated model names, each known to the registry, each once."""
-    from capprof.profiling.predictors import canonical_name
+def _model_list(text: str):
+    """Comma-separated models, NAME or NAME(KEY=VALUE,...) (the predictor's
+    ``__init__`` parameters), each known to the registry, each once: a list
+    of ``ModelSpec``. Unknown names, parameters or bad values are one line."""
+    from capprof.profiling.predictors import parse_model_list
 
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    if not names:
-        raise CapprofError("--models is empty; name at least one model")
-    for name in names:
-        canonical_name(name)  # an unknown name is one line suggesting the closest
-    return list(dict.fromkeys(names))
+    return parse_model_list(text)
 
 
 _models = _model_list
@@ -70,6 +67,35 @@ _models = _model_list
 def _check_sampling(args) -> None:
     if args.draws < MIN_SAMPLING_STEPS or args.tune < MIN_SAMPLING_STEPS:
         raise CapprofError(f"--draws and --tune must be at least {MIN_SAMPLING_STEPS}")
+
+
+# ------------------------------------------------------------------ disk space
+
+# What evaluate's CSVs and a profile's files other than the posterior need free
+# (the demo's are each below 1 MiB), with margin.
+SPACE_FLOOR = 16 << 20
+
+
+def _check_outputs(*paths) -> None:
+    """Refuse before the cross-validation an output file whose directory
+    cannot be made or written, or whose file system is nearly full."""
+    from capprof.io import require_space
+
+    for path in paths:
+        if path:
+            if Path(path).is_dir():
+                raise CapprofError(f"{path} is a directory; give a file name for the CSV")
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            require_space(Path(path).parent, SPACE_FLOOR, "capprof evaluate", fix="choose another file")
+
+
+def profile_space_bytes(scores, demands, draws: int, chains: int = 2) -> int:
+    """What `capprof profile` needs free beside --out: the floor plus the
+    posterior (8-byte floats per chain and draw for each ability, scenario
+    and cell, doubled for NetCDF's sample statistics and overhead)."""
+    teams, scenarios = scores["team"].nunique(), scores["scenario"].nunique()
+    per_draw = teams * (demands.shape[1] + 1) + scenarios + teams * scenarios
+    return SPACE_FLOOR + 16 * chains * draws * per_draw
 
 
 # ------------------------------------------------------------------ evaluate
@@ -87,14 +113,18 @@ def cmd_evaluate(args) -> int:
     from capprof.profiling.evaluate import RESULT_COLUMNS, evaluate
 
     models = _models(args.models)
+    from capprof.profiling.predictors import parse_model_spec
+
+    reference = parse_model_spec(args.reference)
     _check_sampling(args)
     anchors = [a.strip() for a in args.anchors.split(",") if a.strip()] if args.anchors is not None else None
+    _check_outputs(args.out, args.cells, args.summary)
     raw_args = argparse.Namespace(**{**vars(args), "normalise": "none"})
     scores, demands, _ = load_scores_and_demands(raw_args)
     scores = scores.drop(columns="raw_score", errors="ignore")
     result = evaluate(scores, demands, models, split=args.split, folds=args.folds, repeats=args.repeats,
                       seed=args.seed, normalisation=args.normalise, anchors=anchors, range_floor=args.range_floor,
-                      reference=args.reference, draws=args.draws, tune=args.tune, progress=not args.quiet)
+                      reference=reference, draws=args.draws, tune=args.tune, progress=not args.quiet)
     diag = result.diagnostics
     if len(diag):
         worst = diag.sort_values("max_rhat").iloc[-1]
@@ -108,14 +138,11 @@ def cmd_evaluate(args) -> int:
           f"{'anchor' if protocol['anchors'] else 'training'} rows{anchors_text}; "
           f"standard errors clustered by {protocol['cluster']}")
     per_repeat = result.results[list(RESULT_COLUMNS)]
-    if args.out:
-        # the per-repeat table `capprof report` reads as DIR/evaluate.csv
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        per_repeat.to_csv(args.out, index=False, float_format="%.6g")
-    for path, frame in ((args.cells, result.cells), (args.summary, result.summary)):
+    # --out: the per-repeat table `capprof report` reads as DIR/evaluate.csv;
+    # each file spreadsheet-safe and atomic (the old file or the new one)
+    for path, frame in ((args.out, per_repeat), (args.cells, result.cells), (args.summary, result.summary)):
         if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            frame.to_csv(path, index=False, float_format="%.6g")
+            write_csv(frame, path)
     if args.format == "csv":
         write_table(per_repeat, "csv")
     else:
@@ -138,12 +165,17 @@ def cmd_profile(args) -> int:
     from capprof.profiling.profile import PROFILE_FILES, Profile, check_writable
 
     _check_sampling(args)
+    mode, layout_params, assessor_params, with_assessor = _profile_models(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CapprofError(f"--out {out} is a file; give a directory")
     check_writable(out)
     scores, demands, dropped = load_scores_and_demands(args)
-    print(f"fitting the measurement layout ({args.mode}) on {scores['team'].nunique()} teams x "
+    from capprof.io import require_space
+
+    require_space(out.parent if not out.is_dir() else out, profile_space_bytes(scores, demands, args.draws),
+                  "capprof profile")
+    print(f"fitting the measurement layout ({mode}) on {scores['team'].nunique()} teams x "
           f"{scores['scenario'].nunique()} scenarios x {demands.shape[1]} demands ...", file=sys.stderr)
     metadata = {
         "normalisation": args.normalise,
@@ -151,14 +183,43 @@ def cmd_profile(args) -> int:
         "demands_file": str(args.demands) if args.demands else None,
         "dropped_scenarios": dropped,
     }
-    profile = Profile.fit(scores, demands, mode=args.mode, draws=args.draws, tune=args.tune, seed=args.seed,
-                          progressbar=not args.quiet and sys.stderr.isatty(), metadata=metadata)
+    profile = Profile.fit(scores, demands, mode=mode, draws=args.draws, tune=args.tune, seed=args.seed,
+                          progressbar=not args.quiet and sys.stderr.isatty(), metadata=metadata,
+                          layout_params=layout_params, assessor_params=assessor_params, assessor=with_assessor)
     profile.save(out)  # atomic: nothing appears at --out until the profile is whole
     d = profile.layout.diagnostics_
     print(f"wrote {', '.join(PROFILE_FILES.values())} to {out}")
     print(f"sampling: max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
           f"{d['divergences']} divergence(s), {profile.layout.fit_seconds_:.1f} s")
     return 0
+
+
+def _profile_models(args):
+    """What `capprof profile` fits: (mode, layout parameters, assessor
+    parameters, whether to fit the assessor). ``--models`` names one layout
+    (its mode: layout-joint or layout-per-team) and optionally the assessor,
+    each with parameters; without it, the layout of ``--mode`` and the
+    assessor with their defaults."""
+    from capprof.profiling.constants import DEFAULT_LAYOUT_MODE
+    from capprof.profiling.predictors import predictor_class
+
+    if args.models is None:
+        return args.mode or DEFAULT_LAYOUT_MODE, {}, {}, True
+    specs = _model_list(args.models)
+    layouts = [s for s in specs if s.name.startswith("layout")]
+    others = [s for s in specs if not s.name.startswith("layout") and s.name != "assessor"]
+    if others:
+        raise CapprofError(f'profile fits a layout and the assessor, not "{others[0].label}"; '
+                           "use --models layout-joint,assessor (parameters in parentheses)")
+    if len(layouts) != 1:
+        raise CapprofError("profile --models needs exactly one layout (layout-joint or layout-per-team), "
+                           f"got {len(layouts)}")
+    mode = predictor_class(layouts[0].name).mode
+    if args.mode is not None and args.mode != mode:
+        raise CapprofError(f"--mode {args.mode} contradicts --models {layouts[0].label}; give one of them")
+    layout_params = {k: v for k, v in layouts[0].params if k != "mode"}
+    assessor = [s for s in specs if s.name == "assessor"]
+    return mode, layout_params, assessor[0].kwargs if assessor else {}, bool(assessor)
 
 
 # ------------------------------------------------------------------ predict
@@ -221,7 +282,10 @@ def register(sub) -> None:
     p.add_argument("--range-floor", type=float, default=RANGE_FLOOR,
                    help=f"raise a scenario's range to this share of its substrate's median range (default {RANGE_FLOOR})")
     p.add_argument("--models", default="aggmean,ridge,assessor,lltm,lowrank,layout-joint",
-                   help=f"comma-separated, from {', '.join(predictor_names())}")
+                   help=f"comma-separated, from {', '.join(predictor_names())}; each NAME or NAME(KEY=VALUE,...) "
+                   "to set its __init__ parameters (true/false, none, numbers or text), e.g. "
+                   "'layout-joint(scenario_effect=false,draws=500)'; a model given parameters is reported under "
+                   "that spec, so variants compare in one run (docs/evaluation.md)")
     p.add_argument("--format", choices=("table", "csv"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--out", metavar="FILE", help="also write the per-repeat CSV to FILE (e.g. PROFILE_DIR/evaluate.csv "
@@ -236,9 +300,14 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, metavar="DIR",
                    help="directory for profiles.csv, posterior.nc, ... (written atomically)")
     p.add_argument("--quiet", action="store_true", help="no sampling progress display")
-    p.add_argument("--mode", choices=LAYOUT_MODES, default=DEFAULT_LAYOUT_MODE,
-                   help="joint: abilities pooled across teams (default; model layout-joint); "
+    p.add_argument("--mode", choices=LAYOUT_MODES, default=None,
+                   help=f"joint: abilities pooled across teams (default: {DEFAULT_LAYOUT_MODE}; model layout-joint); "
                    "per-team: one model per team (model layout-per-team)")
+    p.add_argument("--models", default=None, metavar="LIST",
+                   help="the layout and (optionally) the assessor to fit, each NAME or NAME(KEY=VALUE,...) with its "
+                   "__init__ parameters, e.g. 'layout-joint(scenario_effect=false,draws=500),assessor' "
+                   "(default: layout of --mode, and the assessor; a list without assessor fits none; "
+                   "docs/evaluation.md)")
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("predict", help="predict profiled teams' scores on new scenarios")
@@ -250,6 +319,7 @@ def register(sub) -> None:
                    "combined with --scenario, the union is predicted")
     p.add_argument("--models", default=None, metavar="LIST",
                    help="the profile's layout (layout-joint, alias layout, or layout-per-team) and/or assessor "
-                   "(default: both)")
+                   "(default: both); the layout takes the parameters that still matter after fitting, e.g. "
+                   "'layout-joint(interval=0.5,seed=1)'")
     p.add_argument("--format", choices=("table", "csv"), default="csv")
     p.set_defaults(func=cmd_predict)

@@ -37,7 +37,8 @@ cell), the per-repeat table ``capprof evaluate --format csv`` prints:
 =========  =====  =========================================================
 column     type   meaning
 =========  =====  =========================================================
-model      str    predictor name (``predictor_names()``)
+model      str    predictor name (``predictor_names()``), or
+                  ``NAME(KEY=VALUE,...)`` for one given parameters
 split      str    random | scenario | substrate
 repeat     int    0, 1, ...
 team       str    the team, or ``ALL`` for every test cell pooled
@@ -93,7 +94,7 @@ from capprof.profiling.folds import (  # noqa: F401  (distinct_partitions: re-ex
     kfold_assignments,
 )
 from capprof.profiling.normalise import NORMALISATIONS, degenerate, safe_mean, scale_constants
-from capprof.profiling.predictors import canonical_name, make_predictor, predictor_names
+from capprof.profiling.predictors import ModelSpec, parse_model_spec, predictor_names
 
 SPLITS = ("random", "scenario", "substrate")
 POOLED = POOLED_TEAM
@@ -150,7 +151,7 @@ def _cell_table(scores: pd.DataFrame) -> pd.DataFrame:
 def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: Sequence[str], split: str = "random",
              folds: int = DEFAULT_FOLDS, repeats: int = 1, seed: int = 0, normalisation: str = "minmax",
              anchors: Sequence[str] | None = None, range_floor: float = RANGE_FLOOR,
-             reference: str = DEFAULT_REFERENCE, draws: int = 1000, tune: int = 500,
+             reference: "str | ModelSpec" = DEFAULT_REFERENCE, draws: int = 1000, tune: int = 500,
              progress: bool = True, level: float = 0.95) -> Evaluation:
     """Cross-validate each named model on RAW ``scores`` (normalised per fold,
     see the module docstring) and return an ``Evaluation``.
@@ -159,7 +160,10 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: Sequence[str],
     none for the random split and ``default_anchors`` for the scenario and
     substrate splits (required there unless ``normalisation="none"``).
     ``reference`` (default aggmean) is the model every other is compared to
-    cell by cell; it is added to ``models`` when missing."""
+    cell by cell; it is added to ``models`` when missing. A model is a
+    registered name or ``NAME(KEY=VALUE,...)`` (``parse_model_spec``: the
+    predictor's ``__init__`` parameters; they override ``draws``/``tune``/
+    the per-fold seed), and the tables call it by its ``ModelSpec.label``."""
     from tqdm.auto import tqdm
 
     if split not in SPLITS:
@@ -170,12 +174,17 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: Sequence[str],
         raise CapprofError(f"--seed must be a whole number >= 0 (got {seed})")
     if not range_floor >= 0:
         raise CapprofError(f"--range-floor must be >= 0 (got {range_floor})")
-    names = list(dict.fromkeys(canonical_name(m) for m in models))
-    if not names:
+    specs = {}
+    for model in models:  # a name, NAME(KEY=VALUE,...) or a ModelSpec; tables use the spec's label
+        spec = model if isinstance(model, ModelSpec) else parse_model_spec(str(model))
+        specs.setdefault(spec.label, spec)
+    if not specs:
         raise CapprofError("--models is empty; name at least one model")
-    reference = canonical_name(reference)
-    if reference not in names:
-        names.insert(0, reference)
+    reference_spec = reference if isinstance(reference, ModelSpec) else parse_model_spec(str(reference))
+    reference = reference_spec.label
+    if reference not in specs:
+        specs = {reference: reference_spec, **specs}
+    names = list(specs)
     if "score" not in scores.columns or scores.empty:
         raise CapprofError("no scores to evaluate; check the score table")
 
@@ -258,7 +267,7 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: Sequence[str],
                 f"{len(test_cells)} cells"
             for name in names:
                 bar.set_postfix_str(f"{name}, repeat {repeat} fold {fold}")
-                predictor = make_predictor(name, seed=seed + repeat * k + fold, draws=draws, tune=tune)
+                predictor = specs[name].make(seed=seed + repeat * k + fold, draws=draws, tune=tune)
                 start = time.perf_counter()
                 predictor.fit(train, demands)
                 fit_s = time.perf_counter() - start

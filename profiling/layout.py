@@ -125,6 +125,7 @@ def build_layout_model(
     likelihood: str = "censored",
     noise: bool = True,
     scenario_effect: bool = False,
+    scenario_mean: bool = True,
 ):
     """The measurement layout as a ``pm.Model`` (a plain function of data).
 
@@ -141,8 +142,16 @@ def build_layout_model(
     chance component (with probability ``noise`` the cell scores 0).
     ``scale``: the logistic slope (None: free, ``slope ~ LogNormal(0, 0.5)``,
     sensible only with graded levels). ``scenario_effect``: a residual
-    difficulty per scenario, ``delta_s ~ Normal(0, sigma)``, subtracted in
-    every factor. ``chance`` must be 0 (the noise component is the floor).
+    difficulty per scenario, subtracted in every factor: ``delta_s = m_s +
+    sigma * z_s`` with ``z`` centred within each substrate (a substrate-wide
+    shift is that substrate's ability) and, with ``scenario_mean``, a
+    hierarchical mean ``m_s = sum_d w_d L_sd`` over the scenario's
+    non-substrate demands (its tags and mode), ``w_d = sigma_w * u_d``,
+    ``u_d ~ Normal(0, 1)``, ``sigma_w ~ HalfNormal(0.5)``: a scenario the fit
+    has not seen borrows the residual difficulty of scenarios that share its
+    tags (``m_s``) and its substrate (through the substrate's ability)
+    instead of a bare prior (without ``scenario_mean``, ``m_s = 0``).
+    ``chance`` must be 0 (the noise component is the floor).
 
     The data needed for posterior predictive checks (cells, observed scores,
     the demand index) are stored as ``pm.Data`` and travel in the
@@ -224,7 +233,18 @@ def build_layout_model(
                 one_hot = (family[:, None] == np.unique(family)[None, :]).astype(float)
                 centre = one_hot @ np.linalg.pinv(one_hot)  # per-substrate mean
                 delta_z = delta_z - pt.dot(pt.as_tensor_variable(centre), delta_z)
-            delta = pm.Deterministic("scenario_difficulty", sigma_s * delta_z, dims="scenario")
+            delta = sigma_s * delta_z
+            if scenario_mean:
+                # what is known about a scenario beyond its substrate (tags, mode) sets
+                # the mean of its residual, so an unseen scenario borrows it
+                is_substrate = np.array([g == "substrate" for g in groups])
+                mean_slots = demand_index.level * ~is_substrate[demand_index.index]
+                sigma_w = pm.HalfNormal("scenario_mean_spread", 0.5)
+                w = pm.Deterministic("scenario_demand_effect",
+                                     sigma_w * pm.Normal("scenario_demand_effect_z", 0.0, 1.0, dims="demand")
+                                     * (~is_substrate).astype(float), dims="demand")
+                delta = delta + (w[demand_index.index] * mean_slots).sum(axis=1)
+            delta = pm.Deterministic("scenario_difficulty", delta, dims="scenario")
             diff = diff - delta[scenario_of_cell][:, None]
         log_factor = -pt.softplus(-slope * diff)
         p = pt.exp((log_factor * active).sum(axis=1))
@@ -330,26 +350,32 @@ def ability_summary(idata, hdi_prob: float = 0.9) -> pd.DataFrame:
 # ------------------------------------------------------------------ prediction
 
 
-def _scenario_shift(idata, scenarios, n_samples, rng):
+def _scenario_shift(idata, scenarios, n_samples, rng, index: DemandIndex | None = None):
     """Scenario residual difficulty per (draw, pair): the posterior's for
-    scenarios it was fitted on, a draw from its prior Normal(0, sigma) (sigma
-    from the posterior) for a scenario it has not seen. None without a
-    scenario effect."""
+    scenarios it was fitted on; for a scenario it has not seen, its
+    hierarchical mean from its demands (``scenario_demand_effect`` over the
+    pair's slots in ``index``, when the fit has one) plus a draw of
+    Normal(0, sigma) (sigma from the posterior). None without a scenario
+    effect."""
     delta = _draws(idata, "scenario_difficulty", ("scenario",))
     if delta is None:
         return None
     known = {str(s): i for i, s in enumerate(idata.posterior["scenario"].values)}
     spread = _draws(idata, "scenario_spread")
+    effect = _draws(idata, "scenario_demand_effect", ("demand",))
     names = [None] * n_samples if scenarios is None else [str(s) for s in scenarios]
     fresh = {}
     shift = np.empty((delta.shape[0], len(names)))
     for j, name in enumerate(names):
         if name in known:
             shift[:, j] = delta[:, known[name]]
-        else:
-            if name not in fresh:  # one prior draw per new scenario, shared by its pairs
-                fresh[name] = rng.normal(0.0, 1.0, delta.shape[0]) * spread
-            shift[:, j] = fresh[name] if name is not None else rng.normal(0.0, 1.0, delta.shape[0]) * spread
+            continue
+        if name not in fresh or name is None:  # one prior draw per new scenario, shared by its pairs
+            mean = 0.0
+            if effect is not None and index is not None:
+                mean = (effect[:, index.index[j]] * index.level[j]).sum(axis=1)
+            fresh[name] = mean + rng.normal(0.0, 1.0, delta.shape[0]) * spread
+        shift[:, j] = fresh[name]
     return shift
 
 
@@ -372,7 +398,8 @@ def predict_scores(idata, team_codes, demand_matrix, hdi_prob: float = 0.9, *, s
       posterior draw (``simulate_observed``; ``seed`` seeds them).
 
     With a scenario effect, a fitted scenario uses its posterior residual
-    difficulty and a new one a draw from its prior per posterior draw. The
+    difficulty and a new one, per posterior draw, its hierarchical mean from
+    its demands plus a draw of the residual spread. The
     slope and censoring point come from the posterior's constant data
     (``scale``/``squeeze_eps`` only for posteriors saved without it);
     ``chance`` must be 0.
@@ -394,7 +421,7 @@ def predict_scores(idata, team_codes, demand_matrix, hdi_prob: float = 0.9, *, s
     if slope is None:
         slope = _scalar(data["fixed_slope"]) if data is not None else scale
     rng = np.random.default_rng(seed)
-    shift = _scenario_shift(idata, scenarios, len(team_codes), rng)
+    shift = _scenario_shift(idata, scenarios, len(team_codes), rng, index)
     tail = (1.0 - hdi_prob) / 2.0
     predicted = np.empty(len(team_codes))
     low = np.empty(len(team_codes))

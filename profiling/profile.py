@@ -28,6 +28,7 @@ a file, with one line naming the file and the fix.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import shutil
@@ -44,7 +45,7 @@ from capprof.profiling.constants import (
     RHAT_MAX,
 )
 from capprof.profiling.files import check_writable, read_csv, read_json, swap_into_place, temporary_directory, umask, write_json_atomic
-from capprof.profiling.predictors import Assessor, MeasurementLayout, canonical_name
+from capprof.profiling.predictors import Assessor, MeasurementLayout, ModelSpec, parse_model_spec
 
 PROFILE_FILES = {
     "profiles": "profiles.csv",
@@ -117,12 +118,18 @@ class Profile:
     @classmethod
     def fit(cls, scores: pd.DataFrame, demands: pd.DataFrame, mode: str = DEFAULT_LAYOUT_MODE,
             draws: int = 1000, tune: int = 500, seed: int = 0, assessor: bool = True,
-            progressbar: bool = False, metadata: dict | None = None) -> "Profile":
+            progressbar: bool = False, metadata: dict | None = None, layout_params: dict | None = None,
+            assessor_params: dict | None = None) -> "Profile":
         """Fit the layout of ``mode`` (and the assessor) on normalised scores.
-        Emits a note when the sampler has not clearly converged."""
-        layout = MeasurementLayout(mode=mode, draws=draws, tune=tune, seed=seed, progressbar=progressbar)
+        ``layout_params``/``assessor_params``: further ``__init__`` parameters
+        of each (``capprof profile --models 'layout-joint(draws=500)'``; they
+        override ``draws``/``tune``/``seed``). Emits a note when the sampler
+        has not clearly converged."""
+        layout = MeasurementLayout(**{"mode": mode, "draws": draws, "tune": tune, "seed": seed,
+                                      "progressbar": progressbar, **(layout_params or {})})
         layout.fit(scores, demands)
-        fitted_assessor = Assessor(seed=seed).fit(scores, demands) if assessor else None
+        fitted_assessor = Assessor(**{"seed": seed, **(assessor_params or {})}).fit(scores, demands) \
+            if assessor else None
         profile = cls(layout=layout, demands=demands.astype(float), assessor=fitted_assessor,
                       metadata=dict(metadata or {}))
         if not profile.converged:
@@ -247,10 +254,25 @@ class Profile:
         """The models this profile can predict with: its layout, then the assessor."""
         return [self.layout.name] + ([self.assessor.name] if self.assessor is not None else [])
 
-    def _predictor(self, name: str):
-        wanted = canonical_name(name)
+    def _predictor(self, model):
+        """The fitted predictor a name or ``ModelSpec`` picks; a spec's
+        parameters must be ones that still matter after fitting (the class's
+        ``predict_params``, e.g. the layout's ``interval`` and ``seed``) and
+        apply to a copy."""
+        spec = model if isinstance(model, ModelSpec) else parse_model_spec(str(model))
+        name, wanted = spec.label, spec.name
         for predictor in (self.layout, self.assessor):
             if predictor is not None and predictor.name == wanted:
+                fixed = [k for k, _ in spec.params if k not in type(predictor).predict_params]
+                if fixed:
+                    settable = ", ".join(type(predictor).predict_params) or "no parameters"
+                    raise CapprofError(
+                        f'{spec.label}: "{fixed[0]}" is fixed when the profile is fitted; predict can set '
+                        f"{settable} of {wanted} (fit again with `capprof profile --models ...` to change it)")
+                if spec.params:
+                    predictor = copy.copy(predictor)
+                    for key, value in spec.params:
+                        setattr(predictor, key, value)
                 return predictor
         if wanted.startswith("layout"):
             raise CapprofError(f'this profile holds {self.layout.name} (fitted with --mode {self.layout.mode}), '
@@ -309,14 +331,17 @@ class Profile:
         or a demands file as read by ``load_custom_demands``); the others
         come from the profile or the catalog (``scenario_demands``)."""
         predictors = [self._predictor(m) for m in dict.fromkeys(models or self.model_names())]
+        # a model given with parameters keeps its label (e.g. layout-joint(interval=0.5))
+        labels = [(m if isinstance(m, ModelSpec) else parse_model_spec(str(m))).label
+                  for m in dict.fromkeys(models or self.model_names())]
         rows = self.scenario_demands(scenarios, demands)
         names = list(rows.index)
         pairs = list(itertools.product(list(teams) if teams is not None else self.teams, names))
         pair_teams, pair_scenarios = [p[0] for p in pairs], [p[1] for p in pairs]
         frames = []
-        for predictor in predictors:
+        for predictor, label in zip(predictors, labels):
             frame = predictor.predict(pair_teams, pair_scenarios, demands=rows)
-            frame.insert(2, "model", predictor.name)
+            frame.insert(2, "model", label)
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)[list(PREDICT_OUTPUT_COLUMNS)]
 

@@ -134,7 +134,8 @@ def write_run_demands(tasks, out_dir: Path) -> Path | None:
     from capprof.tagging.demands import RUN_DEMANDS_FILE
 
     try:
-        return write_demands_yaml(out_dir / RUN_DEMANDS_FILE)
+        return write_demands_yaml(out_dir / RUN_DEMANDS_FILE,
+                                  [t.scenario for t in tasks if t.scenario.suite in CUSTOM_SUITES])
     except OSError as exc:
         raise unwritable(out_dir, exc) from None
 

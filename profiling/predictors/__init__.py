@@ -14,7 +14,10 @@ from capprof.profiling.predictors.base import (
 from capprof.profiling.predictors.registry import (
     ALIASES,
     PREDICTORS,
+    ModelSpec,
     canonical_name,
+    parse_model_list,
+    parse_model_spec,
     make_predictor,
     predictor_class,
     predictor_names,
@@ -33,7 +36,7 @@ from capprof.profiling.predictors.layout import MeasurementLayout  # noqa: E402
 from capprof.profiling.predictors.ridge import DemandRidge  # noqa: E402
 
 __all__ = [
-    "ALIASES", "PREDICTORS", "AdditiveTeamScenario", "AggMean", "Assessor", "DemandRidge", "MeasurementLayout",
-    "Predictor", "canonical_name", "cell_means", "make_predictor", "predictor_class", "predictor_names",
+    "ALIASES", "PREDICTORS", "ModelSpec", "AdditiveTeamScenario", "AggMean", "Assessor", "DemandRidge", "MeasurementLayout",
+    "Predictor", "canonical_name", "cell_means", "make_predictor", "parse_model_list", "parse_model_spec", "predictor_class", "predictor_names",
     "prediction_frame", "team_demand_design",
 ]

@@ -93,6 +93,12 @@ class Predictor:
     interval_level: ClassVar[float | None] = None
     is_bayesian: ClassVar[bool] = False
     needs_demands: ClassVar[bool] = True
+    # command-line checks of parameter values beyond their type
+    # (``registry.parse_model_spec``): allowed choices, smallest values
+    param_choices: ClassVar[dict[str, tuple]] = {}
+    param_minimums: ClassVar[dict[str, float]] = {}
+    # parameters that still matter after fitting (``capprof predict --models``)
+    predict_params: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------ parameters
 

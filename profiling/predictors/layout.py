@@ -44,7 +44,10 @@ class MeasurementLayout(Predictor):
     ``scale`` (logistic slope per demand level; None: free), ``chance`` (the
     score that pure noise produces; 0), ``likelihood`` (censored | beta),
     ``noise`` (mix in a chance component), ``scenario_effect`` (a residual
-    difficulty per scenario; a new scenario draws it from its prior): see
+    difficulty per scenario; None, the default: on in joint mode, off in
+    per-team mode), ``scenario_mean`` (its hierarchical mean from the
+    scenario's tags and mode, which a new scenario borrows; else a new
+    scenario draws it from a zero-mean prior): see
     ``layout.build_layout_model``; ``interval`` (probability of the predictive
     interval), ``sampler`` (nutpie | pymc), ``seed``, ``progressbar`` (the
     sampler's own progress display; nutpie draws it on terminals only).
@@ -56,6 +59,11 @@ class MeasurementLayout(Predictor):
     mode: str = DEFAULT_LAYOUT_MODE
     has_intervals = True
     is_bayesian = True
+    param_choices = {"mode": tuple(LAYOUT_MODES), "likelihood": tuple(maths.LIKELIHOODS),
+                     "sampler": ("nutpie", "pymc")}
+    param_minimums = {"draws": 10, "tune": 10, "chains": 1, "squeeze": 1e-6, "interval": 1e-6}
+    # what `capprof predict` may change on a fitted layout (the rest is fixed at fit time)
+    predict_params = ("interval", "seed")
 
     def __new__(cls, *args, mode: str | None = None, **kwargs):
         if cls is MeasurementLayout:
@@ -64,9 +72,9 @@ class MeasurementLayout(Predictor):
 
     def __init__(self, mode: str | None = None, draws: int = 1000, tune: int = 500, chains: int = 2,
                  squeeze: float = 0.01, scale: float | None = 1.0, chance: float = 0.0,
-                 likelihood: str = "censored", noise: bool = True, scenario_effect: bool = False,
-                 interval: float = INTERVAL_LEVEL, sampler: str = "nutpie", seed: int = 0,
-                 progressbar: bool = False):
+                 likelihood: str = "censored", noise: bool = True, scenario_effect: bool | None = False,
+                 scenario_mean: bool = True, interval: float = INTERVAL_LEVEL, sampler: str = "nutpie",
+                 seed: int = 0, progressbar: bool = False):
         if mode is not None and mode != type(self).mode:
             raise CapprofError(f'{self.name} has mode "{type(self).mode}", not "{mode}"; '
                                f"use {layout_class(mode).name}")
@@ -79,6 +87,7 @@ class MeasurementLayout(Predictor):
         self.likelihood = likelihood
         self.noise = noise
         self.scenario_effect = scenario_effect
+        self.scenario_mean = scenario_mean
         self.interval = interval
         self.sampler = sampler
         self.seed = seed
@@ -87,6 +96,13 @@ class MeasurementLayout(Predictor):
     @property
     def interval_level(self) -> float:  # type: ignore[override]
         return self.interval
+
+    @property
+    def uses_scenario_effect(self) -> bool:
+        """``scenario_effect``, where None means on in joint mode (the default
+        model, docs/evaluation.md) and off in per-team mode (where a residual
+        shared by every team would tie the teams' fits together)."""
+        return self.mode == "joint" if self.scenario_effect is None else bool(self.scenario_effect)
 
     @property
     def idata_(self):
@@ -105,7 +121,7 @@ class MeasurementLayout(Predictor):
             team_codes, scen_codes, likelihood.squeeze(cells["score"].to_numpy(), self.squeeze), demand_index,
             self.teams_, mode=self.mode, demand_groups=[groups[str(c)] for c in self.demands_.columns],
             scale=self.scale, chance=self.chance, squeeze=self.squeeze, likelihood=self.likelihood,
-            noise=self.noise, scenario_effect=self.scenario_effect,
+            noise=self.noise, scenario_effect=self.uses_scenario_effect, scenario_mean=self.scenario_mean,
         )
         self.posterior_ = maths.sample_layout(model, self.draws, self.tune, self.chains, self.seed, self.sampler,
                                               progressbar=self.progressbar)
@@ -145,11 +161,12 @@ class MeasurementLayout(Predictor):
         return predictor
 
     def save_posterior(self, path) -> None:
-        """The posterior as NetCDF, written to a temporary file renamed into place."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        self.posterior_.to_netcdf(str(tmp))
-        tmp.replace(path)
+        """The posterior as NetCDF, written atomically (``capprof.io.atomic_path``:
+        a temporary file beside it, fsynced and renamed into place)."""
+        from capprof.io import atomic_path
+
+        with atomic_path(Path(path)) as tmp:
+            self.posterior_.to_netcdf(str(tmp))
 
     @staticmethod
     def read_posterior(path, fix: str = "fit the layout again"):
