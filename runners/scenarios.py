@@ -349,6 +349,9 @@ VARIANT_KEYS = {
     "no_zap": "zapping disabled for everyone (no value)",
     "farmer": "extra reward per apple in the player's view per step (a number > 0, e.g. 0.01)",
     "prosocial": "every player rewarded with the mean reward of all players (no value)",
+    "background": "who fills the background slots: a built-in (random, harvester, ...) or shipped:NAME",
+    "focal": "how many slots are focal when a background is given (a whole number from 1 to players - 1; "
+             "default players - 2)",
 }
 # keys that take no value
 _FLAGS = ("no_zap", "prosocial")
@@ -385,14 +388,38 @@ def _variant_value(spec: str, key: str, value: str):
         return True
     if not value:
         raise CapprofError(f'variant "{spec}": {key} needs a value ({key}={VARIANT_KEYS[key]})')
+    if key == "background":
+        return _background_member(spec, value)
     try:
         # a float as its name spells it (12 significant digits), so name and value agree
-        number = int(value) if key == "zap_cooldown" else float(f"{float(value):.12g}")
+        number = int(value) if key in ("zap_cooldown", "focal") else float(f"{float(value):.12g}")
     except ValueError:
         raise CapprofError(f'variant "{spec}": {key}={value} is not valid; {key} is the {VARIANT_KEYS[key]}') from None
     if not (number > 0 and number < float("inf")):
         raise CapprofError(f'variant "{spec}": {key}={value} is out of range; {key} is the {VARIANT_KEYS[key]}')
     return number
+
+
+def _background_member(spec: str, member: str) -> str:
+    """A background member a variant may name: a built-in or ``shipped:NAME``
+    (both spelled without ``,`` or ``=``, so the name stays one variant)."""
+    from capprof.runners.builtins import BUILTINS
+    from capprof.runners.populations import SHIPPED_PREFIX
+
+    if member in BUILTINS:
+        return member
+    if member.startswith(SHIPPED_PREFIX):
+        from capprof.runners.shipped_populations import shipped_populations
+
+        names = [p.name for p in shipped_populations()]
+        name = member[len(SHIPPED_PREFIX):]
+        if name in names:
+            return member
+        raise CapprofError(f'variant "{spec}": no shipped population "{name}"{did_you_mean(name, names)}; '
+                           f"shipped: {', '.join(names)}")
+    raise CapprofError(f'variant "{spec}": background={member} is not a built-in or shipped:NAME'
+                       f"{did_you_mean(member, sorted(BUILTINS))}; background is "
+                       f"{VARIANT_KEYS['background']} ({', '.join(sorted(BUILTINS))})")
 
 
 def parse_variant(spec: str) -> Scenario:
@@ -418,6 +445,14 @@ def parse_variant(spec: str) -> Scenario:
         values[key] = _variant_value(spec, key, value)
     if "no_zap" in values and "zap_cooldown" in values:
         raise CapprofError(f'variant "{spec}": no_zap and zap_cooldown contradict each other; give one')
+    if "focal" in values and "background" not in values:
+        raise CapprofError(f'variant "{spec}": focal needs background=MEMBER (who fills the other slots)')
+    if "background" in values:
+        players = len(default_roles(substrate))
+        values.setdefault("focal", players - 2)
+        if not 1 <= values["focal"] < players:
+            raise CapprofError(f'variant "{spec}": focal={values["focal"]} is out of range; {substrate} has '
+                               f"{players} players, so focal is from 1 to {players - 1}")
     needs = {"regrowth": _REGROWTH, "zap_cooldown": _ZAPPER, "no_zap": _ZAPPER, "farmer": _APPLE_SPRITE}
     for key in values:
         if key not in needs:
@@ -427,7 +462,8 @@ def parse_variant(spec: str) -> Scenario:
             what = "apples" if key == "farmer" else f"{component} component"
             raise CapprofError(f'variant "{spec}": {substrate} has no {what}, so {key} does not apply to it')
     name = substrate + ":" + ",".join(
-        key if key in _FLAGS else f"{key}={values[key]:.12g}" for key in VARIANT_KEYS if key in values)
+        key if key in _FLAGS else f"{key}={values[key]}" if key == "background" else f"{key}={values[key]:.12g}"
+        for key in VARIANT_KEYS if key in values)
     for known in variant_suite():
         if _variant_spelling(known) == name:
             return known
@@ -457,9 +493,18 @@ def _variant(substrate: str, name: str, values: dict) -> Scenario:
         overrides.append(MeanReward())
         said.append("every player rewarded with the mean reward of all (prosocial)")
     roles = default_roles(substrate)
-    return Scenario(name=name, substrate=substrate, roles=roles, is_focal=tuple(True for _ in roles),
-                    tags=tuple(sorted(tags)), overrides=tuple(overrides),
-                    description="; ".join(said) + "; focal players only", suite=VARIANTS)
+    if "background" not in values:
+        return Scenario(name=name, substrate=substrate, roles=roles, is_focal=tuple(True for _ in roles),
+                        tags=tuple(sorted(tags)), overrides=tuple(overrides),
+                        description="; ".join(said) + "; focal players only", suite=VARIANTS)
+    # focal players first, as in the offline suite (commons_harvest's first slots spawn by the apples)
+    is_focal = tuple(i < values["focal"] for i in range(len(roles)))
+    background_roles = sorted({r for r, f in zip(roles, is_focal) if not f})
+    said.append(f"{values['focal']} focal players beside {len(roles) - values['focal']} of {values['background']}")
+    return Scenario(name=name, substrate=substrate, roles=roles, is_focal=is_focal,
+                    background=tuple((role, (values["background"],)) for role in background_roles),
+                    tags=tuple(sorted(tags)), overrides=tuple(overrides), description="; ".join(said),
+                    suite=VARIANTS)
 
 
 def _variant_spelling(scenario: Scenario) -> str:
@@ -566,15 +611,17 @@ def _demand_rows(scenarios) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("scenario")
 
 
-def write_demands_yaml(path) -> "Path":
-    """Write ``scenario_demands()`` as a custom demands YAML file
-    (docs/demands.md format) that ``load_custom_demands`` reads; atomically
-    (a temporary file renamed into place)."""
+def write_demands_yaml(path, scenarios=()) -> "Path":
+    """Write ``scenario_demands()`` and those of ``scenarios`` (a run's own
+    declarative variants) as a custom demands YAML file (docs/demands.md
+    format) that ``load_custom_demands`` reads; atomically (a temporary file
+    renamed into place)."""
     from pathlib import Path
 
     import yaml
 
-    demands = scenario_demands()
+    suites = [s for suite in CUSTOM_SUITES for s in (offline_suite() if suite == OFFLINE else variant_suite())]
+    demands = _demand_rows(list({s.name: s for s in suites + list(scenarios)}.values()))
     doc = {"scenarios": {
         name: {"substrate": row["substrate"],
                "demands": {d: float(v) for d, v in row.drop("substrate").items() if v}}

@@ -40,6 +40,12 @@ def test_abundance_is_not_tagged_scarce_and_no_zap_is_restraint():
     ("commons_harvest__open:farmer=-0.1", "farmer=-0.1 is out of range; farmer is the extra reward per apple"),
     ("commons_harvest__open:farmer", "farmer needs a value"),
     ("commons_harvest__open:prosocial=yes", "prosocial takes no value"),
+    ("commons_harvest__open:focal=3", "focal needs background=MEMBER"),
+    ("commons_harvest__open:background=rando", 'background=rando is not a built-in or shipped:NAME (did you mean '
+                                               '"random"?)'),
+    ("commons_harvest__open:background=shipped:nobody", 'no shipped population "nobody"'),
+    ("commons_harvest__open:background=random,focal=7", "focal=7 is out of range; commons_harvest__open has 7 "
+                                                        "players, so focal is from 1 to 6"),
     ("allelopathic_harvest__open:farmer=0.01", "allelopathic_harvest__open has no apples, so farmer does not apply"),
     ("commons_harvest__open:regrowth=0", "regrowth=0 is out of range"),
     ("commons_harvest__open:regrowth=inf", "regrowth=inf is out of range"),
@@ -158,3 +164,20 @@ def test_farmer_and_prosocial_shape_the_rewards_a_real_substrate_pays():
     both.reset()
     shared = np.array(both.step(np.zeros(7, int)).reward, float)
     assert shared.min() == shared.max() > 0
+
+
+def test_a_background_variant_puts_focal_players_first_beside_the_named_member():
+    v = get_scenario("commons_harvest__open:background=harvester,regrowth=0.5")
+    assert v.name == "commons_harvest__open:regrowth=0.5,background=harvester,focal=5"
+    assert v.is_focal == (True,) * 5 + (False,) * 2 and v.background == (("default", ("harvester",)),)
+    assert v.mode == "resident" and get_scenario(v.name) == v
+
+
+def test_a_runs_demands_file_describes_its_declarative_variants(tmp_path):
+    from capprof.runners.execute import plan, write_run_demands
+    from capprof.tagging.demands import load_custom_demands
+
+    name = "commons_harvest__open:regrowth=0.25,background=random"
+    path = write_run_demands(plan(["random"], [name], 1), tmp_path)
+    demands = load_custom_demands(path)
+    assert demands.loc[get_scenario(name).name, "scarcity"] == 1.0
