@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 SUBMISSION_PREFIX = "submission:"
+LEGACY_PREFIX = "rllib-legacy:"  # an old-API-stack RLlib checkpoint (rllib_legacy.py)
 USER_CONFIG = os.path.join("my_policies", "user_config.py")
 # The child holds a reply back while the next request is already here and is
 # a step of the same spec whose previous step took less than this: the
@@ -337,10 +338,29 @@ def open_policy(factory, policy_id: str) -> Opened:
     return Opened(policy, exit_fn)
 
 
+def legacy_module():
+    """``rllib_legacy.py`` beside this file (``rllib-legacy:`` members), loaded
+    by file path: the child has no capprof install."""
+    return _load_file(Path(__file__).resolve().with_name("rllib_legacy.py"))
+
+
+def _legacy(call, *args):
+    """``call`` of the legacy module, its CheckpointError as a SpecError."""
+    module = legacy_module()
+    try:
+        return getattr(module, call)(*args)
+    except module.CheckpointError as exc:
+        raise SpecError(str(exc)) from None
+
+
 def build(spec: str, substrate: str, role: str, policy_id: str, seed: int) -> Opened:
     """The policy ``spec`` plays in a slot: ``submission:DIR`` plays its
-    substrate's class under an id allowed for ``role``; other specs build
-    their class or function with ``policy_id``."""
+    substrate's class under an id allowed for ``role``; ``rllib-legacy:``
+    the checkpoint's policy for ``policy_id``; other specs build their class
+    or function with ``policy_id``."""
+    if spec.startswith(LEGACY_PREFIX):
+        policy = _legacy("build", spec, policy_id, seed)
+        return Opened(policy, policy.close)
     if spec.startswith(SUBMISSION_PREFIX):
         submission = load_submission(spec[len(SUBMISSION_PREFIX):])
         cls = submission.policy_class(substrate)
@@ -350,7 +370,10 @@ def build(spec: str, substrate: str, role: str, policy_id: str, seed: int) -> Op
 
 def describe(spec: str) -> dict:
     """What the parent checks before any episode: for a submission the
-    substrates it covers and its roles; for others the target's name."""
+    substrates it covers and its roles; for ``rllib-legacy:`` the checkpoint's
+    policies (``rllib_legacy.describe``); for others the target's name."""
+    if spec.startswith(LEGACY_PREFIX):
+        return {"legacy": _legacy("describe", spec)}
     if spec.startswith(SUBMISSION_PREFIX):
         sub = load_submission(spec[len(SUBMISSION_PREFIX):])
         return {"substrates": sub.substrates,

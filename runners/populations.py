@@ -18,6 +18,9 @@ where each MEMBER is
   (``DIR/my_policies/user_config.py``; see ``capprof.runners.submission``);
 * ``rllib:CHECKPOINT_DIR[:MODULE_ID]``: an RLModule from an RLlib (new API
   stack, torch) checkpoint, acting through ``capprof.runners.rllib_policy``;
+* ``rllib-legacy:CHECKPOINT[:POLICY_ID][#greedy|#sample]@PYTHON``: an RLlib 2.x
+  old-API-stack checkpoint (the 2023 contest's), always in another
+  interpreter (``capprof.runners.rllib_legacy``, ``make legacy-env``);
 * ``shipped:NAME``: a population trained by ``capprof train`` that capprof
   ships (``capprof.runners.shipped_populations``), played as ``rllib:``;
 * any of the imported forms followed by ``@PYTHON`` (the path of another
@@ -44,6 +47,7 @@ __all__ = ["BUILTINS", "Member", "PolicySlot", "Population", "SubstrateInfo", "c
 RLLIB_PREFIX = "rllib:"
 SHIPPED_PREFIX = "shipped:"
 SUBMISSION_PREFIX = "submission:"
+LEGACY_PREFIX = "rllib-legacy:"  # old-API-stack RLlib checkpoints, played in another interpreter only
 # MEMBER@PYTHON: the interpreter is the part after the last "@", a path (it
 # holds a "/") with no ":" in it.
 _IN_VENV = re.compile(r"(?P<spec>.+)@(?P<python>[^@:]*/[^@:]*)")
@@ -210,9 +214,14 @@ def _source(spec: str):
 
         inner = venv.group("spec")
         if inner in BUILTINS or inner.startswith((RLLIB_PREFIX, SHIPPED_PREFIX)) or not looks_like_import(inner):
-            raise CapprofError(f'"{spec}": only module:Class, FILE.py[:Class] and submission:DIR members can run '
-                               f'in another interpreter; {inner} runs in capprof\'s own (drop "@...")')
+            raise CapprofError(f'"{spec}": only module:Class, FILE.py[:Class], submission:DIR and '
+                               f'rllib-legacy:CHECKPOINT members can run in another interpreter; {inner} runs in '
+                               f'capprof\'s own (drop "@...")')
         return VenvSource(inner, venv.group("python"))
+    if spec.startswith(LEGACY_PREFIX):
+        raise CapprofError(f'"{spec}": rllib-legacy: members play in the contest\'s interpreter; write '
+                           f"{spec}@.venv-legacy/bin/python (build it with `make legacy-env`) or @ another "
+                           "python with ray 2.x's old API stack")
     if spec in BUILTINS:
         return _Builtin(BUILTINS[spec])
     if spec.startswith(RLLIB_PREFIX):
@@ -274,7 +283,8 @@ def parse_population(text: str, check: bool = True) -> Population:
             raise CapprofError(
                 f'unknown population member "{spec}"{did_you_mean(spec, BUILTINS)}; use a built-in '
                 f'({", ".join(BUILTINS)}), module:Class, FILE.py[:Class], submission:DIR, '
-                'rllib:CHECKPOINT_DIR[:MODULE_ID] or shipped:NAME, optionally followed by @/path/to/other/python'
+                'rllib:CHECKPOINT_DIR[:MODULE_ID], rllib-legacy:CHECKPOINT@PYTHON or shipped:NAME, optionally '
+                'followed by @/path/to/other/python'
             )
         if check:
             source = _source(spec)

@@ -57,10 +57,29 @@ def split_spec(spec: str) -> tuple[str, str | None]:
     return directory, module_id or None
 
 
+def old_stack_sign(path: Path) -> str | None:
+    """What marks ``path`` as an old-API-stack RLlib checkpoint (ray 2.x's
+    Policy / Algorithm layout, a Tune trial of them), or None."""
+    if (path / "learner_group").is_dir() or (path / "class_and_ctor_args.pkl").exists():
+        return None
+    for name in ("policy_state.pkl", "policy_state.msgpck", "algorithm_state.pkl", "policies"):
+        if (path / name).exists():
+            return name + ("/" if (path / name).is_dir() else "")
+    trials = sorted(p.name for p in path.glob("checkpoint_[0-9]*") if p.is_dir() and old_stack_sign(p))
+    return f"{trials[-1]}/ of the old layout" if trials else None
+
+
 def check_spec(spec: str) -> Path:
     """Fail with one line unless ``spec`` names a loadable-looking module
     (cheap: reads the directory only, imports neither torch nor ray)."""
     directory, module_id = split_spec(spec)
+    path = Path(directory).expanduser()
+    sign = old_stack_sign(path) if path.is_dir() else None
+    if sign:
+        raise CapprofError(
+            f'"{spec}": {path} is an old-API-stack RLlib checkpoint ({sign}, as ray 2.6 saved them), which this '
+            f"ray cannot load; play it with rllib-legacy:{directory}@.venv-legacy/bin/python (build that "
+            "interpreter with `make legacy-env`)")
     module_dir = resolve_module(directory, module_id, spec)
     read_convention(Path(directory).expanduser())  # a malformed file fails here too
     return module_dir

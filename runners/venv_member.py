@@ -1,6 +1,8 @@
 """``SPEC@PYTHON``: a population member that runs in another Python environment.
 
-``SPEC`` is ``module:Class``, ``FILE.py[:Class]`` or ``submission:DIR``;
+``SPEC`` is ``module:Class``, ``FILE.py[:Class]``, ``submission:DIR`` or
+``rllib-legacy:CHECKPOINT[:POLICY_ID][#greedy|#sample]`` (an old-API-stack
+RLlib checkpoint, ``capprof.runners.rllib_legacy``, which runs in the child);
 ``PYTHON`` is the other environment's interpreter (``/opt/old/bin/python``).
 That environment needs only NumPy and dm_env besides the member's own
 dependencies: no capprof install. capprof runs its bridge there by file path
@@ -384,6 +386,31 @@ class RemotePolicy:
                                      f"failure; {self.name} was built in the old one")
 
 
+def check_legacy_covers(spec: str, found: dict, scenario) -> None:
+    """One line unless the old-stack checkpoint the bridge described as
+    ``found`` (``rllib_legacy.describe``) can fill every focal slot of
+    ``scenario``: a policy for each focal slot's id (or one for all) with as
+    many actions as the substrate has."""
+    from capprof.runners.populations import substrate_info
+
+    policies = found["policies"]
+    checkpoint = spec[len(bridge.LEGACY_PREFIX):]
+    if not found["one_for_all"]:
+        focal_ids = [f"agent_{i}" for i, focal in enumerate(scenario.is_focal) if focal]
+        missing = [pid for pid in focal_ids if pid not in policies]
+        if missing:
+            raise CapprofError(f"{spec}: scenario {scenario.name}'s focal players are {', '.join(focal_ids)}, but "
+                               f"{found['folder']} holds policies {', '.join(policies)} only (no "
+                               f"{', '.join(missing)}); name one policy for every slot with "
+                               f"rllib-legacy:{checkpoint}:{next(iter(policies))}@PYTHON")
+    actions = substrate_info(scenario.substrate).num_actions
+    for pid, policy in policies.items():
+        if policy["actions"] != actions:
+            raise CapprofError(f"{spec}: {'policy ' + pid if pid else 'the policy'} has {policy['actions']} actions "
+                               f"but {scenario.substrate} has {actions} (scenario {scenario.name}); it was trained "
+                               "on another substrate")
+
+
 class VenvSource:
     """Builds ``spec``'s policies in ``python``. ``check()`` (run by
     ``parse_population`` in the driver, once) proves the interpreter before
@@ -399,6 +426,8 @@ class VenvSource:
         return self.info
 
     def check_scenario(self, scenario) -> None:
+        if self.spec.startswith(bridge.LEGACY_PREFIX):
+            check_legacy_covers(self.spec, self.check()["ok"]["legacy"], scenario)
         if self.spec.startswith(bridge.SUBMISSION_PREFIX):
             from capprof.runners.submission import check_roles
 
