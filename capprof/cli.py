@@ -196,6 +196,10 @@ def _dispatch(args) -> int:
         sys.stderr.write(f"capprof: error: {exc.filename}: {reason}; check the path, its permissions and free space\n")
         return EXIT_USAGE
     except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback on request
+        problem = _disk_problem(args, exc)
+        if problem is not None:  # a library's error (NetCDF, Ray) raised from a full disk
+            sys.stderr.write(f"capprof: error: {problem}\n")
+            return EXIT_USAGE
         if _debug():
             raise
         return _internal_error(exc)
@@ -204,15 +208,21 @@ def _dispatch(args) -> int:
 OUTPUT_ARGUMENTS = ("out", "cells", "summary")  # the options that name what a command writes
 
 
-def _disk_problem(args, exc: OSError) -> str | None:
+def _disk_problem(args, exc: BaseException) -> str | None:
     """The one line for a write the file system refused (capprof.io.write_problem),
-    naming the command's output; None for other OS errors."""
+    naming the command's output; None for other errors. An exception that is
+    not an OSError counts when one caused it, or when the output's file system
+    is nearly full (libraries such as NetCDF raise their own types)."""
     from capprof import io
 
     found = io.disk_error(exc)
-    if found is None or (found.filename is not None and found.errno not in (28, 122)):
-        return None  # a file the command could not read or open: the generic line below
     outputs = [getattr(args, name) for name in OUTPUT_ARGUMENTS if getattr(args, name, None)]
+    if found is None:
+        if isinstance(exc, OSError) or not outputs:
+            return None
+        return io.write_problem(exc, outputs[0])
+    if found.filename is not None and found.errno not in (28, 122):
+        return None  # a file the command could not read or open: the generic line below
     return io.write_problem(found, outputs[0] if outputs else found.filename)
 
 

@@ -31,6 +31,13 @@ Every file or directory capprof writes goes through this module:
 * ``check_space(directory)``: a probe write (64 KiB, fsynced, deleted) that a
   command runs before its work, so a full, read-only or quota-bound file
   system is one line at the start, not an error after minutes of work.
+  ``require_space(directory, needed, command)`` adds the free-space test: it
+  refuses with one CapprofError line naming the directory, the free and the
+  needed space (each command's estimate of what it writes, docs/schema.md).
+* ``staged_outputs(target, companions)``: a staging directory for a writer
+  that makes a file and sibling files or directories it refers to (a report
+  and its charts); on success each is moved into place (directories by
+  ``replace_directory``, files by rename), on failure nothing appears.
 
 Errors are ordinary ``OSError``; ``write_problem(exc, target)`` turns the
 ones caused by the file system (no space, quota, read-only, permission) into
@@ -123,6 +130,21 @@ def stale_entries(target: Path) -> list[Path]:
         if match is None or not _alive(int(match.group("pid"))):
             found.append(parent / name)
     return sorted(found)
+
+
+def clean_stale_in(directory: Path) -> list[Path]:
+    """Delete the stale temporaries of every entry of ``directory`` (a
+    killed writer's ``.NAME.PID-TOKEN.tmp`` / ``.NAME.old-PID`` for whatever
+    NAME); returns what was removed."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    found = re.compile(r"^\.(?P<name>.+?)\.(?:\d+(?:-[A-Za-z0-9_]+)?\.tmp|old-\d+(?:-[A-Za-z0-9_]+)?)$")
+    removed = []
+    for target in sorted({m.group("name") for m in map(found.match, names) if m}):
+        removed += clean_stale(Path(directory) / target)
+    return removed
 
 
 def clean_stale(target: Path) -> list[Path]:
@@ -298,6 +320,33 @@ def atomic_directory(target) -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def staged_outputs(target, companions=()) -> Iterator[Path]:
+    """Yield a staging directory beside ``target``; the block writes
+    ``STAGE/target.name`` and the ``companions`` (names of siblings, files or
+    directories). When the block ends, each companion and then ``target`` is
+    moved into ``target.parent`` (a directory by ``replace_directory``, a
+    file by an atomic rename), so every one of them is the old or the new
+    version at every instant and ``target`` is last; on an exception the
+    staging directory is deleted and nothing at ``target.parent`` changed."""
+    target = Path(target)
+    stage = temporary_directory(target)
+    try:
+        yield stage
+        for name in (*companions, target.name):
+            staged, final = stage / name, target.parent / name
+            if not os.path.lexists(staged):
+                continue
+            if staged.is_dir() and not staged.is_symlink():
+                clean_stale(final)
+                replace_directory(staged, final)
+            else:
+                os.replace(staged, final)
+        fsync_directory(target.parent)
+    finally:
+        _remove(stage)
+
+
 # ------------------------------------------------------------------ space
 
 
@@ -334,14 +383,50 @@ def check_space(directory, name: str = "capprof-probe") -> None:
             pass
 
 
-def nearly_full(directory) -> bool:
-    """True when the file system holding ``directory`` has less than
-    NEARLY_FULL_BYTES available (or cannot be asked)."""
+def free_bytes(directory) -> int | None:
+    """Bytes an unprivileged writer may still use on the file system of
+    ``directory`` (None when it cannot be asked)."""
     try:
         stat = os.statvfs(nearest_directory(directory))
     except OSError:
-        return False
-    return stat.f_bavail * stat.f_frsize < NEARLY_FULL_BYTES
+        return None
+    return stat.f_bavail * stat.f_frsize
+
+
+def format_bytes(count: float) -> str:
+    """``count`` bytes for a person: 512 B, 3.4 KiB, 12.0 MiB, 1.50 GiB."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size:
+            return f"{count / size:.2f} {unit}" if unit == "GiB" else f"{count / size:.1f} {unit}"
+    return f"{int(count)} B"
+
+
+def require_space(directory, needed: int, command: str, fix: str = "choose another --out") -> None:
+    """Refuse, before long work, an output directory whose file system cannot
+    take what ``command`` will write: a CapprofError line naming the
+    directory, the free space and ``needed`` (bytes); a directory that cannot
+    be written at all (read-only, quota, permission) is named likewise."""
+    from capprof.errors import CapprofError
+
+    directory = nearest_directory(directory)
+    free = free_bytes(directory)
+    if free is not None and free < needed:
+        raise CapprofError(f"no space left in {directory}: {format_bytes(free)} free, `{command}` needs about "
+                           f"{format_bytes(needed)}; free space there or {fix}")
+    try:
+        check_space(directory)
+    except OSError as exc:
+        problem = write_problem(exc, directory, fix)
+        if problem is None:
+            raise
+        raise CapprofError(problem) from None
+
+
+def nearly_full(directory) -> bool:
+    """True when the file system holding ``directory`` has less than
+    NEARLY_FULL_BYTES available (or cannot be asked)."""
+    free = free_bytes(directory)
+    return free is not None and free < NEARLY_FULL_BYTES
 
 
 def disk_error(exc: BaseException) -> OSError | None:

@@ -1,4 +1,15 @@
-"""Writing result tables to stdout in the CLI's formats."""
+"""Writing result tables in the CLI's formats: to stdout (``write_table``)
+and to CSV files on disk (``write_csv``), both spreadsheet-safe.
+
+The guard (docs/schema.md, "CSV and spreadsheets"): a text cell, column
+name or index label that begins with ``= + - @``, a tab or a CR, or with
+``'`` itself, gets a leading ``'`` (the OWASP CSV-injection rule); numbers
+and texts that are plain numbers (``-1.5``) are unchanged. ``unguard`` (used
+by ``capprof.readers`` for every CSV capprof reads) strips exactly that
+quote back: an unguarded text can never begin with ``'`` followed by a
+guarded character (it would have been guarded), so a table written and read
+again equals the original.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +18,64 @@ import sys
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet runs as a formula (OWASP)
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_GUARDED = (*FORMULA_START, "'")
+
+
+def guard_text(value):
+    """``value`` as a spreadsheet may read it: a text starting with a
+    formula character or ``'`` (and not a plain number) gets a leading ``'``."""
+    if isinstance(value, str) and value[:1] in _GUARDED and not _NUMBER.match(value):
+        return "'" + value
+    return value
+
+
+def unguard_text(value):
+    """The inverse of ``guard_text``."""
+    if isinstance(value, str) and value[:1] == "'" and value[1:2] in _GUARDED and not _NUMBER.match(value[1:]):
+        return value[1:]
+    return value
+
+
+def _is_text(series) -> bool:
+    return series.dtype == object or str(series.dtype).startswith(("string", "str", "category"))
+
+
+def _map_frame(frame, function):
+    out = frame.copy()
+    for column in out.columns:
+        if _is_text(out[column]):
+            out[column] = out[column].astype(object).map(function)
+    out.columns = [function(c) for c in out.columns]
+    if _is_text(out.index.to_series()):
+        out.index = out.index.map(function)
+    out.index.name = function(frame.index.name)
+    return out
 
 
 def spreadsheet_safe(frame):
-    """A copy of ``frame`` whose text cells and column names cannot run as a
-    spreadsheet formula: a text beginning with = + - @ tab or CR (or with a
-    quote, so the quote stays reversible) gets a leading ' (the OWASP rule);
-    numbers, and texts that are plain numbers such as -1.5, are unchanged."""
-    def safe(value):
-        if isinstance(value, str) and value[:1] in (*FORMULA_START, "'") and not _NUMBER.match(value):
-            return "'" + value
-        return value
+    """A copy of ``frame`` whose text cells, column names and index labels
+    cannot run as a spreadsheet formula (``guard_text`` on each)."""
+    return _map_frame(frame, guard_text)
 
-    out = frame.copy()
-    for column in out.columns:
-        if out[column].dtype == object or str(out[column].dtype).startswith(("string", "str", "category")):
-            out[column] = out[column].astype(object).map(safe)
-    out.columns = [safe(c) for c in out.columns]
-    return out
+
+def unguard(frame):
+    """A copy of ``frame`` with ``spreadsheet_safe``'s quotes taken off."""
+    return _map_frame(frame, unguard_text)
+
+
+def write_csv(frame, path, index: bool = False, float_format: str | None = "%.6g"):
+    """Write ``frame`` to the CSV file ``path``, spreadsheet-safe and
+    atomically (``capprof.io.atomic_path``: the old file or the new one at
+    every instant, nothing left behind by a full disk); returns the path."""
+    from pathlib import Path
+
+    from capprof.io import atomic_path
+
+    path = Path(path)
+    safe = spreadsheet_safe(frame)
+    with atomic_path(path) as tmp:
+        safe.to_csv(tmp, index=index, float_format=float_format, lineterminator="\n")
+    return path
 
 
 def write_table(frame, fmt: str, max_colwidth: int = 50) -> None:

@@ -5,7 +5,9 @@ directory such as ``capprof run --out``) and Feather.
 A file whose content is not what its name says (gzip or Parquet named .csv,
 UTF-16, binary, empty) is named for what it is in one CapprofError line,
 never a codec error or "missing columns". CSV cells are kept as text (the
-score schema's validation parses numbers and names bad cells by line).
+score schema's validation parses numbers and names bad cells by line); the
+spreadsheet guard capprof's CSV writers add (``capprof.output``) is taken
+off again, so a table capprof wrote reads back as it was.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from capprof.errors import CapprofError, note
+from capprof.output import unguard, unguard_text
 from capprof.sniff import file_kind as _kind, is_text
 
 _DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -87,11 +90,11 @@ def _read_csv(path: Path, compression: str | None) -> pd.DataFrame:
         raise CapprofError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
     except UnicodeDecodeError as exc:
         raise CapprofError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV") from None
-    names = [str(c).strip() for c in raw.iloc[0]]
+    names = [unguard_text(str(c).strip()) for c in raw.iloc[0]]
     repeated = sorted({c for c in names if names.count(c) > 1})
     if repeated:
         raise CapprofError(f"{path}: column `{repeated[0]}` appears more than once in the header; keep one")
-    table = raw.iloc[1:]
+    table = raw.iloc[1:].map(unguard_text)
     table.columns = names
     table = table[(table != "").any(axis=1)]  # blank lines carry nothing
     table.index = table.index + 1  # the file's line number of each row
@@ -189,3 +192,15 @@ def read_table(path: Path) -> pd.DataFrame:
         raise CapprofError(
             f"{path}: not a readable {expected} file ({first}); write the table again as {expected} or CSV"
         ) from None
+
+
+def read_capprof_csv(path, fix: str = "write the file again", **kwargs) -> pd.DataFrame:
+    """A CSV file capprof wrote (profiles.csv, evaluate's tables, a training
+    curve) with the spreadsheet guard taken off (``capprof.output.unguard``);
+    an unreadable file is one CapprofError line naming it and ``fix``."""
+    try:
+        frame = pd.read_csv(path, **kwargs)
+    except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CapprofError(f"{path} is not a readable CSV ({reason}); {fix}") from None
+    return unguard(frame)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from capprof.errors import CapprofError, did_you_mean, note
+from capprof.io import atomic_write, write_problem
 from capprof.readers import read_table  # noqa: F401 - also imported from here (reports)
 
 SCORE_COLUMNS = ("team", "scenario", "substrate", "replicate", "score", "background_score", "source")
@@ -56,18 +57,22 @@ def _download(url: str) -> Path:
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(target.suffix + ".part")
-    try:
-        with urllib.request.urlopen(url, timeout=30) as response, open(partial, "wb") as out:
+
+    def fetch(out) -> None:
+        with urllib.request.urlopen(url, timeout=30) as response:
             while chunk := response.read(1 << 16):
                 out.write(chunk)
+
+    try:
+        atomic_write(target, fetch)  # a killed or failed download never leaves a truncated file
     except (urllib.error.URLError, OSError) as exc:
-        partial.unlink(missing_ok=True)
+        problem = write_problem(exc, target, fix="pass a local copy of the file instead")
+        if problem is not None:  # the cache's disk, not the network
+            raise CapprofError(problem) from None
         reason = getattr(exc, "reason", exc)
         raise CapprofError(
             f"could not download {url} ({reason}); pass a local copy of the file instead"
         ) from None
-    partial.replace(target)  # atomic: a killed download never leaves a truncated file
     return target
 
 

@@ -108,9 +108,13 @@ def cmd_run(args) -> int:
                          f"continue with: {resume_command(args)}\n")
         return EXIT_INTERRUPTED
     except OSError as exc:  # mid-run (a full disk, a removed directory): what was written is kept
-        if exc.filename is None:
+        from capprof.io import disk_error
+
+        found = exc if exc.filename is not None else disk_error(exc)
+        if found is None:
             raise
-        raise CapprofError(f"{exc.filename}: {exc.strerror or type(exc).__name__}; the finished episodes are kept; "
+        where = found.filename or args.out
+        raise CapprofError(f"{where}: {found.strerror or type(found).__name__}; the finished episodes are kept; "
                            f"free space or fix the directory, then continue with: {resume_command(args)}") from None
     skipped = f", {summary.skipped} already done" if summary.skipped else ""
     failed = f", {summary.failed} failed (see `status` / `error`)" if summary.failed else ""

@@ -1,8 +1,9 @@
 """The results dataset: one Parquet file per episode in OUT_DIR.
 
-Each file is written under a temporary name (``.*.tmp``, which Parquet
-readers skip) and renamed into place, so a killed run leaves only complete
-episodes. ``capprof scores OUT_DIR`` and ``pandas.read_parquet(OUT_DIR)`` read
+Each file is written by ``capprof.io.atomic_write`` under a temporary name
+(``.NAME.PID-TOKEN.tmp``, which Parquet readers skip) and renamed into place,
+so a killed run leaves only complete episodes; ``remove_partial_files``
+deletes a killed run's temporaries when the next run takes the directory. ``capprof scores OUT_DIR`` and ``pandas.read_parquet(OUT_DIR)`` read
 the directory directly. The schema is derived from
 ``capprof.runners.records.EpisodeRecord`` (``EPISODE_SCHEMA``).
 """
@@ -10,7 +11,6 @@ the directory directly. The schema is derived from
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import types
 import typing
@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from capprof.io import atomic_write
 from capprof.runners.records import EpisodeRecord
 
 _SCALARS = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
@@ -57,33 +58,13 @@ def episode_file(out_dir: Path, team: str, scenario: str, episode: int) -> Path:
     return Path(out_dir) / f"{tag}__{_safe(scenario)}__ep{episode:05d}.parquet"
 
 
-def temporary_path(target: Path) -> Path:
-    """Where ``target`` is written before its rename (a name Parquet readers
-    skip and ``remove_partial_files`` deletes)."""
-    return target.parent / f".{target.name}.{os.getpid()}.tmp"
-
-
-def write_atomically(target: Path, write) -> Path:
-    """Call ``write(handle)`` on a temporary file, fsync it, rename it to ``target``."""
-    tmp = temporary_path(target)
-    try:
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
-
 def write_record(out_dir: Path, record: EpisodeRecord) -> Path:
     """Write one episode atomically (temporary file, fsync, rename)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = episode_file(out_dir, record.team, record.scenario, record.episode)
     table = pa.Table.from_pylist([record.as_row()], schema=EPISODE_SCHEMA)
-    return write_atomically(target, lambda handle: pq.write_table(table, handle))
+    return atomic_write(target, lambda handle: pq.write_table(table, handle))
 
 
 def finished_keys(out_dir: Path) -> set[tuple[str, str, int]]:
@@ -102,7 +83,9 @@ def finished_keys(out_dir: Path) -> set[tuple[str, str, int]]:
 
 
 def remove_partial_files(out_dir: Path) -> int:
-    """Delete temporary files left by a killed run; returns how many."""
+    """Delete temporary files left by a killed run; returns how many. Called
+    under the run's lock (``runners.lock.RunLock``), so no live writer owns
+    any of them."""
     count = 0
     for path in Path(out_dir).glob(".*.tmp"):
         path.unlink(missing_ok=True)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from capprof.errors import CapprofError, note
+from capprof.io import atomic_write_text, clean_stale_in, replace_directory, temporary_directory, temporary_name
 from capprof.runners.rllib_env import _env_class, _vector_env_class, resolve_target, torch_only_rllib  # noqa: F401
 from capprof.runners.rllib_obs import CONVENTION_FILE, MODULES_SUBDIR, RGB_SIZE, ObsConvention
 from capprof.runners.rllib_train_dir import (  # noqa: F401  (also this library's names, as before the split)
@@ -237,29 +238,21 @@ def _save(algo, out: Path, progress: Progress, settings: TrainSettings, scenario
     root = out / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{progress.env_steps:09d}"
-    tmp = root / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    clean_stale_in(root)  # temporaries of saves a kill -9 cut short
+    tmp = temporary_name(final)
     algo.save_to_path(str(tmp.resolve()))
     _write_json(tmp / CHECKPOINT_MARKER, asdict(progress))
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    replace_directory(tmp, final)
     # The playable export: the modules and the convention, swapped in by renames.
     target = out / MODULES_SUBDIR
-    staging = out / ".rl_module.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(final / MODULES_SUBDIR, staging)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = temporary_directory(target)
+    shutil.copytree(final / MODULES_SUBDIR, staging, dirs_exist_ok=True)
     if settings.sampler == "vector":  # RLlib's single-agent module plays as the shared one
         os.replace(staging / SINGLE_AGENT_MODULE, staging / SHARED_MODULE)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    old = out / ".rl_module.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(staging, target)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_directory(staging, target)  # the old or the new export at every instant
     convention = ObsConvention(downsample=settings.downsample, scale=settings.scale)
-    (out / CONVENTION_FILE).write_text(convention.to_json(
+    atomic_write_text(out / CONVENTION_FILE, convention.to_json(
         substrate=scenario.substrate, trained_on=scenario.name, num_actions=num_actions,
         modules=module_ids(settings, scenario.n_players), env_steps=progress.env_steps,
         prosocial=settings.prosocial,

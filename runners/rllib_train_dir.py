@@ -10,8 +10,8 @@ Part of the library behind ``capprof train``; it never prints.
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from capprof.errors import CapprofError
+from capprof.io import atomic_write_text, require_space
 
 TRAIN_FILE = "train.json"
 CURVE_FILE = "learning_curve.csv"
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_MARKER = "capprof_checkpoint.json"  # written last: a checkpoint without it is incomplete
+# What a run needs free in --out before it starts: KEEP_CHECKPOINTS checkpoints
+# plus the one being written and the playable export, each a few MiB for
+# capprof's CNN (the shipped populations' modules are 0.2 MiB), with margin.
+TRAIN_SPACE_BYTES = 64 << 20
 CURVE_COLUMNS = ("iteration", "env_steps", "agent_steps", "episodes", "episode_return_mean",
                  "per_capita_return_mean", "episode_len_mean", "entropy", "policy_loss", "vf_loss",
                  "iteration_seconds", "steps_per_second", "wall_seconds")
@@ -85,11 +90,13 @@ def check_out(out: Path, resume: bool) -> tuple[Progress, Path] | None:
         if out.exists() and any(out.iterdir()):
             raise CapprofError(f"--out {out} is not empty; choose a new directory, or add --resume to continue "
                                "the training saved in it")
+        require_space(out, TRAIN_SPACE_BYTES, "capprof train")
         return None
     found = last_checkpoint(out)
     if found is None:
         raise CapprofError(f"--resume: {out} holds no capprof train checkpoint (no {CHECKPOINTS}/*/{CHECKPOINT_MARKER}); "
                            "drop --resume to start a new run")
+    require_space(out, TRAIN_SPACE_BYTES, "capprof train")
     return found
 
 
@@ -106,9 +113,7 @@ def versions() -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def _read_curve(out: Path, up_to_iteration: int) -> list[dict]:
@@ -119,24 +124,25 @@ def _read_curve(out: Path, up_to_iteration: int) -> list[dict]:
         return [row for row in csv.DictReader(fh) if int(row["iteration"]) <= up_to_iteration]
 
 
-def _write_curve(out: Path, rows: list[dict]) -> None:
-    path = Path(out) / CURVE_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
+def _curve_text(rows: list[dict], header: bool) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CURVE_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    if header:
         writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _write_curve(out: Path, rows: list[dict]) -> None:
+    atomic_write_text(Path(out) / CURVE_FILE, _curve_text(rows, header=True))
 
 
 def _append_curve(out: Path, row: dict) -> None:
+    """Add one row; the file is rewritten whole (atomically), so a full disk
+    or a kill leaves the curve as it was, never a half row."""
     path = Path(out) / CURVE_FILE
-    new = not path.exists()
-    with path.open("a", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    old = path.read_text() if path.exists() else ""
+    atomic_write_text(path, old + _curve_text([row], header=not old))
 
 
 def read_curve(out: Path):
