@@ -303,8 +303,46 @@ def check_covers(population, scenarios) -> None:
         population = parse_population(population)
     for member in population.members:
         source = _source(member.spec)
+        declared = _declared_roles(source)
+        if declared is not None:
+            for substrate in dict.fromkeys(s.substrate for s in scenarios):
+                check_role_names(member.spec, substrate, (declared.get(substrate) or {}).keys())
         check = getattr(source, "check_scenario", None)
         if check is not None:
             for scenario in scenarios:
                 check(scenario)
+
+
+@functools.lru_cache(maxsize=None)
+def substrate_roles(substrate: str) -> tuple[str, ...]:
+    """The roles meltingpot's config of ``substrate`` allows (``valid_roles``), sorted."""
+    from capprof.meltingpot_import import import_meltingpot
+
+    import_meltingpot()
+    from meltingpot import substrate as mp_substrate
+
+    return tuple(sorted(mp_substrate.get_config(substrate).valid_roles))
+
+
+def check_role_names(member: str, substrate: str, roles) -> None:
+    """One line naming the first of ``roles`` (a member's role names for
+    ``substrate``, e.g. a submission's SubmissionRoles keys) that the
+    substrate does not have, and the roles it has."""
+    valid = substrate_roles(substrate)
+    for role in roles:
+        if role not in valid:
+            allowed = ", ".join(repr(r) for r in valid)
+            raise CapprofError(f"{member}: role {role!r} (SubmissionRoles[{substrate!r}]) is not a role of "
+                               f"{substrate}{did_you_mean(str(role), valid)}; its roles are {allowed}")
+
+
+def _declared_roles(source) -> dict | None:
+    """substrate -> {role: ids} that a member declares (a submission's
+    SubmissionRoles, in capprof's interpreter or another), or None."""
+    submission = getattr(source, "submission", None)
+    if submission is not None:
+        return dict(submission.roles)
+    if getattr(source, "spec", "").startswith(SUBMISSION_PREFIX) and hasattr(source, "check"):
+        return dict(source.check()["ok"].get("roles") or {})
+    return None
 

@@ -118,7 +118,25 @@ def test_policy_ids_and_roles_the_scenario_lacks_are_named_before_any_episode(tm
                 "--scenario", "commons_harvest__open__resident_harvester", "--episodes", "1",
                 "--max-steps", "5", "--out", str(tmp_path / "out2"))
     assert done.returncode == 2, done.stderr
-    assert "it lists roles 'defualt'" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.strip().splitlines() == [
+        f"capprof: error: submission:{kit2}@{sys.executable}: role 'defualt' (SubmissionRoles"
+        "['commons_harvest__open']) is not a role of commons_harvest__open (did you mean \"default\"?); "
+        "its roles are 'default'"]
+
+
+@pytest.mark.parametrize("roles, bad", [
+    ("{'default': ['agent_0'], 'cleaner': ['agent_1']}", "cleaner"),  # beside a valid role: was accepted
+    ("{'Default': ['agent_0']}", "Default"),
+])
+def test_a_role_the_substrate_lacks_is_named_with_the_allowed_roles_before_play(tmp_path, roles, bad):
+    from capprof.runners.execute import plan
+
+    kit = _submission(tmp_path, "{'commons_harvest__open': P}", f"{{'commons_harvest__open': {roles}}}")
+    with pytest.raises(CapprofError) as caught:
+        plan([f"kit=submission:{kit}"], ["commons_harvest__open__resident_harvester"], 1)
+    message = str(caught.value)
+    assert f"role '{bad}' (SubmissionRoles['commons_harvest__open']) is not a role of commons_harvest__open" \
+        in message and message.endswith("its roles are 'default'") and "\n" not in message
 
 
 def test_a_build_that_hangs_in_the_child_ends_at_the_deadline(tmp_path, monkeypatch):
