@@ -77,7 +77,7 @@ def check_spec(spec: str) -> Path:
     sign = old_stack_sign(path) if path.is_dir() else None
     if sign:
         raise CapprofError(
-            f'"{spec}": {path} is an old-API-stack RLlib checkpoint ({sign}, as ray 2.6 saved them), which this '
+            f'"{spec}": {path} is an old-stack RLlib checkpoint ({sign}, as ray 2.6 saved them), which this '
             f"ray cannot load; play it with rllib-legacy:{directory}@.venv-legacy/bin/python (build that "
             "interpreter with `make legacy-env`)")
     module_dir = resolve_module(directory, module_id, spec)

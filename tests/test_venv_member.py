@@ -279,7 +279,7 @@ def test_a_step_that_ran_too_long_in_the_child_is_a_timeout_however_short_the_wa
     ("x={recorder}:Recorder@{not_executable}", "is not an executable file"),
     ("x={recorder}:Recorder@{bare}", "lacks numpy and dm_env; install them there"),
     ("x={plain}:Nope@{python}", '"Nope" not found in'),
-    ("x=random@{python}", "only module:Class, FILE.py[:Class] and submission:DIR members can run in another"),
+    ("x=random@{python}", "only module:Class, FILE.py[:Class], submission:DIR and rllib-legacy:CHECKPOINT members can run in another"),
 ])
 def test_bad_interpreters_are_one_line_exit_2(cli, tmp_path_factory, member, needle):
     root = tmp_path_factory.getbasetemp()
