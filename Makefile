@@ -18,7 +18,7 @@ ASSETS_TMP  := $(abspath $(VENV)/.meltingpot-build-tmp)
 TORCH_PIN := torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install install-base install-runners install-browser demo test test-fast test-slow bench catalog clean legacy-env
+.PHONY: install install-base install-runners install-browser demo test test-fast test-slow test-legacy bench catalog clean legacy-env
 
 install: install-runners
 
@@ -94,6 +94,14 @@ install-browser:
 
 test-slow: install-runners install-browser
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# The tests that play contest-era agents in .venv-legacy (they skip, saying
+# so, without it). Not part of test-slow: the build (203 s, 5 GB) plus these
+# tests (236 s on the loaded 2-core machine) would take CI's 45 minutes too
+# close to the limit (docs/runners.md, "Contest-era agents in CI").
+test-legacy: install-runners legacy-env
+	$(BIN)/python -m pytest tests/test_legacy_rllib.py \
+	  tests/test_spec_validation.py::test_a_submission_runs_unchanged_in_an_interpreter_without_meltingpot $(PYTEST_ARGS)
 
 bench: install-runners
 	$(BIN)/python bench/run_all.py
