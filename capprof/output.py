@@ -63,6 +63,17 @@ def unguard(frame):
     return _map_frame(frame, unguard_text)
 
 
+def _quoting(frame) -> int:
+    """csv.QUOTE_MINIMAL, or QUOTE_NONNUMERIC when a text holds a CR: pandas
+    leaves such a cell unquoted under a "\\n" line ending, and a reader
+    would split the row there."""
+    import csv
+
+    texts = [*map(str, frame.columns), *(str(v) for c in frame.columns if _is_text(frame[c]) for v in frame[c]),
+             *(str(v) for v in frame.index if isinstance(v, str))]
+    return csv.QUOTE_NONNUMERIC if any("\r" in t for t in texts) else csv.QUOTE_MINIMAL
+
+
 def write_csv(frame, path, index: bool = False, float_format: str | None = "%.6g"):
     """Write ``frame`` to the CSV file ``path``, spreadsheet-safe and
     atomically (``capprof.io.atomic_path``: the old file or the new one at
@@ -74,7 +85,7 @@ def write_csv(frame, path, index: bool = False, float_format: str | None = "%.6g
     path = Path(path)
     safe = spreadsheet_safe(frame)
     with atomic_path(path) as tmp:
-        safe.to_csv(tmp, index=index, float_format=float_format, lineterminator="\n")
+        safe.to_csv(tmp, index=index, float_format=float_format, lineterminator="\n", quoting=_quoting(safe))
     return path
 
 
@@ -82,7 +93,8 @@ def write_table(frame, fmt: str, max_colwidth: int = 50) -> None:
     """``csv`` (floats as %.6g), ``json`` (records) or an aligned ``table``
     (floats to 4 decimals, every row shown)."""
     if fmt == "csv":
-        spreadsheet_safe(frame).to_csv(sys.stdout, index=False, float_format="%.6g", lineterminator="\n")
+        safe = spreadsheet_safe(frame)
+        safe.to_csv(sys.stdout, index=False, float_format="%.6g", lineterminator="\n", quoting=_quoting(safe))
     elif fmt == "json":
         sys.stdout.write(frame.to_json(orient="records", indent=1) + "\n")
     else:

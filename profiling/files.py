@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from capprof.errors import CapprofError
+from capprof.output import unguard
 from capprof.io import atomic_write_text, replace_directory, temporary_directory  # noqa: F401
 
 
@@ -32,8 +33,10 @@ def read_json(path: Path, fix: str) -> dict:
 
 
 def read_csv(path: Path, fix: str, **kwargs) -> pd.DataFrame:
+    """A CSV as capprof wrote it: the spreadsheet guard quote taken off
+    (``capprof.output.unguard``), so team and scenario names are as fitted."""
     try:
-        return pd.read_csv(path, **kwargs)
+        return unguard(pd.read_csv(path, **kwargs))
     except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CapprofError(f"{path} is not a readable CSV ({reason}); {fix}") from None

@@ -39,6 +39,7 @@ from typing import Sequence
 import pandas as pd
 
 from capprof.errors import CapprofError, did_you_mean, note
+from capprof.output import write_csv
 from capprof.profiling.constants import (
     DEFAULT_LAYOUT_MODE,
     PREDICT_OUTPUT_COLUMNS,
@@ -186,15 +187,15 @@ class Profile:
 
     def _write(self, out: Path) -> None:
         files = PROFILE_FILES
-        self.abilities.to_csv(out / files["profiles"], index=False, float_format=FLOAT_FORMAT)
+        write_csv(self.abilities, out / files["profiles"], float_format=FLOAT_FORMAT)  # spreadsheet-safe
         self.layout.save_posterior(out / files["posterior"])
-        self.diagnostics.to_csv(out / files["diagnostics"], index=False, float_format=FLOAT_FORMAT)
+        write_csv(self.diagnostics, out / files["diagnostics"], float_format=FLOAT_FORMAT)
         if self.assessor is not None:
             self.assessor.save_booster(out / files["assessor"])
-            self.importances.to_csv(out / files["importances"], index=False, float_format=FLOAT_FORMAT)
+            write_csv(self.importances, out / files["importances"], float_format=FLOAT_FORMAT)
         demands = self.demands.copy()
         demands.index.name = "scenario"
-        demands.to_csv(out / files["demands"], float_format=FLOAT_FORMAT)
+        write_csv(demands, out / files["demands"], index=True, float_format=FLOAT_FORMAT)
         write_json_atomic(out / files["meta"], self._meta())  # last: marks the profile complete
 
     # ------------------------------------------------------------ load
