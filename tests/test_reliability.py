@@ -1,0 +1,103 @@
+"""A profile save killed with -9 at any point leaves the old profile or the
+new one at --out, and nothing that the next save does not clean (issue 20)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from capprof.profiling.profile import Profile
+
+TESTS = Path(__file__).parent
+
+CHILD = textwrap.dedent("""
+    import os, sys, time
+    sys.path.insert(0, {tests!r})
+    from test_reliability import cheap_profile
+    from capprof import io
+    from capprof.profiling.profile import Profile
+
+    target, where = sys.argv[1], sys.argv[2]
+
+    def pause(label):
+        print(label, flush=True)
+        time.sleep(120)
+
+    if where == "writing":  # the new profile half written in its temporary directory
+        real = Profile._write
+        def half(self, out):
+            real(self, out)
+            os.remove(out / "model.json")
+            pause("writing")
+        Profile._write = half
+    elif where == "swapping":  # the fallback swap (no renameat2) between its two renames
+        io.exchange = lambda first, second: False
+        real_rename = os.rename
+        def rename(src, dst):
+            real_rename(src, dst)
+            if ".old-" in str(dst):
+                pause("swapping")
+        io.os.rename = rename
+    cheap_profile("new").save(target)
+""")
+
+
+def cheap_profile(which: str) -> Profile:
+    """A real Profile (layout from a drawn posterior, a small fitted assessor)
+    without sampling; ``which`` goes into its metadata."""
+    import test_profile_artifact as artifact
+
+    from capprof.profiling.predictors import Assessor, MeasurementLayout
+
+    demands = artifact._demands()
+    layout = MeasurementLayout.from_posterior(artifact._posterior(), demands, mode="joint", seed=0)
+    assessor = Assessor(n_estimators=5).fit(artifact._scores(demands), demands)
+    return Profile(layout=layout, demands=demands, assessor=assessor, metadata={"which": which})
+
+
+def _kill_during(target: Path, where: str) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", CHILD.format(tests=str(TESTS)), str(target), where],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline().strip()
+        assert line == where, proc.stderr.read()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.parametrize("where", ["writing", "swapping"])
+def test_a_save_killed_with_minus_9_leaves_nothing_the_next_save_does_not_clean(tmp_path, where):
+    target = tmp_path / "prof"
+    cheap_profile("old").save(target)
+    _kill_during(target, where)
+    left = sorted(os.listdir(tmp_path))
+    assert len(left) == 2 and left[0].startswith(".prof."), left  # the killed save's temporary or old copy
+    if where == "writing":  # the old profile stayed in place, whole
+        assert Profile.load(target).metadata["which"] == "old"
+    cheap_profile("newer").save(target)
+    assert os.listdir(tmp_path) == ["prof"]
+    assert Profile.load(target).metadata["which"] == "newer"
+
+
+def test_after_a_kill_in_the_fallback_swap_the_next_save_restores_then_replaces(tmp_path):
+    """The fallback (no renameat2) has an instant with no profile at --out; a
+    kill there leaves the old one at .prof.old-PID, which the next write to
+    --out renames back before anything else."""
+    from capprof import io
+
+    target = tmp_path / "prof"
+    cheap_profile("old").save(target)
+    _kill_during(target, "swapping")
+    assert not target.exists()
+    restored = io.clean_stale(target)
+    assert Profile.load(target).metadata["which"] == "old" and all(not p.exists() for p in restored)
+    assert os.listdir(tmp_path) == ["prof"]  # the killed save's new temporary is gone too
