@@ -14,9 +14,12 @@ Configurations (``--configs``, comma-separated):
                   multi-agent runner, one substrate, sampling in the trainer,
                   each player's view downsampled by one integer sum over two
                   strided axes (the conversion as it was; same numbers)
-    multi-agent   the multi-agent runner with today's conversion
+                  and torch's own thread count (one per core)
+    multi-agent   the multi-agent runner with today's conversion (1 torch thread)
     vector        the players as a vector of single-agent envs, one substrate,
                   sampling in the trainer
+    threads-per-core  the default sampler with a torch thread per core
+    16-substrates the default with 16 substrates per sampler
     default       what `capprof train` uses today without options
 
 Usage:
@@ -33,9 +36,11 @@ import numpy as np
 
 SUBSTRATE = "commons_harvest__open"
 CONFIGS = {
-    "before": {"sampler": "multi-agent"},
+    "before": {"sampler": "multi-agent", "torch_threads": 0},
     "multi-agent": {"sampler": "multi-agent"},
     "vector": {"sampler": "vector", "env_runners": 0, "envs_per_runner": 1},
+    "threads-per-core": {"torch_threads": 0},
+    "16-substrates": {"envs_per_runner": 16},
     "default": {},
 }
 
@@ -76,6 +81,7 @@ def train_steps_per_second(lib, overrides: dict, batch_size: int, iterations: in
     settings = lib.TrainSettings(SUBSTRATE, batch_size=batch_size, minibatch_size=batch_size // 4, **overrides)
     settings.check()
     scenario = lib.resolve_target(settings.target)
+    lib.set_torch_threads(settings.torch_threads)
     algo = lib.ppo_config(settings, scenario).build_algo()
     try:
         algo.train()  # warm-up: builds the substrates and the first episodes
@@ -99,7 +105,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=2000, help="env steps per iteration (default 2000)")
     parser.add_argument("--iterations", type=int, default=3, help="timed iterations per configuration")
     parser.add_argument("--raw-steps", type=int, default=5000, help="env steps of the raw ceiling")
-    parser.add_argument("--configs", default="before,multi-agent,vector,default")
+    parser.add_argument("--configs", default="before,multi-agent,vector,threads-per-core,16-substrates,default")
     args = parser.parse_args(argv)
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in names if c not in CONFIGS]
@@ -129,7 +135,8 @@ def main(argv=None) -> int:
                 ObsConvention.convert = today
             results[name] = r
             s = r["settings"]
-            print(f"{name:12s} sampler={s.sampler} env_runners={s.env_runners} envs_per_runner={s.envs_per_runner}: "
+            print(f"{name:12s} sampler={s.sampler} env_runners={s.env_runners} envs_per_runner={s.envs_per_runner} "
+                  f"torch_threads={s.torch_threads}: "
                   f"{r['steps_per_second']:.0f} env steps/s (sampling {r['sampling_ms_per_step']:.2f} ms, "
                   f"learning {r['learning_ms_per_step']:.2f} ms per env step; {args.iterations} x "
                   f"{args.batch_size} env steps in {r['seconds']:.1f} s)", flush=True)

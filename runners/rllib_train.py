@@ -91,6 +91,11 @@ class TrainSettings:
     # (one shared module; RLlib's single-agent runner batches their forward
     # passes); "multi-agent": RLlib's multi-agent runner (needed by --per-player).
     sampler: str = ""  # "" = the default for the module layout (default_sampler)
+    # Torch's intra-op threads in the training process (0 = torch's default,
+    # one per core). The CNN is small: with a thread per core each forward
+    # pass spends more time handing work between threads than computing,
+    # and two runs on 2 cores fight over them (docs/training.md, "Threads").
+    torch_threads: int = 1
 
     def __post_init__(self):
         if not self.sampler:
@@ -106,6 +111,8 @@ class TrainSettings:
                                "add --sampler multi-agent or drop --per-player")
         if self.downsample < 1 or RGB_SIZE % self.downsample:
             raise CapprofError(f"--downsample must divide {RGB_SIZE} (got {self.downsample}); use 1, 2, 4, 8 or 11")
+        if self.torch_threads < 0:
+            raise CapprofError(f"--torch-threads must be 0 (one per core) or more (got {self.torch_threads})")
         if self.minibatch_size > self.batch_size:
             raise CapprofError(f"--minibatch-size {self.minibatch_size} exceeds --batch-size {self.batch_size}; "
                                "lower it or raise --batch-size")
@@ -120,6 +127,13 @@ class TrainSettings:
         # Runs recorded before the vectorised sampler existed used the multi-agent one.
         data = {"sampler": "multi-agent", **data}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def set_torch_threads(threads: int) -> None:
+    """Torch's intra-op threads for this process (0: one per core)."""
+    import torch
+
+    torch.set_num_threads(threads or os.cpu_count() or 1)
 
 
 def default_sampler(per_player: bool) -> str:
@@ -334,6 +348,7 @@ def train(settings: TrainSettings, out: Path, steps: int, *, checkpoint_every: i
     try:
         import ray  # noqa: F401  (initialised above)
 
+        set_torch_threads(settings.torch_threads)
         algo = ppo_config(settings, scenario).build_algo()
         try:
             if found:

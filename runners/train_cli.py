@@ -22,7 +22,7 @@ DEFAULT_CHECKPOINT_EVERY = 50_000
 # Options that shape the training (recorded in train.json; --resume keeps them).
 SETTING_OPTIONS = ("per_player", "prosocial", "seed", "batch_size", "minibatch_size", "epochs", "lr",
                    "entropy_coeff", "gamma", "max_episode_steps", "downsample", "scale", "lstm",
-                   "env_runners", "envs_per_runner", "sampler")
+                   "env_runners", "envs_per_runner", "sampler", "torch_threads")
 
 
 def _non_negative_float(text: str) -> float:
@@ -238,6 +238,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--envs-per-runner", type=positive_int, metavar="N",
                    help="substrates stepped together per sampler (default 8 with the vector sampler, "
                         "1 with multi-agent)")
+    g.add_argument("--torch-threads", type=non_negative_int, metavar="N",
+                   help="torch threads in the training process (default 1, fastest for the small CNN; "
+                        "0 = one per core)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
