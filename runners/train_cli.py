@@ -59,6 +59,7 @@ class _Bar:
         self.tty = sys.stderr.isatty()
         self.bar = None
         self.total_iterations = None
+        self.last_return = (float("nan"), None)  # the latest iteration's that ended episodes
 
     def start(self, progress) -> None:
         remaining = max(0, self.steps - progress.env_steps)
@@ -77,7 +78,16 @@ class _Bar:
     def update(self, row: dict) -> None:
         if self.quiet:
             return
-        ret = row["episode_return_mean"]
+        import math
+
+        # Episodes last --max-episode-steps env steps in every sampled
+        # substrate, so most iterations end none: show the latest that did.
+        if math.isfinite(row["episode_return_mean"]):
+            self.last_return = (row["episode_return_mean"], row["iteration"])
+        ret, at = self.last_return
+        said = f"mean episode return {ret:.2f}" if at == row["iteration"] else (
+            f"mean episode return {ret:.2f} (episodes ended at iteration {at})" if at is not None
+            else "no episode has ended yet")
         if self.bar is not None:
             self.bar.set_postfix_str(f"return {ret:.1f}, {row['steps_per_second']:.0f} steps/s", refresh=False)
             self.bar.update(row["env_steps"] - self.bar.n)
@@ -85,7 +95,7 @@ class _Bar:
         total = max(self.total_iterations or 0, row["iteration"])
         print(f"iteration {row['iteration']}/{total}: {row['env_steps']}/{self.steps} env steps, "
               f"{row['iteration_seconds']:.1f} s ({row['steps_per_second']:.0f} env steps/s), "
-              f"mean episode return {ret:.2f}", file=sys.stderr, flush=True)
+              f"{said}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -68,6 +68,7 @@ def play(episodes: int, max_steps: int, seed: int, work: Path) -> tuple[pd.DataF
 
 def curve_table(directory: Path) -> str:
     curve = pd.read_csv(directory / "learning_curve.csv")
+    curve = curve[np.isfinite(curve["episode_return_mean"])]  # iterations in which episodes ended
     rows = curve.iloc[np.unique(np.linspace(0, len(curve) - 1, min(len(curve), CURVE_ROWS)).round().astype(int))]
     lines = ["| iteration | env steps | mean episode return (7 players) | per capita | entropy | env steps/s |",
              "|---|---|---|---|---|---|"]
