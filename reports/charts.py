@@ -121,58 +121,86 @@ def use_radar(n_axes: int) -> bool:
 # ------------------------------------------------------------ ability charts
 
 
-def _radar_limits(frames: Sequence[pd.DataFrame]) -> tuple[float, float]:
-    low = min(float(f["hdi_low"].min()) for f in frames)
-    high = max(float(f["hdi_high"].max()) for f in frames)
+def radar_limits(frames: Sequence[pd.DataFrame]) -> tuple[float, float]:
+    """Radial limits that hold every HDI band of ``frames`` (columns hdi_low,
+    hdi_high; NaN rows ignored), with a little padding. Small multiples
+    share one pair so every team is drawn on the same scale."""
+    low = min(float(np.nanmin(f["hdi_low"].to_numpy(dtype=float))) for f in frames)
+    high = max(float(np.nanmax(f["hdi_high"].to_numpy(dtype=float))) for f in frames)
     pad = 0.08 * (high - low if high > low else 1.0)
     return low - pad, high + pad
 
 
+_radar_limits = radar_limits  # the earlier private name
+
+
 def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abilities: Sequence[str], title: str,
-                styles: Mapping[str, TeamStyle] | None = None):
+                styles: Mapping[str, TeamStyle] | None = None, limits: tuple[float, float] | None = None,
+                compact: bool = False):
     """Radar of posterior means (lines) with HDI bands (shaded), one trace per
     frame in ``profiles`` (each indexed by ability with mean, hdi_low,
-    hdi_high), styled by its team name in ``labels`` (see ``team_styles``).
-    The radius starts at the lowest HDI bound, not at zero: abilities live on a
-    latent scale that can be negative; ring labels give the values."""
+    hdi_high; an ability a frame lacks, or holds NaN for, is a gap in its
+    trace), styled by its team name in ``labels`` (see ``team_styles``).
+
+    The radius starts at the lowest HDI bound, not at zero: abilities live on
+    a latent scale that can be negative; ring labels give the values. The
+    centre is left hollow (the innermost ring is a circle, not a point), so
+    the ring labels and the spokes' ends do not pile up there. ``limits``
+    fixes the radial range (``radar_limits`` of several teams: the same scale
+    for every chart of a small multiple); ``compact`` draws a small chart for
+    a grid of them, without a legend."""
     n = len(abilities)
     theta = np.linspace(0, 2 * np.pi, n, endpoint=False)
     closed = np.append(theta, theta[0])
-    fig = plt.figure(figsize=(7.2, 7.2) if n > 12 else (6, 6))
+    size = (4.0, 4.0) if compact else ((7.2, 7.2) if n > 12 else (6, 6))
+    fig = plt.figure(figsize=size)
     ax = fig.add_subplot(projection="polar")
     ax.set_theta_offset(np.pi / 2)
     ax.set_theta_direction(-1)
-    r_low, r_high = _radar_limits(profiles)
+    frames = [frame.reindex(abilities) for frame in profiles]
+    r_low, r_high = limits if limits is not None else radar_limits(frames)
     styles = styles_for(labels, styles)
-    for frame, label in zip(profiles, labels):
-        frame = frame.reindex(abilities)
+    for frame, label in zip(frames, labels):
         style = styles[str(label)]
         colour = style.colour
-        mean = np.append(frame["mean"].to_numpy(), frame["mean"].iloc[0])
-        low = np.append(frame["hdi_low"].to_numpy(), frame["hdi_low"].iloc[0])
-        high = np.append(frame["hdi_high"].to_numpy(), frame["hdi_high"].iloc[0])
-        ax.fill_between(closed, low, high, color=colour, alpha=0.18 if len(profiles) > 1 else 0.3, linewidth=0)
+        mean = np.append(frame["mean"].to_numpy(dtype=float), float(frame["mean"].iloc[0]))
+        low = np.append(frame["hdi_low"].to_numpy(dtype=float), float(frame["hdi_low"].iloc[0]))
+        high = np.append(frame["hdi_high"].to_numpy(dtype=float), float(frame["hdi_high"].iloc[0]))
+        known = np.isfinite(low) & np.isfinite(high)
+        ax.fill_between(closed, np.where(known, low, r_low), np.where(known, high, r_low), where=known,
+                        color=colour, alpha=0.18 if len(profiles) > 1 else 0.3, linewidth=0)
         ax.plot(closed, mean, color=colour, linewidth=1.8, linestyle=style.linestyle, marker=style.marker,
                 markersize=3, label=mpl_text(label))
     ax.set_ylim(r_low, r_high)
-    # Few ring labels, set between the first two spokes so no line crosses them.
-    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+    # A hollow centre a quarter of the radius wide: the lowest ring is a
+    # circle, so its label does not sit on the pole where every spoke meets.
+    ax.set_rorigin(r_low - 0.33 * (r_high - r_low))
+    # Few ring labels, set between the first two spokes so no line crosses
+    # them, on a white ground so a band behind them does not hide them.
+    rings = [t for t in matplotlib.ticker.MaxNLocator(4).tick_values(r_low, r_high) if r_low <= t <= r_high]
+    ax.set_yticks(rings)
+    ax.set_yticklabels([f"{t:g}" for t in rings])
+    for tick in ax.get_yticklabels():
+        tick.set_bbox(dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.8))
     ax.set_rlabel_position(np.degrees(theta[1] / 2) if n > 1 else 0)
     ax.set_xticks(theta)
-    ax.set_xticklabels([axis_label(a) for a in abilities], fontsize=7.5 if n > 12 else 9)
-    ax.tick_params(axis="x", pad=14)
-    ax.tick_params(axis="y", labelsize=7, labelcolor="#555555")
+    label_size = 7.5 if compact or n > 12 else 9
+    ax.set_xticklabels([axis_label(a, 12 if compact else 14) for a in abilities], fontsize=label_size)
+    ax.tick_params(axis="x", pad=6 if compact else 14)
+    ax.tick_params(axis="y", labelsize=6.5 if compact else 7, labelcolor="#555555")
     ax.grid(color="#cccccc", linewidth=0.6)
-    ax.set_title(mpl_text(title), fontsize=11, pad=24)
-    handles = [legend_line(styles[str(lbl)], with_marker=True) for lbl in labels]
-    band = plt.Rectangle((0, 0), 1, 1, color="#888888", alpha=0.3)
-    fig.legend(handles + [band], [mpl_text(lbl) for lbl in labels] + ["HDI band"],
-               loc="lower center", ncol=min(len(labels) + 1, 5), fontsize=8, frameon=False)
+    ax.set_title(mpl_text(title), fontsize=10 if compact else 11, pad=14 if compact else 24)
+    if not compact:
+        handles = [legend_line(styles[str(lbl)], with_marker=True) for lbl in labels]
+        band = plt.Rectangle((0, 0), 1, 1, color="#888888", alpha=0.3)
+        fig.legend(handles + [band], [mpl_text(lbl) for lbl in labels] + ["HDI band"],
+                   loc="lower center", ncol=min(len(labels) + 1, 5), fontsize=8, frameon=False)
     return fig
 
 
 def interval_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abilities: Sequence[str], title: str,
-                   styles: Mapping[str, TeamStyle] | None = None):
+                   styles: Mapping[str, TeamStyle] | None = None,
+                   xlabel: str = "ability (posterior mean, bar = HDI)"):
     """Dot-and-bar chart: one row per ability, the posterior mean as a dot and
     the HDI as a horizontal bar; several teams are dodged within a row, each
     styled by its team name in ``labels`` (see ``team_styles``)."""
@@ -198,7 +226,7 @@ def interval_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abil
     ax.set_ylim(-0.7, n - 0.3)
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     ax.set_axisbelow(True)
-    ax.set_xlabel("ability (posterior mean, bar = HDI)", fontsize=9)
+    ax.set_xlabel(mpl_text(xlabel), fontsize=9)
     ax.set_title(mpl_text(title), fontsize=11, pad=22 if n > 20 else 6)
     if k > 1:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
@@ -362,4 +390,78 @@ def pit_chart(bins: pd.DataFrame):
     ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.grid(axis="y", color="#eeeeee", linewidth=0.6)
     ax.set_axisbelow(True)
+    return fig
+
+
+# ------------------------------------------------------------ comparing submissions
+
+
+AGGREGATE_TITLES = {"median": "median", "iqm": "IQM", "mean": "mean"}
+
+
+def aggregate_interval_chart(table: pd.DataFrame, teams: Sequence[str], metrics: Sequence[str] = ("median", "iqm", "mean"),
+                             level: float = 0.95, styles: Mapping[str, TeamStyle] | None = None):
+    """Interval plot of aggregate scores (as in rliable): one panel per
+    metric, one row per team (``teams`` in the order given, best first on
+    top), the point estimate as a tick and the bootstrap interval as a bar.
+    ``table`` is ``compare_teams(...).table`` (team, metric, value, ci_low,
+    ci_high)."""
+    keyed = table.set_index(["team", "metric"])
+    styles = styles_for(teams, styles)
+    n = len(teams)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(2.0 * len(metrics) + 1.0, 0.9 + 0.34 * n), sharey=True,
+                             squeeze=False)
+    y = np.arange(n)[::-1].astype(float)
+    for ax, metric in zip(axes[0], metrics):
+        for row, team in zip(y, teams):
+            value, low, high = keyed.loc[(team, metric), ["value", "ci_low", "ci_high"]].to_numpy(dtype=float)
+            colour = styles[str(team)].colour
+            ax.barh(row, max(high - low, 1e-3), left=low, height=0.6, color=colour, alpha=0.55)
+            ax.plot([value, value], [row - 0.32, row + 0.32], color="#222222", linewidth=1.6)
+        ax.set_title(AGGREGATE_TITLES.get(metric, metric), fontsize=10)
+        ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+        ax.tick_params(axis="x", labelsize=7.5)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(4))
+    axes[0, 0].set_yticks(y)
+    axes[0, 0].set_yticklabels([mpl_text(t) for t in teams], fontsize=8.5)
+    axes[0, 0].set_ylim(-0.6, n - 0.4)
+    fig.supxlabel(f"normalised score (bar: {level:.0%} stratified bootstrap interval, tick: estimate)", fontsize=8.5)
+    fig.tight_layout()
+    return fig
+
+
+def poi_matrix_chart(table: pd.DataFrame, teams: Sequence[str]):
+    """Probability-of-improvement matrix: cell (row A, column B) is
+    P(a run of A beats a run of B on a random scenario) with its bootstrap
+    interval written in it; colour diverges at 0.5 (no difference). ``table``
+    is ``compare_teams(...).table``; ``teams`` orders rows and columns."""
+    keyed = table.set_index(["team", "metric"])
+    n = len(teams)
+    values = np.full((n, n), np.nan)
+    for i, a in enumerate(teams):
+        for j, b in enumerate(teams):
+            if i != j:
+                values[i, j] = float(keyed.loc[(a, f"p_improve:{b}"), "value"])
+    side = max(3.0, 1.2 + 0.8 * n)
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    ax.set_facecolor("#eeeeee")
+    image = ax.imshow(values, cmap="PuOr_r", vmin=0.0, vmax=1.0)
+    for i, a in enumerate(teams):
+        for j, b in enumerate(teams):
+            if i == j:
+                continue
+            value, low, high = keyed.loc[(a, f"p_improve:{b}"), ["value", "ci_low", "ci_high"]].to_numpy(dtype=float)
+            dark = abs(value - 0.5) > 0.3
+            ax.text(j, i, f"{value:.2f}\n[{low:.2f}, {high:.2f}]", ha="center", va="center", fontsize=7.5,
+                    color="white" if dark else "black")
+    names = [axis_label(t, 12) for t in teams]
+    ax.set_xticks(np.arange(n))
+    ax.set_xticklabels(names, fontsize=8, rotation=30, ha="right")
+    ax.set_yticks(np.arange(n))
+    ax.set_yticklabels(names, fontsize=8)
+    ax.set_xlabel("column team", fontsize=8.5)
+    ax.set_ylabel("row team", fontsize=8.5)
+    ax.set_title("P(a run of the row team beats one of the column team)", fontsize=9.5)
+    fig.colorbar(image, ax=ax, fraction=0.045, pad=0.03).ax.tick_params(labelsize=7)
     return fig

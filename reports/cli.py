@@ -60,6 +60,7 @@ def cmd_report(args) -> int:
             evaluate_path=args.evaluate,
             episodes_path=args.episodes,
             timeseries_path=args.timeseries,
+            predictions_path=args.predictions,
             normalisation=args.normalise,
         )
     print(f"wrote {final} and {len(written) - 1} chart(s) in {charts_dir(final)}")
@@ -93,6 +94,8 @@ def register(sub) -> None:
     p.add_argument("--evaluate", help="`capprof evaluate --format csv` output (default: DIR/evaluate.csv)")
     p.add_argument("--episodes", help="runner episode records (default: DIR/episodes.* if present)")
     p.add_argument("--timeseries", help="per-player cumulative returns over time (default: DIR/timeseries.* if present)")
+    p.add_argument("--predictions", help="`capprof predict --format csv` output: predicted scores on new scenarios "
+                                         "(default: DIR/predictions.* if present)")
     p.add_argument("--normalise", choices=NORMALISATIONS, default="minmax",
                    help="normalisation of the score sections (default: minmax)")
     p.set_defaults(func=cmd_report)

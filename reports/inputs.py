@@ -21,11 +21,15 @@ from capprof.reports import tables
 # others are its evidence.
 PROFILE_PARTS = {"profiles": "abilities", "diagnostics": "diagnostics", "importances": "importances",
                  "posterior": "posterior"}
-INPUT_NAMES = (*PROFILE_PARTS, "evaluate", "scores", "episodes", "timeseries")
+INPUT_NAMES = (*PROFILE_PARTS, "evaluate", "scores", "episodes", "timeseries", "predictions")
 SUFFIXES = (".csv", ".parquet", ".feather", "")  # "" = a directory (of Parquet files)
 # Columns that hold names: kept as text even when every value looks like a number.
 NAME_COLUMNS = frozenset({"team", "scenario", "substrate", "model", "split", "ability", "feature", "status",
                           "source", "error", "policy", "role"})
+
+
+EVALUATION_SUMMARY_STEM = "evaluate_summary"  # preferred over DIR/evaluate.* when present
+COMPARE_SEED = 0  # the report's bootstrap seed (as `capprof compare`'s default)
 
 
 class Absent(Exception):
@@ -53,7 +57,9 @@ def locate_inputs(directory: Path, explicit: Mapping[str, str | Path | None], pr
     """Every input of INPUT_NAMES -> its path (None when absent). With a
     ``profile`` (see ``read_profile``) its parts are the profile's files.
     The episode records default to DIR/episodes.* or DIR/episodes/, else to
-    DIR itself when it is a `capprof run` output directory."""
+    DIR itself when it is a `capprof run` output directory; the evaluation
+    to DIR/evaluate_summary.* (``capprof evaluate --summary``), else
+    DIR/evaluate.*."""
     from capprof.profiling.profile import PROFILE_FILES
 
     paths = {}
@@ -63,6 +69,11 @@ def locate_inputs(directory: Path, explicit: Mapping[str, str | Path | None], pr
             paths[name] = directory / PROFILE_FILES[name] if present else None
         elif name == "posterior":
             paths[name] = None  # only a whole profile has a usable posterior
+        elif name == "evaluate" and explicit.get(name) is None:
+            # `capprof evaluate --summary` (the demo writes it beside
+            # evaluate.csv) has intervals clustered by scenario even for one
+            # repeat, where the per-repeat table has none
+            paths[name] = locate(directory, EVALUATION_SUMMARY_STEM) or locate(directory, name)
         else:
             paths[name] = locate(directory, name, explicit.get(name))
     if paths["episodes"] is None and _is_run_directory(directory):
@@ -213,10 +224,32 @@ class Inputs:
 
         return self._cached("normalised_scores", load)
 
+    def comparison(self):
+        """``capprof compare`` on the report's normalised scores (DEFAULT_REPS
+        resamples, seed COMPARE_SEED), computed once for the summary and the
+        comparison section: the --teams teams when all are scored (fewer
+        teams usually share more scenarios), else every scored team. Absent
+        when the scores have fewer than two teams or no shared scenario."""
+        def load():
+            from capprof.reports.compare import DEFAULT_REPS, compare_teams
+
+            scores = self.scores()
+            if scores["team"].nunique() < 2:
+                raise Absent("the score table has a single team; a comparison needs two")
+            normalised = self.normalised_scores()
+            chosen = self.teams if self.teams and set(self.teams) <= set(scores["team"]) else None
+            try:
+                return compare_teams(normalised, teams=chosen, reps=DEFAULT_REPS, seed=COMPARE_SEED,
+                                     progress=False)
+            except CapprofError as exc:
+                raise Absent(str(exc)) from None
+
+        return self._cached("comparison", load)
+
     def report_teams(self) -> list[str]:
         """Every team named in any input, sorted: the teams the report shows."""
         found: set[str] = set()
-        for name in ("profiles", "episodes", "timeseries", "evaluate"):
+        for name in ("profiles", "episodes", "timeseries", "evaluate", "predictions"):
             try:
                 named = set(self.table(name, ("team",))["team"].astype(str))
             except Absent:  # its own section says what is wrong

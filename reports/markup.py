@@ -19,16 +19,37 @@ if TYPE_CHECKING:  # charts load matplotlib: imported where a chart is drawn
     from capprof.reports.charts import TeamStyle
 
 STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1200px;color:#222;
-padding:0 1rem;line-height:1.45}
-h1{font-size:1.6rem}h2{font-size:1.25rem;border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2.2rem}
-h3{font-size:1.05rem;margin-top:1.4rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.6rem 0;display:block;overflow-x:auto}
-th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;white-space:nowrap}
-thead th{background:#f3f3f3}td.bad{background:#fde2e1;font-weight:bold}tr.foot{color:#666}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1rem auto;max-width:1360px;color:#222;
+padding:0 1rem;line-height:1.4}
+h1{font-size:1.5rem;margin:.3rem 0}h2{font-size:1.2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem;margin:1.6rem 0 .6rem}
+h3{font-size:1rem;margin:.9rem 0 .4rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0;display:block;overflow-x:auto;max-width:100%}
+th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:left;white-space:nowrap}
+thead th{background:#f3f3f3}tbody th{font-weight:600}td.bad{background:#fde2e1;font-weight:bold}tr.foot{color:#666}
 .charts{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}img{max-width:100%;height:auto}
 .absent{color:#666;font-style:italic}.warn{background:#fff4d6;padding:.4rem .6rem}.ok{color:#2a6b2a}
-nav a{margin-right:.8rem}
+.bad{color:#a3261b;font-weight:600}.small{font-size:.8rem;color:#555;margin:.3rem 0}
+nav{font-size:.85rem;display:flex;flex-wrap:wrap;gap:.15rem .9rem}nav a{white-space:nowrap}
+.summary-grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1rem}
+.card{border:1px solid #e3e3e3;border-radius:6px;padding:.2rem .8rem .4rem}.card h3{margin-top:.5rem}
+.card table{font-size:.82rem}table.standouts td{white-space:normal;overflow-wrap:anywhere;min-width:9rem}
+.clear{text-decoration:underline;text-decoration-thickness:2px;text-underline-offset:2px}
+ul.facts{padding-left:1.1rem;margin:.6rem 0}ul.facts li{margin:.25rem 0}
+.glance{display:grid;grid-template-columns:minmax(0,1fr) minmax(300px,400px);gap:1rem;align-items:start}
+.radars{display:grid;grid-template-columns:repeat(auto-fill,minmax(280px,1fr));gap:.5rem}
+.radars figure{margin:0;border:1px solid #eee;border-radius:4px;padding:.2rem;text-align:center}
+.radars img{width:100%}figcaption{font-size:.72rem;text-align:left;line-height:1.25;overflow-wrap:anywhere}
+aside#overlay img{width:100%}.pair{display:grid;grid-template-columns:minmax(0,1.25fr) minmax(0,1fr);gap:1rem;align-items:start}.pair img{width:100%}aside#overlay p{font-size:.85rem}
+details{margin:.4rem 0}details>summary{cursor:pointer;color:#1a4f8a}
+section.folded{border-top:1px solid #ddd;margin-top:.2rem}section.folded h2{display:inline;border:0;font-size:1.05rem}
+section.folded>details>summary{padding:.35rem 0}
+@media (max-width:900px){.summary-grid,.glance,.pair{grid-template-columns:minmax(0,1fr)}}
+@media print{body{max-width:none;margin:0;font-size:10pt}nav{display:none}
+a{color:inherit;text-decoration:none}details>summary{list-style:none;color:#222}
+details::details-content{content-visibility:visible;display:contents}
+section,figure,img,table,.card{break-inside:avoid}h2,h3{break-after:avoid}
+.summary-grid,.glance{grid-template-columns:minmax(0,1fr) minmax(0,1fr)}
+.radars{grid-template-columns:repeat(3,minmax(0,1fr))}}
 """
 
 
@@ -108,25 +129,33 @@ class Rendered:
     title: str
     intro: str
     parts: tuple[str, ...]
+    collapsed: bool = False
+
+
+def _section_html(s: Rendered) -> str:
+    body = (f"<p>{s.intro}</p>" if s.intro else "") + "".join(s.parts)
+    if s.collapsed:
+        return (f'<section id="{s.key}" class="folded"><details><summary><h2>{esc(s.title)}</h2></summary>'
+                f"{body}</details></section>")
+    return f'<section id="{s.key}"><h2>{esc(s.title)}</h2>{body}</section>'
 
 
 def page(name: str, inputs: Mapping[str, Path | None], sections: Sequence[Rendered]) -> str:
-    """The whole HTML document: title, navigation, the inputs table, then
-    every section."""
+    """The whole HTML document: title, navigation, the open sections in
+    order (the summary first), then the collapsed ones and the inputs table
+    (closed <details>, opened by a click; all open when printed)."""
     found = "".join(
         f"<tr><td>{esc(key)}</td><td>{esc(path) if path else '<i>absent</i>'}</td></tr>"
         for key, path in inputs.items()
     )
-    nav = "".join(f'<a href="#{s.key}">{esc(s.title)}</a>' for s in sections)
-    body = "".join(
-        f'<section id="{s.key}"><h2>{esc(s.title)}</h2>'
-        + (f"<p>{s.intro}</p>" if s.intro else "") + "".join(s.parts) + "</section>"
-        for s in sections
-    )
+    shown = [s for s in sections if not s.collapsed] + [s for s in sections if s.collapsed]
+    nav = "".join(f'<a href="#{s.key}">{esc(s.title)}</a>' for s in shown) + '<a href="#inputs">Inputs</a>'
+    inputs_html = (f'<section id="inputs" class="folded"><details><summary><h2>Inputs</h2></summary>'
+                   f"<table><tbody>{found}</tbody></table></details></section>")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>capprof report: {esc(name)}</title><style>{STYLE}</style></head><body>"
         f"<h1>Capability report: {esc(name)}</h1><nav>{nav}</nav>"
-        f'<section id="inputs"><h2>Inputs</h2><table><tbody>{found}</tbody></table></section>'
-        f"{body}</body></html>\n"
+        + "".join(_section_html(s) for s in shown) + f"{inputs_html}</body></html>\n"
     )

@@ -60,7 +60,7 @@ def _check_teams(inputs: Inputs, teams: Sequence[str]) -> None:
 
 # Columns an input given by its option must have (its section needs them).
 GIVEN_COLUMNS = {"evaluate": ("model", "split", "team", "mse"), "episodes": ("team", "scenario"),
-                 "timeseries": tables.TIMESERIES_COLUMNS}
+                 "timeseries": tables.TIMESERIES_COLUMNS, "predictions": tables.PREDICTIONS_COLUMNS}
 
 
 def _check_given(inputs: Inputs, given: dict[str, str | None]) -> None:
@@ -74,7 +74,10 @@ def _check_given(inputs: Inputs, given: dict[str, str | None]) -> None:
             if name == "scores":
                 inputs.scores()
             else:
-                inputs.table(name, GIVEN_COLUMNS[name])
+                frame = inputs.table(name, GIVEN_COLUMNS[name])
+                if name == "predictions" and not tables.predictions_frame(frame)["predicted"].notna().any():
+                    raise Absent("its predicted column holds no number (write it with "
+                                 "`capprof predict DIR --scenario NAME --format csv`)")
         except (Absent, CapprofError) as exc:
             raise CapprofError(f"--{name} {path}: {str(exc).splitlines()[0].rstrip('.')}; "
                                f"docs/reports.md lists what the {name} input needs") from None
@@ -86,8 +89,8 @@ def render(section: Section, inputs: Inputs, charts: Charts) -> Rendered:
     try:
         body = section.build(inputs, charts)
     except (Absent, CapprofError) as exc:
-        return Rendered(section.key, section.title, "", (not_shown(str(exc).splitlines()[0]),))
-    return Rendered(section.key, section.title, body.intro, body.parts)
+        return Rendered(section.key, section.title, "", (not_shown(str(exc).splitlines()[0]),), section.collapsed)
+    return Rendered(section.key, section.title, body.intro, body.parts, section.collapsed)
 
 
 def build_report(
@@ -98,6 +101,7 @@ def build_report(
     evaluate_path: str | None = None,
     episodes_path: str | None = None,
     timeseries_path: str | None = None,
+    predictions_path: str | None = None,
     normalisation: str = "minmax",
     progress: bool | None = None,
 ) -> list[Path]:
@@ -110,13 +114,14 @@ def build_report(
     check_out(out)
     profile = read_profile(directory)
     paths = locate_inputs(directory, {"evaluate": evaluate_path, "scores": scores_path,
-                                      "episodes": episodes_path, "timeseries": timeseries_path}, profile)
+                                      "episodes": episodes_path, "timeseries": timeseries_path,
+                                      "predictions": predictions_path}, profile)
     if not any(paths.values()):
         raise CapprofError(f"{directory} holds none of the report's inputs (looked for {looked_for()}); "
                            "give a directory written by `capprof profile` or `capprof run`")
     inputs = Inputs(directory, paths, teams, normalisation, profile)
     _check_given(inputs, {"scores": scores_path, "evaluate": evaluate_path, "episodes": episodes_path,
-                          "timeseries": timeseries_path})
+                          "timeseries": timeseries_path, "predictions": predictions_path})
     if teams:
         _check_teams(inputs, teams)
     charts = Charts(charts_dir(out), inputs.report_teams)

@@ -378,3 +378,189 @@ def timeseries_curves(timeseries: pd.DataFrame, gini_per_sample: pd.DataFrame | 
         per_episode.groupby(["team", "scenario", "step"], as_index=False, sort=False)[["collective", "rate", "gini"]]
         .mean()
     )
+
+
+# ------------------------------------------------------------ the summary
+
+
+STANDOUT_COLUMNS = ("team", "ability", "group", "mean", "hdi_low", "hdi_high", "others", "n_others", "lead", "clear")
+
+
+def standouts(profiles: pd.DataFrame) -> pd.DataFrame:
+    """Every (team, ability) measured for the team and for at least one other
+    team, with ``others`` (the other measured teams' mean of posterior
+    means; ``n_others`` of them), ``lead`` = mean - others and ``clear`` (the team's HDI lies
+    wholly above or below ``others``); sorted by team, then lead descending.
+    Substrate abilities are left out when other groups exist: what a team is
+    good at is read from behaviour and mode demands (a substrate ability
+    mostly says how that substrate is scored). An ability whose ``cells`` is 0
+    for a team is its prior, not a finding: left out for that team.
+    Columns STANDOUT_COLUMNS."""
+    from capprof.tagging.demands import demand_groups
+
+    frame = profile_frame(profiles).drop_duplicates(["team", "ability"]).copy()
+    frame["group"] = frame["ability"].map(demand_groups(sorted(frame["ability"].unique())))
+    if (frame["group"] != "substrate").any():
+        frame = frame[frame["group"] != "substrate"]
+    if "cells" in frame.columns:
+        frame = frame[~(pd.to_numeric(frame["cells"], errors="coerce") == 0)]
+    totals = frame.groupby("ability")["mean"].agg(["sum", "count"])
+    count = frame["ability"].map(totals["count"])
+    frame = frame[count > 1].copy()
+    count = count[count > 1]
+    frame["others"] = (frame["ability"].map(totals["sum"]) - frame["mean"]) / (count - 1)
+    frame["n_others"] = (count - 1).astype(int)
+    frame["lead"] = frame["mean"] - frame["others"]
+    frame["clear"] = (frame["hdi_low"] > frame["others"]) | (frame["hdi_high"] < frame["others"])
+    frame = frame.sort_values(["team", "lead"], ascending=[True, False])
+    return frame[list(STANDOUT_COLUMNS)].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Coverage of one model's predictive intervals on held-out cells:
+    ``coverage`` the share of ``n_cells`` cells inside their ``level``
+    interval, (``low``, ``high``) its 95% Wilson interval, ``verdict``
+    "calibrated" (``level`` inside it), "too narrow" or "too wide"."""
+
+    model: str
+    split: str
+    level: float
+    coverage: float
+    n_cells: int
+    low: float
+    high: float
+    verdict: str
+
+
+def wilson_interval(share: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial share from ``n`` trials."""
+    from scipy.stats import norm
+
+    if n <= 0:
+        return (np.nan, np.nan)
+    z = float(norm.ppf(0.5 + level / 2))
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def calibrations(evaluate: pd.DataFrame, default_level: float) -> list[Calibration]:
+    """Per (model, split) with a ``coverage`` on the pooled rows of an
+    evaluate table (per-repeat: pooled over folds weighted by ``n_test`` and
+    averaged over repeats; summarised: as given), its Calibration. The
+    nominal level is ``interval_level`` where the table has it, else
+    ``default_level`` (the predictors' INTERVAL_LEVEL). Empty when the
+    table has no coverage."""
+    if "coverage" not in evaluate.columns:
+        return []
+    frame = evaluate[evaluate["team"].astype(str) == POOLED_TEAM].copy()
+    frame["coverage"] = pd.to_numeric(frame["coverage"], errors="coerce")
+    frame = frame[frame["coverage"].notna()]
+    n_column = "n_test" if "n_test" in frame.columns else ("n_cells" if "n_cells" in frame.columns else None)
+    frame["_n"] = pd.to_numeric(frame[n_column], errors="coerce").fillna(0.0) if n_column else 0.0
+    found = []
+    for (model, split), rows in frame.groupby(["model", "split"], sort=False):
+        level = (pd.to_numeric(rows["interval_level"], errors="coerce").dropna()
+                 if "interval_level" in rows.columns else pd.Series(dtype=float))
+        level = float(level.iloc[0]) if len(level) else default_level
+        if "repeat" in rows.columns:
+            per_repeat = rows.groupby("repeat").apply(
+                lambda r: pd.Series({"covered": (r["coverage"] * r["_n"]).sum(), "n": r["_n"].sum()}),
+                include_groups=False)
+            n_cells = int(round(per_repeat["n"].mean()))
+            coverage = float(per_repeat["covered"].sum() / per_repeat["n"].sum()) if per_repeat["n"].sum() else \
+                float(rows["coverage"].mean())
+        else:
+            n_cells, coverage = int(rows["_n"].sum()), float(rows["coverage"].mean())
+        low, high = wilson_interval(coverage, n_cells)
+        verdict = ("calibrated" if not np.isfinite(low) or low <= level <= high
+                   else ("too narrow" if high < level else "too wide"))
+        found.append(Calibration(str(model), str(split), level, coverage, n_cells, low, high, verdict))
+    return found
+
+
+@dataclass(frozen=True)
+class BestPredictor:
+    """The lowest pooled held-out MSE of one split: ``model`` with ``mse``
+    [``low``, ``high``]; ``runner_up`` the next model and its MSE; ``clear``
+    when the best model's interval lies below every other model's mean."""
+
+    split: str
+    model: str
+    mse: float
+    low: float
+    high: float
+    runner_up: str | None
+    runner_up_mse: float
+    clear: bool
+
+
+def best_predictors(tidy: pd.DataFrame) -> list[BestPredictor]:
+    """Per split of ``predictive_table`` output, the BestPredictor on the
+    pooled rows."""
+    found = []
+    for split, block in tidy[tidy["team"] == POOLED_TEAM].groupby("split", sort=False):
+        block = block[np.isfinite(block["mse"].to_numpy(dtype=float))].sort_values("mse")
+        if block.empty:
+            continue
+        best = block.iloc[0]
+        rest = block.iloc[1:]
+        high = float(best["ci_high"])
+        clear = bool(len(rest)) and np.isfinite(high) and bool((high < rest["mse"]).all())
+        found.append(BestPredictor(str(split), str(best["model"]), float(best["mse"]), float(best["ci_low"]), high,
+                                   str(rest.iloc[0]["model"]) if len(rest) else None,
+                                   float(rest.iloc[0]["mse"]) if len(rest) else np.nan, clear))
+    return found
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What the diagnostics and the profile say about how far to trust it:
+    worst R-hat, least bulk ESS, total divergences and predictive checks
+    that disagree over the diagnostics rows (NaN where not reported), and
+    the cells behind each measured ability (min, median, max over teams and
+    abilities with at least one cell; NaN without a ``cells`` column) and
+    how many (team, ability) pairs rest on none."""
+
+    max_rhat: float
+    min_ess: float
+    divergences: float
+    ppc_disagreements: float
+    fits: int
+    cells_min: float
+    cells_median: float
+    cells_max: float
+    unmeasured: int
+
+
+def trust(diagnostics: pd.DataFrame | None, profiles: pd.DataFrame | None) -> Trust:
+    def column(name, how):
+        if diagnostics is None or name not in diagnostics.columns:
+            return np.nan
+        values = pd.to_numeric(diagnostics[name], errors="coerce").dropna()
+        return float(how(values)) if len(values) else np.nan
+
+    cells = (pd.to_numeric(profiles["cells"], errors="coerce").dropna()
+             if profiles is not None and "cells" in profiles.columns else pd.Series(dtype=float))
+    measured = cells[cells > 0]
+    return Trust(column("max_rhat", np.max), column("min_ess_bulk", np.min), column("divergences", np.sum),
+                 column("ppc_disagreements", np.sum), 0 if diagnostics is None else len(diagnostics),
+                 float(measured.min()) if len(measured) else np.nan,
+                 float(measured.median()) if len(measured) else np.nan,
+                 float(measured.max()) if len(measured) else np.nan, int((cells == 0).sum()))
+
+
+PREDICTIONS_COLUMNS = ("team", "scenario", "predicted", "low", "high")
+
+
+def predictions_frame(predictions: pd.DataFrame) -> pd.DataFrame:
+    """``capprof predict --format csv`` output with names as text and the
+    numbers as floats (model "" when the file has no model column)."""
+    out = predictions.copy()
+    for name in ("team", "scenario"):
+        out[name] = out[name].astype(str)
+    out["model"] = out["model"].astype(str) if "model" in out.columns else ""
+    for name in ("predicted", "low", "high"):
+        out[name] = pd.to_numeric(out[name], errors="coerce")
+    return out[["team", "scenario", "model", "predicted", "low", "high"]]

@@ -1,12 +1,19 @@
-"""The fixture report opened in a real browser (Debian's headless Chromium,
-`make install-browser`): at a desktop and a phone width no element is wider
-than the window, every chart image has loaded, and the first screen shows the
-report's title and navigation. Screenshots are kept in the test's tmp folder
-(printed) as artefacts to look at."""
+"""The fixture reports opened in a real browser (Debian's headless Chromium,
+`make install-browser`).
+
+At a desktop (1400 px) and a phone (390 px) width: no element is wider than
+the window (also with every <details> opened), every chart image has loaded
+(those in collapsed blocks too), and the title and navigation are on the
+first screen. On the demo-like fixture (tests/fixtures/reports/demo) at
+1400 px: the summary, ranking included, ends within the first 1,000 px and
+all teams' radars fit on two screens. Screenshots (the first screen and the
+whole page at each width) are kept as artefacts in $CAPPROF_ARTEFACTS, else
+in pytest's base temporary folder under artefacts/ (printed with -s)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -16,24 +23,37 @@ import pytest
 
 from capprof.reports.report import build_report
 
-FIXTURE = Path(__file__).parent / "fixtures" / "reports" / "profile"
+FIXTURES = Path(__file__).parent / "fixtures" / "reports"
+REPORTS = {"profile": FIXTURES / "profile", "demo": FIXTURES / "demo"}
+IMAGES = {"profile": 21, "demo": 20}
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WIDTHS = {"desktop": (1400, 1000), "phone": (390, 844)}
+FIRST_SCREEN = 1000  # px: "the first 1,000 px answer who is best, at what, how sure"
 
 # Measures the page after load and writes the result into the DOM, where
 # --dump-dom shows it (the report itself has no scripts; only this test copy).
 PROBE = """<script>
 window.addEventListener('load', () => {
   const images = [...document.images];
+  const box = (el) => { if (!el) return null; const r = el.getBoundingClientRect();
+                        return {top: r.top + window.scrollY, bottom: r.bottom + window.scrollY}; };
+  const figures = [...document.querySelectorAll('.radars figure')].map(box);
   const result = {
     innerWidth: window.innerWidth,
     scrollWidth: document.documentElement.scrollWidth,
     images: images.length,
     broken: images.filter(i => !(i.complete && i.naturalWidth > 0)).length,
-    h1Bottom: document.querySelector('h1').getBoundingClientRect().bottom,
-    navBottom: document.querySelector('nav').getBoundingClientRect().bottom,
+    h1Bottom: box(document.querySelector('h1')).bottom,
+    navBottom: box(document.querySelector('nav')).bottom,
+    summary: box(document.getElementById('summary')),
+    ranking: box(document.querySelector('table.ranking')),
+    radars: figures.length ? {count: figures.length, top: Math.min(...figures.map(f => f.top)),
+                              bottom: Math.max(...figures.map(f => f.bottom))} : null,
     height: document.documentElement.scrollHeight,
   };
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  result.openScrollWidth = document.documentElement.scrollWidth;
+  result.openHeight = document.documentElement.scrollHeight;
   const out = document.createElement('pre');
   out.id = 'probe';
   out.textContent = JSON.stringify(result);
@@ -50,29 +70,65 @@ def _chromium(*args: str, profile: Path, timeout: float = 120) -> subprocess.Com
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def artefacts(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("CAPPROF_ARTEFACTS") or tmp_path_factory.getbasetemp() / "artefacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: run `make install-browser` (apt-get install chromium)")
-    out = tmp_path_factory.mktemp("browser") / "report.html"
-    build_report(FIXTURE, out, progress=False)
-    return out
+    built = {}
+    for name, directory in REPORTS.items():
+        out = tmp_path_factory.mktemp(f"browser-{name}") / "report.html"
+        build_report(directory, out, progress=False)
+        built[name] = out
+    return built
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("device", sorted(WIDTHS))
-def test_report_renders_in_chromium_without_overflow(report, tmp_path, device):
-    width, height = WIDTHS[device]
+def _probe(report: Path, tmp_path: Path, width: int, height: int) -> dict:
     probed = tmp_path / "probed.html"
     probed.write_text(report.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
     dom = _chromium(f"--window-size={width},{height}", "--dump-dom", probed.as_uri(), profile=tmp_path / "p1")
     match = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, flags=re.S)
     assert match, f"Chromium did not run the probe: {dom.stderr[-500:]}"
-    result = json.loads(match.group(1).replace("&quot;", '"'))
-    assert result["images"] == 18 and result["broken"] == 0, result
-    assert result["scrollWidth"] <= result["innerWidth"], f"horizontal overflow at {width} px: {result}"
-    assert result["h1Bottom"] < height and result["navBottom"] < height, result
+    return json.loads(match.group(1).replace("&quot;", '"'))
 
-    shot = tmp_path / f"report-{device}.png"
-    _chromium(f"--window-size={width},{height}", f"--screenshot={shot}", report.as_uri(), profile=tmp_path / "p2")
-    assert shot.exists() and shot.stat().st_size > 10_000
-    print(f"screenshot ({device}, page {result['height']} px tall): {shot}")
+
+def _screenshot(report: Path, shot: Path, width: int, height: int, profile: Path) -> Path:
+    _chromium(f"--window-size={width},{height}", f"--screenshot={shot}", report.as_uri(), profile=profile)
+    assert shot.exists() and shot.stat().st_size > 10_000, f"no screenshot from Chromium at {width} x {height}"
+    return shot
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("device", sorted(WIDTHS))
+@pytest.mark.parametrize("name", sorted(REPORTS))
+def test_report_renders_in_chromium_without_overflow(reports, artefacts, tmp_path, name, device):
+    width, height = WIDTHS[device]
+    result = _probe(reports[name], tmp_path, width, height)
+    assert result["images"] == IMAGES[name] and result["broken"] == 0, result
+    assert result["scrollWidth"] <= result["innerWidth"], f"horizontal overflow at {width} px: {result}"
+    assert result["openScrollWidth"] <= result["innerWidth"], f"overflow with every details open: {result}"
+    assert result["h1Bottom"] < height and result["navBottom"] < height, result
+    first = _screenshot(reports[name], artefacts / f"report-{name}-{device}-first-screen.png", width, height,
+                        tmp_path / "p2")
+    page = _screenshot(reports[name], artefacts / f"report-{name}-{device}-page.png", width,
+                       int(result["height"]), tmp_path / "p3")
+    print(f"{name} at {width} px: page {result['height']} px tall ({result['openHeight']} px with every details "
+          f"open), summary ends at {result['summary']['bottom']:.0f} px, radars {result['radars']}; "
+          f"screenshots {first} {page}")
+
+
+@pytest.mark.slow
+def test_demo_report_answers_on_the_first_screen_and_shows_every_radar_on_two(reports, tmp_path):
+    width, height = WIDTHS["desktop"]
+    result = _probe(reports["demo"], tmp_path, width, height)
+    assert result["ranking"]["bottom"] <= FIRST_SCREEN, result
+    assert result["summary"]["bottom"] <= FIRST_SCREEN, f"the summary ends below the first screen: {result}"
+    radars = result["radars"]
+    assert radars["count"] == 4, result  # one behaviour radar per demo team
+    assert radars["bottom"] - radars["top"] <= 2 * height, f"the teams' radars take more than two screens: {result}"
+    assert radars["bottom"] <= 3 * height, result

@@ -28,7 +28,7 @@ def full_report(tmp_path_factory):
 
 
 def _section(html: str, key: str) -> str:
-    match = re.search(rf'<section id="{key}">(.*?)</section>', html, flags=re.S)
+    match = re.search(rf'<section id="{key}"[^>]*>(.*?)</section>', html, flags=re.S)
     assert match, f"section {key} missing"
     return match.group(1)
 
@@ -60,10 +60,15 @@ def test_report_has_every_section_with_content(full_report):
             assert "Not shown: no profile in" in body
             continue
         assert "Not shown" not in body, (section.key, body[:300])
-    # each team has its own profile charts (one per demand group: substrate, mode, behaviour)
+    # every team at a glance: one small radar per team and radar group (substrates 4, behaviours 6), the
+    # overlay radars beside them, the overlaid mode chart below, each team's mode chart collapsed
     profiles = _section(html, "profiles")
-    assert profiles.count("<h3>") == 3
-    assert profiles.count("<img ") == 9
+    grid = profiles.split('<aside id="overlay">')[0]
+    assert grid.count("<figure>") == 6 and grid.count('<div class="radars">') == 2
+    overlay = profiles.split('<aside id="overlay">')[1].split("</aside>")[0]
+    assert overlay.count("<img ") == 2
+    assert profiles.count("<img ") == 6 + 2 + 1 + 3
+    assert "<details><summary>Each team's interval charts (3)</summary>" in profiles
     assert "substrates (4)" in profiles and "behaviours (6)" in profiles and "mode (resident / visitor) (2)" in profiles
 
 
@@ -71,7 +76,7 @@ def test_report_writes_the_pngs_next_to_the_html(full_report):
     out, written, html = full_report
     assert written[0] == out
     pngs = written[1:]
-    assert len(pngs) == html.count("<img ") == 18
+    assert len(pngs) == html.count("<img ") == 21
     for png in pngs:
         assert png.parent == out.parent / "report_files"
         assert png.read_bytes().startswith(PNG_MAGIC)
@@ -191,7 +196,7 @@ def test_report_with_only_profiles_says_what_is_absent(tmp_path):
     build_report(directory, out, progress=False)
     html = out.read_text()
     for key in ("diagnostics", "predictive", "importances", "substrate-scores", "comparison",
-                "focal-background", "gini", "depletion"):
+                "focal-background", "gini", "depletion", "predictions"):
         assert "Not shown: no " in _section(html, key), key
     assert "Not shown" not in _section(html, "profiles")
 
@@ -226,7 +231,7 @@ def test_report_cli(cli, tmp_path):
     result = cli("report", FIXTURE, "--out", out, "--teams", "alpha", "beta & co")
     assert result.code == 0, result.err
     assert out.exists() and "wrote" in result.out
-    assert "Teams overlaid: alpha, beta &amp; co." in _section(out.read_text(), "overlay")
+    assert "Teams overlaid: alpha, beta &amp; co." in _section(out.read_text(), "profiles")
 
 
 def _one_error_line(result) -> str:
@@ -250,7 +255,7 @@ def test_report_cli_bad_input(cli, tmp_path, args, message):
     assert message in _one_error_line(result)
 
 
-@pytest.mark.parametrize("option", ["scores", "evaluate", "episodes", "timeseries"])
+@pytest.mark.parametrize("option", ["scores", "evaluate", "episodes", "timeseries", "predictions"])
 @pytest.mark.parametrize("content, problem", [(b"hello\x00\x01garbage\n", "not a plain-text CSV"),
                                               (b"a,b\n1,2\n", "column(s) "),
                                               (b"", "")])
@@ -540,11 +545,11 @@ def test_report_leaves_out_abilities_no_cell_informs(tmp_path):
     build_report(directory, out, progress=False)
     html = out.read_text()
     body = _section(html, "profiles")
-    assert f"Not charted, no cell of {teams[0]} makes these demands (the posterior is the prior): {abilities[0]}." \
+    assert f"No cell of {teams[0]} makes these demands (prior only, not charted): {abilities[0]}." \
         in body.replace("&amp;", "&")
-    assert body.count("Not charted") == 1
+    assert body.count("not charted") == 1
     assert f"Left out, some of these teams have no cell making the demand: {abilities[0]}." \
-        in _section(html, "overlay").replace("&amp;", "&")
+        in body.replace("&amp;", "&")
 
 
 # ------------------------------------------------------------ team colours
@@ -694,6 +699,6 @@ def test_every_section_module_is_on_the_page_in_its_order():
     from capprof.reports.sections import SECTIONS
 
     modules = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "base"]
-    assert len(SECTIONS) == len(modules) == 11
+    assert len(SECTIONS) == len(modules) == 12
     assert [s.order for s in SECTIONS] == sorted(s.order for s in SECTIONS)
-    assert SECTIONS[0].key == "diagnostics" and SECTIONS[-1].key == "depletion"
+    assert SECTIONS[0].key == "summary" and SECTIONS[-1].key == "depletion"

@@ -31,9 +31,11 @@ class Section:
     """One report section: ``key`` is its HTML anchor (and what tests look
     for), ``title`` its heading, ``build`` makes its body, ``order`` its place
     on the page (ascending; the built-ins use multiples of 10 so a new section
-    can go between two)."""
+    can go between two); ``collapsed`` sections (details, long tables) are
+    drawn closed (an HTML ``<details>``) below the open ones."""
 
     key: str
     title: str
     build: Callable[["Inputs", "Charts"], Body]
     order: int
+    collapsed: bool = False

@@ -66,4 +66,4 @@ def build(inputs, charts) -> Body:
     return Body(intro, (*parts, *_depleted(inputs)))
 
 
-SECTION = Section("depletion", "Returns and inequality over time", build, order=110)
+SECTION = Section("depletion", "Returns and inequality over time", build, order=110, collapsed=True)

@@ -20,4 +20,4 @@ def build(inputs, charts) -> Body:
     return Body(parts=(verdict, html_table(frame, {cell: "bad" for cell in flags.cells})))
 
 
-SECTION = Section("diagnostics", "Sampling diagnostics", build, order=10)
+SECTION = Section("diagnostics", "Sampling diagnostics", build, order=60, collapsed=True)

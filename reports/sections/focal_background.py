@@ -23,4 +23,4 @@ def build(inputs, charts) -> Body:
     ))
 
 
-SECTION = Section("focal-background", "Focal vs background returns", build, order=90)
+SECTION = Section("focal-background", "Focal vs background returns", build, order=90, collapsed=True)

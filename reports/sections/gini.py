@@ -24,4 +24,4 @@ def build(inputs, charts) -> Body:
     ))
 
 
-SECTION = Section("gini", "Inequality of returns", build, order=100)
+SECTION = Section("gini", "Inequality of returns", build, order=100, collapsed=True)

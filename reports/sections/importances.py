@@ -20,4 +20,4 @@ def build(inputs, charts) -> Body:
                 (charts.image(importance_chart(frame), "importances", "assessor feature importances"),))
 
 
-SECTION = Section("importances", "Assessor feature importances", build, order=60)
+SECTION = Section("importances", "Assessor feature importances", build, order=80, collapsed=True)

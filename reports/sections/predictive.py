@@ -50,4 +50,4 @@ def build(inputs, charts) -> Body:
     return Body(intro, tuple(_block_table(block) for block in blocks))
 
 
-SECTION = Section("predictive", "Predictive comparison of assessors", build, order=50)
+SECTION = Section("predictive", "Held-out predictive comparison", build, order=50, collapsed=True)

@@ -40,4 +40,4 @@ def build(inputs, charts) -> Body:
     ))
 
 
-SECTION = Section("predictive-checks", "Posterior predictive checks", build, order=20)
+SECTION = Section("predictive-checks", "Posterior predictive checks", build, order=70, collapsed=True)

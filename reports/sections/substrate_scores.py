@@ -17,4 +17,4 @@ def build(inputs, charts) -> Body:
                                      "per-substrate scores per team"),))
 
 
-SECTION = Section("substrate-scores", "Scores per substrate", build, order=70)
+SECTION = Section("substrate-scores", "Scores per substrate", build, order=40)
