@@ -42,6 +42,7 @@ class ShippedPopulation:
     name: str
     directory: Path
     substrate: str
+    target: str  # what it trained on: the substrate or a variant (SUBSTRATE:key=value,...)
     prosocial: bool
     per_player: bool
     env_steps: int
@@ -62,7 +63,7 @@ class ShippedPopulation:
         play = "by sampling from its policy" if self.explore else "greedily (the policy's most likely action)"
         modules = "one module per player" if self.per_player else "one shared module"
         cpus = f" on {self.cpus} cores" if self.cpus else ""
-        return (f"PPO, {modules}, {rewards}, {self.env_steps:,} env steps of {self.substrate} "
+        return (f"PPO, {modules}, {rewards}, {self.env_steps:,} env steps of {self.target} "
                 f"({self.iterations} iterations, {self.train_seconds / 60:.0f} min of training{cpus}), "
                 f"plays {play}")
 
@@ -76,6 +77,7 @@ class ShippedPopulation:
             convention = read_convention(Path(directory))
             explore = bool(convention[1].get("explore", False)) if convention else False
             return cls(name=Path(directory).name, directory=Path(directory), substrate=str(record["substrate"]),
+                       target=str(record.get("target", record["substrate"])),
                        prosocial=bool(settings["prosocial"]), per_player=bool(settings["per_player"]),
                        env_steps=int(record["env_steps"]), iterations=int(record["iterations"]),
                        train_seconds=float(record["wall_seconds"]),

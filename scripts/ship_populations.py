@@ -1,12 +1,13 @@
 """Ship finished ``capprof train`` runs as package data and write their README.
 
-    .venv/bin/python scripts/ship_populations.py selfish=/runs/selfish prosocial=/runs/prosocial --replace
+    .venv/bin/python scripts/ship_populations.py open=/runs/open no_zap=/runs/no_zap --replace
     .venv/bin/python scripts/ship_populations.py            # only replay and rewrite the README
 
 Each NAME=TRAIN_DIR is copied to capprof/data/populations/NAME (only what
 plays: runners/shipped_populations.py). Then every shipped population, the
-``random`` and the ``harvester`` built-ins play the same commons_harvest__open
-scenarios with the same run seed (paired episodes), and
+``random`` and the ``harvester`` built-ins play every population's home
+scenario (the all-focal variant it trained on, scored by the substrate's own
+rewards) in full-length episodes with the same run seed (paired), and
 capprof/data/populations/README.md is written from the training records, the
 learning curves and those episodes, so every number in it comes from a run.
 """
@@ -26,12 +27,11 @@ import numpy as np
 import pandas as pd
 
 from capprof.profiling.cellstats import mean_interval
-from capprof.runners.shipped_populations import played_as, ship, shipped_dir, shipped_populations
+from capprof.runners.shipped_populations import ship, shipped_dir, shipped_populations
 
-SCENARIOS = ("commons_harvest__open__resident_harvester", "commons_harvest__open__visitor_harvester",
-             "commons_harvest__open__no_zap")
 BASELINES = ("random", "harvester")
 CURVE_ROWS = 8
+REWARD_KEYS = ("farmer", "prosocial")  # training rewards, not the game a population is scored on
 
 
 def _interval(values) -> str:
@@ -39,31 +39,44 @@ def _interval(values) -> str:
     return f"{m:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def play(episodes: int, max_steps: int, seed: int, work: Path) -> tuple[pd.DataFrame, list[str]]:
-    """Every shipped population (and, for those that sample, the same modules
-    played greedily) beside the baselines; the table and the team order."""
+def home_scenario(directory: Path) -> str:
+    """The all-focal scenario a population trained on, scored by the
+    substrate's own rewards (its farmer / prosocial shaping left out)."""
+    import json
+
+    target = json.loads((directory / "train.json").read_text())["target"]
+    substrate, _, body = target.partition(":")
+    keys = [part for part in body.split(",") if part and part.partition("=")[0] not in REWARD_KEYS]
+    return f"{substrate}:{','.join(keys) or 'regrowth=1'}"
+
+
+def play(episodes: int, max_steps: int | None, seed: int, work: Path) -> tuple[pd.DataFrame, list[str], dict]:
+    """Every shipped population and the baselines on every population's home
+    scenario, paired by run seed; the table, the team order and each
+    population's home scenario."""
+    from capprof.runners.scenarios import get_scenario
+
     out = work / "runs"
-    cmd = [sys.executable, "-m", "capprof", "run", "--episodes", str(episodes), "--max-steps", str(max_steps),
-           "--seed", str(seed), "--out", str(out), "--quiet"]
-    teams = []
+    cmd = [sys.executable, "-m", "capprof", "run", "--episodes", str(episodes), "--seed", str(seed),
+           "--out", str(out), "--quiet"]
+    if max_steps:
+        cmd += ["--max-steps", str(max_steps)]
+    teams, homes = [], {}
     for population in shipped_populations():
         cmd += ["--population", f"{population.name}=shipped:{population.name}"]
         teams.append(population.name)
-        if population.explore:
-            greedy = played_as(population.directory, work / f"{population.name}_greedy", explore=False)
-            cmd += ["--population", f"{population.name}_greedy=rllib:{greedy}"]
-            teams.append(f"{population.name}_greedy")
+        homes[population.name] = get_scenario(home_scenario(population.directory)).name
     for name in BASELINES:
         cmd += ["--population", name]
         teams.append(name)
-    for scenario in SCENARIOS:
+    for scenario in dict.fromkeys(homes.values()):
         cmd += ["--scenario", scenario]
     subprocess.run(cmd, check=True)
     table = pd.read_parquet(out)
     bad = table[table["status"] != "ok"]
     if len(bad):
         sys.exit(f"ship_populations: {len(bad)} episode(s) failed: {bad['error'].iloc[0]}")
-    return table, teams
+    return table, teams, homes
 
 
 def curve_table(directory: Path) -> str:
@@ -78,21 +91,24 @@ def curve_table(directory: Path) -> str:
     return "\n".join(lines)
 
 
-def play_table(table: pd.DataFrame, teams: list[str]) -> str:
+def play_table(table: pd.DataFrame, teams: list[str], homes: dict) -> str:
     wide = table.pivot_table(index=["scenario", "episode"], columns="team", values="focal_per_capita_return")
     lines = ["| scenario | " + " | ".join(teams) + " |", "|---" * (len(teams) + 1) + "|"]
-    for scope, part in [*wide.groupby(level="scenario"), ("all three", wide)]:
+    for scope, part in wide.groupby(level="scenario"):
         lines.append(f"| {scope} | " + " | ".join(_interval(part[t]) for t in teams) + " |")
-    lines.append("")
-    lines.append("Paired differences over all episodes (same scenario, episode and seed), mean [95% t interval]:")
-    lines.append("")
-    for name in (t for t in teams if t not in BASELINES):
-        for baseline in BASELINES:
-            lines.append(f"- {name} - {baseline}: {_interval(wide[name] - wide[baseline])}")
+    lines += ["", "On each population's home scenario (the one it trained on, scored by the substrate's own "
+              "rewards), paired differences (same scenario, episode and seed), mean [95% t interval], and the "
+              "ratio of its mean to random's:", ""]
+    for name, home in homes.items():
+        part = wide.xs(home, level="scenario")
+        ratio = part[name].mean() / part["random"].mean() if part["random"].mean() > 0 else float("nan")
+        diffs = "; ".join(f"{name} - {b}: {_interval(part[name] - part[b])}" for b in BASELINES)
+        lines.append(f"- {name} on {home}: {diffs}; {ratio:.2f}x random's mean")
     return "\n".join(lines)
 
 
-def readme(table: pd.DataFrame, teams: list[str], episodes: int, max_steps: int, seed: int) -> str:
+def readme(table: pd.DataFrame, teams: list[str], homes: dict, episodes: int, max_steps: int | None,
+           seed: int) -> str:
     populations = shipped_populations()
     parts = ["# Trained populations shipped with capprof", "",
              "Each directory is an `rllib:` population member trained by `capprof train` (docs/training.md):",
@@ -114,13 +130,13 @@ def readme(table: pd.DataFrame, teams: list[str], episodes: int, max_steps: int,
                   "players' rewards, and this column is still the sum of the substrate's own rewards):", "",
                   curve_table(population.directory), ""]
     parts += ["## How they play", "",
-              f"Focal per-capita return, {episodes} episodes of {max_steps} steps per scenario, run seed {seed} "
+              f"Focal per-capita return, {episodes} episodes of {max_steps or 'the substrate’s full'} steps per "
+              f"scenario, run seed {seed} "
               "(every team meets the same substrate seeds and slot draws; the substrates do not replay an episode "
               "from its seed, docs/runners.md, so pairs share seeds, not trajectories), mean [95% t interval]; "
               "a shipped population plays as its capprof_rllib.json says (`\"explore\": true`: sampling from "
-              "its policy); NAME_greedy is the same modules taking their most likely action, the default of "
-              "`rllib:` members:", "",
-              play_table(table, teams), "",
+              "its policy):", "",
+              play_table(table, teams, homes), "",
               f"Played on {platform.machine()} with {os.cpu_count()} CPUs; numbers are returns, not times.", ""]
     return "\n".join(parts)
 
@@ -131,8 +147,8 @@ def main(argv=None) -> int:
     parser.add_argument("--replace", action="store_true", help="replace a shipped population of the same name")
     parser.add_argument("--greedy", action="store_true",
                         help="ship them to play greedily (default: sampling from the policy, as trained)")
-    parser.add_argument("--episodes", type=int, default=5)
-    parser.add_argument("--max-steps", type=int, default=300)
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--max-steps", type=int, default=None, help="default: full-length episodes (1000 steps)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     for item in args.runs:
@@ -145,8 +161,8 @@ def main(argv=None) -> int:
         shipped = ship(train_dir, destination, explore=not args.greedy)
         print(f"shipped {shipped.describe()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="ship_populations_") as work:
-        table, teams = play(args.episodes, args.max_steps, args.seed, Path(work))
-    text = readme(table, teams, args.episodes, args.max_steps, args.seed)
+        table, teams, homes = play(args.episodes, args.max_steps, args.seed, Path(work))
+    text = readme(table, teams, homes, args.episodes, args.max_steps, args.seed)
     (shipped_dir() / "README.md").write_text(text)
     print(text)
     return 0
