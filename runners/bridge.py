@@ -592,6 +592,12 @@ def serve(fd_in: int, fd_out: int) -> None:
             send(fd_out, replies)
             replies = []
         last = request[1] if kind == "step" else None
+        if kind == "step":
+            group = _batchable(request, requests, policies)
+            if len(group) > 1:
+                replies.extend(_step_group(group, policies, states, took))
+                last = group[-1][1]
+                continue
         try:
             if kind == "step":
                 handle = request[1]
@@ -644,6 +650,47 @@ def serve(fd_in: int, fd_out: int) -> None:
             policy.close()
         except Exception:
             pass
+
+
+def _batch_key(policies: dict, handle):
+    """What a policy that can step together with others shares with them
+    (``batch_key()``: e.g. one legacy RLlib policy in several slots), or None."""
+    opened = policies.get(handle)
+    key = getattr(getattr(opened, "policy", None), "batch_key", None)
+    return key() if key is not None else None
+
+
+def _batchable(request, requests: list, policies: dict) -> list:
+    """``request`` and the step requests right after it (``requests`` is
+    reversed: the next is last) whose policies share its batch key; those
+    are taken off ``requests``."""
+    key = _batch_key(policies, request[1])
+    group = [request]
+    while key is not None and requests and requests[-1][0] == "step" and _batch_key(policies, requests[-1][1]) == key:
+        group.append(requests.pop())
+    return group
+
+
+def _step_group(group: list, policies: dict, states: dict, took: dict) -> list:
+    """One ``step_batch`` call for the step requests of ``group`` (one
+    forward pass of their shared model); a reply per request, each with an
+    equal share of the time; an exception is every request's error."""
+    handles = [request[1] for request in group]
+    try:
+        timesteps = [decode_timestep(request[2]) for request in group]
+        members = [policies[h].policy for h in handles]
+        began = time.perf_counter()
+        results = type(members[0]).step_batch(members, timesteps, [states[h] for h in handles])
+        seconds = (time.perf_counter() - began) / len(group)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        return [("error", one_line(exc))] * len(group)
+    replies = []
+    for h, (action, state) in zip(handles, results):
+        states[h], took[h] = state, seconds
+        replies.append(("ok", (int(action), seconds)))
+    return replies
 
 
 def _check_imports() -> str | None:

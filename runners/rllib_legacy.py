@@ -58,7 +58,7 @@ RGB_KEY = "RGB"
 RGB_SIZE = 88  # every Melting Pot substrate renders 11x11 cells of 8 pixels per player
 SCALES = {"none": None, "0..1": (0.0, 1.0), "-1..1": (-1.0, 1.0)}  # uint8 kept, or mapped linearly
 INTERPOLATIONS = ("area", "nearest", "linear")
-SETTINGS_KEYS = ("downsample", "interpolation", "scale", "keys", "flatten", "explore")
+SETTINGS_KEYS = ("downsample", "interpolation", "scale", "keys", "flatten", "explore", "batch")
 PLAY_MODES = {"greedy": False, "sample": True}
 POLICY_STATE_FILES = ("policy_state.pkl", "policy_state.msgpck")
 _CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)")
@@ -217,7 +217,7 @@ def _check_settings(data: dict, where: str) -> None:
     if "keys" in data and (not isinstance(data["keys"], list) or not all(isinstance(k, str) for k in data["keys"])):
         raise CheckpointError("%s: keys is %r; give a list of observation names, e.g. [\"RGB\", \"READY_TO_SHOOT\"]"
                               % (where, data["keys"]))
-    for flag in ("flatten", "explore"):
+    for flag in ("flatten", "explore", "batch"):
         if flag in data and not isinstance(data[flag], bool):
             raise CheckpointError("%s: %s is %r; give true or false" % (where, flag, data[flag]))
 
@@ -442,10 +442,17 @@ class Loaded:
         self.explore = explore if explore is not None else declared.get("explore", own)
         self.recurrent = bool(self.policy.get_initial_state())
         self.ray_version = _ray_version(folder)
+        self.batch = bool(declared.get("batch", False))
+        self.preprocessor = None
+        if self.batch:  # compute_actions takes observations flattened as the policy's own connectors flatten them
+            from ray.rllib.models.catalog import ModelCatalog
+
+            self.preprocessor = ModelCatalog.get_preprocessor_for_space(space)
 
     def describe(self) -> dict:
         return {"actions": self.num_actions, "conversion": self.conversion.describe(),
-                "explore": self.explore, "recurrent": self.recurrent, "ray_version": self.ray_version}
+                "explore": self.explore, "recurrent": self.recurrent, "ray_version": self.ray_version,
+                "batch": self.batch}
 
 
 class LegacyPolicy:
@@ -468,6 +475,28 @@ class LegacyPolicy:
             explore=self.explore)
         action = int(action)
         return action, (state, action)
+
+    def batch_key(self):
+        """Slots playing the same policy and play mode step in one
+        ``compute_actions`` call when ``"batch": true`` is declared (the
+        bridge groups them); None: one ``compute_single_action`` each, as the
+        contest's evaluation did."""
+        return (id(self.loaded), self.explore) if self.loaded.batch else None
+
+    @staticmethod
+    def step_batch(members: list, timesteps: list, states: list) -> list:
+        """(action, next state) for each of ``members`` (sharing a batch key)
+        from one forward pass: the same inputs as ``step``'s, stacked."""
+        loaded = members[0].loaded
+        convert, flatten = loaded.conversion.convert, loaded.preprocessor.transform
+        obs = np.stack([flatten(convert({k: v for k, v in ts.observation.items() if k not in DROPPED_KEYS}))
+                        for ts in timesteps])
+        recurrent = [np.stack([state[0][i] for state in states]) for i in range(len(states[0][0]))]
+        rewards = np.array([0.0 if ts.reward is None else float(ts.reward) for ts in timesteps])
+        actions, recurrent_out, _ = loaded.policy.compute_actions(
+            obs, state_batches=recurrent or None, prev_action_batch=np.array([state[1] for state in states]),
+            prev_reward_batch=rewards, explore=members[0].explore)
+        return [(int(a), ([s[i] for s in recurrent_out], int(a))) for i, a in enumerate(actions)]
 
     def close(self):
         pass

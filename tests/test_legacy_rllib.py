@@ -308,3 +308,51 @@ def test_a_checkpoint_that_does_not_fit_the_scenario_is_one_line_before_any_epis
     assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res.err
     assert "policy agent_0 has 8 actions but clean_up has 9 (scenario clean_up__resident_cleaner)" in res.err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_declared_batch_steps_the_slots_of_one_policy_together_with_the_same_actions(legacy_python, trained,
+                                                                                      tmp_path):
+    """Six slots of one LSTM policy, 30 greedy steps through the bridge: with
+    ``"batch": true`` the child steps them in one compute_actions call (each
+    reports an equal share of its time) and they act as with one
+    compute_single_action each."""
+    import shutil
+
+    import dm_env
+
+    from capprof.runners import venv_member
+    from capprof.runners.populations import SubstrateInfo, policy_slots
+
+    batched = tmp_path / "batched"
+    shutil.copytree(trained["lstm"], batched)
+    (batched / "capprof_legacy.json").write_text('{"batch": true}')
+    info = SubstrateInfo("commons_harvest__open", ({},) * 8, ())
+    played = {}
+    for name, root in (("single", trained["lstm"]), ("batched", batched)):
+        source = venv_member.VenvSource(f"rllib-legacy:{root}:agent_0#greedy", str(legacy_python))
+        assert source.check()["ok"]["legacy"]["policies"]["agent_0"]["batch"] is (name == "batched")
+        policies = [source.build(info, 0, slot) for slot in policy_slots(["default"] * 6)]
+        states = [p.initial_state() for p in policies]
+        rng = np.random.default_rng(0)
+        actions, shares = [], []
+        try:
+            for t in range(30):
+                steps = [dm_env.transition(np.float64(t % 2), {
+                    "RGB": rng.integers(0, 256, (88, 88, 3), dtype=np.uint8), "READY_TO_SHOOT": np.float64(1.0),
+                    "COLLECTIVE_REWARD": np.float64(t)}) for _ in policies]
+                for policy, step, state in zip(policies, steps, states):
+                    policy.step_ahead(step, state)
+                row = []
+                for i, policy in enumerate(policies):
+                    action, states[i] = policy.step(steps[i], states[i])
+                    row.append(action)
+                actions.append(row)
+                shares.append({p.step_seconds for p in policies})
+        finally:
+            for policy in policies:
+                policy.close()
+        played[name] = (actions, shares)
+    assert played["batched"][0] == played["single"][0]
+    assert all(len(s) == 1 for s in played["batched"][1])  # one call, its time shared equally
+    assert sum(len(s) > 1 for s in played["single"][1]) >= 25  # one call each: their times differ
