@@ -204,3 +204,20 @@ def read_capprof_csv(path, fix: str = "write the file again", **kwargs) -> pd.Da
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CapprofError(f"{path} is not a readable CSV ({reason}); {fix}") from None
     return unguard(frame)
+
+
+def read_json(path, fix: str, missing: str | None = None) -> dict:
+    """A JSON object from ``path``, or one CapprofError line naming the file
+    and ``fix`` (``missing``: the whole line for an absent file instead)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise CapprofError(missing or f"{path} is missing; {fix}")
+    try:
+        document = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CapprofError(f"{path} is truncated or not JSON; {fix}") from None
+    if not isinstance(document, dict):
+        raise CapprofError(f"{path} is not a JSON object; {fix}")
+    return document

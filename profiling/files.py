@@ -19,19 +19,6 @@ def write_json_atomic(path: Path, document: dict) -> None:
     atomic_write_text(path, json.dumps(document, indent=1) + "\n")
 
 
-def read_json(path: Path, fix: str) -> dict:
-    """A JSON object from ``path``, or one CapprofError line naming the file and ``fix``."""
-    if not path.is_file():
-        raise CapprofError(f"{path} is missing; {fix}")
-    try:
-        document = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CapprofError(f"{path} is truncated or not JSON; {fix}") from None
-    if not isinstance(document, dict):
-        raise CapprofError(f"{path} is not a JSON object; {fix}")
-    return document
-
-
 def read_csv(path: Path, fix: str, **kwargs) -> pd.DataFrame:
     """A CSV as capprof wrote it: the spreadsheet guard quote taken off
     (``capprof.output.unguard``), so team and scenario names are as fitted."""

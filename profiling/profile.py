@@ -45,7 +45,8 @@ from capprof.profiling.constants import (
     PREDICT_OUTPUT_COLUMNS,
     RHAT_MAX,
 )
-from capprof.profiling.files import check_writable, read_csv, read_json, swap_into_place, temporary_directory, umask, write_json_atomic
+from capprof.profiling.files import check_writable, read_csv, swap_into_place, temporary_directory, umask, write_json_atomic
+from capprof.readers import read_json
 from capprof.profiling.predictors import Assessor, MeasurementLayout, ModelSpec, parse_model_spec
 
 PROFILE_FILES = {

@@ -20,6 +20,7 @@ import numpy as np
 
 from capprof.errors import CapprofError
 from capprof.io import atomic_write_text, require_space
+from capprof.readers import read_json
 
 TRAIN_FILE = "train.json"
 CURVE_FILE = "learning_curve.csv"
@@ -70,13 +71,8 @@ def last_checkpoint(out: Path) -> tuple[Progress, Path] | None:
 
 
 def read_train_file(out: Path) -> dict:
-    path = Path(out) / TRAIN_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CapprofError(f"{out} has checkpoints but no {TRAIN_FILE}; it was not made by capprof train") from None
-    except ValueError as exc:
-        raise CapprofError(f"{path} is not valid JSON ({exc}); it was not written by capprof train") from None
+    return read_json(Path(out) / TRAIN_FILE, "it was not written by capprof train",
+                     missing=f"{out} has no {TRAIN_FILE}; it was not made by capprof train")
 
 
 def check_out(out: Path, resume: bool) -> tuple[Progress, Path] | None:

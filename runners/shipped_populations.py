@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from capprof.errors import CapprofError
+from capprof.io import atomic_write_text
 from capprof.runners.rllib_obs import CONVENTION_FILE, read_convention
+from capprof.runners.rllib_train_dir import read_train_file
 
 __all__ = ["SHIPPED_FILES", "ShippedPopulation", "played_as", "ship", "shipped_dir",
            "shipped_population", "shipped_populations"]
@@ -112,7 +114,7 @@ def ship(train_dir, destination, explore: bool | None = None) -> ShippedPopulati
     (``"explore"`` in capprof_rllib.json: True samples from the policy, False
     takes its greedy action); None keeps the training directory's choice."""
     train_dir, destination = Path(train_dir), Path(destination)
-    record = json.loads((train_dir / "train.json").read_text())
+    record = read_train_file(train_dir)
     if record.get("status") != "done":
         raise CapprofError(f"{train_dir} is not finished (status {record.get('status')!r}); "
                            f"continue it with `capprof train --out {train_dir} --resume`")
@@ -133,8 +135,8 @@ def ship(train_dir, destination, explore: bool | None = None) -> ShippedPopulati
 def _write_explore(source: Path, destination: Path, explore: bool) -> None:
     """``destination/capprof_rllib.json``: ``source``'s, with ``explore`` set."""
     path = destination / CONVENTION_FILE
-    path.write_text(json.dumps({**json.loads((source / CONVENTION_FILE).read_text()), "explore": explore},
-                               indent=2) + "\n")
+    atomic_write_text(path, json.dumps({**json.loads((source / CONVENTION_FILE).read_text()), "explore": explore},
+                                       indent=2) + "\n")
 
 
 def played_as(directory, target, explore: bool) -> Path:

@@ -141,7 +141,9 @@ def build_catalog_records() -> list[dict]:
 
 
 def write_catalog(records: list[dict], path: Path) -> None:
-    path.write_text(json.dumps(records, indent=1, sort_keys=False) + "\n")
+    from capprof.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(records, indent=1, sort_keys=False) + "\n")
 
 
 def shipped_catalog_path() -> Path:

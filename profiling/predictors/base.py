@@ -42,7 +42,8 @@ import pandas as pd
 
 from capprof.errors import CapprofError, did_you_mean
 from capprof.profiling.constants import PREDICTION_COLUMNS
-from capprof.profiling.files import read_json, write_json_atomic
+from capprof.profiling.files import write_json_atomic
+from capprof.readers import read_json
 
 STATE_FILE = "predictor.json"
 
