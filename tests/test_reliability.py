@@ -101,3 +101,50 @@ def test_after_a_kill_in_the_fallback_swap_the_next_save_restores_then_replaces(
     restored = io.clean_stale(target)
     assert Profile.load(target).metadata["which"] == "old" and all(not p.exists() for p in restored)
     assert os.listdir(tmp_path) == ["prof"]  # the killed save's new temporary is gone too
+
+
+def test_a_run_whose_disk_fills_without_a_file_name_prints_the_resume_command(tmp_path, cli, monkeypatch):
+    """pyarrow writing to a full disk raises ENOSPC without a file name: still
+    one line naming --out, the finished episodes kept, the --resume command."""
+    import errno
+
+    import capprof.runners.execute as execute_module
+
+    out = tmp_path / "out"
+    real, written = execute_module.write_record, []
+
+    def full_after_one(out_dir, record):
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(real(out_dir, record))
+        return written[-1]
+
+    monkeypatch.setattr(execute_module, "write_record", full_after_one)
+    scenario = "prisoners_dilemma_in_the_matrix__arena__visitor_defector"
+    res = cli("run", "--population", "random", "--scenario", scenario, "--episodes", "2", "--max-steps", "3",
+              "--out", out, "--quiet")
+    assert res.code == 2
+    assert res.err.strip().splitlines() == [
+        f"capprof: error: {out}: No space left on device; the finished episodes are kept; free space or fix the "
+        f"directory, then continue with: capprof run --population random --scenario {scenario} --episodes 2 "
+        f"--max-steps 3 --out {out} --seed 0 --quiet --resume"]
+    assert len(list(out.glob("*.parquet"))) == 1 and not list(out.glob(".*"))
+
+
+def test_a_library_error_raised_from_a_full_disk_is_one_line(tmp_path, capsys):
+    """NetCDF, XGBoost or Ray wrap the OSError in their own exception types."""
+    import argparse
+
+    from capprof import cli
+
+    def save(args):
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError as exc:
+            raise RuntimeError("NetCDF: HDF error") from exc
+
+    args = argparse.Namespace(func=save, out=str(tmp_path / "prof"))
+    assert cli._dispatch(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"capprof: error: cannot write {tmp_path / 'prof'}: no space left on device in {tmp_path}; "
+                   "free space there or choose another --out"]
