@@ -4,6 +4,7 @@ gini.csv, matrix.csv) and report (DIR/study.html)."""
 
 from __future__ import annotations
 
+import argparse
 import shlex
 import sys
 from pathlib import Path
@@ -27,6 +28,10 @@ def resume_command(args) -> str:
         parts.append("--ray")
     if args.workers is not None:
         parts += ["--workers", str(args.workers)]
+    if not args.profile:
+        parts.append("--no-profile")
+    if args.draws != 500:
+        parts += ["--draws", str(args.draws)]
     if args.quiet:
         parts.append("--quiet")
     return shlex.join(parts + ["--resume"])
@@ -37,8 +42,7 @@ def _facts(design, tasks, tables) -> dict[str, str]:
 
     teams = list(dict.fromkeys(t.team for t in tasks))
     trained = {p.name: p for p in shipped_populations()}
-    facts = {"design": design.description,
-             "populations": ", ".join(teams),
+    facts = {"populations": ", ".join(teams),
              "episodes per (population, scenario)": str(max(t.episode for t in tasks) + 1),
              "steps per episode": str(tasks[0].max_steps or "the substrate's own (1000)"),
              "run seed": str(tasks[0].seed)}
@@ -78,7 +82,20 @@ def cmd_study(args) -> int:
                            f"free space or fix the directory, then continue with: {resume_command(args)}") from None
     tables = study_tables(design, out / RUNS_DIR)
     written = tables.write(out)
-    page = study_report(f"capprof study {design.name}", design.description, tables, _facts(design, tasks, tables))
+    profiles = []
+    if args.profile:
+        from capprof.reports.study import profiles_section
+        from capprof.study import study_profile
+
+        import warnings
+
+        warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")  # PyTensor's, not the user's
+        print("capprof: fitting the populations' capability profiles on the study's episodes ...", file=sys.stderr)
+        profile = study_profile(out / RUNS_DIR, draws=args.draws, tune=args.draws, seed=args.seed)
+        written.append(atomic_write_text(out / "abilities.csv", profile.abilities.to_csv(index=False)))
+        profiles.append(profiles_section(profile))
+    page = study_report(f"capprof study {design.name}", design.description, tables, _facts(design, tasks, tables),
+                        profiles)
     report = atomic_write_text(out / REPORT_FILE, page)
     failed = f", {summary.failed} failed" if summary.failed else ""
     print(f"capprof: {summary.ok} episode(s) ok{failed}, {summary.skipped} already done; "
@@ -104,5 +121,9 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="skip episodes already in DIR/runs")
     p.add_argument("--ray", action="store_true", help="run episodes as Ray tasks")
     p.add_argument("--workers", type=positive_int, metavar="W", help="local Ray CPUs (default: all)")
+    p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
+                   help="fit the populations' capability profiles on the study's episodes (default on)")
+    p.add_argument("--draws", type=positive_int, default=500, metavar="N",
+                   help="draws (and tuning steps) per chain of the profile fit (default 500)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study)

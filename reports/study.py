@@ -116,6 +116,45 @@ def matrix_chart(matrix: pd.DataFrame):
     return fig
 
 
+def abilities_chart(abilities: pd.DataFrame):
+    """Each ability a panel; in it every team's posterior mean with its HDI."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(abilities["ability"]))
+    teams = sorted(abilities["team"].unique())
+    styles = _styles(teams)
+    fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names) + 1, 0.35 * len(teams) + 1.4),
+                             sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        part = abilities[abilities["ability"] == name].set_index("team").reindex(teams)
+        for y, team in enumerate(teams):
+            row = part.loc[team]
+            ax.plot([row.hdi_low, row.hdi_high], [y, y], color=styles[team].colour, linewidth=2)
+            ax.plot(row["mean"], y, marker="o", color=styles[team].colour)
+        ax.set_title(name.replace("_", " "), fontsize=9)
+        ax.grid(alpha=0.3, axis="x")
+    axes[0][0].set_yticks(range(len(teams)), teams)
+    fig.tight_layout()
+    return fig
+
+
+def profiles_section(profile) -> str:
+    """The study's capability profiles: a chart and the table, with the fit's diagnostics."""
+    abilities = profile.abilities
+    d = profile.layout.diagnostics_
+    level = float(abilities["hdi_prob"].iloc[0]) if "hdi_prob" in abilities else 0.9
+    lines = (f"Joint measurement layout on the study's own episodes (minmax per scenario): max R-hat "
+             f"{d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, {d['divergences']} divergence(s). "
+             f"Posterior mean and {level:.0%} HDI per ability.")
+    table = abilities[["team", "ability", "mean", "hdi_low", "hdi_high"]]
+    return (f"<h2>Capability profiles</h2><p>{esc(lines)}</p>"
+            + _figure(_png(abilities_chart(abilities)), "Ability per population (mean and HDI)")
+            + f"<details><summary>abilities ({len(table)} rows)</summary>{_table(table)}</details>")
+
+
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:0 auto;max-width:1200px;padding:1rem;color:#222}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,520px),1fr));gap:1rem}

@@ -89,7 +89,7 @@ def test_sweep_and_matrix_tables_summarise_episodes_with_intervals():
 def test_a_study_runs_resumes_and_writes_its_report(cli, tmp_path):
     out = tmp_path / "study"
     args = ("study", "commons-safety", "--out", out, "--population", "random", "--population", "harvester",
-            "--episodes", "1", "--max-steps", "60", "--quiet")
+            "--episodes", "1", "--max-steps", "60", "--draws", "100", "--quiet")
     first = cli(*args)
     assert first.code == 0, first.err
     assert "30 episode(s) ok" in first.out
@@ -97,7 +97,10 @@ def test_a_study_runs_resumes_and_writes_its_report(cli, tmp_path):
     assert len(sweep) == 2 * 14 and set(sweep.sweep) == {"regrowth", "zap_cooldown"}
     assert len(pd.read_csv(out / "matrix.csv")) == 2
     html = (out / "study.html").read_text()
-    assert "Regrowth sweep" in html and "Focal x background" in html and html.count("data:image/png") >= 6
+    assert "Regrowth sweep" in html and "Focal x background" in html and html.count("data:image/png") >= 7
+    assert "Capability profiles" in html and "max R-hat" in html
+    abilities = pd.read_csv(out / "abilities.csv")
+    assert set(abilities.team) == {"random", "harvester"} and {"scarcity", "restraint"} <= set(abilities.ability)
     again = cli(*args)
     assert again.code == 2 and "pass --resume" in again.err
     resumed = cli(*args, "--resume")
