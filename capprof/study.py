@@ -264,9 +264,9 @@ class StudyTables:
     matrix: pd.DataFrame
 
     def write(self, out_dir: Path) -> list[Path]:
-        from capprof.io import atomic_write_text
+        from capprof.output import write_csv  # atomic and spreadsheet-safe
 
-        return [atomic_write_text(Path(out_dir) / f"{name}.csv", getattr(self, name).to_csv(index=False))
+        return [write_csv(getattr(self, name), Path(out_dir) / f"{name}.csv", float_format=None)
                 for name in ("sweep", "gini", "matrix")]
 
 

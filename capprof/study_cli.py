@@ -76,9 +76,13 @@ def cmd_study(args) -> int:
                          f"with: {resume_command(args)}\n")
         return EXIT_INTERRUPTED
     except OSError as exc:
-        if exc.filename is None:
+        from capprof.io import disk_error
+
+        found = exc if exc.filename is not None else disk_error(exc)
+        if found is None:
             raise
-        raise CapprofError(f"{exc.filename}: {exc.strerror or type(exc).__name__}; the finished episodes are kept; "
+        where = found.filename or out
+        raise CapprofError(f"{where}: {found.strerror or type(found).__name__}; the finished episodes are kept; "
                            f"free space or fix the directory, then continue with: {resume_command(args)}") from None
     tables = study_tables(design, out / RUNS_DIR)
     written = tables.write(out)
@@ -92,7 +96,9 @@ def cmd_study(args) -> int:
         warnings.filterwarnings("ignore", message=".*could not link to a BLAS.*")  # PyTensor's, not the user's
         print("capprof: fitting the populations' capability profiles on the study's episodes ...", file=sys.stderr)
         profile = study_profile(out / RUNS_DIR, draws=args.draws, tune=args.draws, seed=args.seed)
-        written.append(atomic_write_text(out / "abilities.csv", profile.abilities.to_csv(index=False)))
+        from capprof.output import write_csv
+
+        written.append(write_csv(profile.abilities, out / "abilities.csv", float_format=None))
         profiles.append(profiles_section(profile))
     page = study_report(f"capprof study {design.name}", design.description, tables, _facts(design, tasks, tables),
                         profiles)

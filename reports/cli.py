@@ -25,7 +25,9 @@ def cmd_compare(args) -> int:
     normalised = normalise(scores, args.normalise)
     comparison = compare_teams(normalised, teams=args.teams, reps=args.reps, seed=args.seed, rank_by=args.rank_by)
     if args.format == "csv":
-        comparison.table.to_csv(sys.stdout, index=False, float_format="%.6g", lineterminator="\n")
+        from capprof.output import write_table
+
+        write_table(comparison.table, "csv")  # spreadsheet-safe: team names come from the user's scores
         return 0
     aggregates, poi = summary_tables(comparison)
     c = comparison

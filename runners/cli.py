@@ -25,7 +25,9 @@ def cmd_scenarios(args) -> int:
 
     table = scenarios_table(args.suite)
     if args.format == "csv":
-        table.to_csv(sys.stdout, index=False, lineterminator="\n")
+        from capprof.output import spreadsheet_safe
+
+        spreadsheet_safe(table).to_csv(sys.stdout, index=False, lineterminator="\n")
     else:
         view = table.drop(columns=["description"])
         with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 70):

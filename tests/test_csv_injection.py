@@ -103,3 +103,16 @@ def test_evaluate_files_are_spreadsheet_safe_and_read_back(tmp_path, cli):
     cells = read_table(files["cells"])
     assert set(cells["team"]) == set(names.values())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.csv", "out.csv", "scores.csv", "summary.csv"]
+
+
+def test_compare_csv_on_stdout_is_spreadsheet_safe(tmp_path, cli):
+    rows = [(team, f"commons_harvest__open__{s}", "commons_harvest__open", r, float(i + r))
+            for i, team in enumerate(["=1+1", "@evil", "fine"])
+            for s in ("resident_harvester", "visitor_harvester") for r in range(2)]
+    path = tmp_path / "s.csv"
+    pd.DataFrame(rows, columns=["team", "scenario", "substrate", "replicate", "score"]).to_csv(path, index=False)
+    result = cli("compare", path, "--format", "csv", "--reps", "20")
+    assert result.code == 0, result.err
+    (tmp_path / "out.csv").write_text(result.out)
+    assert formula_cells(tmp_path / "out.csv") == []
+    assert {"=1+1", "@evil", "fine"} <= set(read_table(tmp_path / "out.csv")["team"])
