@@ -356,3 +356,53 @@ def test_a_declared_batch_steps_the_slots_of_one_policy_together_with_the_same_a
     assert played["batched"][0] == played["single"][0]
     assert all(len(s) == 1 for s in played["batched"][1])  # one call, its time shared equally
     assert sum(len(s) > 1 for s in played["single"][1]) >= 25  # one call each: their times differ
+
+
+@pytest.mark.slow
+def test_an_unchanged_kit_that_loads_its_rllib_checkpoint_by_relative_path_plays(cli, tmp_path, legacy_python,
+                                                                                 trained):
+    """The contest's starter-kit shape: a meltingpot Policy subclass whose
+    constructor takes the policy id and loads checkpoints/policies/<id> by a
+    relative path with ray 2.6, stepping as the baseline's EvalPolicy did."""
+    import shutil
+
+    kit = tmp_path / "kit"
+    shutil.copytree(trained["lstm"] / "checkpoint_000001", kit / "checkpoints")
+    (kit / "my_policies").mkdir()
+    (kit / "my_policies" / "__init__.py").write_text("")
+    (kit / "my_policies" / "user_config.py").write_text(textwrap.dedent("""
+        import cv2
+        from meltingpot.utils.policies import policy
+        from ray.rllib.policy.policy import Policy as RayPolicy
+
+        _IGNORE_KEYS = ["WORLD.RGB", "INTERACTION_INVENTORIES", "NUM_OTHERS_WHO_CLEANED_THIS_STEP"]
+
+        class EvalPolicy(policy.Policy):
+            def __init__(self, policy_id):
+                self._policy = RayPolicy.from_checkpoint("checkpoints/policies/" + policy_id)
+                self._prev_action = 0
+
+            def initial_state(self):
+                self._prev_action = 0
+                return self._policy.get_initial_state()
+
+            def step(self, timestep, prev_state):
+                obs = {k: v for k, v in timestep.observation.items() if k not in _IGNORE_KEYS}
+                obs["RGB"] = cv2.resize(obs["RGB"], (11, 11), interpolation=cv2.INTER_AREA)
+                action, state, _ = self._policy.compute_single_action(
+                    obs, prev_state, prev_action=self._prev_action, prev_reward=timestep.reward)
+                self._prev_action = action
+                return action, state
+
+            def close(self):
+                pass
+
+        SubmissionPolicies = {"commons_harvest__open": EvalPolicy}
+        SubmissionRoles = {"commons_harvest__open": {"default": ["agent_%d" % i for i in range(7)]}}
+    """))
+    out = tmp_path / "out"
+    res = cli("run", "--population", f"kit=submission:{kit}@{legacy_python}", "--scenario", COMMONS,
+              "--episodes", "1", "--max-steps", "30", "--out", out, "--quiet")
+    assert res.code == 0, res.err
+    row = pd.read_parquet(out).iloc[0]
+    assert row["status"] == "ok" and row["steps"] == 30, row["error"]
