@@ -2,9 +2,9 @@
 name means (a substrate with its default roles, or a capprof variant), and
 that scenario wrapped as an RLlib ``MultiAgentEnv`` (agents ``player_0`` ..
 ``player_{n-1}``, observations by ``capprof.runners.rllib_obs.ObsConvention``),
-including its reward shaping (``prosocial``: every player gets the mean
-reward of all players). Also ``torch_only_rllib``, which must run before
-RLlib is first imported.
+its rewards as the scenario's substrate pays them (reward shaping such as
+``prosocial`` is a scenario override, ``capprof.runners.substrate``). Also
+``torch_only_rllib``, which must run before RLlib is first imported.
 
 Part of the library behind ``capprof train`` (``capprof.runners.rllib_train``);
 it never prints.
@@ -78,8 +78,7 @@ def _env_class():
 
         ``env_config``: ``scenario`` (the all-focal Scenario record),
         ``downsample``, ``scale`` (the observation convention), ``max_steps``
-        (truncate episodes; the substrate's own end applies too),
-        ``prosocial`` and ``seed``.
+        (truncate episodes; the substrate's own end applies too) and ``seed``.
         """
 
         _built = 0  # envs built in this process: each gets its own seed
@@ -97,7 +96,6 @@ def _env_class():
             self.convention = ObsConvention(downsample=int(cfg.get("downsample", 8)),
                                             scale=bool(cfg.get("scale", True)))
             self.max_steps = cfg.get("max_steps")
-            self.prosocial = bool(cfg.get("prosocial", False))
             worker = int(getattr(env_config, "worker_index", 0) or 0)
             type(self)._built += 1
             state = np.random.SeedSequence([int(cfg.get("seed", 0)), worker, type(self)._built]).generate_state(1)
@@ -124,8 +122,6 @@ def _env_class():
             timestep = self._env.step(actions)
             self._steps += 1
             rewards = np.asarray(timestep.reward, dtype=np.float64)
-            if self.prosocial:
-                rewards = np.full_like(rewards, rewards.mean())
             done = timestep.last()
             cut = not done and self.max_steps is not None and self._steps >= self.max_steps
             terminateds = {a: done for a in self.agents} | {"__all__": done}
@@ -180,7 +176,6 @@ def _vector_env_class():
             self.convention = ObsConvention(downsample=int(cfg.get("downsample", 8)),
                                             scale=bool(cfg.get("scale", True)))
             self.max_steps = cfg.get("max_steps")
-            self.prosocial = bool(cfg.get("prosocial", False))
             worker = int(getattr(env_config, "worker_index", 0) or 0)
             seeds = np.random.SeedSequence([int(cfg.get("seed", 0)), worker]).generate_state(self.substrates)
             self._envs = [build_substrate(self.scenario, int(s) % (2**31 - 1) + 1) for s in seeds]
@@ -220,8 +215,7 @@ def _vector_env_class():
                 timestep = env.step(actions[k])
                 self._steps[k] += 1
                 self._put(k, timestep)
-                reward = np.asarray(timestep.reward, dtype=np.float32)
-                rewards[k] = reward.mean() if self.prosocial else reward
+                rewards[k] = np.asarray(timestep.reward, dtype=np.float32)
                 terminated[k] = timestep.last()
                 truncated[k] = (not terminated[k] and self.max_steps is not None
                                 and self._steps[k] >= self.max_steps)

@@ -10,7 +10,8 @@ roles), each agent observing its RGB view through
 11x11x3 and scaled to [0, 1]). All agents share one module (``shared``) unless
 ``per_player`` gives each its own. The model is a tiny CNN (with ``lstm``,
 followed by a 32-cell LSTM). With ``prosocial`` every player is rewarded with
-the mean reward of all players (Melting Pot 2.0's ``_prosocial`` baselines).
+the mean reward of all players (Melting Pot 2.0's ``_prosocial`` baselines):
+the ``prosocial`` variant key's shaping (``training_scenario``).
 
 The output directory::
 
@@ -129,6 +130,26 @@ class TrainSettings:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def training_scenario(settings: TrainSettings):
+    """The all-focal scenario ``settings`` train on: the target, and with
+    ``prosocial`` the ``prosocial`` variant's shaping (every player paid the
+    mean), as ``capprof run`` builds a ``SUBSTRATE:prosocial`` variant."""
+    import dataclasses
+
+    from capprof.runners.scenarios import MeanReward
+
+    scenario = resolve_target(settings.target)
+    if settings.prosocial and MeanReward() not in scenario.overrides:
+        scenario = dataclasses.replace(scenario, overrides=scenario.overrides + (MeanReward(),))
+    return scenario
+
+
+def trains_prosocial(scenario) -> bool:
+    from capprof.runners.scenarios import MeanReward
+
+    return MeanReward() in scenario.overrides
+
+
 def set_torch_threads(threads: int) -> None:
     """Torch's intra-op threads for this process (0: one per core)."""
     import torch
@@ -184,7 +205,7 @@ def ppo_config(settings: TrainSettings, scenario):
         head_fcnet_hiddens=[64], vf_share_layers=True,
         use_lstm=settings.lstm, lstm_cell_size=32, max_seq_len=20)
     env_config = {"scenario": scenario, "downsample": settings.downsample, "scale": settings.scale,
-                  "max_steps": settings.max_episode_steps, "prosocial": settings.prosocial, "seed": settings.seed}
+                  "max_steps": settings.max_episode_steps, "seed": settings.seed}
     if settings.sampler == "vector":
         n = scenario.n_players
         # Sizes count agent steps here (one sub-env per player): scaled so that
@@ -269,7 +290,7 @@ def _save(algo, out: Path, progress: Progress, settings: TrainSettings, scenario
     atomic_write_text(out / CONVENTION_FILE, convention.to_json(
         substrate=scenario.substrate, trained_on=scenario.name, num_actions=num_actions,
         modules=module_ids(settings, scenario.n_players), env_steps=progress.env_steps,
-        prosocial=settings.prosocial,
+        prosocial=trains_prosocial(scenario),
         # PPO acted by sampling from its policy while it learnt; greedy play of
         # a policy that is still far from deterministic is another, weaker policy.
         explore=True))
@@ -317,7 +338,7 @@ def train(settings: TrainSettings, out: Path, steps: int, *, checkpoint_every: i
     if steps < minimum_steps(settings):
         raise CapprofError(f"--steps {steps} is below one iteration ({minimum_steps(settings)} env steps, "
                            f"--batch-size); give --steps {minimum_steps(settings)} or more, or lower --batch-size")
-    scenario = resolve_target(settings.target)
+    scenario = training_scenario(settings)
     progress = found[0] if found else Progress()
     if found and progress.env_steps >= steps:
         note(f"{out} already holds {progress.env_steps} env steps of training (budget {steps}); nothing to do: "

@@ -20,6 +20,7 @@ from pathlib import Path
 from capprof.errors import CapprofError
 from capprof.io import atomic_write_text
 from capprof.runners.rllib_obs import CONVENTION_FILE, read_convention
+from capprof.runners.scenarios import MeanReward
 from capprof.runners.rllib_train_dir import read_train_file
 
 __all__ = ["SHIPPED_FILES", "ShippedPopulation", "played_as", "ship", "shipped_dir",
@@ -53,6 +54,7 @@ class ShippedPopulation:
     commands: tuple[str, ...]  # every training session's command, first to last
     cpus: int | None
     explore: bool = False
+    shaping: tuple[str, ...] = ()  # the training target's reward shaping, described (e.g. farmer)
 
     @property
     def spec(self) -> str:
@@ -62,6 +64,9 @@ class ShippedPopulation:
     def describe(self) -> str:
         """One line: how it was trained."""
         rewards = "prosocial rewards (each player gets the mean of all)" if self.prosocial else "own rewards"
+        extra = [text for text in self.shaping if text != MeanReward().describe()]
+        if extra:
+            rewards += " " + " and ".join(extra)
         play = "by sampling from its policy" if self.explore else "greedily (the policy's most likely action)"
         modules = "one module per player" if self.per_player else "one shared module"
         cpus = f" on {self.cpus} cores" if self.cpus else ""
@@ -75,12 +80,14 @@ class ShippedPopulation:
         try:
             record = json.loads(path.read_text())
             settings = record["settings"]
+            shaping = tuple(text for text in record.get("overrides", ()) if "reward" in text)
             last = record["sessions"][-1]
             convention = read_convention(Path(directory))
             explore = bool(convention[1].get("explore", False)) if convention else False
             return cls(name=Path(directory).name, directory=Path(directory), substrate=str(record["substrate"]),
                        target=str(record.get("target", record["substrate"])),
-                       prosocial=bool(settings["prosocial"]), per_player=bool(settings["per_player"]),
+                       prosocial=bool(settings["prosocial"]) or MeanReward().describe() in shaping,
+                       per_player=bool(settings["per_player"]), shaping=shaping,
                        env_steps=int(record["env_steps"]), iterations=int(record["iterations"]),
                        train_seconds=float(record["wall_seconds"]),
                        commands=tuple(shlex.join(str(part) for part in session["command"])

@@ -142,8 +142,31 @@ class _FakeSubstrate:
         pass
 
 
-@pytest.mark.parametrize("prosocial, rewards", [(False, [3.0, 0.0, 0.0]), (True, [1.0, 1.0, 1.0])])
-def test_prosocial_players_share_the_mean_reward_on_the_variant_substrate(monkeypatch, prosocial, rewards):
+def test_prosocial_training_is_the_prosocial_variants_shaping():
+    from capprof.runners.rllib_train import TrainSettings, training_scenario
+    from capprof.runners.scenarios import MeanReward, get_scenario
+
+    assert training_scenario(TrainSettings("commons_harvest__open__no_zap", prosocial=True)).overrides[-1] == \
+        MeanReward()
+    assert training_scenario(TrainSettings("commons_harvest__open:prosocial", prosocial=True)).overrides == \
+        get_scenario("commons_harvest__open:prosocial").overrides  # shaped once, not twice
+    assert MeanReward() not in training_scenario(TrainSettings("commons_harvest__open")).overrides
+
+
+def test_shaped_rewards_pay_every_player_the_mean():
+    import numpy as np
+
+    from capprof.runners.substrate import ShapedRewards
+
+    shaped = ShapedRewards(_FakeSubstrate(None, 1), visible=[], cell=8, mean=True)
+    shaped.reset()
+    assert [float(r) for r in shaped.step([0, 0, 0]).reward] == [1.0, 1.0, 1.0]
+    assert shaped.actions == [[0, 0, 0]]  # everything else is the substrate's own
+    assert isinstance(shaped.step([1, 1, 1]).reward[0], np.ndarray)
+
+
+@pytest.mark.parametrize("rewards", [[3.0, 0.0, 0.0]])
+def test_the_env_plays_the_variant_substrate_as_capprof_run_builds_it(monkeypatch, rewards):
     from capprof.runners import rllib_env, substrate
     from capprof.runners.scenarios import DisableAction, get_scenario
 
@@ -154,7 +177,7 @@ def test_prosocial_players_share_the_mean_reward_on_the_variant_substrate(monkey
     monkeypatch.setattr(substrate, "build_substrate", lambda sc, seed: built.append(_FakeSubstrate(sc, seed))
                         or built[-1])
     scenario = get_scenario("commons_harvest__open__no_zap")
-    env = rllib_env._env_class()({"scenario": scenario, "prosocial": prosocial, "max_steps": 2, "seed": 1})
+    env = rllib_env._env_class()({"scenario": scenario, "max_steps": 2, "seed": 1})
     assert built[0].scenario.overrides == (DisableAction("fireZap"),)  # the variant, as capprof run builds it
     env.agents = env.agents[:3]  # the fake has 3 players
     obs, _ = env.reset()
@@ -240,9 +263,8 @@ def test_train_interrupt_resume_and_play(tmp_path, cli_subprocess):
 # ------------------------------------------------------------ the vectorised sampler (a fake substrate)
 
 
-@pytest.mark.parametrize("prosocial, rewards", [(False, [3.0, 0.0, 0.0]), (True, [1.0, 1.0, 1.0])])
-def test_vector_env_presents_each_player_as_a_sub_env_and_restarts_a_finished_substrate(monkeypatch, prosocial,
-                                                                                        rewards):
+@pytest.mark.parametrize("rewards", [[3.0, 0.0, 0.0]])
+def test_vector_env_presents_each_player_as_a_sub_env_and_restarts_a_finished_substrate(monkeypatch, rewards):
     import numpy as np
 
     from capprof.runners import rllib_env, substrate
@@ -256,7 +278,7 @@ def test_vector_env_presents_each_player_as_a_sub_env_and_restarts_a_finished_su
                         or built[-1])
     scenario = get_scenario("commons_harvest__open__no_zap")
     monkeypatch.setattr(type(scenario), "n_players", property(lambda self: 3))  # the fake has 3 players
-    env = rllib_env._vector_env_class()({"scenario": scenario, "prosocial": prosocial, "max_steps": 2,
+    env = rllib_env._vector_env_class()({"scenario": scenario, "max_steps": 2,
                                           "seed": 1, "num_envs": 6})
     assert env.num_envs == 6 and len(built) == 2 and built[0].seed != built[1].seed
     obs, _ = env.reset()
