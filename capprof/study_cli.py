@@ -70,7 +70,7 @@ def cmd_study(args) -> int:
     try:
         with sigterm_as_interrupt():
             summary = execute(tasks, out / RUNS_DIR, resume=args.resume, backend="ray" if args.ray else "serial",
-                              workers=args.workers, quiet=args.quiet)
+                              workers=args.workers, quiet=args.quiet, command="capprof study")
     except KeyboardInterrupt:
         sys.stderr.write(f"capprof: interrupted; the finished episodes are kept in {out / RUNS_DIR}; continue "
                          f"with: {resume_command(args)}\n")

@@ -79,6 +79,8 @@ def plan(populations, scenarios, episodes: int, seed: int = 0, max_steps: int | 
     for scenario in records:
         if scenario.bots:
             require_bots(scenario.name, scenario.bots)
+        for member in {m for _, ms in scenario.background for m in ms if not m.startswith(BOT_PREFIX)}:
+            parse_population(member)  # a background member that cannot play fails here, before any episode
     for population in parsed:
         check_covers(population, records)
     run_id = run_id or uuid.uuid4().hex[:12]
@@ -154,7 +156,8 @@ def run_space_bytes(episodes: int) -> int:
 
 def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: str = "serial",
             workers: int | None = None, address: str | None = None, quiet: bool = False,
-            isolate: bool | None = None, runtime_env: dict | None = None) -> RunSummary:
+            isolate: bool | None = None, runtime_env: dict | None = None, command: str = "capprof run"
+            ) -> RunSummary:
     """Run ``tasks`` (serially, or on Ray with ``backend="ray"``), writing each
     record to ``out_dir`` as it finishes.
 
@@ -162,8 +165,11 @@ def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: st
     under Ray): a policy that hangs in native code, crashes or exits the
     interpreter fails its episode, not the run. ``None`` (the default)
     isolates exactly when some member is not a built-in. ``runtime_env`` is
-    Ray's runtime environment for the workers (``backend="ray"`` only)."""
+    Ray's runtime environment for the workers (``backend="ray"`` only);
+    ``command`` names the caller in the free-space refusal."""
     out_dir = Path(out_dir)
+    if not out_dir.exists():  # refused before the directory is made: a full disk gets no empty folder
+        require_space(out_dir, run_space_bytes(len(tasks)), command)
     _prepare(out_dir)
     with RunLock(out_dir):
         remove_partial_files(out_dir)
@@ -173,7 +179,7 @@ def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: st
             raise CapprofError(f"{out_dir} already holds {len(mine)} of these episodes; pass --resume to skip "
                                "them or choose another --out directory")
         todo = [t for t in tasks if t.key not in done]
-        require_space(out_dir, run_space_bytes(len(todo)), "capprof run")
+        require_space(out_dir, run_space_bytes(len(todo)), command)
         demands_file = write_run_demands(tasks, out_dir)
         if isolate is None:
             isolate = runs_imported_code(todo)

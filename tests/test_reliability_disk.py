@@ -90,6 +90,7 @@ def test_long_commands_refuse_a_nearly_full_disk_before_any_work(small_fs, score
         "train": ("train", "commons_harvest__open", "--out", fs / "trained", "--steps", "2000"),
         "profile": ("profile", scores_file, "--out", fs / "prof", "--tags", "contest"),
         "evaluate": ("evaluate", scores_file, "--models", "aggmean", "--out", fs / "e.csv"),
+        "study": ("study", "commons-safety", "--population", "random", "--episodes", "1", "--out", fs / "study"),
     }
     for name, args in commands.items():
         done = capprof(*args)
