@@ -14,10 +14,11 @@ raw published scores (team = MAPLA) and prints, per split:
 Parts: ``random``, ``scenario``, ``substrate`` (splits); ``leak`` (the old
 protocol, min-max over the whole table before splitting, on the same folds:
 how much the leak flattered each model); ``full`` (one joint layout fit on
-every scenario with today's configuration and with each ``--candidates``
-TUNExDRAWS in the same run: wall time, max R-hat, min bulk/tail ESS, bulk
-ESS per second, their ratios to today's, and whether each meets the target
-of <= 20 s at R-hat <= 1.01 and bulk ESS >= 400). ``--skip`` leaves parts out;
+every scenario with the ``--baseline`` configuration (the layout as shipped
+before issue 18) and with each ``--candidates`` parameter list in the same
+run: wall time, max R-hat, min bulk/tail ESS, leapfrog steps per draw, bulk
+ESS per second, their ratios to the baseline's, and whether each meets the
+target of <= 20 s at R-hat <= 1.01 and bulk ESS >= 400). ``--skip`` leaves parts out;
 ``--models`` picks the predictors (default: every registered one);
 ``--out DIR`` keeps the tidy tables (cells, summary, differences, fits,
 diagnostics) per split as CSV.
@@ -38,6 +39,23 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT.parent / "shared" / "data" / "meltingpot-results-2.1.1.feather"
 PARTS = ("random", "scenario", "substrate", "leak", "full")
+# the joint layout's configuration before issue 18 (CLI defaults then)
+BASELINE = "draws=1000,tune=500,scenario_effect=false"
+CANDIDATES = ("default", "draws=1000,tune=500", "tune=300,draws=300", "tune=300,draws=300,mass_matrix=low-rank",
+              "tune=300,draws=300,quadrature=8")
+
+
+def _candidate(spec: str):
+    """A ``ModelSpec`` of layout-joint from KEY=VALUE,... or TUNExDRAWS (or 'default')."""
+    from capprof.profiling.predictors import parse_model_spec
+
+    spec = spec.strip()
+    if spec == "default":
+        return parse_model_spec("layout-joint")
+    if "x" in spec and "=" not in spec:
+        tune, draws = spec.split("x")
+        spec = f"tune={tune},draws={draws}"
+    return parse_model_spec(f"layout-joint({spec})")
 
 
 def _fmt(v: float) -> str:
@@ -68,6 +86,31 @@ def report(result, split: str, out: Path | None) -> pd.DataFrame:
     table["flag"] = flags
     print(f"\n-- {split} split: MSE per team (NaN = flagged) --")
     print(table.to_string(float_format=_fmt))
+    layouts = [m for m in pooled.index if str(m).startswith("layout")]
+    baselines = [m for m in pooled.index if not str(m).startswith("layout")]
+    if layouts and baselines:
+        # each layout against each baseline, cell by cell (negative: the layout is better)
+        from capprof.profiling.evaluate import differences
+
+        best = min(baselines, key=lambda m: pooled.loc[m, "mse"])
+        print(f"\n-- {split} split: each layout vs each baseline, paired per-cell difference in squared error "
+              f"(negative: the layout is better; 95% interval clustered by {protocol['cluster']}); best baseline "
+              f"{best} --")
+        rows = []
+        for reference in baselines:
+            table = differences(result.cells, reference).set_index("model")
+            for model in layouts:
+                rows.append({"layout": model, "vs": reference, "diff": table.loc[model, "diff"],
+                             "diff_low": table.loc[model, "diff_low"], "diff_high": table.loc[model, "diff_high"],
+                             "mse_ratio": pooled.loc[model, "mse"] / pooled.loc[reference, "mse"]})
+        paired = pd.DataFrame(rows)
+        print(paired.to_string(index=False, float_format=_fmt))
+        for model in layouts:
+            ratio = pooled.loc[model, "mse"] / pooled.loc[best, "mse"]
+            print(f"{model}: MSE {ratio:.3f}x the best baseline ({best}); 90% interval coverage "
+                  f"{pooled.loc[model, 'coverage']:.3f} (target 0.85-0.95), width {pooled.loc[model, 'width']:.3f}")
+        if out is not None:
+            paired.to_csv(out / f"{split}_layout_vs_baselines.csv", index=False, float_format="%.6g")
     diag = result.diagnostics
     if len(diag):
         print(f"\nlayout sampling over {len(diag)} fit(s): max R-hat {diag['max_rhat'].max():.3f}, "
@@ -90,19 +133,25 @@ def main(argv=None) -> int:
                         "except layout-per-team, the slowest)")
     parser.add_argument("--draws", type=int, default=300, help="layout draws per chain in the folds")
     parser.add_argument("--tune", type=int, default=300)
-    parser.add_argument("--full-draws", type=int, default=1000, help="draws of today's full fit (the CLI default)")
-    parser.add_argument("--full-tune", type=int, default=500, help="tuning of today's full fit (the CLI default)")
-    parser.add_argument("--candidates", default="300x300,300x400",
-                        help="comma-separated TUNExDRAWS configurations timed against today's in part full")
+    parser.add_argument("--baseline", default=BASELINE,
+                        help="layout-joint parameters of the configuration every candidate is compared to in part "
+                        f"full (default: the layout as shipped before issue 18, {BASELINE})")
+    parser.add_argument("--candidates", default=";".join(CANDIDATES),
+                        help="semicolon-separated layout-joint parameter lists (KEY=VALUE,...; TUNExDRAWS is "
+                        "short for tune=TUNE,draws=DRAWS) timed against the baseline in part full; 'default' is "
+                        "today's layout-joint defaults")
     parser.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
+    parser.add_argument("--splits", default="random,scenario,substrate",
+                        help="the cross-validation splits to run (parts random, scenario, substrate)")
     parser.add_argument("--out", default=None, help="directory for the tidy CSVs (default: none)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--progress", action="store_true", help="a progress bar per split on stderr")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
 
     from capprof.profiling.evaluate import evaluate
     from capprof.profiling.normalise import normalise
-    from capprof.profiling.predictors import make_predictor, predictor_names
+    from capprof.profiling.predictors import make_predictor, parse_model_list, predictor_names
     from capprof.scores import load_scores
     from capprof.tagging.demands import demand_matrix
 
@@ -111,7 +160,9 @@ def main(argv=None) -> int:
         out.mkdir(parents=True, exist_ok=True)
     raw = load_scores(args.scores, min_teams=2)
     demands = demand_matrix(sorted(raw["scenario"].unique()), tags="all")
-    models = args.models.split(",") if args.models else [m for m in predictor_names() if m != "layout-per-team"]
+    # NAME or NAME(KEY=VALUE,...) (commas inside parentheses belong to the spec)
+    models = [s.label for s in parse_model_list(args.models)] if args.models else \
+        [m for m in predictor_names() if m != "layout-per-team"]
     if "aggmean" in models:
         models.remove("aggmean")
     models.insert(0, "aggmean")
@@ -119,10 +170,10 @@ def main(argv=None) -> int:
     print(f"data: {raw['team'].nunique()} teams, {raw['scenario'].nunique()} scenarios, {len(raw)} rows, "
           f"{demands.shape[1]} demands; models {', '.join(models)}; layout draws={args.draws} tune={args.tune}")
     common = dict(folds=args.folds, repeats=args.repeats, seed=args.seed, draws=args.draws, tune=args.tune,
-                  progress=False)
+                  progress=args.progress)
     pooled = {}
     for split in ("random", "scenario", "substrate"):
-        if split in skip:
+        if split in skip or split not in args.splits.split(","):
             continue
         start = time.perf_counter()
         result = evaluate(raw, demands, models, split=split, **common)
@@ -140,35 +191,36 @@ def main(argv=None) -> int:
                   + ", ".join(f"{m} {v:.2f}" for m, v in ratio.items()))
     if "full" not in skip:
         scores = normalise(raw, "minmax")
-        configs = [("today", args.full_tune, args.full_draws)]
-        for spec in filter(None, args.candidates.split(",")):
-            tune, draws = (int(v) for v in spec.split("x"))
-            configs.append((f"tune {tune} x draws {draws}", tune, draws))
-        print(f"\n== joint layout on all {scores['scenario'].nunique()} scenarios, 2 chains, nutpie: "
-              f"today's configuration against shorter chains, in this run (target: <= 20 s at R-hat <= 1.01, "
-              f"min bulk ESS >= 400) ==")
+        configs = [("baseline", _candidate(args.baseline))]
+        configs += [(spec.strip(), _candidate(spec)) for spec in args.candidates.split(";") if spec.strip()]
+        print(f"\n== joint layout on all {scores['scenario'].nunique()} scenarios, nutpie: each configuration "
+              f"against the baseline ({args.baseline}), in this run (target: <= 20 s at R-hat <= 1.01, "
+              f"min bulk ESS >= 400); wall time includes compilation ==")
         rows = []
-        for label, tune, draws in configs:
+        for label, spec in configs:
             start = time.perf_counter()
-            layout = make_predictor("layout-joint", draws=draws, tune=tune, seed=0).fit(scores, demands)
+            layout = spec.make(seed=args.seed).fit(scores, demands)
             wall = time.perf_counter() - start
             d = layout.diagnostics_
+            stats = layout.posterior_.sample_stats
+            steps = float(stats["n_steps"].mean()) if "n_steps" in stats else float("nan")
             meets = d["max_rhat"] <= 1.01 and d["min_ess_bulk"] >= 400 and wall <= 20
-            rows.append({"config": label, "tune": tune, "draws": draws, "wall_s": wall,
+            params = layout.get_params()
+            rows.append({"config": label, "tune": params["tune"], "draws": params["draws"], "wall_s": wall,
                          "max_rhat": d["max_rhat"], "min_ess_bulk": d["min_ess_bulk"],
                          "min_ess_tail": d["min_ess_tail"], "divergences": d["divergences"],
-                         "ess_per_s": d["min_ess_bulk"] / wall, "meets_target": meets})
+                         "leapfrog_per_draw": steps, "ess_per_s": d["min_ess_bulk"] / wall, "meets_target": meets})
             print(f"{label}: wall {wall:.1f} s, max R-hat {d['max_rhat']:.4f}, min bulk ESS "
                   f"{d['min_ess_bulk']:.0f}, min tail ESS {d['min_ess_tail']:.0f}, divergences "
-                  f"{d['divergences']}, bulk ESS/s {d['min_ess_bulk'] / wall:.1f}"
+                  f"{d['divergences']}, leapfrog steps per draw {steps:.0f}, bulk ESS/s {d['min_ess_bulk'] / wall:.1f}"
                   + ("" if meets else "  (misses the target: "
                      + "; ".join(w for w, bad in (("R-hat > 1.01", d["max_rhat"] > 1.01),
                                                   ("bulk ESS < 400", d["min_ess_bulk"] < 400),
                                                   ("wall > 20 s", wall > 20)) if bad) + ")"))
             sys.stdout.flush()
         table = pd.DataFrame(rows)
-        table["wall_x_today"] = table["wall_s"] / table["wall_s"].iloc[0]
-        table["ess_per_s_x_today"] = table["ess_per_s"] / table["ess_per_s"].iloc[0]
+        table["wall_x_baseline"] = table["wall_s"] / table["wall_s"].iloc[0]
+        table["ess_per_s_x_baseline"] = table["ess_per_s"] / table["ess_per_s"].iloc[0]
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         if out is not None:
             table.to_csv(out / "full_fit.csv", index=False, float_format="%.6g")

@@ -91,7 +91,13 @@ def simulate_observed(p: np.ndarray, phi: np.ndarray, eps: np.ndarray, censor: f
     return np.where(rng.random(p.shape) < eps, 0.0, y)
 
 
-def log_beta_cdf(x: float, a, b):
+def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n``-point Gauss-Legendre nodes and weights on [0, 1]."""
+    nodes, weights = np.polynomial.legendre.leggauss(int(n))
+    return (nodes + 1.0) / 2.0, weights / 2.0
+
+
+def log_beta_cdf(x: float, a, b, nodes: int = 16):
     """log I_x(a, b), the log of the regularised incomplete beta function, for
     pytensor tensors ``a``, ``b`` (any shape) and a constant x in (0, 1).
 
@@ -99,13 +105,15 @@ def log_beta_cdf(x: float, a, b):
     the integrand is smooth (the t^(a-1) singularity is gone), so 16-point
     Gauss-Legendre quadrature is accurate for the small x (the censoring
     point) used here, and it compiles (with gradients) under nutpie, unlike
-    ``pm.Censored``'s Beta CDF."""
+    ``pm.Censored``'s Beta CDF. ``nodes``: the quadrature's points (fewer
+    is cheaper; tests/test_profiling_layout.py bounds the error)."""
     import pytensor.tensor as pt
 
-    nodes = pt.as_tensor_variable(np.log(GL_NODES))
-    weights = pt.as_tensor_variable(np.log(GL_WEIGHTS))
+    points, point_weights = (GL_NODES, GL_WEIGHTS) if nodes == 16 else gauss_legendre(nodes)
+    log_nodes = pt.as_tensor_variable(np.log(points))
+    weights = pt.as_tensor_variable(np.log(point_weights))
     a_, b_ = a[..., None], b[..., None]
-    inner = (b_ - 1.0) * pt.log1p(-x * pt.exp(nodes / a_))
+    inner = (b_ - 1.0) * pt.log1p(-x * pt.exp(log_nodes / a_))
     log_integral = pt.logsumexp(weights + inner, axis=-1)
     log_beta = pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
     return a * np.log(x) - pt.log(a) - log_beta + log_integral

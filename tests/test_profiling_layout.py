@@ -102,7 +102,7 @@ def _graded_demands(n_scenarios, n_demands, seed, max_level=5):
 
 
 def _posterior(theta, observed, demands, team_of_cell, scenario_of_cell, precision=30.0, noise=0.05,
-               delta=None, spread=None):
+               delta=None, spread=None, demand_effect=None):
     """A hand-made InferenceData shaped like a fitted layout's: ``theta``
     (draws, teams, demands) and the constant data PPCs and predictions read."""
     import arviz as az
@@ -118,6 +118,9 @@ def _posterior(theta, observed, demands, team_of_cell, scenario_of_cell, precisi
         posterior["scenario_difficulty"] = delta[None]
         posterior["scenario_spread"] = spread[None]
         dims["scenario_difficulty"] = ["scenario"]
+    if demand_effect is not None:
+        posterior["scenario_demand_effect"] = demand_effect[None]
+        dims["scenario_demand_effect"] = ["demand"]
     constant = {"cell_team": team_of_cell, "cell_scenario": scenario_of_cell, "cell_score": observed,
                 "scenario_demand": index.index, "scenario_level": index.level, "censor_point": np.float64(0.01),
                 "fixed_slope": np.float64(1.0), "censored": np.float64(1.0)}
@@ -170,6 +173,71 @@ def test_predict_scores_new_scenario_uses_the_residual_prior():
     # same demands, but the unseen scenario's difficulty is unknown: wider interval
     assert (high - low)[1] > (high - low)[0] + 0.05
     assert ((low <= predicted) & (predicted <= high)).all()
+
+
+def test_unseen_scenario_borrows_the_residual_mean_of_its_tags():
+    """With the hierarchical residual mean, a new scenario carrying a tag whose
+    scenarios were harder (w_tag > 0) is predicted lower than one without it,
+    even at equal demands otherwise; without the mean both would be equal
+    in expectation."""
+    demands = pd.DataFrame({"sub": [1.0, 1.0], "hard_tag": [1.0, 0.0]}, index=["seen", "plain"])
+    n = 2000
+    theta = np.full((n, 1, 2), 4.0)
+    delta = np.tile([[1.5, 0.0]], (n, 1))
+    effect = np.tile([[0.0, 1.5]], (n, 1))  # scenarios with hard_tag are 1.5 harder
+    idata = _posterior(theta, np.array([0.5, 0.9]), demands, np.array([0, 0]), np.array([0, 1]), noise=0.0,
+                       delta=delta, spread=np.full(n, 0.1), demand_effect=effect)
+    rows = pd.DataFrame({"sub": [1.0, 1.0], "hard_tag": [1.0, 0.0]}, index=["new_tagged", "new_plain"])
+    predicted, _, _ = predict_scores(idata, [0, 0], rows, 0.9)
+    assert predicted[0] < predicted[1] - 0.1
+    # the tagged new scenario is predicted like the seen tagged one (same demands, same mean difficulty)
+    seen, _, _ = predict_scores(idata, [0], demands.loc[["seen"]], 0.9)
+    assert predicted[0] == pytest.approx(seen[0], abs=0.03)
+
+
+def test_hierarchical_residual_mean_is_built_over_non_substrate_demands_only():
+    demands = pd.DataFrame({"clean_up": [1.0, 1.0, 0.0], "territory__rooms": [0.0, 0.0, 1.0],
+                            "visitor": [1.0, 0.0, 1.0]}, index=["c0", "c1", "t0"])
+    index = DemandIndex.from_matrix(demands)
+    groups = ["substrate", "substrate", "mode"]
+    model = layout.build_layout_model(np.array([0, 0, 0]), np.arange(3), np.array([0.5, 0.5, 0.5]), index, ["t"],
+                                      demand_groups=groups, scenario_effect=True)
+    assert {"scenario_mean_spread", "scenario_demand_effect_z"} <= {v.name for v in model.free_RVs}
+    point = model.initial_point()
+    point["scenario_demand_effect_z"] = np.array([1.0, 1.0, 1.0])
+    point["scenario_mean_spread_log__"] = np.array(0.0)
+    point["scenario_difficulty_z"] = np.zeros(3)
+    effect, delta = model.compile_fn(model.replace_rvs_by_values(
+        [model["scenario_demand_effect"], model["scenario_difficulty"]]), inputs=model.value_vars,
+        on_unused_input="ignore")(point)
+    assert list(effect) == [0.0, 0.0, 1.0]  # a substrate's shared shift is its ability, not a residual
+    assert list(delta) == pytest.approx([1.0, 0.0, 1.0])  # the visitor scenarios share the visitor mean
+    plain = layout.build_layout_model(np.array([0, 0, 0]), np.arange(3), np.array([0.5, 0.5, 0.5]), index, ["t"],
+                                      demand_groups=groups, scenario_effect=True, scenario_mean=False)
+    assert "scenario_mean_spread" not in {v.name for v in plain.free_RVs}
+
+
+def test_scenario_residual_is_on_by_default_in_joint_mode_only():
+    from capprof.profiling.predictors import MeasurementLayout
+
+    assert MeasurementLayout(mode="joint").uses_scenario_effect
+    assert not MeasurementLayout(mode="per-team").uses_scenario_effect
+    assert not MeasurementLayout(mode="joint", scenario_effect=False).uses_scenario_effect
+
+
+def test_eight_point_quadrature_stays_close_to_scipy():
+    import pytensor
+    import pytensor.tensor as pt
+    from scipy.special import betainc
+
+    a, b = pt.dvector("a"), pt.dvector("b")
+    rng = np.random.default_rng(1)
+    mean, precision = rng.uniform(0.001, 0.999, 2000), np.exp(rng.uniform(0.0, np.log(300), 2000))
+    av, bv = mean * precision, (1 - mean) * precision
+    expected = betainc(av, bv, 0.01)
+    for nodes, tolerance in ((8, 3e-3), (16, 1e-3)):
+        cdf = np.exp(pytensor.function([a, b], likelihood.log_beta_cdf(0.01, a, b, nodes))(av, bv))
+        assert np.abs(cdf - expected).max() < tolerance, nodes
 
 
 def test_censored_likelihood_scores_floor_ceiling_and_interior_cells_by_their_probability():

@@ -47,8 +47,10 @@ class MeasurementLayout(Predictor):
     difficulty per scenario; None, the default: on in joint mode, off in
     per-team mode), ``scenario_mean`` (its hierarchical mean from the
     scenario's tags and mode, which a new scenario borrows; else a new
-    scenario draws it from a zero-mean prior): see
-    ``layout.build_layout_model``; ``interval`` (probability of the predictive
+    scenario draws it from a zero-mean prior), ``quadrature`` (points of the
+    censored cells' incomplete beta): see ``layout.build_layout_model``;
+    ``mass_matrix`` (diag | low-rank: nutpie's mass matrix adaptation,
+    ``layout.sample_layout``); ``interval`` (probability of the predictive
     interval), ``sampler`` (nutpie | pymc), ``seed``, ``progressbar`` (the
     sampler's own progress display; nutpie draws it on terminals only).
 
@@ -60,8 +62,8 @@ class MeasurementLayout(Predictor):
     has_intervals = True
     is_bayesian = True
     param_choices = {"mode": tuple(LAYOUT_MODES), "likelihood": tuple(maths.LIKELIHOODS),
-                     "sampler": ("nutpie", "pymc")}
-    param_minimums = {"draws": 10, "tune": 10, "chains": 1, "squeeze": 1e-6, "interval": 1e-6}
+                     "sampler": ("nutpie", "pymc"), "mass_matrix": tuple(maths.MASS_MATRICES)}
+    param_minimums = {"draws": 10, "tune": 10, "chains": 1, "squeeze": 1e-6, "interval": 1e-6, "quadrature": 2}
     # what `capprof predict` may change on a fitted layout (the rest is fixed at fit time)
     predict_params = ("interval", "seed")
 
@@ -72,9 +74,10 @@ class MeasurementLayout(Predictor):
 
     def __init__(self, mode: str | None = None, draws: int = 1000, tune: int = 500, chains: int = 2,
                  squeeze: float = 0.01, scale: float | None = 1.0, chance: float = 0.0,
-                 likelihood: str = "censored", noise: bool = True, scenario_effect: bool | None = False,
-                 scenario_mean: bool = True, interval: float = INTERVAL_LEVEL, sampler: str = "nutpie",
-                 seed: int = 0, progressbar: bool = False):
+                 likelihood: str = "censored", noise: bool = True, scenario_effect: bool | None = None,
+                 scenario_mean: bool = True, quadrature: int = 16, mass_matrix: str = "diag",
+                 interval: float = INTERVAL_LEVEL, sampler: str = "nutpie", seed: int = 0,
+                 progressbar: bool = False):
         if mode is not None and mode != type(self).mode:
             raise CapprofError(f'{self.name} has mode "{type(self).mode}", not "{mode}"; '
                                f"use {layout_class(mode).name}")
@@ -88,6 +91,8 @@ class MeasurementLayout(Predictor):
         self.noise = noise
         self.scenario_effect = scenario_effect
         self.scenario_mean = scenario_mean
+        self.quadrature = quadrature
+        self.mass_matrix = mass_matrix
         self.interval = interval
         self.sampler = sampler
         self.seed = seed
@@ -122,9 +127,10 @@ class MeasurementLayout(Predictor):
             self.teams_, mode=self.mode, demand_groups=[groups[str(c)] for c in self.demands_.columns],
             scale=self.scale, chance=self.chance, squeeze=self.squeeze, likelihood=self.likelihood,
             noise=self.noise, scenario_effect=self.uses_scenario_effect, scenario_mean=self.scenario_mean,
+            quadrature=self.quadrature,
         )
         self.posterior_ = maths.sample_layout(model, self.draws, self.tune, self.chains, self.seed, self.sampler,
-                                              progressbar=self.progressbar)
+                                              progressbar=self.progressbar, mass_matrix=self.mass_matrix)
         self.diagnostics_ = checks.diagnostics(self.posterior_)
 
     def _predict(self, teams, scenarios, demands):
