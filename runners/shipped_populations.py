@@ -20,7 +20,6 @@ from pathlib import Path
 from capprof.errors import CapprofError
 from capprof.io import atomic_write_text
 from capprof.runners.rllib_obs import CONVENTION_FILE, read_convention
-from capprof.runners.scenarios import MeanReward
 from capprof.runners.rllib_train_dir import read_train_file
 
 __all__ = ["SHIPPED_FILES", "ShippedPopulation", "played_as", "ship", "shipped_dir",
@@ -64,7 +63,7 @@ class ShippedPopulation:
     def describe(self) -> str:
         """One line: how it was trained."""
         rewards = "prosocial rewards (each player gets the mean of all)" if self.prosocial else "own rewards"
-        extra = [text for text in self.shaping if text != MeanReward().describe()]
+        extra = [text for text in self.shaping if "mean reward" not in text]  # prosocial is said above
         if extra:
             rewards += " " + " and ".join(extra)
         play = "by sampling from its policy" if self.explore else "greedily (the policy's most likely action)"
@@ -86,7 +85,7 @@ class ShippedPopulation:
             explore = bool(convention[1].get("explore", False)) if convention else False
             return cls(name=Path(directory).name, directory=Path(directory), substrate=str(record["substrate"]),
                        target=str(record.get("target", record["substrate"])),
-                       prosocial=bool(settings["prosocial"]) or MeanReward().describe() in shaping,
+                       prosocial=bool(settings["prosocial"]) or bool(convention and convention[1].get("prosocial")),
                        per_player=bool(settings["per_player"]), shaping=shaping,
                        env_steps=int(record["env_steps"]), iterations=int(record["iterations"]),
                        train_seconds=float(record["wall_seconds"]),

@@ -43,7 +43,6 @@ def test_abundance_is_not_tagged_scarce_and_no_zap_is_restraint():
     ("commons_harvest__open:focal=3", "focal needs background=MEMBER"),
     ("commons_harvest__open:background=rando", 'background=rando is not a built-in or shipped:NAME (did you mean '
                                                '"random"?)'),
-    ("commons_harvest__open:background=shipped:nobody", 'no shipped population "nobody"'),
     ("commons_harvest__open:background=random,focal=7", "focal=7 is out of range; commons_harvest__open has 7 "
                                                         "players, so focal is from 1 to 6"),
     ("allelopathic_harvest__open:farmer=0.01", "allelopathic_harvest__open has no apples, so farmer does not apply"),
@@ -181,3 +180,11 @@ def test_a_runs_demands_file_describes_its_declarative_variants(tmp_path):
     path = write_run_demands(plan(["random"], [name], 1), tmp_path)
     demands = load_custom_demands(path)
     assert demands.loc[get_scenario(name).name, "scarcity"] == 1.0
+
+
+def test_a_background_that_is_not_shipped_fails_when_the_run_is_planned():
+    from capprof.runners.execute import plan
+
+    with pytest.raises(CapprofError) as err:
+        plan(["random"], ["commons_harvest__open:background=shipped:nobody"], 1)
+    assert 'no shipped population "nobody"' in str(err.value) and "\n" not in str(err.value)
