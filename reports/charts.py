@@ -409,7 +409,7 @@ def aggregate_interval_chart(table: pd.DataFrame, teams: Sequence[str], metrics:
     keyed = table.set_index(["team", "metric"])
     styles = styles_for(teams, styles)
     n = len(teams)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(2.0 * len(metrics) + 1.0, 0.9 + 0.34 * n), sharey=True,
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(3.8, 2.0 * len(metrics) + 1.0), 0.9 + 0.34 * n), sharey=True,
                              squeeze=False)
     y = np.arange(n)[::-1].astype(float)
     for ax, metric in zip(axes[0], metrics):
@@ -426,7 +426,11 @@ def aggregate_interval_chart(table: pd.DataFrame, teams: Sequence[str], metrics:
     axes[0, 0].set_yticks(y)
     axes[0, 0].set_yticklabels([mpl_text(t) for t in teams], fontsize=8.5)
     axes[0, 0].set_ylim(-0.6, n - 0.4)
-    fig.supxlabel(f"normalised score (bar: {level:.0%} stratified bootstrap interval, tick: estimate)", fontsize=8.5)
+    if len(metrics) > 1:
+        fig.supxlabel(f"normalised score (bar: {level:.0%} stratified bootstrap interval, tick: estimate)",
+                      fontsize=8.5)
+    else:
+        axes[0, 0].set_xlabel(f"normalised score (bar: {level:.0%} bootstrap interval)", fontsize=8.5)
     fig.tight_layout()
     return fig
 

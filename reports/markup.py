@@ -32,9 +32,9 @@ thead th{background:#f3f3f3}tbody th{font-weight:600}td.bad{background:#fde2e1;f
 nav{font-size:.85rem;display:flex;flex-wrap:wrap;gap:.15rem .9rem}nav a{white-space:nowrap}
 .summary-grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1rem}
 .card{border:1px solid #e3e3e3;border-radius:6px;padding:.2rem .8rem .4rem}.card h3{margin-top:.5rem}
-.card table{font-size:.82rem}table.standouts td{white-space:normal;overflow-wrap:anywhere;min-width:9rem}
+.card table{font-size:.82rem}.ranked{display:flex;flex-wrap:wrap;gap:.2rem 1rem;align-items:flex-start}.ranked img{max-width:100%;width:22rem}table.standouts td{white-space:normal;overflow-wrap:anywhere;min-width:9rem}
 .clear{text-decoration:underline;text-decoration-thickness:2px;text-underline-offset:2px}
-ul.facts{padding-left:1.1rem;margin:.6rem 0}ul.facts li{margin:.25rem 0}
+ul.facts{padding-left:1.1rem;margin:.6rem 0}ul.facts li{margin:.25rem 0}ul.facts li p{margin:0}
 .glance{display:grid;grid-template-columns:minmax(0,1fr) minmax(300px,400px);gap:1rem;align-items:start}
 .radars{display:grid;grid-template-columns:repeat(auto-fill,minmax(280px,1fr));gap:.5rem}
 .radars figure{margin:0;border:1px solid #eee;border-radius:4px;padding:.2rem;text-align:center}

@@ -25,7 +25,7 @@ from capprof.reports.report import build_report
 
 FIXTURES = Path(__file__).parent / "fixtures" / "reports"
 REPORTS = {"profile": FIXTURES / "profile", "demo": FIXTURES / "demo"}
-IMAGES = {"profile": 21, "demo": 20}
+IMAGES = {"profile": 22, "demo": 21}
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WIDTHS = {"desktop": (1400, 1000), "phone": (390, 844)}
 FIRST_SCREEN = 1000  # px: "the first 1,000 px answer who is best, at what, how sure"
@@ -132,3 +132,40 @@ def test_demo_report_answers_on_the_first_screen_and_shows_every_radar_on_two(re
     assert radars["count"] == 4, result  # one behaviour radar per demo team
     assert radars["bottom"] - radars["top"] <= 2 * height, f"the teams' radars take more than two screens: {result}"
     assert radars["bottom"] <= 3 * height, result
+
+
+PRINT_PROBE = """<script>
+window.addEventListener('load', () => {
+  const folded = [...document.querySelectorAll('section.folded')];
+  const result = {
+    folded: folded.length,
+    // checkVisibility() is false inside a closed <details> (its content is content-visibility: hidden)
+    hidden: folded.filter(s => ![...s.querySelectorAll('details > :not(summary)')]
+                                  .some(el => el.checkVisibility())).map(s => s.id),
+    nav: document.querySelector('nav').getBoundingClientRect().height,
+    scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
+  };
+  const out = document.createElement('pre');
+  out.id = 'probe';
+  out.textContent = JSON.stringify(result);
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+@pytest.mark.slow
+def test_report_prints_with_every_collapsed_section_open(reports, tmp_path):
+    """The print rules applied on screen (a test copy turns ``@media print``
+    into ``@media all``) at about an A4 page's width: every collapsed
+    section's content shows, the navigation is hidden, nothing overflows."""
+    html = reports["demo"].read_text(encoding="utf-8")
+    assert "@media print{" in html
+    printed = tmp_path / "printed.html"
+    printed.write_text(html.replace("@media print{", "@media all{").replace("</body>", PRINT_PROBE + "</body>"),
+                       encoding="utf-8")
+    dom = _chromium("--window-size=800,1100", "--dump-dom", printed.as_uri(), profile=tmp_path / "p1")
+    match = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, flags=re.S)
+    assert match, f"Chromium did not run the probe: {dom.stderr[-500:]}"
+    result = json.loads(match.group(1).replace("&quot;", '"'))
+    assert result["folded"] >= 5 and result["hidden"] == [], result
+    assert result["nav"] == 0 and result["scrollWidth"] <= result["innerWidth"], result

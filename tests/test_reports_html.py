@@ -76,7 +76,7 @@ def test_report_writes_the_pngs_next_to_the_html(full_report):
     out, written, html = full_report
     assert written[0] == out
     pngs = written[1:]
-    assert len(pngs) == html.count("<img ") == 21
+    assert len(pngs) == html.count("<img ") == 22
     for png in pngs:
         assert png.parent == out.parent / "report_files"
         assert png.read_bytes().startswith(PNG_MAGIC)

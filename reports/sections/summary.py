@@ -36,7 +36,9 @@ def _missing(what: str, reason: str) -> str:
 # ------------------------------------------------------------ who is best
 
 
-def _ranking(inputs) -> str:
+def _ranking(inputs, charts) -> str:
+    from capprof.reports.charts import aggregate_interval_chart
+
     try:
         comparison = inputs.comparison()
     except Absent as exc:
@@ -68,10 +70,14 @@ def _ranking(inputs) -> str:
                 f"top rank is not settled: {esc(', '.join(contenders))} can rank first within the intervals.")
     head = (f"<tr><th>rank</th><th>team</th><th>{esc(metric.upper() if metric == 'iqm' else metric)} "
             "[95% CI]</th><th>rank 95% CI</th><th>P(beats the next)</th></tr>")
+    chart = aggregate_interval_chart(comparison.table, teams, metrics=(metric,), level=comparison.level,
+                                     styles=charts.styles())
+    image = charts.image(chart, "ranking", f"{metric} per team with its {comparison.level:.0%} bootstrap interval")
     return (
         "<h3>Who is best overall</h3>"
         f"<p>{lead}</p>"
-        f'<table class="ranking"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+        f'<div class="ranked"><table class="ranking"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+        f"{image}</div>"
         f'<p class="small">{esc(inputs.normalisation)}-normalised scores on the {comparison.n_scenarios} '
         f"scenarios every ranked team played; stratified bootstrap, {comparison.reps} resamples "
         f'(as <code>capprof compare</code>). <a href="#comparison">Interval plot and probability-of-improvement matrix</a>.</p>'
@@ -124,7 +130,7 @@ def _predictors(inputs) -> str:
         evaluate = inputs.table("evaluate", ("model", "split", "team", "mse"))
         tidy = tables.predictive_table(evaluate)
     except (Absent, KeyError) as exc:
-        return _missing("Held-out predictors", str(exc) or "the evaluation lacks columns")
+        return f'<li>{_missing("Held-out predictors", str(exc) or "the evaluation lacks columns")}</li>'
     parts = []
     for best in tables.best_predictors(tidy):
         text = (f"held-out cells ({esc(best.split)} split): <b>{esc(best.model)}</b> predicts best, MSE "
@@ -158,7 +164,7 @@ def _trust(inputs) -> str:
     except Absent:
         profiles = None
     if diagnostics is None and profiles is None:
-        return _missing("How sure", "no diagnostics and no profiles")
+        return f'<li>{_missing("How sure", "no diagnostics and no profiles")}</li>'
     t = tables.trust(diagnostics, profiles)
     parts = []
     if np.isfinite(t.max_rhat):
@@ -183,14 +189,14 @@ def _trust(inputs) -> str:
                      + (f"; {t.unmeasured} team-ability pair(s) rest on no cell (prior only, not charted)"
                         if t.unmeasured else ""))
     if not parts:
-        return _missing("How sure", "the diagnostics report no R-hat, ESS or divergences")
+        return f'<li>{_missing("How sure", "the diagnostics report no R-hat, ESS or divergences")}</li>'
     return (f'<li><b>How sure</b>: {"; ".join(parts)}. <a href="#diagnostics">Sampling diagnostics</a> · '
             '<a href="#predictive-checks">posterior predictive checks</a>.</li>')
 
 
 def build(inputs, charts) -> Body:
     return Body(parts=(
-        f'<div class="summary-grid"><div class="card">{_ranking(inputs)}</div>'
+        f'<div class="summary-grid"><div class="card">{_ranking(inputs, charts)}</div>'
         f'<div class="card">{_standouts(inputs)}</div></div>',
         f'<ul class="facts">{_predictors(inputs)}{_trust(inputs)}</ul>',
     ))
