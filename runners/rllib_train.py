@@ -442,16 +442,3 @@ def resume_settings(out: Path, target: str | None, given: dict) -> TrainSettings
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def main(argv=None) -> int:
-    """``python -m capprof.runners.rllib_train``: the former entry point,
-    kept for scripts; it runs ``capprof train`` (``--iterations N`` is N
-    batches of env steps)."""
-    from capprof.runners.train_cli import legacy_main
-
-    return legacy_main(argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -259,21 +259,3 @@ def register(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     add_arguments(p)
     p.set_defaults(func=cmd_train)
-
-
-def legacy_main(argv=None) -> int:
-    """``python -m capprof.runners.rllib_train`` (former helper): the same
-    command, with ``--iterations N`` meaning ``--steps N * batch size``."""
-    from capprof.cli import _dispatch, _Parser
-
-    parser = _Parser(prog="python -m capprof.runners.rllib_train",
-                     description="train a PPO population (former entry point of `capprof train`)")
-    add_arguments(parser)
-    parser.add_argument("--iterations", type=positive_int, help="iterations (batches) to train")
-    args = parser.parse_args(argv)
-    if args.iterations is not None:
-        from capprof.runners.rllib_train import TrainSettings
-
-        args.steps = args.iterations * (args.batch_size or TrainSettings.batch_size)
-    args.func = lambda a: run(a, ["python", "-m", "capprof.runners.rllib_train", *(argv or sys.argv[1:])])
-    return _dispatch(args)

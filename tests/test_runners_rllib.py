@@ -2,7 +2,7 @@
 
 Fast: the observation convention and one-line errors for bad checkpoint
 directories. Slow: a real PPO checkpoint trained for one iteration on
-commons_harvest__open by ``python -m capprof.runners.rllib_train`` and played
+commons_harvest__open by ``capprof train`` and played
 by ``capprof run``; a recurrent RLModule saved on its own.
 """
 
@@ -96,7 +96,7 @@ def test_training_helper_rejects_bad_arguments_in_one_line(tmp_path):
     for args, needle in ((["commons_harvest__opn", "--out", str(tmp_path / "a")], 'did you mean "commons_harvest__open"'),
                          (["commons_harvest__open", "--out", str(tmp_path / "full")], "is not empty"),
                          (["commons_harvest__open", "--out", str(tmp_path / "b"), "--downsample", "3"], "must divide 88")):
-        proc = subprocess.run([sys.executable, "-m", "capprof.runners.rllib_train", *args], cwd=ROOT,
+        proc = subprocess.run([sys.executable, "-m", "capprof", "train", *args], cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and needle in proc.stderr, proc.stderr
@@ -110,8 +110,8 @@ def trained(tmp_path_factory):
     """A real PPO checkpoint: one iteration (400 env steps) on commons_harvest__open."""
     out = tmp_path_factory.mktemp("rllib") / "ckpt"
     proc = subprocess.run(
-        [sys.executable, "-m", "capprof.runners.rllib_train", "commons_harvest__open", "--out", str(out),
-         "--iterations", "1", "--batch-size", "400", "--minibatch-size", "200", "--max-episode-steps", "100"],
+        [sys.executable, "-m", "capprof", "train", "commons_harvest__open", "--out", str(out),
+         "--steps", "400", "--batch-size", "400", "--minibatch-size", "200", "--max-episode-steps", "100"],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "iteration 1/1" in proc.stderr
