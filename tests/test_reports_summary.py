@@ -219,3 +219,38 @@ def test_details_are_collapsed_below_the_open_sections(demo_report):
         assert re.search(rf'<section id="{key}" class="folded"><details><summary><h2>', html), key
     assert "<details open" not in html
     assert "@media print" in html and "details::details-content" in html
+
+
+def test_an_unsettled_top_rank_names_every_team_that_can_be_first(tmp_path):
+    directory = tmp_path / "close"
+    directory.mkdir()
+    noise = np.random.default_rng(3).standard_normal((6, 3))
+    rows = [(team, f"clean_up_{s}", "clean_up", r, 0.5 + 0.3 * noise[s, r] - shift)
+            for team, shift in (("a", 0.0), ("b", 0.0), ("c", 2.0)) for s in range(6) for r in range(3)]
+    pd.DataFrame(rows, columns=["team", "scenario", "substrate", "replicate", "score"]).to_csv(
+        directory / "scores.csv", index=False)
+    out = tmp_path / "r.html"
+    build_report(directory, out, normalisation="none", progress=False)  # a and b: the same scores
+    summary = _section(out.read_text(), "summary")
+    assert "but the top rank is not settled: a, b can rank first within the intervals." in summary
+    assert "in 95% of bootstrap resamples" not in summary
+
+
+def test_the_evaluation_summary_beside_evaluate_csv_is_preferred_unless_one_is_named(tmp_path):
+    directory = tmp_path / "profile"
+    directory.mkdir()
+    (directory / "profiles.csv").write_bytes((DEMO / "profiles.csv").read_bytes())
+    summary = pd.read_csv(DEMO / "evaluate.csv")
+    summary.to_csv(directory / "evaluate_summary.csv", index=False)
+    per_repeat = pd.DataFrame({"model": ["aggmean", "ridge"], "split": "random", "repeat": 0, "team": "ALL",
+                               "n_test": 54, "mse": [0.5, 0.4]})
+    per_repeat.to_csv(directory / "evaluate.csv", index=False)
+    out = tmp_path / "r.html"
+    build_report(directory, out, progress=False)
+    html = out.read_text()
+    assert f"<td>evaluate</td><td>{directory / 'evaluate_summary.csv'}</td>" in html
+    assert "<b>assessor</b> predicts best, MSE 0.0638 [0.0249, 0.1026]" in _section(html, "summary")
+    build_report(directory, out, evaluate_path=str(directory / "evaluate.csv"), progress=False)
+    assert "<b>ridge</b> predicts best, MSE 0.4000, clearly ahead" not in _section(out.read_text(), "summary")
+    assert "<b>ridge</b> predicts best, MSE 0.4000, not clearly ahead of aggmean (0.5000)" \
+        in _section(out.read_text(), "summary")
