@@ -8,7 +8,7 @@ first screen. On the demo-like fixture (tests/fixtures/reports/demo) at
 1400 px: the summary, ranking included, ends within the first 1,000 px and
 all teams' radars fit on two screens. Screenshots (the first screen and the
 whole page at each width) are kept as artefacts in $CAPPROF_ARTEFACTS, else
-in pytest's base temporary folder under artefacts/ (printed with -s)."""
+in build/test-artefacts/ (printed with -s)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ REPORTS = {"profile": FIXTURES / "profile", "demo": FIXTURES / "demo"}
 IMAGES = {"profile": 22, "demo": 21}
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 WIDTHS = {"desktop": (1400, 1000), "phone": (390, 844)}
+# git ignores build/; unlike pytest's temporary folders it outlives later runs
+ARTEFACTS = Path(__file__).resolve().parent.parent / "build" / "test-artefacts"
 FIRST_SCREEN = 1000  # px: "the first 1,000 px answer who is best, at what, how sure"
 
 # Measures the page after load and writes the result into the DOM, where
@@ -70,8 +72,8 @@ def _chromium(*args: str, profile: Path, timeout: float = 120) -> subprocess.Com
 
 
 @pytest.fixture(scope="module")
-def artefacts(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("CAPPROF_ARTEFACTS") or tmp_path_factory.getbasetemp() / "artefacts")
+def artefacts() -> Path:
+    folder = Path(os.environ.get("CAPPROF_ARTEFACTS") or ARTEFACTS)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
