@@ -97,7 +97,7 @@ test-slow: install-runners install-browser
 
 # The tests that play contest-era agents in .venv-legacy (they skip, saying
 # so, without it). Not part of test-slow: the build (203 s, 5 GB) plus these
-# tests (236 s on the loaded 2-core machine) would take CI's 45 minutes too
+# tests (382 s on the loaded 2-core machine) would take CI's 45 minutes too
 # close to the limit (docs/runners.md, "Contest-era agents in CI").
 test-legacy: install-runners legacy-env
 	$(BIN)/python -m pytest tests/test_legacy_rllib.py \

@@ -332,10 +332,10 @@ def conversion_for(space, folder: str, where: str) -> Conversion:
 
     def pick(name, from_space, default):
         if name in declared:
-            sources[name] = os.path.basename(declared_path)
+            sources[name] = declared_path
             return declared[name]
         if name == "downsample" and scaled is not None:
-            sources[name] = "params.json"
+            sources[name] = params_path
             return scaled
         if from_space is not None:
             sources[name] = "the policy's space"
@@ -345,6 +345,10 @@ def conversion_for(space, folder: str, where: str) -> Conversion:
 
     if isinstance(space, gym.spaces.Dict):
         keys = pick("keys", list(space.spaces), None)
+        if sorted(keys) != sorted(space.spaces):
+            raise CheckpointError("%s: the policy's observation space has keys %s, but %s declares keys %s; RLlib "
+                                  "flattens the dict in key order, so give exactly its keys (or none)"
+                                  % (where, ", ".join(space.spaces), declared_path, ", ".join(keys)))
         image = space.spaces.get(RGB_KEY)
         if image is None and RGB_KEY in keys:
             raise CheckpointError("%s: the policy's observation space %s has no %s; declare its \"keys\" in %s"

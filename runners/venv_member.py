@@ -38,7 +38,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from capprof.errors import CapprofError
+from capprof.errors import CapprofError, note
 from capprof.runners import bridge
 from capprof.runners.isolation import die_with_parent
 
@@ -386,6 +386,20 @@ class RemotePolicy:
                                      f"failure; {self.name} was built in the old one")
 
 
+def legacy_summary(spec: str, found: dict) -> str:
+    """One line: what an ``rllib-legacy:`` spec plays (the bridge's
+    description of the checkpoint), so the conversion capprof chose is seen."""
+    policies = found["policies"]
+    ids = [pid for pid in policies if pid]
+    conversions = sorted({p["conversion"] for p in policies.values()})
+    modes = sorted({"samples" if p["explore"] else "greedy" for p in policies.values()})
+    who = (f"policies {ids[0]} .. {ids[-1]} ({len(ids)}), each focal slot its own id" if len(ids) > 1
+           else f"policy {ids[0]} in every focal slot" if ids else "its policy in every focal slot")
+    return (f"{spec}: {found['kind']} at {found['folder']}: {who}; {'/'.join(modes)}"
+            f"{', batched' if any(p.get('batch') for p in policies.values()) else ''}; observation: "
+            f"{' | '.join(conversions)}")
+
+
 def check_legacy_covers(spec: str, found: dict, scenario) -> None:
     """One line unless the old-stack checkpoint the bridge described as
     ``found`` (``rllib_legacy.describe``) can fill every focal slot of
@@ -423,6 +437,8 @@ class VenvSource:
     def check(self) -> dict:
         if self.info is None:
             self.info = check_interpreter(self.python, self.spec)
+            if self.spec.startswith(bridge.LEGACY_PREFIX):
+                note(legacy_summary(self.spec, self.info["ok"]["legacy"]))
         return self.info
 
     def check_scenario(self, scenario) -> None:
