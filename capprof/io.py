@@ -22,7 +22,9 @@ Every file or directory capprof writes goes through this module:
   one in: a kill -9 between those two renames leaves no ``target`` for a
   moment, and the next write to ``target`` (``clean_stale``) renames the old
   one back before anything else.
-* ``clean_stale(target)`` runs before every write to ``target``: temporaries
+* ``clean_stale(target)`` runs before every write to ``target`` (and
+  ``clean_stale_in(directory)`` for every entry of a directory, as before a
+  training checkpoint): temporaries
   ``.NAME.*.tmp`` and ``.NAME.old-*`` whose writer process is gone (kill -9,
   power loss) are deleted. A temporary whose PID is alive is left alone (a
   concurrent writer); one without a PID in its name (older capprof) counts as

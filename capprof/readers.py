@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from capprof.errors import CapprofError, note
-from capprof.output import unguard, unguard_text
+from capprof.output import unguard_text
 from capprof.sniff import file_kind as _kind, is_text
 
 _DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -192,18 +192,6 @@ def read_table(path: Path) -> pd.DataFrame:
         raise CapprofError(
             f"{path}: not a readable {expected} file ({first}); write the table again as {expected} or CSV"
         ) from None
-
-
-def read_capprof_csv(path, fix: str = "write the file again", **kwargs) -> pd.DataFrame:
-    """A CSV file capprof wrote (profiles.csv, evaluate's tables, a training
-    curve) with the spreadsheet guard taken off (``capprof.output.unguard``);
-    an unreadable file is one CapprofError line naming it and ``fix``."""
-    try:
-        frame = pd.read_csv(path, **kwargs)
-    except (UnicodeDecodeError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CapprofError(f"{path} is not a readable CSV ({reason}); {fix}") from None
-    return unguard(frame)
 
 
 def read_json(path, fix: str, missing: str | None = None) -> dict:
