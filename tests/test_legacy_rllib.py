@@ -156,7 +156,7 @@ def test_params_json_supplies_the_factor_and_the_space_the_rest(tmp_path):
     root = trial(tmp_path / "t", players=1)
     folder = str(root / "checkpoint_000001" / "policies" / "agent_0")
     conversion = legacy.conversion_for(dict_space(), folder, "ckpt")
-    assert conversion.sources["downsample"] == "params.json" and conversion.downsample == 8
+    assert conversion.sources["downsample"] == str(root / "params.json") and conversion.downsample == 8
     assert conversion.keys == ["READY_TO_SHOOT", "RGB"] and not conversion.flatten and conversion.scale == "none"
     obs = melting_pot_observation()
     converted = conversion.convert({k: v for k, v in obs.items() if k not in legacy.DROPPED_KEYS})
@@ -173,11 +173,11 @@ def test_a_factor_that_disagrees_with_the_policy_is_one_line_saying_what_it_expe
         legacy.conversion_for(dict_space(11), folder, "ckpt policy agent_0")
     message = str(err.value)
     assert message.startswith("ckpt policy agent_0: the policy expects RGB as (11, 11, 3), but the conversion (")
-    assert "RGB downsampled 4x" in message and "params.json: downsample" in message
+    assert "RGB downsampled 4x" in message and f"{root / 'params.json'}: downsample" in message
     assert message.endswith('gives (22, 22, 3); declare "downsample" / "flatten" in capprof_legacy.json beside '
                             "the checkpoint")
     (root / "capprof_legacy.json").write_text('{"downsample": 8}')  # the declaration wins over params.json
-    assert legacy.conversion_for(dict_space(11), folder, "x").sources["downsample"] == "capprof_legacy.json"
+    assert legacy.conversion_for(dict_space(11), folder, "x").sources["downsample"] == str(root / "capprof_legacy.json")
 
 
 def test_a_flat_box_in_minus_one_to_one_is_scaled_and_flattened_without_a_declaration(tmp_path):
@@ -250,6 +250,13 @@ def test_old_checkpoints_play_real_episodes_in_every_layout(cli, tmp_path, legac
               "--population", f"one=rllib-legacy:{trained['lstm'] / 'checkpoint_000001'}:agent_3@{py}",
               "--population", f"flat=rllib-legacy:{trained['flat'] / 'policy_agent_0'}@{py}")
     assert res.code == 0, res.err
+    notes = [line for line in res.err.splitlines() if line.startswith("capprof: note: rllib-legacy:")]
+    assert any(f"a Tune trial folder (its latest checkpoint, checkpoint_000001) at {trained['mlp']}/checkpoint_000001: "
+               "policies agent_0 .. agent_6 (7), each focal slot its own id; samples; observation: a dict of "
+               "COLLECTIVE_REWARD, READY_TO_SHOOT, RGB; RGB downsampled 8x (area), uint8" in n for n in notes), notes
+    assert any("policy agent_3 in every focal slot; samples; observation:" in n for n in notes), notes
+    assert any("#greedy" in n and "each focal slot its own id; greedy; observation:" in n for n in notes), notes
+    assert any("the RGB view alone; RGB downsampled 8x (area), scaled to -1..1, flattened" in n for n in notes)
     table = pd.read_parquet(out).set_index("team")
     for team in ("mlp", "lstm", "one", "flat"):
         row = table.loc[team]
@@ -305,8 +312,9 @@ def test_a_checkpoint_that_does_not_fit_the_scenario_is_one_line_before_any_epis
                                                                                     trained):
     res = cli("run", "--population", f"x=rllib-legacy:{trained['mlp']}@{legacy_python}", "--scenario",
               "clean_up__resident_cleaner", "--episodes", "1", "--out", tmp_path / "out")
-    assert res.code == 2 and len(res.err.strip().splitlines()) == 1, res.err
-    assert "policy agent_0 has 8 actions but clean_up has 9 (scenario clean_up__resident_cleaner)" in res.err
+    errors = [line for line in res.err.strip().splitlines() if line.startswith("capprof: error:")]
+    assert res.code == 2 and len(errors) == 1, res.err
+    assert "policy agent_0 has 8 actions but clean_up has 9 (scenario clean_up__resident_cleaner)" in errors[0]
     assert not (tmp_path / "out").exists()
 
 
@@ -321,6 +329,7 @@ def test_a_declared_batch_steps_the_slots_of_one_policy_together_with_the_same_a
 
     import dm_env
 
+    from capprof.errors import CapprofNote
     from capprof.runners import venv_member
     from capprof.runners.populations import SubstrateInfo, policy_slots
 
@@ -331,7 +340,9 @@ def test_a_declared_batch_steps_the_slots_of_one_policy_together_with_the_same_a
     played = {}
     for name, root in (("single", trained["lstm"]), ("batched", batched)):
         source = venv_member.VenvSource(f"rllib-legacy:{root}:agent_0#greedy", str(legacy_python))
-        assert source.check()["ok"]["legacy"]["policies"]["agent_0"]["batch"] is (name == "batched")
+        with pytest.warns(CapprofNote, match="policy agent_0 in every focal slot; greedy"):
+            described = source.check()["ok"]["legacy"]["policies"]["agent_0"]
+        assert described["batch"] is (name == "batched")
         policies = [source.build(info, 0, slot) for slot in policy_slots(["default"] * 6)]
         states = [p.initial_state() for p in policies]
         rng = np.random.default_rng(0)
