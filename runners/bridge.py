@@ -44,10 +44,15 @@ SUBMISSION_PREFIX = "submission:"
 LEGACY_PREFIX = "rllib-legacy:"  # an old-API-stack RLlib checkpoint (rllib_legacy.py)
 USER_CONFIG = os.path.join("my_policies", "user_config.py")
 # The child holds a reply back while the next request is already here and is
-# a step of the same spec whose previous step took less than this: the
-# replies then go out together (one wake-up of the parent per episode step
-# instead of one per player), each delayed by at most such quick steps.
-HOLD_SECONDS = 0.002
+# a step of the same spec, and the steps whose replies wait, with that one,
+# took less than this together the last time each ran: the replies then go
+# out together (one wake-up of the parent per episode step instead of one per
+# player; the parent needs every action before the substrate steps, so it
+# loses nothing by waiting), each delayed by about that at most. Until
+# 2026-12-03 each step had to be under 2 ms, so a contest policy's 5 ms steps
+# woke the parent once per player. $CAPPROF_BRIDGE_HOLD_SECONDS sets it (0:
+# never hold; keep it well under --step-timeout).
+HOLD_SECONDS = float(os.environ.get("CAPPROF_BRIDGE_HOLD_SECONDS", "0.05") or 0)
 # Seconds the child polls for the parent's next frame before it sleeps in
 # ``read``, while the machine has a CPU free (no more running tasks than
 # CPUs): on the 2-core test machine, being woken after sleeping through the
@@ -564,12 +569,14 @@ def serve(fd_in: int, fd_out: int) -> None:
     back holds a list of replies, one per request, in order: ``("ok",
     value)`` or ``("error", one line)``; a step's value is ``(action,
     seconds its policy took)``. A reply waits for the next one only while
-    the next request is already here and is a step of the same spec whose
-    previous step took less than ``HOLD_SECONDS``, so the parent wakes once
-    for all the steps of an episode step. Each policy's recurrent state stays
-    here; the parent holds only a token."""
+    the next request is already here and is a step of the same spec, and the
+    held steps with it took less than ``HOLD_SECONDS`` together (by their
+    previous durations), so the parent wakes once for all the steps of an
+    episode step. Each policy's recurrent state stays here; the parent holds
+    only a token."""
     policies, specs, states, took = {}, {}, {}, {}
     requests, replies = [], []  # requests read, not yet answered; replies not yet written
+    held = 0.0  # seconds the steps whose replies wait in ``replies`` took
     last = None  # the policy of the last reply
     clock = time.perf_counter
     while True:
@@ -577,7 +584,7 @@ def serve(fd_in: int, fd_out: int) -> None:
             try:
                 if replies and not readable(fd_in):  # about to wait for the parent
                     send(fd_out, replies)
-                    replies = []
+                    replies, held = [], 0.0
                 wait_readable(fd_in)
                 requests = receive(fd_in)
             except EOFError:
@@ -585,17 +592,19 @@ def serve(fd_in: int, fd_out: int) -> None:
             requests.reverse()
         request = requests.pop()
         kind = request[0]
-        # Replies wait only for a quick step of the same spec, so that a step
-        # that hangs or kills the child is blamed on the same spec.
-        if replies and not (kind == "step" and took.get(request[1], HOLD_SECONDS) < HOLD_SECONDS
+        # Replies wait only for quick steps of the same spec, so that a step
+        # that hangs or kills the child is blamed on the same spec. (A
+        # policy's first step counts as HOLD_SECONDS: it may load lazily.)
+        if replies and not (kind == "step" and held + took.get(request[1], HOLD_SECONDS) < HOLD_SECONDS
                             and specs.get(request[1]) == specs.get(last)):
             send(fd_out, replies)
-            replies = []
+            replies, held = [], 0.0
         last = request[1] if kind == "step" else None
         if kind == "step":
             group = _batchable(request, requests, policies)
             if len(group) > 1:
                 replies.extend(_step_group(group, policies, states, took))
+                held += sum(took.get(r[1], 0.0) for r in group)
                 last = group[-1][1]
                 continue
         try:
@@ -605,6 +614,7 @@ def serve(fd_in: int, fd_out: int) -> None:
                 began = clock()
                 action, states[handle] = policies[handle].step(timestep, states[handle])
                 took[handle] = seconds = clock() - began
+                held += seconds
                 try:
                     action = int(action) if int(action) == action else repr(action)
                 except (TypeError, ValueError):

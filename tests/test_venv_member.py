@@ -168,7 +168,7 @@ class Echo:
         if (seen, step) != (self.index, state) or reward not in (0.0, 1.0):
             return -1, state  # an invalid action fails the episode
         if self.index == 3:
-            time.sleep(0.003)  # slower than the bridge's HOLD_SECONDS: its reply is not held back
+            time.sleep(0.003)  # slower than the 2 ms under which replies were held until 2026-12-03
         if state == self.fail_at and self.index == 1:
             raise ValueError("player 1 gives up")
         if state == self.hang_at and self.index == 3:
@@ -249,6 +249,37 @@ def test_players_sharing_a_child_each_get_their_own_step(tmp_path, monkeypatch):
         if status == "ok":
             returns = [r for r, focal in zip(record.player_returns, is_focal) if focal]
             assert returns == [steps] * 4  # every action was the right one
+
+
+def test_the_steps_of_one_member_come_back_in_one_frame_per_episode_step(tmp_path, monkeypatch):
+    """Four focal players of one member, one of them taking 3 ms a step (as a
+    contest policy takes a few): after their first steps the child answers
+    all four in one frame, so the parent wakes once per episode step."""
+    from capprof.runners import bridge
+    from capprof.runners.episode import EpisodeTask, run_episode
+    from capprof.runners.scenarios import Scenario
+
+    path = tmp_path / "echo.py"
+    path.write_text(ECHO)
+    scenario = Scenario(name="commons_harvest__open__checker", substrate="commons_harvest__open",
+                        roles=("default",) * 5, is_focal=(True, True, False, True, True),
+                        background=(("default", ("noop",)),), suite="bench")
+    monkeypatch.setattr("capprof.runners.episode.build_substrate", lambda scenario, env_seed: Checker(5))
+    step_frames = []
+    receive = bridge.receive
+
+    def counting(fd):
+        replies = receive(fd)
+        if all(status == "ok" and isinstance(value, tuple) for status, value in replies):
+            step_frames.append(len(replies))
+        return replies
+
+    monkeypatch.setattr(bridge, "receive", counting)
+    record = run_episode(EpisodeTask(run_id="t", population=f"{path}:Echo@{sys.executable}", team="t",
+                                     scenario=scenario, episode=0, seed=0, max_steps=30))
+    assert record.status == "ok", record.error
+    assert sum(step_frames) == 4 * 30
+    assert len(step_frames) <= 30 + 3, step_frames  # the first step's four replies may come one by one
 
 
 def test_a_step_that_ran_too_long_in_the_child_is_a_timeout_however_short_the_wait():
