@@ -20,8 +20,10 @@ per demand named after the catalog's tags) so profiling can use them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -207,53 +209,17 @@ def official_scenario(name: str) -> Scenario:
 # minority). Tags use the catalog's vocabulary and follow the analogous
 # official scenarios (e.g. clean_up_0: visiting altruists is a
 # chance_to_benefit_oneself...; territory__rooms_0/1: aggressors demand defense).
-OFFLINE_BACKGROUNDS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
-    "clean_up": {
-        "cleaner": {"resident": ("acceptance",),
-                    "visitor": ("chance_to_benefit_oneself_without_imposing_social_cost",)},
-        "consumer": {"resident": ("acceptance",), "visitor": ("scarcity",)},
-        "aggressor": {"resident": ("defense", "antisocial_newcomers"), "visitor": ("defense",)},
-    },
-    "prisoners_dilemma_in_the_matrix__arena": {
-        "cooperator": {"resident": ("prosocial_newcomers", "partner_choice"),
-                       "visitor": ("exploitation", "partner_cooperates_unconditionally")},
-        "defector": {"resident": ("antisocial_newcomers", "partner_choice"),
-                     "visitor": ("partner_defects_unconditionally", "partner_choice")},
-    },
-    "territory__rooms": {
-        "aggressor": {"resident": ("defense", "antisocial_newcomers"), "visitor": ("defense",)},
-        "noop": {"resident": ("restraint",),
-                 "visitor": ("chance_to_benefit_oneself_without_imposing_social_cost",)},
-    },
-    "allelopathic_harvest__open": {
-        "planter_red": {"resident": ("convention_following",), "visitor": ("convention_following",)},
-        "planter_green": {"resident": ("convention_following",), "visitor": ("convention_following",)},
-        "aggressor": {"resident": ("defense",), "visitor": ("defense",)},
-    },
-    "commons_harvest__open": {
-        "harvester": {"resident": ("restraint", "scarcity"), "visitor": ("scarcity",)},
-        "aggressor": {"resident": ("defense", "restraint"), "visitor": ("defense",)},
-        # residents who leave every patch its regrowth: visitors can take what
-        # the residents spare, residents must spare it themselves
-        "restrained_harvester": {"resident": ("restraint",), "visitor": ("exploitation",)},
-        "noop": {"resident": ("restraint",),
-                 "visitor": ("chance_to_benefit_oneself_without_imposing_social_cost",)},
-    },
-}
+SUITES_FILE = Path(__file__).parent / "data" / "suites.yaml"  # the offline and variants suites, as data
 
-OFFLINE_DESCRIPTIONS = {
-    "cleaner": "who clean the river and never zap",
-    "consumer": "who only eat apples and never clean",
-    "aggressor": "who zap whoever they meet",
-    "cooperator": "who collect cooperate resources and interact",
-    "defector": "who collect defect resources and interact",
-    "noop": "who do nothing",
-    "planter_red": "who plant red berries",
-    "planter_green": "who plant green berries",
-    "harvester": "who eat every apple they see and never zap",
-    "restrained_harvester": "who eat only apples with two or more apples beside them (so patches regrow) "
-                            "and never zap",
-}
+
+@functools.lru_cache(maxsize=1)
+def suites_data() -> dict:
+    """runners/data/suites.yaml: ``offline`` (substrate -> background
+    behaviour -> mode -> demands), ``backgrounds`` (behaviour -> how a
+    description names it) and ``variants`` (suite name -> declarative spelling)."""
+    import yaml
+
+    return yaml.safe_load(SUITES_FILE.read_text())
 
 
 @functools.lru_cache(maxsize=None)
@@ -288,7 +254,7 @@ def _mixed(substrate: str, behaviour: str, mode: str, tags: tuple[str, ...]) -> 
         is_focal=is_focal,
         background=tuple((role, (behaviour,)) for role in background_roles),
         tags=tuple(sorted(tags)),
-        description=f"{who} {n - n_focal} scripted bots {OFFLINE_DESCRIPTIONS[behaviour]}",
+        description=f"{who} {n - n_focal} scripted bots {suites_data()['backgrounds'][behaviour]}",
         suite=OFFLINE,
     )
 
@@ -296,47 +262,29 @@ def _mixed(substrate: str, behaviour: str, mode: str, tags: tuple[str, ...]) -> 
 @functools.lru_cache(maxsize=1)
 def offline_suite() -> tuple[Scenario, ...]:
     scenarios = []
-    for substrate, behaviours in OFFLINE_BACKGROUNDS.items():
+    for substrate, behaviours in suites_data()["offline"].items():
         for behaviour, by_mode in behaviours.items():
             for mode in MODE_DEMANDS:
-                scenarios.append(_mixed(substrate, behaviour, mode, by_mode[mode]))
+                scenarios.append(_mixed(substrate, behaviour, mode, tuple(by_mode[mode])))
     return tuple(scenarios)
 
 
 # ------------------------------------------------------------ substrate variants
 
-# The safety study's commons_harvest__open variants: apple regrowth from 100x
-# scarcer to 10x more abundant than meltingpot's default, and zapping disabled
-# for everyone. Focal players fill every slot, as in that study.
-REGROWTH_FACTORS = (0.01, 0.1, 10.0)
-
-
 @functools.lru_cache(maxsize=1)
+def _suite_variants() -> dict[str, Scenario]:
+    """Canonical declarative name -> the ``variants`` suite's scenario of it."""
+    found = {}
+    for name, spelling in suites_data()["variants"].items():
+        declared = parse_variant(spelling, as_suite=False)
+        found[declared.name] = dataclasses.replace(declared, name=name)
+    return found
+
+
 def variant_suite() -> tuple[Scenario, ...]:
-    substrate = "commons_harvest__open"
-    roles = default_roles(substrate)
-    all_focal = tuple(True for _ in roles)
-    variants = []
-    for factor in REGROWTH_FACTORS:
-        label = f"{factor:g}".replace(".", "p")
-        tags = ("scarcity", "restraint") if factor < 1 else ()
-        variants.append(Scenario(
-            name=f"{substrate}__regrowth_x{label}",
-            substrate=substrate, roles=roles, is_focal=all_focal,
-            tags=tags,
-            overrides=(ComponentKwarg("DensityRegrow", "regrowthProbabilities", scale=factor),),
-            description=f"apple regrowth probabilities x{factor:g} of meltingpot's default; focal players only",
-            suite=VARIANTS,
-        ))
-    variants.append(Scenario(
-        name=f"{substrate}__no_zap",
-        substrate=substrate, roles=roles, is_focal=all_focal,
-        tags=("restraint",),
-        overrides=(DisableAction("fireZap"),),
-        description="nobody can zap (the zap action is a no-op); focal players only",
-        suite=VARIANTS,
-    ))
-    return tuple(variants)
+    """The ``variants`` suite: suites.yaml's declarative variants under their
+    suite names (earlier runs join under those names)."""
+    return tuple(_suite_variants().values())
 
 
 # ------------------------------------------------------------ declarative variants
@@ -417,7 +365,7 @@ def _background_member(spec: str, member: str) -> str:
                        f"{VARIANT_KEYS['background']} ({', '.join(sorted(BUILTINS))})")
 
 
-def parse_variant(spec: str) -> Scenario:
+def parse_variant(spec: str, as_suite: bool = True) -> Scenario:
     """The all-focal Scenario ``SUBSTRATE:key=value[,key=value...]`` names.
 
     Its name is canonical (keys in ``VARIANT_KEYS`` order, numbers as ``%g``),
@@ -459,9 +407,8 @@ def parse_variant(spec: str) -> Scenario:
     name = substrate + ":" + ",".join(
         key if key in _FLAGS else f"{key}={values[key]}" if key == "background" else f"{key}={values[key]:.12g}"
         for key in VARIANT_KEYS if key in values)
-    for known in variant_suite():
-        if _variant_spelling(known) == name:
-            return known
+    if as_suite and name in _suite_variants():
+        return _suite_variants()[name]
     return _variant(substrate, name, values)
 
 
@@ -500,19 +447,6 @@ def _variant(substrate: str, name: str, values: dict) -> Scenario:
                     background=tuple((role, (values["background"],)) for role in background_roles),
                     tags=tuple(sorted(tags)), overrides=tuple(overrides), description="; ".join(said),
                     suite=VARIANTS)
-
-
-def _variant_spelling(scenario: Scenario) -> str:
-    """The declarative name of a ``variants``-suite scenario."""
-    parts = []
-    for o in scenario.overrides:
-        if isinstance(o, ComponentKwarg) and (o.component, o.kwarg) == _REGROWTH:
-            parts.append((0, f"regrowth={o.scale:.12g}"))
-        elif isinstance(o, ComponentKwarg) and (o.component, o.kwarg) == _ZAPPER:
-            parts.append((1, f"zap_cooldown={o.value:g}"))
-        elif isinstance(o, DisableAction) and o.key == "fireZap":
-            parts.append((2, "no_zap"))
-    return scenario.substrate + ":" + ",".join(p for _, p in sorted(parts))
 
 
 # ------------------------------------------------------------ lookup
