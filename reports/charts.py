@@ -152,7 +152,7 @@ def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abiliti
     n = len(abilities)
     theta = np.linspace(0, 2 * np.pi, n, endpoint=False)
     closed = np.append(theta, theta[0])
-    size = (4.0, 4.0) if compact else ((7.2, 7.2) if n > 12 else (6, 6))
+    size = (3.5, 3.5) if compact else ((7.2, 7.2) if n > 12 else (6, 6))
     fig = plt.figure(figsize=size)
     ax = fig.add_subplot(projection="polar")
     ax.set_theta_offset(np.pi / 2)
@@ -184,10 +184,10 @@ def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abiliti
         tick.set_bbox(dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.8))
     ax.set_rlabel_position(np.degrees(theta[1] / 2) if n > 1 else 0)
     ax.set_xticks(theta)
-    label_size = 7.5 if compact or n > 12 else 9
-    ax.set_xticklabels([axis_label(a, 12 if compact else 14) for a in abilities], fontsize=label_size)
-    ax.tick_params(axis="x", pad=6 if compact else 14)
-    ax.tick_params(axis="y", labelsize=6.5 if compact else 7, labelcolor="#555555")
+    label_size = 8 if compact else (7.5 if n > 12 else 9)
+    ax.set_xticklabels([axis_label(a, 16 if compact else 14) for a in abilities], fontsize=label_size)
+    ax.tick_params(axis="x", pad=5 if compact else 14)
+    ax.tick_params(axis="y", labelsize=7, labelcolor="#555555")
     ax.grid(color="#cccccc", linewidth=0.6)
     ax.set_title(mpl_text(title), fontsize=10 if compact else 11, pad=14 if compact else 24)
     if not compact:
