@@ -2,7 +2,8 @@
 
 Every file or directory capprof writes goes through this module:
 
-* ``atomic_write(target, write)`` / ``atomic_write_text`` / ``atomic_path``:
+* ``atomic_write(target, write)`` / ``atomic_write_text`` / ``atomic_path``
+  (``atomic_paths`` for several files that are renamed in together):
   the content is written to a temporary sibling ``.NAME.PID-TOKEN.tmp``,
   fsynced, then renamed over ``target`` (``os.replace``: atomic on POSIX), and
   the directory entry is fsynced. A reader sees the old file or the new one,
@@ -203,6 +204,31 @@ def atomic_path(target) -> Iterator[Path]:
         _remove(tmp)
         raise
     fsync_directory(target.parent)
+
+
+@contextmanager
+def atomic_paths(targets) -> Iterator[list[Path]]:
+    """``atomic_path`` for several files that belong together (a command's
+    outputs): every temporary is written in the block, then all are renamed
+    into place; when any write fails none of the targets changes."""
+    targets = [Path(t) for t in targets]
+    for target in targets:
+        clean_stale(target)
+    temporaries = [temporary_name(t) for t in targets]
+    try:
+        yield temporaries
+        for tmp in temporaries:
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        with signals_held():
+            for tmp, target in zip(temporaries, targets):
+                os.replace(tmp, target)
+    except BaseException:
+        for tmp in temporaries:
+            _remove(tmp)
+        raise
+    for directory in dict.fromkeys(t.parent for t in targets):
+        fsync_directory(directory)
 
 
 def atomic_write(target, write: Callable[[BinaryIO], object]) -> Path:

@@ -76,17 +76,25 @@ def _quoting(frame) -> int:
 
 def write_csv(frame, path, index: bool = False, float_format: str | None = "%.6g"):
     """Write ``frame`` to the CSV file ``path``, spreadsheet-safe and
-    atomically (``capprof.io.atomic_path``: the old file or the new one at
-    every instant, nothing left behind by a full disk); returns the path."""
+    atomically (the old file or the new one at every instant, nothing left
+    behind by a full disk); returns the path."""
+    return write_csvs([(frame, path)], index=index, float_format=float_format)[0]
+
+
+def write_csvs(pairs, index: bool = False, float_format: str | None = "%.6g"):
+    """``write_csv`` for several (frame, path) pairs that belong together:
+    all are renamed into place once every one is written, so a full disk
+    changes none of them (``capprof.io.atomic_paths``); returns the paths."""
     from pathlib import Path
 
-    from capprof.io import atomic_path
+    from capprof.io import atomic_paths
 
-    path = Path(path)
-    safe = spreadsheet_safe(frame)
-    with atomic_path(path) as tmp:
-        safe.to_csv(tmp, index=index, float_format=float_format, lineterminator="\n", quoting=_quoting(safe))
-    return path
+    paths = [Path(path) for _, path in pairs]
+    with atomic_paths(paths) as temporaries:
+        for (frame, _), tmp in zip(pairs, temporaries):
+            safe = spreadsheet_safe(frame)
+            safe.to_csv(tmp, index=index, float_format=float_format, lineterminator="\n", quoting=_quoting(safe))
+    return paths
 
 
 def write_table(frame, fmt: str, max_colwidth: int = 50) -> None:

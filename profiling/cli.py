@@ -12,7 +12,7 @@ from pathlib import Path
 
 from capprof.arguments import non_negative_int, positive_int
 from capprof.errors import CapprofError, note
-from capprof.output import write_csv, write_table
+from capprof.output import write_csvs, write_table
 
 MIN_SAMPLING_STEPS = 10
 
@@ -139,10 +139,9 @@ def cmd_evaluate(args) -> int:
           f"standard errors clustered by {protocol['cluster']}")
     per_repeat = result.results[list(RESULT_COLUMNS)]
     # --out: the per-repeat table `capprof report` reads as DIR/evaluate.csv;
-    # each file spreadsheet-safe and atomic (the old file or the new one)
-    for path, frame in ((args.out, per_repeat), (args.cells, result.cells), (args.summary, result.summary)):
-        if path:
-            write_csv(frame, path)
+    # spreadsheet-safe, and the three files renamed in together (all or none)
+    write_csvs([(frame, path) for path, frame in ((args.out, per_repeat), (args.cells, result.cells),
+                                                  (args.summary, result.summary)) if path])
     if args.format == "csv":
         write_table(per_repeat, "csv")
     else:

@@ -148,3 +148,37 @@ def test_a_library_error_raised_from_a_full_disk_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"capprof: error: cannot write {tmp_path / 'prof'}: no space left on device in {tmp_path}; "
                    "free space there or choose another --out"]
+
+
+def _file_size_limited(limit_bytes: int):
+    """preexec_fn: writes past ``limit_bytes`` fail with EFBIG (SIGXFSZ ignored):
+    a full disk emulated without root, where a small tmpfs cannot be mounted."""
+    import resource
+
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return apply
+
+
+def test_writes_cut_short_by_the_file_size_limit_are_one_line_and_leave_old_files(tmp_path):
+    from test_profiling_cli import _write_scores
+
+    scores = tmp_path / "scores.csv"
+    _write_scores(scores)
+    (tmp_path / "e.csv").write_text("old\n")
+    (tmp_path / "r.html").write_text("old report")
+    before = sorted(os.listdir(tmp_path))
+    fixture = TESTS / "fixtures" / "reports" / "profile"
+    for args in (["evaluate", str(scores), "--models", "aggmean", "--folds", "2", "--quiet",
+                  "--out", str(tmp_path / "e.csv"), "--cells", str(tmp_path / "c.csv")],
+                 ["report", str(fixture), "--out", str(tmp_path / "r.html")]):
+        done = subprocess.run([sys.executable, "-m", "capprof", *args], capture_output=True, text=True, timeout=600,
+                              preexec_fn=_file_size_limited(2048), env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        lines = [line for line in done.stderr.strip().splitlines() if not line.startswith("capprof: note: ")]
+        assert done.returncode == 2 and len(lines) == 1, (args[0], done.stderr)  # notes, then one error line
+        assert lines[0].startswith(f"capprof: error: cannot write {tmp_path}") and \
+            "file too large for the file system" in lines[0], lines[0]
+    assert (tmp_path / "e.csv").read_text() == "old\n" and (tmp_path / "r.html").read_text() == "old report"
+    assert sorted(os.listdir(tmp_path)) == before  # no c.csv, no charts folder, no temporaries
