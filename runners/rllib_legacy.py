@@ -148,7 +148,8 @@ def locate(checkpoint: str) -> Located:
             raise CheckpointError("checkpoint %s has a policies/ folder with no policy in it (found %s); each "
                                   "policies/<id>/ holds policy_state.pkl" % (checkpoint, _listing(policies_dir)))
         return Located(kind, path, found)
-    if os.path.isdir(os.path.join(path, "learner_group")) or os.path.isfile(os.path.join(path, "class_and_ctor_args.pkl")):
+    if (os.path.isdir(os.path.join(path, "learner_group"))
+            or os.path.isfile(os.path.join(path, "class_and_ctor_args.pkl"))):
         raise CheckpointError("checkpoint %s is a new-API-stack RLlib checkpoint (RLModule / learner_group/); "
                               "play it in capprof's own interpreter with rllib:%s" % (checkpoint, checkpoint))
     raise CheckpointError("%s is not an RLlib old-API-stack checkpoint: it holds %s; expected policy_state.pkl "
@@ -186,7 +187,8 @@ def _read_json(path: str, what: str) -> dict:
     except (OSError, ValueError) as exc:
         raise CheckpointError("%s: cannot read it as JSON (%s); fix or remove the %s" % (path, exc, what)) from None
     if not isinstance(data, dict):
-        raise CheckpointError("%s holds a %s, not a JSON object; fix or remove the %s" % (path, type(data).__name__, what))
+        raise CheckpointError("%s holds a %s, not a JSON object; fix or remove the %s"
+                              % (path, type(data).__name__, what))
     return data
 
 
@@ -209,9 +211,11 @@ def declared_settings(folder: str) -> tuple:
 def _check_settings(data: dict, where: str) -> None:
     if "downsample" in data and (not isinstance(data["downsample"], int) or isinstance(data["downsample"], bool)
                                  or data["downsample"] < 1):
-        raise CheckpointError("%s: downsample is %r; give a whole factor >= 1 (8: 88x88 -> 11x11)" % (where, data["downsample"]))
+        raise CheckpointError("%s: downsample is %r; give a whole factor >= 1 (8: 88x88 -> 11x11)"
+                              % (where, data["downsample"]))
     if "interpolation" in data and data["interpolation"] not in INTERPOLATIONS:
-        raise CheckpointError("%s: interpolation is %r; give one of %s" % (where, data["interpolation"], ", ".join(INTERPOLATIONS)))
+        raise CheckpointError("%s: interpolation is %r; give one of %s"
+                              % (where, data["interpolation"], ", ".join(INTERPOLATIONS)))
     if "scale" in data and data["scale"] not in SCALES:
         raise CheckpointError("%s: scale is %r; give one of %s" % (where, data["scale"], ", ".join(map(repr, SCALES))))
     if "keys" in data and (not isinstance(data["keys"], list) or not all(isinstance(k, str) for k in data["keys"])):
@@ -358,8 +362,8 @@ def conversion_for(space, folder: str, where: str) -> Conversion:
     elif isinstance(space, gym.spaces.Box) and len(space.shape) in (1, 3):
         keys = declared.get("keys")
         if keys is not None and keys != [RGB_KEY]:
-            raise CheckpointError("%s: the policy takes one array (%s), not a dict; declare keys [\"RGB\"] or none in %s"
-                                  % (where, _space_text(space), SETTINGS_FILE))
+            raise CheckpointError("%s: the policy takes one array (%s), not a dict; declare keys [\"RGB\"] or "
+                                  "none in %s" % (where, _space_text(space), SETTINGS_FILE))
         keys, image = None, space
         flatten = pick("flatten", len(space.shape) == 1, False)
         expected = tuple(space.shape)
@@ -408,8 +412,9 @@ def load_policy(folder: str):
         return Policy.from_checkpoint(folder)
     except Exception as exc:
         lines = str(exc).strip().splitlines()
+        first = lines[0] if lines else ""
         raise CheckpointError("%s: ray could not load this policy (%s: %s); was it saved by another ray version "
-                              "than this interpreter's?" % (folder, type(exc).__name__, lines[0] if lines else "")) from None
+                              "than this interpreter's?" % (folder, type(exc).__name__, first)) from None
 
 
 def _ray_version(folder: str):

@@ -117,7 +117,7 @@ def test_a_folder_that_is_not_a_checkpoint_names_what_it_holds(tmp_path):
         legacy.locate(str(tmp_path / "missing"))
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "learner_group").mkdir()
-    with pytest.raises(legacy.CheckpointError, match=r"new-API-stack .* play it in capprof's own interpreter with rllib:"):
+    with pytest.raises(legacy.CheckpointError, match=r"new-API-stack .* in capprof's own interpreter with rllib:"):
         legacy.locate(str(tmp_path / "new"))
     (tmp_path / "empty" / "policies" / "agent_0").mkdir(parents=True)
     with pytest.raises(legacy.CheckpointError, match=r"has a policies/ folder with no policy in it \(found agent_0/\)"):
@@ -199,7 +199,8 @@ def test_a_flat_box_in_minus_one_to_one_is_scaled_and_flattened_without_a_declar
 @pytest.mark.parametrize("settings, needle", [
     ('{"scale": "0-1"}', "scale is '0-1'; give one of 'none', '0..1', '-1..1'"),
     ('{"downsample": 2.5}', "downsample is 2.5; give a whole factor >= 1"),
-    ('{"resize": 8}', "unknown setting 'resize'; the settings are downsample, interpolation, scale, keys, flatten, explore"),
+    ('{"resize": 8}', "unknown setting 'resize'; the settings are downsample, interpolation, scale, keys, flatten, "
+                      "explore, batch"),
     ('[8]', "holds a list, not a JSON object"),
     ('{"keys": "RGB"}', "keys is 'RGB'; give a list of observation names"),
 ])
