@@ -105,3 +105,21 @@ def test_a_study_runs_resumes_and_writes_its_report(cli, tmp_path):
     assert again.code == 2 and "pass --resume" in again.err
     resumed = cli(*args, "--resume")
     assert resumed.code == 0 and "30 already done" in resumed.out
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--population", "nobody_here"), 'nobody_here'),
+    (("--population", "random", "--workers", "2"), "--workers needs --ray"),
+    (("--population", "random", "--episodes", "0"), "--episodes"),
+])
+def test_bad_study_options_are_one_line_exit_2(cli, tmp_path, args, needle):
+    res = cli("study", "commons-safety", "--out", tmp_path / "s", *args)
+    lines = res.err.strip().splitlines()
+    assert res.code == 2 and len(lines) == 1 and needle in lines[0], res.err
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_study_out_that_is_a_file_is_refused(cli, tmp_path):
+    (tmp_path / "f").write_text("")
+    res = cli("study", "commons-safety", "--out", tmp_path / "f", "--population", "random")
+    assert res.code == 2 and "is a file; give a directory" in res.err
