@@ -29,7 +29,7 @@ thead th{background:#f3f3f3}tbody th{font-weight:600}td.bad{background:#fde2e1;f
 .charts{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}img{max-width:100%;height:auto}
 .absent{color:#666;font-style:italic}.warn{background:#fff4d6;padding:.4rem .6rem}.ok{color:#2a6b2a}
 .bad{color:#a3261b;font-weight:600}.small{font-size:.8rem;color:#555;margin:.3rem 0}
-nav{font-size:.85rem;display:flex;flex-wrap:wrap;gap:.15rem .9rem}nav a{white-space:nowrap}
+nav{font-size:.85rem;display:flex;flex-wrap:wrap;gap:.15rem .9rem}nav a{max-width:100%}
 .summary-grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1fr);gap:1rem}
 .card{border:1px solid #e3e3e3;border-radius:6px;padding:.2rem .8rem .4rem}.card h3{margin-top:.5rem}
 .card table{font-size:.82rem}.ranked{display:flex;flex-wrap:wrap;gap:.2rem 1rem;align-items:flex-start}.ranked img{max-width:100%;width:22rem}table.standouts td{white-space:normal;overflow-wrap:anywhere;min-width:9rem}

@@ -56,12 +56,27 @@ window.addEventListener('load', () => {
   document.querySelectorAll('details').forEach(d => { d.open = true; });
   result.openScrollWidth = document.documentElement.scrollWidth;
   result.openHeight = document.documentElement.scrollHeight;
-  const out = document.createElement('pre');
+  // the report runs in a frame of the test's width (see _framed); the result goes to the top page
+  const top = window.parent.document;
+  const out = top.createElement('pre');
   out.id = 'probe';
   out.textContent = JSON.stringify(result);
-  document.body.appendChild(out);
+  top.body.appendChild(out);
 });
 </script>"""
+MIN_WINDOW = 500  # headless Chromium widens any narrower --window-size to this
+
+
+def _framed(html: str, width: int, height: int) -> str:
+    """``html`` in an iframe of exactly ``width`` x ``height`` px: headless
+    Chromium will not make its window narrower than MIN_WINDOW, so a phone's
+    390 px viewport is a frame (srcdoc: same origin, so its probe can write
+    into this page)."""
+    import html as html_module
+
+    return ('<!DOCTYPE html><html><head><meta charset="utf-8"></head><body style="margin:0">'
+            f'<iframe style="border:0;display:block;width:{width}px;height:{height}px" '
+            f'srcdoc="{html_module.escape(html, quote=True)}"></iframe></body></html>')
 
 
 def _chromium(*args: str, profile: Path, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -92,16 +107,28 @@ def reports(tmp_path_factory):
 
 def _probe(report: Path, tmp_path: Path, width: int, height: int) -> dict:
     probed = tmp_path / "probed.html"
-    probed.write_text(report.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    dom = _chromium(f"--window-size={width},{height}", "--dump-dom", probed.as_uri(), profile=tmp_path / "p1")
+    html = report.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>")
+    probed.write_text(_framed(html, width, height), encoding="utf-8")
+    dom = _chromium(f"--window-size={max(width, MIN_WINDOW)},{height}", "--dump-dom", probed.as_uri(),
+                    profile=tmp_path / "p1")
     match = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, flags=re.S)
     assert match, f"Chromium did not run the probe: {dom.stderr[-500:]}"
     return json.loads(match.group(1).replace("&quot;", '"'))
 
 
 def _screenshot(report: Path, shot: Path, width: int, height: int, profile: Path) -> Path:
-    _chromium(f"--window-size={width},{height}", f"--screenshot={shot}", report.as_uri(), profile=profile)
+    """A ``width`` x ``height`` screenshot of the report, framed as the probe
+    sees it and cropped to the frame."""
+    from PIL import Image
+
+    framed = profile.parent / f"framed-{shot.stem}.html"
+    framed.write_text(_framed(report.read_text(encoding="utf-8"), width, height), encoding="utf-8")
+    _chromium(f"--window-size={max(width, MIN_WINDOW)},{height}", f"--screenshot={shot}", framed.as_uri(),
+              profile=profile)
     assert shot.exists() and shot.stat().st_size > 10_000, f"no screenshot from Chromium at {width} x {height}"
+    with Image.open(shot) as image:
+        cropped = image.crop((0, 0, width, height))
+    cropped.save(shot)
     return shot
 
 
@@ -111,6 +138,7 @@ def _screenshot(report: Path, shot: Path, width: int, height: int, profile: Path
 def test_report_renders_in_chromium_without_overflow(reports, artefacts, tmp_path, name, device):
     width, height = WIDTHS[device]
     result = _probe(reports[name], tmp_path, width, height)
+    assert result["innerWidth"] == width, result  # the report's viewport is the device's width
     assert result["images"] == IMAGES[name] and result["broken"] == 0, result
     assert result["scrollWidth"] <= result["innerWidth"], f"horizontal overflow at {width} px: {result}"
     assert result["openScrollWidth"] <= result["innerWidth"], f"overflow with every details open: {result}"
