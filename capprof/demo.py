@@ -28,13 +28,15 @@ LOCAL_CANDIDATES = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / PUBLISHED_NAME,
 )
 
-# The embedded default: two populations trained by `capprof train` (shipped
+# The embedded default: the populations trained by `capprof train` (shipped
 # as package data, capprof/data/populations/) beside two scripted built-ins.
 # A trained population plays only the substrate it was trained on (its
 # observations and actions mean nothing elsewhere); the scripted teams play
 # every demo scenario, so the layout sees the same demands across substrates
 # and treats the trained teams' missing cells as missing, not as zeros.
-SHIPPED_TEAMS = ("selfish", "prosocial")
+# The study's populations in the order the report lists them (docs/study.md);
+# the demo plays every shipped population, these first.
+SHIPPED_ORDER = ("open", "no_zap", "scarcity", "farmer", "prosocial", "selfish")
 SCRIPTED_TEAMS = (("forager", "harvester"), ("random", "random"))
 # Every commons_harvest__open scenario capprof has that needs no downloaded
 # bots: the offline suite's residents and visitors beside four scripted
@@ -183,11 +185,12 @@ class DemoRun:
 def demo_teams() -> tuple[DemoTeam, ...]:
     """The shipped trained populations, then the scripted built-ins."""
     from capprof.runners.builtins import describe
-    from capprof.runners.shipped_populations import shipped_population
+    from capprof.runners.shipped_populations import shipped_populations
 
     teams = []
-    for name in SHIPPED_TEAMS:
-        population = shipped_population(name)
+    order = {name: k for k, name in enumerate(SHIPPED_ORDER)}
+    for population in sorted(shipped_populations(), key=lambda p: (order.get(p.name, len(order)), p.name)):
+        name = population.name
         teams.append(DemoTeam(name, f"{name}=shipped:{name}", f"trained: {population.describe()}",
                               (population.substrate,)))
     for name, builtin in SCRIPTED_TEAMS:
