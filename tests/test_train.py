@@ -335,3 +335,25 @@ def test_play_mode_suffix_overrides_how_the_directory_plays(cli, tmp_path):
     res = cli("run", "--population", f"ppo=rllib:{tmp_path}#fast", "--scenario",
               "commons_harvest__open__resident_harvester", "--episodes", "1", "--out", tmp_path / "r")
     _one_error_line(res, 'unknown play mode "#fast"; write #greedy', "or #sample")
+
+
+def test_a_disk_that_fills_mid_training_names_the_resume_command(monkeypatch, tmp_path, cli):
+    """The library fails with ENOSPC after a checkpoint exists: one line, the
+    directory, the reason and the --resume command."""
+    import errno
+
+    from capprof.runners import rllib_train, rllib_train_dir
+
+    out = tmp_path / "run"
+
+    def full(settings, out_dir, steps, **kwargs):
+        (out_dir / "checkpoints" / "step_000002000").mkdir(parents=True)
+        raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "learning_curve.csv"))
+
+    monkeypatch.setattr(rllib_train, "train", full)
+    monkeypatch.setattr(rllib_train_dir, "checkpoints", lambda d: [(None, d / "checkpoints" / "step_000002000")])
+    res = cli("train", "commons_harvest__open", "--out", out, "--steps", "4000", "--quiet")
+    lines = res.err.strip().splitlines()
+    assert res.code == 2 and len(lines) == 1, res.err
+    assert "no space left" in lines[0].lower() and str(out) in lines[0]
+    assert f"then continue with `capprof train --out {out} --resume`" in lines[0]
