@@ -296,14 +296,19 @@ def _substrate_of_scenario(demand_index: DemandIndex, groups: list[str]) -> np.n
 
 
 MASS_MATRICES = ("diag", "low-rank")
+BACKENDS = ("numba", "jax")
 
 
 def sample_layout(model, draws: int = 1000, tune: int = 500, chains: int = 2, seed: int = 0,
-                  sampler: str = "nutpie", progressbar: bool = False, mass_matrix: str = "diag"):
+                  sampler: str = "nutpie", progressbar: bool = False, mass_matrix: str = "diag",
+                  backend: str = "numba"):
     """NUTS on the layout; returns InferenceData (posterior, sample_stats and
     the model's data in constant_data). ``mass_matrix``: nutpie's diagonal
     adaptation, or ``low-rank`` (its low-rank modified mass matrix, which
-    also learns the posterior's strongest correlations; nutpie only)."""
+    also learns the posterior's strongest correlations; nutpie only).
+    ``backend``: what nutpie compiles the model's log density with, numba
+    or jax (compiling is a large share of one fit's wall time:
+    docs/evaluation.md, "Speed")."""
     import pymc as pm
 
     if mass_matrix not in MASS_MATRICES:
@@ -311,7 +316,11 @@ def sample_layout(model, draws: int = 1000, tune: int = 500, chains: int = 2, se
     kwargs = dict(draws=draws, tune=tune, chains=chains, cores=min(chains, 2), random_seed=seed,
                   progressbar=progressbar, model=model)
     if sampler == "nutpie":
+        if backend not in BACKENDS:
+            raise CapprofError(f'unknown backend "{backend}"; use {" or ".join(BACKENDS)}')
         options = {"low_rank_modified_mass_matrix": True} if mass_matrix == "low-rank" else {}
+        if backend != "numba":
+            options.update(backend=backend, gradient_backend=backend)
         return pm.sample(nuts_sampler="nutpie", nuts_sampler_kwargs=options, **kwargs)
     if mass_matrix != "diag":
         raise CapprofError("the low-rank mass matrix needs sampler=nutpie")

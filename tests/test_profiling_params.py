@@ -76,6 +76,8 @@ def test_evaluate_reference_takes_a_spec(cli, scores_file):
     ("layout-joint(scenario_effect=maybe)", ["scenario_effect takes true or false", 'got "maybe"']),
     ("layout-joint(likelihood=betta)", ["likelihood=betta is not one of censored, beta", 'did you mean "beta"']),
     ("layout-joint(draws=5)", ["draws=5 is below 10; give draws >= 10"]),
+    ("layout-joint(backend=cuda)", ["backend=cuda is not one of numba, jax"]),
+    ("layout-joint(mass_matrix=dense)", ["mass_matrix=dense is not one of diag, low-rank"]),
     ("ridge(alpha=x)", ["alpha takes a number (default 1", 'got "x"']),
     ("aggmean(alpha=1)", ['unknown parameter "alpha"', "aggmean takes no parameters"]),
     ("ridge(alpha=1", ["unbalanced parentheses", "NAME(KEY=VALUE,...)"]),

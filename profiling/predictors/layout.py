@@ -49,8 +49,9 @@ class MeasurementLayout(Predictor):
     scenario's tags and mode, which a new scenario borrows; else a new
     scenario draws it from a zero-mean prior), ``quadrature`` (points of the
     censored cells' incomplete beta): see ``layout.build_layout_model``;
-    ``mass_matrix`` (diag | low-rank: nutpie's mass matrix adaptation,
-    ``layout.sample_layout``); ``interval`` (probability of the predictive
+    ``mass_matrix`` (diag | low-rank: nutpie's mass matrix adaptation) and
+    ``backend`` (numba | jax: what nutpie compiles with), ``layout.sample_layout``;
+    ``interval`` (probability of the predictive
     interval), ``sampler`` (nutpie | pymc), ``seed``, ``progressbar`` (the
     sampler's own progress display; nutpie draws it on terminals only).
 
@@ -62,7 +63,8 @@ class MeasurementLayout(Predictor):
     has_intervals = True
     is_bayesian = True
     param_choices = {"mode": tuple(LAYOUT_MODES), "likelihood": tuple(maths.LIKELIHOODS),
-                     "sampler": ("nutpie", "pymc"), "mass_matrix": tuple(maths.MASS_MATRICES)}
+                     "sampler": ("nutpie", "pymc"), "mass_matrix": tuple(maths.MASS_MATRICES),
+                     "backend": tuple(maths.BACKENDS)}
     param_minimums = {"draws": 10, "tune": 10, "chains": 1, "squeeze": 1e-6, "interval": 1e-6, "quadrature": 2}
     # what `capprof predict` may change on a fitted layout (the rest is fixed at fit time)
     predict_params = ("interval", "seed")
@@ -76,6 +78,7 @@ class MeasurementLayout(Predictor):
                  squeeze: float = 0.01, scale: float | None = 1.0, chance: float = 0.0,
                  likelihood: str = "censored", noise: bool = True, scenario_effect: bool | None = None,
                  scenario_mean: bool = True, quadrature: int = 16, mass_matrix: str = "diag",
+                 backend: str = "numba",
                  interval: float = INTERVAL_LEVEL, sampler: str = "nutpie", seed: int = 0,
                  progressbar: bool = False):
         if mode is not None and mode != type(self).mode:
@@ -93,6 +96,7 @@ class MeasurementLayout(Predictor):
         self.scenario_mean = scenario_mean
         self.quadrature = quadrature
         self.mass_matrix = mass_matrix
+        self.backend = backend
         self.interval = interval
         self.sampler = sampler
         self.seed = seed
@@ -130,7 +134,8 @@ class MeasurementLayout(Predictor):
             quadrature=self.quadrature,
         )
         self.posterior_ = maths.sample_layout(model, self.draws, self.tune, self.chains, self.seed, self.sampler,
-                                              progressbar=self.progressbar, mass_matrix=self.mass_matrix)
+                                              progressbar=self.progressbar, mass_matrix=self.mass_matrix,
+                                              backend=self.backend)
         self.diagnostics_ = checks.diagnostics(self.posterior_)
 
     def _predict(self, teams, scenarios, demands):
