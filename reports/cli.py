@@ -46,25 +46,20 @@ def cmd_compare(args) -> int:
 def cmd_report(args) -> int:
     from pathlib import Path
 
-    from capprof.io import staged_outputs
-    from capprof.reports.report import build_report, charts_dir, check_out
+    from capprof.reports.report import build_report, charts_dir
 
     final = Path(args.out)
-    check_out(final)
-    # the HTML and its charts folder are made in a staging folder and moved in
-    # when whole: a full disk or Ctrl-C leaves the previous report as it was
-    with staged_outputs(final, [charts_dir(final).name]) as stage:
-        written = build_report(
-            Path(args.dir),
-            stage / final.name,
-            teams=args.teams,
-            scores_path=args.scores,
-            evaluate_path=args.evaluate,
-            episodes_path=args.episodes,
-            timeseries_path=args.timeseries,
-            predictions_path=args.predictions,
-            normalisation=args.normalise,
-        )
+    written = build_report(
+        Path(args.dir),
+        final,
+        teams=args.teams,
+        scores_path=args.scores,
+        evaluate_path=args.evaluate,
+        episodes_path=args.episodes,
+        timeseries_path=args.timeseries,
+        predictions_path=args.predictions,
+        normalisation=args.normalise,
+    )
     print(f"wrote {final} and {len(written) - 1} chart(s) in {charts_dir(final)}")
     return 0
 

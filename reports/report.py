@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from capprof.errors import CapprofError, did_you_mean
+from capprof.io import staged_outputs
 from capprof.reports import tables
 from capprof.reports.inputs import Absent, Inputs, locate_inputs, looked_for, read_profile
 from capprof.reports.markup import Charts, Rendered, not_shown, page
@@ -124,11 +125,15 @@ def build_report(
                           "timeseries": timeseries_path, "predictions": predictions_path})
     if teams:
         _check_teams(inputs, teams)
-    charts = Charts(charts_dir(out), inputs.report_teams)
-    charts.prepare()
-    rendered = [render(section, inputs, charts)
-                for section in tqdm(SECTIONS, desc="report", unit="section", file=sys.stderr,
-                                    disable=(None if progress is None else not progress))]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page(directory.name, paths, rendered), encoding="utf-8")
-    return [out, *charts.written]
+    # The HTML and its charts folder are made in a staging folder and moved in
+    # when whole: a full disk, Ctrl-C or a kill leaves the previous report and
+    # charts as they were, whoever calls this (the CLI or a script).
+    with staged_outputs(out, [charts_dir(out).name]) as stage:
+        charts = Charts(charts_dir(stage / out.name), inputs.report_teams)
+        charts.prepare()
+        rendered = [render(section, inputs, charts)
+                    for section in tqdm(SECTIONS, desc="report", unit="section", file=sys.stderr,
+                                        disable=(None if progress is None else not progress))]
+        (stage / out.name).write_text(page(directory.name, paths, rendered), encoding="utf-8")
+    return [out, *(charts_dir(out) / png.name for png in charts.written)]

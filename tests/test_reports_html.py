@@ -702,3 +702,29 @@ def test_every_section_module_is_on_the_page_in_its_order():
     assert len(SECTIONS) == len(modules) == 12
     assert [s.order for s in SECTIONS] == sorted(s.order for s in SECTIONS)
     assert SECTIONS[0].key == "summary" and SECTIONS[-1].key == "depletion"
+
+
+def test_build_report_interrupted_from_python_leaves_the_previous_report(tmp_path, monkeypatch):
+    # A script calling build_report directly gets the CLI's atomicity: a failure
+    # half-way through the sections (here Ctrl-C) leaves the old HTML and its
+    # charts untouched and no staging folder behind.
+    import capprof.reports.report as report
+
+    out = tmp_path / "r.html"
+    first = build_report(FIXTURE, out, progress=False)
+    before = {p.name: p.read_bytes() for p in first}
+    calls = []
+
+    def interrupted(section, inputs, charts):
+        calls.append(section.key)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_render(section, inputs, charts)
+
+    real_render = report.render
+    monkeypatch.setattr(report, "render", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_report(FIXTURE, out, progress=False)
+    assert {p.name: p.read_bytes() for p in first} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"r.html", "r_files"})
+    assert sorted(p.name for p in (tmp_path / "r_files").iterdir()) == sorted(p.name for p in first[1:])
