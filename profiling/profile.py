@@ -155,7 +155,10 @@ class Profile:
             "teams": self.teams,
             "demand_columns": [str(c) for c in self.demands.columns],
             "layout": {"name": self.layout.name, **layout_params},
+            # the assessor's own team order: its one-hot columns follow it, and it
+            # need not be the layout's (a profile built from separate fits)
             "assessor": None if self.assessor is None else {"name": self.assessor.name,
+                                                            "teams": list(self.assessor.teams_),
                                                             **self.assessor.get_params()},
             "files": sorted(self._files()),
             "complete": True,
@@ -241,9 +244,12 @@ class Profile:
             raise CapprofError(f"{directory / PROFILE_FILES['posterior']} holds other teams than {meta_path}; {fix}")
         assessor = None
         if assessor_meta is not None:
-            params = {k: v for k, v in assessor_meta.items() if k != "name"}
-            assessor = Assessor.from_booster(directory / PROFILE_FILES["assessor"], teams, demands, fix=fix,
-                                             **params)
+            params = {k: v for k, v in assessor_meta.items() if k not in ("name", "teams")}
+            assessor_teams = assessor_meta.get("teams")
+            if not isinstance(assessor_teams, list):
+                raise CapprofError(f"{meta_path} lacks the assessor's teams; {fix}")
+            assessor = Assessor.from_booster(directory / PROFILE_FILES["assessor"], assessor_teams, demands,
+                                             fix=fix, **params)
         abilities = read_csv(directory / PROFILE_FILES["profiles"], fix)
         metadata = {k: v for k, v in meta.items()
                     if k not in ("layout", "assessor", "teams", "demand_columns", "files", "complete", "format")}

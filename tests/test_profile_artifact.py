@@ -178,3 +178,31 @@ def test_fit_save_load_predict_from_python(tmp_path):
     loaded = Profile.load(fitted.save(tmp_path / "prof"))
     out = loaded.predict(["team_a", "team_b"], ["s00"])
     assert len(out) == 2 * 2 and out["predicted"].notna().all()
+
+
+def test_an_assessor_on_other_teams_than_the_layout_predicts_the_same_after_load(tmp_path):
+    # The assessor's one-hot team columns follow its own team list: a profile
+    # whose assessor saw only some of the layout's teams (in another order of
+    # fitting) must not be reloaded with the layout's list.
+    demands = _demands()
+    layout = MeasurementLayout.from_posterior(_posterior(), demands, mode="joint", seed=0)
+    scores = _scores(demands)
+    assessor = Assessor(n_estimators=20).fit(scores[scores["team"] != "team_a"], demands)
+    profile = Profile(layout=layout, demands=demands, assessor=assessor, metadata={"normalisation": "minmax"})
+    profile.save(tmp_path / "p")
+    loaded = Profile.load(tmp_path / "p")
+    assert loaded.assessor.teams_ == ["team_b", "team_c"]
+    before = assessor.predict(["team_c", "team_b"], ["s00", "s01"], demands)
+    after = loaded.assessor.predict(["team_c", "team_b"], ["s00", "s01"], demands)
+    pd.testing.assert_frame_equal(before, after)
+
+
+def test_a_profile_whose_assessor_entry_lacks_teams_is_one_line(profile, tmp_path):
+    profile.save(tmp_path / "p")
+    meta_path = tmp_path / "p" / PROFILE_FILES["meta"]
+    meta = json.loads(meta_path.read_text())
+    del meta["assessor"]["teams"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(CapprofError, match="lacks the assessor's teams; ") as err:
+        Profile.load(tmp_path / "p")
+    assert "\n" not in str(err.value)
