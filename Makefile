@@ -47,7 +47,7 @@ $(VENV)/.stamp-runners: pyproject.toml | $(BIN)/python
 	  TMPDIR=$(ASSETS_TMP) $(PIP) install --quiet --no-cache-dir --force-reinstall --no-deps dm-meltingpot==2.4.1; fi
 	TMPDIR=$(ASSETS_TMP) $(PIP) install --quiet -e '.[runners,dev]' $(TORCH_PIN)
 	@rm -rf $(ASSETS_TMP)
-	@$(BIN)/python -c "from capprof.runners.assets import assets_notice; print(assets_notice())"
+	@$(BIN)/python -c "from capprof.runners.scenarios.assets import assets_notice; print(assets_notice())"
 	touch $(VENV)/.stamp-base $@
 
 # The 2023 contest's stack in its own Python 3.10 venv, for `rllib-legacy:` and

@@ -22,7 +22,7 @@ contest's Python 3.10).
 
 ``--legacy [CHECKPOINT]`` adds a fourth episode to each pair: an old-stack
 RLlib checkpoint played as ``rllib-legacy:CHECKPOINT@LEGACY_PYTHON`` (without
-CHECKPOINT, a tiny one ``runners/rllib_legacy_train.py`` trains first, 7
+CHECKPOINT, a tiny one ``runners/training/rllib_legacy_train.py`` trains first, 7
 policies, the contest baseline's model). Its policy cannot run in capprof's
 interpreter (ray 2.6 in the other), so its in-process time is estimated in
 the same pair: the in-process episode's stepping time (loop and substrate)
@@ -76,7 +76,7 @@ def _field(record, name):
 
 def episode(spec: str, scenario, steps: int, episode_index: int) -> tuple[float, int, str]:
     """Wall seconds, steps and status of one capprof episode of ``spec``."""
-    from capprof.runners.episode import EpisodeTask, run_episode
+    from capprof.runners.episode.episode import EpisodeTask, run_episode
 
     task = EpisodeTask(run_id="bench", population=spec, team="bench", scenario=scenario,
                        episode=episode_index, seed=0, max_steps=steps)
@@ -94,11 +94,11 @@ class RoundTrip:
     def __init__(self):
         import subprocess
 
-        import capprof.runners.episode as episode_module
+        import capprof.runners.episode.episode as episode_module
 
         self.episode_module, self.build = episode_module, episode_module.build_substrate
         # The echo waits for its byte as the bridge's child waits for a frame.
-        echo = ("import os\nfrom capprof.runners.bridge import wait_readable\n"
+        echo = ("import os\nfrom capprof.runners.populations.bridge import wait_readable\n"
                 "while wait_readable(0) or os.write(1, os.read(0, 1)): pass")
         self.echo = subprocess.Popen([sys.executable, "-c", echo], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      bufsize=0)
@@ -131,7 +131,7 @@ def step_seconds(spec: str, substrate: str, players: int, calls: int) -> np.ndar
     substrate), sent ahead as the episode loop does for bridged policies."""
     import dm_env
 
-    from capprof.runners.populations import PolicySlot, parse_population, substrate_info
+    from capprof.runners.populations.populations import PolicySlot, parse_population, substrate_info
 
     member, info = parse_population(spec).members[0], substrate_info(substrate)
     policies = [member.build(info, i, PolicySlot.of(i, "default")) for i in range(players)]
@@ -159,7 +159,7 @@ class ChildCompute:
     child (``RemotePolicy.step_seconds``), summed."""
 
     def __init__(self):
-        from capprof.runners.venv_member import RemotePolicy
+        from capprof.runners.populations.venv_member import RemotePolicy
 
         self.cls, self.step, self.total = RemotePolicy, RemotePolicy.step, 0.0
         outer = self
@@ -181,8 +181,9 @@ def trained_legacy_checkpoint(python: str) -> str:
     import tempfile
 
     out = Path(tempfile.mkdtemp(prefix="capprof-bench-legacy-")) / "trial"
-    subprocess.run([python, str(HERE.parents[1] / "runners" / "rllib_legacy_train.py"), str(out), "--players", "7",
-                    "--steps", "200"], check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    script = HERE.parents[1] / "runners" / "training" / "rllib_legacy_train.py"
+    subprocess.run([python, str(script), str(out), "--players", "7", "--steps", "200"], check=True,
+                   capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     return str(out)
 
 
@@ -204,8 +205,8 @@ def main(argv=None) -> int:
     parser.add_argument("--legacy-python", default=str(HERE.parents[1] / ".venv-legacy" / "bin" / "python"))
     args = parser.parse_args(argv)
 
-    from capprof.runners.populations import parse_population
-    from capprof.runners.scenarios import get_scenario
+    from capprof.runners.populations.populations import parse_population
+    from capprof.runners.scenarios.scenarios import get_scenario
 
     scenario = get_scenario(args.scenario)
     local = f"{HERE}:Walker"

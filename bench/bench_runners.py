@@ -43,7 +43,7 @@ def raw_episode(substrate: str, steps: int, seed: int = 0, totals: dict | None =
     substrate's and policies' ``step`` add their time to it (see _Timed)."""
     from meltingpot import substrate as mp_substrate
 
-    from capprof.runners.populations import parse_population, substrate_info
+    from capprof.runners.populations.populations import parse_population, substrate_info
 
     config = mp_substrate.get_config(substrate)
     roles = config.default_player_roles
@@ -82,9 +82,9 @@ def raw_steps_per_second(substrate: str, steps: int, seed: int = 0) -> float:
 def capprof_steps_per_second(substrate: str, steps: int, tmp) -> float:
     from meltingpot import substrate as mp_substrate
 
-    from capprof.runners.execute import execute, plan
-    from capprof.runners.results import read_results
-    from capprof.runners.scenarios import Scenario
+    from capprof.runners.execution.execute import execute, plan
+    from capprof.runners.execution.results import read_results
+    from capprof.runners.scenarios.scenarios import Scenario
 
     roles = tuple(mp_substrate.get_config(substrate).default_player_roles)
     scenario = Scenario(name=f"{substrate}__all_focal", substrate=substrate, roles=roles,
@@ -99,9 +99,9 @@ def meltingpot_vs_capprof_episode(tmp) -> tuple[float, float]:
     evaluate_population vs capprof (both include substrate build and reset)."""
     from meltingpot.utils.evaluation import evaluation
 
-    from capprof.runners.execute import execute, plan
-    from capprof.runners.populations import parse_population, substrate_info
-    from capprof.runners.results import read_results
+    from capprof.runners.execution.execute import execute, plan
+    from capprof.runners.populations.populations import parse_population, substrate_info
+    from capprof.runners.execution.results import read_results
 
     info = substrate_info("territory__rooms")
     policy = parse_population("random").members[0].build(info, 0)
@@ -123,8 +123,8 @@ def ray_speedup(tmp, episodes: int, steps: int) -> tuple[float, float, float]:
     run after warm-up), and the mean episode wall time under Ray."""
     import ray
 
-    from capprof.runners.execute import execute, plan
-    from capprof.runners.results import read_results
+    from capprof.runners.execution.execute import execute, plan
+    from capprof.runners.execution.results import read_results
 
     rates, episode_seconds = {}, []
     for workers in (1, 2):
@@ -195,10 +195,10 @@ def in_episode_overhead(substrate: str, steps: int, reps: int) -> tuple[float, f
     substrate + policy seconds per step the two loops share."""
     from meltingpot import substrate as mp_substrate
 
-    import capprof.runners.episode as episode
-    import capprof.runners.slots as slots
-    from capprof.runners.episode import EpisodeTask, run_episode
-    from capprof.runners.scenarios import Scenario
+    import capprof.runners.episode.episode as episode
+    import capprof.runners.episode.slots as slots
+    from capprof.runners.episode.episode import EpisodeTask, run_episode
+    from capprof.runners.scenarios.scenarios import Scenario
 
     roles = tuple(mp_substrate.get_config(substrate).default_player_roles)
     scenario = Scenario(name=f"{substrate}__all_focal", substrate=substrate, roles=roles,
@@ -241,9 +241,9 @@ def isolation_ratio(substrate: str, steps: int, reps: int) -> tuple[float, float
     """Median seconds per episode in-process and in the watched child."""
     from meltingpot import substrate as mp_substrate
 
-    from capprof.runners.episode import EpisodeTask, run_episode
-    from capprof.runners.isolation import EpisodeProcess
-    from capprof.runners.scenarios import Scenario
+    from capprof.runners.episode.episode import EpisodeTask, run_episode
+    from capprof.runners.execution.isolation import EpisodeProcess
+    from capprof.runners.scenarios.scenarios import Scenario
 
     roles = tuple(mp_substrate.get_config(substrate).default_player_roles)
     scenario = Scenario(name=f"{substrate}__all_focal", substrate=substrate, roles=roles,
@@ -266,8 +266,8 @@ def isolation_ratio(substrate: str, steps: int, reps: int) -> tuple[float, float
 
 
 def serial_episode_seconds(tmp, episodes: int, steps: int) -> float:
-    from capprof.runners.execute import execute, plan
-    from capprof.runners.results import read_results
+    from capprof.runners.execution.execute import execute, plan
+    from capprof.runners.execution.results import read_results
 
     execute(plan(["random"], ["clean_up__visitor_cleaner"], episodes=episodes, max_steps=steps), tmp, quiet=True)
     return float(read_results(tmp)["wall_seconds"].mean())
@@ -305,10 +305,10 @@ def stub_loop_cost(players: int = 7, steps: int = 3000, reps: int = 10) -> tuple
     ``_StubSubstrate`` with noop focal players (interleaved repetitions)."""
     from meltingpot.scenario import PERMITTED_OBSERVATIONS
 
-    import capprof.runners.episode as episode
-    from capprof.runners.episode import EpisodeTask, run_episode
-    from capprof.runners.populations import parse_population, policy_slots, substrate_info
-    from capprof.runners.scenarios import Scenario
+    import capprof.runners.episode.episode as episode
+    from capprof.runners.episode.episode import EpisodeTask, run_episode
+    from capprof.runners.populations.populations import parse_population, policy_slots, substrate_info
+    from capprof.runners.scenarios.scenarios import Scenario
 
     scenario = Scenario(name="clean_up__stub", substrate="clean_up", roles=("default",) * players,
                         is_focal=(True,) * players, suite="bench")

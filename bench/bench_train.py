@@ -109,7 +109,7 @@ def main(argv=None) -> int:
             shutil.rmtree(runs)
         # "ppo" samples from the policy, as PPO acted while it learnt; "ppo_greedy"
         # takes its most likely action (the default of rllib: members).
-        from capprof.runners.shipped_populations import played_as
+        from capprof.runners.populations.shipped_populations import played_as
 
         shutil.rmtree(work / "ppo_sampled", ignore_errors=True)
         sampled = played_as(trained, work / "ppo_sampled", explore=True)

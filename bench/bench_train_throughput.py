@@ -4,7 +4,7 @@ machine, beside the raw substrate with random actions (the ceiling: no
 policy, no learner).
 
 Each configuration builds the real PPO algorithm ``capprof train`` builds
-(``capprof.runners.rllib_train.ppo_config``), runs one warm-up iteration, then
+(``capprof.runners.training.rllib_train.ppo_config``), runs one warm-up iteration, then
 times ``--iterations`` iterations of ``--batch-size`` env steps (sampling and
 the PPO update, what the learning curve's ``steps_per_second`` counts) and
 prints where the time went (RLlib's sampling and learner timers).
@@ -61,7 +61,7 @@ def _integer_block_mean(self, observation: dict) -> np.ndarray:
 
 def raw_steps_per_second(scenario, steps: int, seed: int = 0) -> float:
     """Random actions on the bare substrate, resets included (the ceiling)."""
-    from capprof.runners.substrate import build_substrate
+    from capprof.runners.episode.substrate import build_substrate
 
     env = build_substrate(scenario, seed + 1)
     n_actions = int(env.action_spec()[0].num_values)
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
         parser.error(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
 
     from capprof.meltingpot_import import import_meltingpot
-    from capprof.runners import rllib_train as lib
+    from capprof.runners.training import rllib_train as lib
 
     import_meltingpot()
     scenario = lib.resolve_target(SUBSTRATE)
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     results = {}
     try:
         for name in names:
-            from capprof.runners.rllib_obs import ObsConvention
+            from capprof.runners.populations.rllib_obs import ObsConvention
 
             today = ObsConvention.convert
             if name == "before":

@@ -21,8 +21,8 @@ from capprof.output import write_table
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): capprof itself failed
 DEBUG_ENV = "CAPPROF_DEBUG"  # set to 1: a bug shows its traceback instead of one line
-STAGE_CLIS = ("capprof.runners.cli", "capprof.runners.train_cli", "capprof.profiling.cli", "capprof.reports.cli",
-              "capprof.study_cli")
+STAGE_CLIS = ("capprof.runners.cli", "capprof.runners.training.train_cli", "capprof.profiling.cli",
+              "capprof.reports.cli", "capprof.study_cli")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -184,8 +184,8 @@ class DemoRun:
 
 def demo_teams() -> tuple[DemoTeam, ...]:
     """The shipped trained populations, then the scripted built-ins."""
-    from capprof.runners.builtins import describe
-    from capprof.runners.shipped_populations import shipped_populations
+    from capprof.runners.populations.builtins import describe
+    from capprof.runners.populations.shipped_populations import shipped_populations
 
     teams = []
     order = {name: k for k, name in enumerate(SHIPPED_ORDER)}
@@ -202,7 +202,7 @@ def demo_runs(teams: tuple[DemoTeam, ...], quick: bool = False) -> list[DemoRun]
     """The `capprof run` calls the demo makes: one per (teams, episode
     length, episodes) group of scenarios, so each team plays exactly the
     scenarios of the substrates it plays."""
-    from capprof.runners.scenarios import get_scenario
+    from capprof.runners.scenarios.scenarios import get_scenario
 
     groups: dict[tuple, list[str]] = {}
     for name in QUICK_SCENARIOS if quick else DEMO_SCENARIOS:

@@ -94,8 +94,8 @@ def _team_and_member(population: str) -> tuple[str, str]:
 def _background_member(spec: str) -> str | None:
     """``spec`` when a variant can seat it in the background (a built-in or
     shipped:NAME, one member), else None."""
-    from capprof.runners.builtins import BUILTINS
-    from capprof.runners.populations import SHIPPED_PREFIX
+    from capprof.runners.populations.builtins import BUILTINS
+    from capprof.runners.populations.populations import SHIPPED_PREFIX
 
     return spec if spec in BUILTINS or (spec.startswith(SHIPPED_PREFIX) and "+" not in spec) else None
 
@@ -115,8 +115,8 @@ def plan_study(design: StudyDesign, populations=None, episodes: int | None = Non
     population on every sweep scenario, and on the matrix scenario of every
     other population that can sit in the background. One-line CapprofError
     for an unknown or missing population before anything runs."""
-    from capprof.runners.execute import plan
-    from capprof.runners.shipped_populations import shipped_populations
+    from capprof.runners.execution.execute import plan
+    from capprof.runners.populations.shipped_populations import shipped_populations
 
     populations = list(populations or design.populations)
     if populations == list(design.populations):
@@ -179,7 +179,7 @@ def _sweep_of(design: StudyDesign) -> dict[str, tuple[str, object]]:
 
 
 def _canonical(name: str) -> str:
-    from capprof.runners.scenarios import get_scenario
+    from capprof.runners.scenarios.scenarios import get_scenario
 
     return get_scenario(name).name
 
@@ -237,7 +237,7 @@ def gini_table(design: StudyDesign, episodes: pd.DataFrame, sweep: str = "zap_co
 
 def matrix_table(design: StudyDesign, episodes: pd.DataFrame) -> pd.DataFrame:
     """The ``matrix`` table: focal team x background team."""
-    from capprof.runners.scenarios import get_scenario
+    from capprof.runners.scenarios.scenarios import get_scenario
 
     ok = episodes[(episodes["status"] == "ok") & episodes["scenario"].str.contains(":background=", regex=False)]
     teams = {}
@@ -271,7 +271,7 @@ class StudyTables:
 
 
 def study_tables(design: StudyDesign, runs_dir: Path) -> StudyTables:
-    from capprof.runners.results import read_results
+    from capprof.runners.execution.results import read_results
 
     episodes = read_results(Path(runs_dir))
     if episodes.empty:

@@ -38,7 +38,7 @@ def resume_command(args) -> str:
 
 
 def _facts(design, tasks, tables) -> dict[str, str]:
-    from capprof.runners.shipped_populations import shipped_populations
+    from capprof.runners.populations.shipped_populations import shipped_populations
 
     teams = list(dict.fromkeys(t.team for t in tasks))
     trained = {p.name: p for p in shipped_populations()}
@@ -57,7 +57,7 @@ def cmd_study(args) -> int:
     from capprof.interrupts import sigterm_as_interrupt
     from capprof.io import atomic_write_text
     from capprof.reports.study import study_report
-    from capprof.runners.execute import execute
+    from capprof.runners.execution.execute import execute
     from capprof.study import REPORT_FILE, RUNS_DIR, get_study, plan_study, study_tables
 
     if args.workers is not None and not args.ray:

@@ -401,7 +401,7 @@ def read_scenarios_file(path) -> tuple[list[str], pd.DataFrame | None]:
 
 def _own_scenarios(names) -> pd.DataFrame:
     """Demands of the names that are capprof's own scenarios (the rest left out)."""
-    from capprof.runners.scenarios import get_scenario, own_scenario_demands
+    from capprof.runners.scenarios.scenarios import get_scenario, own_scenario_demands
 
     known = []
     for name in names:

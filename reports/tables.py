@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from capprof.profiling.constants import POOLED_TEAM, RHAT_MAX
-from capprof.runners.measures import gini
+from capprof.runners.episode.measures import gini
 
 PROFILE_COLUMNS = ("team", "ability", "mean", "hdi_low", "hdi_high")
 TIMESERIES_COLUMNS = ("team", "scenario", "episode", "step", "player", "cumulative_return")

@@ -21,7 +21,7 @@ STEP_TIMEOUT, MEMORY_GB = 10.0, 3.0  # defaults of --step-timeout and --memory-g
 def cmd_scenarios(args) -> int:
     import pandas as pd
 
-    from capprof.runners.scenarios import scenarios_table
+    from capprof.runners.scenarios.scenarios import scenarios_table
 
     table = scenarios_table(args.suite)
     if args.format == "csv":
@@ -80,8 +80,8 @@ def resume_command(args) -> str:
 
 def cmd_run(args) -> int:
     from capprof.interrupts import sigterm_as_interrupt
-    from capprof.runners.execute import execute, expand_scenarios, plan
-    from capprof.runners.records import Limits
+    from capprof.runners.execution.execute import execute, expand_scenarios, plan
+    from capprof.runners.episode.records import Limits
 
     if args.workers is not None and not args.ray:
         raise CapprofError("--workers needs --ray; add --ray or drop --workers")
@@ -103,7 +103,7 @@ def cmd_run(args) -> int:
                               workers=args.workers, address=args.address, quiet=args.quiet, isolate=args.isolate,
                               runtime_env=args.runtime_env)
     except KeyboardInterrupt:
-        from capprof.runners.results import finished_keys
+        from capprof.runners.execution.results import finished_keys
 
         kept = len(finished_keys(args.out))
         sys.stderr.write(f"capprof: interrupted; {kept} finished episode(s) are kept in {args.out}; "

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from capprof.profiling.cellstats import mean_interval
-from capprof.runners.shipped_populations import ship, shipped_dir, shipped_populations
+from capprof.runners.populations.shipped_populations import ship, shipped_dir, shipped_populations
 
 BASELINES = ("random", "harvester")
 CURVE_ROWS = 8
@@ -54,7 +54,7 @@ def play(episodes: int, max_steps: int | None, seed: int, work: Path) -> tuple[p
     """Every shipped population and the baselines on every population's home
     scenario, paired by run seed; the table, the team order and each
     population's home scenario."""
-    from capprof.runners.scenarios import get_scenario
+    from capprof.runners.scenarios.scenarios import get_scenario
 
     out = work / "runs"
     cmd = [sys.executable, "-m", "capprof", "run", "--episodes", str(episodes), "--seed", str(seed),

@@ -2,10 +2,10 @@
 
 The fast tests read checkpoint folders laid out as ray 2.6 saves them (the
 files' contents are not read there) and check the declared observation
-conversion on real gymnasium spaces, loading ``runners/rllib_legacy.py`` by
+conversion on real gymnasium spaces, loading ``runners/populations/rllib_legacy.py`` by
 file path as the bridge's child does. The slow tests train tiny checkpoints
 in the contest's environment (``.venv-legacy``, ``make legacy-env``) with
-``runners/rllib_legacy_train.py`` and play them through capprof on short real
+``runners/training/rllib_legacy_train.py`` and play them through capprof on short real
 episodes; they are skipped, saying why, where that environment is absent.
 """
 
@@ -24,12 +24,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LEGACY_PYTHON = ROOT / ".venv-legacy" / "bin" / "python"
-TRAIN = ROOT / "runners" / "rllib_legacy_train.py"
+TRAIN = ROOT / "runners" / "training" / "rllib_legacy_train.py"
 COMMONS = "commons_harvest__open__resident_harvester"
 
 
 def legacy_module():
-    spec = importlib.util.spec_from_file_location("rllib_legacy_under_test", ROOT / "runners" / "rllib_legacy.py")
+    path = ROOT / "runners" / "populations" / "rllib_legacy.py"
+    spec = importlib.util.spec_from_file_location("rllib_legacy_under_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -331,8 +332,8 @@ def test_a_declared_batch_steps_the_slots_of_one_policy_together_with_the_same_a
     import dm_env
 
     from capprof.errors import CapprofNote
-    from capprof.runners import venv_member
-    from capprof.runners.populations import SubstrateInfo, policy_slots
+    from capprof.runners.populations import venv_member
+    from capprof.runners.populations.populations import SubstrateInfo, policy_slots
 
     batched = tmp_path / "batched"
     shutil.copytree(trained["lstm"], batched)

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.runners
 
 
 def test_every_builtin_is_a_documented_module_level_class():
-    from capprof.runners import builtins
+    from capprof.runners.populations import builtins
 
     assert set(builtins.BUILTINS) == {
         "random", "noop", "aggressor", "harvester", "consumer", "cleaner", "cooperator", "defector",
@@ -25,8 +25,8 @@ def test_every_builtin_is_a_documented_module_level_class():
 
 
 def test_a_new_builtin_is_one_class():
-    from capprof.runners import builtins
-    from capprof.runners.populations import parse_population, substrate_info
+    from capprof.runners.populations import builtins
+    from capprof.runners.populations.populations import parse_population, substrate_info
 
     class Spinner(builtins.Scripted):
         """Turns left forever."""
@@ -46,7 +46,7 @@ def test_a_new_builtin_is_one_class():
 
 
 def test_substrate_info_takes_only_the_substrate():
-    from capprof.runners.populations import substrate_info
+    from capprof.runners.populations.populations import substrate_info
 
     assert list(inspect.signature(substrate_info.__wrapped__).parameters) == ["substrate"]
     info = substrate_info("prisoners_dilemma_in_the_matrix__arena")
@@ -54,7 +54,7 @@ def test_substrate_info_takes_only_the_substrate():
 
 
 def test_slots_carry_the_contest_policy_ids():
-    from capprof.runners.populations import PolicySlot, policy_slots
+    from capprof.runners.populations.populations import PolicySlot, policy_slots
 
     slots = policy_slots(("default", "default", "other"))
     assert [s.policy_id for s in slots] == ["agent_0", "agent_1", "agent_2"]
@@ -64,7 +64,7 @@ def test_slots_carry_the_contest_policy_ids():
 
 
 def test_builtins_build_fresh_seeded_policies_per_call():
-    from capprof.runners.populations import PolicySlot, parse_population, substrate_info
+    from capprof.runners.populations.populations import PolicySlot, parse_population, substrate_info
 
     info = substrate_info("commons_harvest__open")
     member = parse_population("random").members[0]
@@ -80,7 +80,7 @@ def test_builtins_build_fresh_seeded_policies_per_call():
     ("kit=submission:DIR@/opt/v/bin/python", "kit", "submission:DIR@/opt/v/bin/python"),
 ])
 def test_member_in_another_interpreter_keeps_its_spec_as_name(text, team, spec):
-    from capprof.runners.populations import parse_population
+    from capprof.runners.populations.populations import parse_population
 
     population = parse_population(text, check=False)
     assert population.team == team and population.members[0].spec == spec
@@ -88,7 +88,7 @@ def test_member_in_another_interpreter_keeps_its_spec_as_name(text, team, spec):
 
 def test_unknown_member_names_every_form():
     from capprof.errors import CapprofError
-    from capprof.runners.populations import parse_population
+    from capprof.runners.populations.populations import parse_population
 
     with pytest.raises(CapprofError) as info:
         parse_population("harvestr")

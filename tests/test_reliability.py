@@ -108,7 +108,7 @@ def test_a_run_whose_disk_fills_without_a_file_name_prints_the_resume_command(tm
     one line naming --out, the finished episodes kept, the --resume command."""
     import errno
 
-    import capprof.runners.execute as execute_module
+    import capprof.runners.execution.execute as execute_module
 
     out = tmp_path / "out"
     real, written = execute_module.write_record, []

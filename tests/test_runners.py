@@ -144,7 +144,7 @@ def test_scenarios_official_and_variants(cli):
 
 
 def test_scenario_demands_match_custom_demands_format(tmp_path):
-    from capprof.runners.scenarios import scenario_demands, write_demands_yaml
+    from capprof.runners.scenarios.scenarios import scenario_demands, write_demands_yaml
     from capprof.tagging.demands import load_custom_demands
 
     demands = scenario_demands()
@@ -161,8 +161,8 @@ def test_regrowth_variant_scales_meltingpot_settings():
     from meltingpot import substrate as mp_substrate
     from meltingpot.configs.substrates import commons_harvest__open as config_module
 
-    from capprof.runners.scenarios import get_scenario
-    from capprof.runners.substrate import apply_component_kwarg
+    from capprof.runners.scenarios.scenarios import get_scenario
+    from capprof.runners.episode.substrate import apply_component_kwarg
 
     scenario = get_scenario("commons_harvest__open__regrowth_x0p1")
     config = mp_substrate.get_config(scenario.substrate)
@@ -179,8 +179,8 @@ def test_no_zap_variant_keeps_zappers_ready():
     from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
-    from capprof.runners.scenarios import Scenario, get_scenario
-    from capprof.runners.substrate import build_substrate
+    from capprof.runners.scenarios.scenarios import Scenario, get_scenario
+    from capprof.runners.episode.substrate import build_substrate
 
     no_zap = get_scenario(NO_ZAP)
     normal = Scenario(name="plain", substrate=no_zap.substrate, roles=no_zap.roles, is_focal=no_zap.is_focal)
@@ -201,7 +201,7 @@ def test_no_zap_variant_keeps_zappers_ready():
 
 
 def test_run_writes_episode_dataset(small_run):
-    from capprof.runners.results import EPISODE_SCHEMA, read_results
+    from capprof.runners.execution.results import EPISODE_SCHEMA, read_results
 
     files = sorted(small_run.glob("*.parquet"))
     assert len(files) == 2 * 3 * 2
@@ -235,9 +235,9 @@ def test_scores_reads_the_run_directory(small_run, cli):
 
 
 def test_same_seed_fills_the_same_slots_different_seed_differs(small_run):
-    from capprof.runners.episode import EpisodeTask, run_episode
-    from capprof.runners.results import read_results
-    from capprof.runners.scenarios import get_scenario
+    from capprof.runners.episode.episode import EpisodeTask, run_episode
+    from capprof.runners.execution.results import read_results
+    from capprof.runners.scenarios.scenarios import get_scenario
 
     table = read_results(small_run)
     saved = table[(table["team"] == "mix") & (table["scenario"] == CLEAN_UP_VISITOR)
@@ -258,8 +258,8 @@ def test_same_seed_fills_the_same_slots_different_seed_differs(small_run):
 
 
 def test_harvester_collects_apples_noop_does_not():
-    from capprof.runners.episode import EpisodeTask, run_episode
-    from capprof.runners.scenarios import get_scenario
+    from capprof.runners.episode.episode import EpisodeTask, run_episode
+    from capprof.runners.scenarios.scenarios import get_scenario
 
     scenario = get_scenario("commons_harvest__open__resident_harvester")
     returns = {}
@@ -284,7 +284,7 @@ def _apple_view(info, apples) -> np.ndarray:
 def test_restrained_harvester_skips_a_lone_apple_for_one_in_a_patch():
     import dm_env
 
-    from capprof.runners.populations import parse_population, substrate_info
+    from capprof.runners.populations.populations import parse_population, substrate_info
 
     info = substrate_info("commons_harvest__open")
     # A lone apple straight ahead (2 cells up) and a patch of four to the right.
@@ -299,7 +299,7 @@ def test_restrained_harvester_skips_a_lone_apple_for_one_in_a_patch():
 def test_prosocial_plays_each_substrates_cooperative_act():
     import dm_env
 
-    from capprof.runners.populations import parse_population, substrate_info
+    from capprof.runners.populations.populations import parse_population, substrate_info
 
     expected = {"clean_up": {"fireClean": 1}, "prisoners_dilemma_in_the_matrix__arena": {"interact": 1},
                 "allelopathic_harvest__open": {"fire_1": 1}, "territory__rooms": {"fireClaim": 1}}
@@ -319,8 +319,8 @@ def test_prosocial_players_deplete_the_commons_later_than_greedy_harvesters():
     commons_harvest__open in 30-51 steps, prosocial (restrained) ones in 105
     or more, or never within 300 (8 episodes each, measured). Medians of three
     episodes, because the substrate does not replay an episode from its seed."""
-    from capprof.runners.episode import EpisodeTask, run_episode
-    from capprof.runners.scenarios import get_scenario
+    from capprof.runners.episode.episode import EpisodeTask, run_episode
+    from capprof.runners.scenarios.scenarios import get_scenario
 
     scenario = get_scenario(NO_ZAP)
     depleted = {}
@@ -414,7 +414,7 @@ def test_rerun_without_resume_refuses_to_duplicate(small_run, cli):
 
 
 def test_gini_is_zero_for_equal_all_zero_or_no_returns_and_nan_when_undefined():
-    from capprof.runners.measures import gini
+    from capprof.runners.episode.measures import gini
 
     assert gini([0.0, 0.0, 0.0]) == 0.0  # nobody has more than anyone else
     assert gini([]) == 0.0
@@ -425,7 +425,7 @@ def test_gini_is_zero_for_equal_all_zero_or_no_returns_and_nan_when_undefined():
 
 
 def test_online_depletion_matches_the_offline_rule():
-    from capprof.runners.measures import Depletion, depleted_at
+    from capprof.runners.episode.measures import Depletion, depleted_at
 
     rng = np.random.default_rng(0)
     for _ in range(50):
@@ -438,8 +438,8 @@ def test_online_depletion_matches_the_offline_rule():
 
 
 def test_episode_schema_is_the_record_and_docs_list_every_column():
-    from capprof.runners.records import EpisodeRecord, record_columns
-    from capprof.runners.results import EPISODE_SCHEMA
+    from capprof.runners.episode.records import EpisodeRecord, record_columns
+    from capprof.runners.execution.results import EPISODE_SCHEMA
 
     import dataclasses
     from pathlib import Path
@@ -456,8 +456,8 @@ def test_episode_schema_is_the_record_and_docs_list_every_column():
 
 
 def test_failed_episode_records_the_steps_it_reached_and_sys_exit_is_its_failure(submissions):
-    from capprof.runners.episode import EpisodeTask, run_episode
-    from capprof.runners.scenarios import get_scenario
+    from capprof.runners.episode.episode import EpisodeTask, run_episode
+    from capprof.runners.scenarios.scenarios import get_scenario
 
     for cls, words in (("FailsAtFive", "raised ValueError: five is enough"),
                        ("Exits", "raised SystemExit: leaving")):
@@ -517,7 +517,7 @@ def test_a_second_run_into_a_locked_out_refuses_naming_the_holder(tmp_path, cli)
     out.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys, time\n"
-        "from capprof.runners.lock import RunLock\n"
+        "from capprof.runners.execution.lock import RunLock\n"
         f"lock = RunLock({str(out)!r}).acquire()\n"
         "print('locked', flush=True)\n"
         "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
@@ -547,7 +547,7 @@ def test_interrupted_run_keeps_demands_and_episodes_and_suggests_the_exact_resum
     """Ctrl-C during the second episode: the first is kept, _demands.yaml was
     written before any episode (so `capprof scores` reads the directory), and
     the message gives the command that continues the run."""
-    import capprof.runners.execute as execute_module
+    import capprof.runners.execution.execute as execute_module
 
     out = tmp_path / "out dir"
     real = execute_module.run_episode
@@ -578,8 +578,8 @@ def test_interrupted_run_keeps_demands_and_episodes_and_suggests_the_exact_resum
 
 
 def test_execute_from_python_writes_demands_before_any_episode(tmp_path, monkeypatch):
-    import capprof.runners.execute as execute_module
-    from capprof.runners.execute import execute, plan
+    import capprof.runners.execution.execute as execute_module
+    from capprof.runners.execution.execute import execute, plan
 
     def interrupted(task):
         raise KeyboardInterrupt
@@ -601,9 +601,9 @@ def test_ray_driver_runs_an_episode_again_when_its_worker_is_lost_and_writes_it_
     from types import SimpleNamespace
 
     from capprof.errors import CapprofError
-    from capprof.runners import ray_backend
-    from capprof.runners.records import EpisodeRecord, EpisodeTask
-    from capprof.runners.scenarios import get_scenario
+    from capprof.runners.execution import ray_backend
+    from capprof.runners.episode.records import EpisodeRecord, EpisodeTask
+    from capprof.runners.scenarios.scenarios import get_scenario
 
     class Died(Exception):
         pass
@@ -673,7 +673,7 @@ def test_ray_driver_runs_an_episode_again_when_its_worker_is_lost_and_writes_it_
 def test_a_disk_filling_up_mid_run_is_one_line_with_the_resume_command(tmp_path, cli, monkeypatch):
     import errno
 
-    import capprof.runners.execute as execute_module
+    import capprof.runners.execution.execute as execute_module
 
     out = tmp_path / "out"
     real = execute_module.write_record

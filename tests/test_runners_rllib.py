@@ -26,7 +26,7 @@ HARVEST = "commons_harvest__open__resident_harvester"
 
 
 def test_downsampling_averages_sprite_cells():
-    from capprof.runners.rllib_obs import ObsConvention
+    from capprof.runners.populations.rllib_obs import ObsConvention
 
     rng = np.random.default_rng(0)
     cells = rng.integers(0, 256, size=(11, 11, 3))
@@ -45,7 +45,7 @@ def test_convention_is_inferred_from_the_module_observation_space():
     import gymnasium as gym
 
     from capprof.errors import CapprofError
-    from capprof.runners.rllib_obs import ObsConvention, infer_convention
+    from capprof.runners.populations.rllib_obs import ObsConvention, infer_convention
 
     assert infer_convention(gym.spaces.Box(0, 255, (11, 11, 3), np.uint8)) == ObsConvention(
         downsample=8, scale=False)
@@ -151,8 +151,8 @@ def test_policy_takes_the_modules_greedy_action(trained):
     import_meltingpot()
     from meltingpot import substrate as mp_substrate
 
-    from capprof.runners import rllib_policy
-    from capprof.runners.populations import substrate_info
+    from capprof.runners.populations import rllib_policy
+    from capprof.runners.populations.populations import substrate_info
 
     # capprof train's directories sample by default; #greedy plays the most likely action
     policy = rllib_policy.build(f"rllib:{trained}#greedy", substrate_info("commons_harvest__open"))
@@ -186,8 +186,8 @@ def test_recurrent_single_module_checkpoint_keeps_state_per_slot(tmp_path, cli):
     from ray.rllib.algorithms.ppo.torch.default_ppo_torch_rl_module import DefaultPPOTorchRLModule
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
-    from capprof.runners import rllib_policy
-    from capprof.runners.populations import substrate_info
+    from capprof.runners.populations import rllib_policy
+    from capprof.runners.populations.populations import substrate_info
 
     torch.manual_seed(0)
     module = RLModuleSpec(
@@ -229,8 +229,8 @@ def test_explore_samples_from_the_module_distribution_reproducibly(trained, tmp_
 
     import dm_env
 
-    from capprof.runners import rllib_policy
-    from capprof.runners.populations import substrate_info
+    from capprof.runners.populations import rllib_policy
+    from capprof.runners.populations.populations import substrate_info
 
     obs = {"RGB": np.random.default_rng(3).integers(0, 256, (88, 88, 3), dtype=np.uint8)}
     timestep = dm_env.transition(0.0, obs)

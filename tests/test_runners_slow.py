@@ -175,8 +175,8 @@ def test_a_killed_run_leaves_no_episode_process_behind(tmp_path):
         deadline = time.time() + 120
         while not children:
             assert proc.poll() is None and time.time() < deadline
-            children = [c for c in _children(proc.pid)
-                        if "capprof.runners.isolation" in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
+            children = [c for c in _children(proc.pid) if "capprof.runners.execution.isolation"
+                        in Path(f"/proc/{c}/cmdline").read_bytes().decode(errors="replace")]
             time.sleep(0.2)
         time.sleep(15)  # well into the hung step (no --step-timeout: nothing else would stop it)
         assert _alive(children[0])

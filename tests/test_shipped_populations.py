@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from capprof.errors import CapprofError
-from capprof.runners.shipped_populations import (SHIPPED_FILES, ShippedPopulation, played_as, ship, shipped_population,
-                                                 shipped_populations)
+from capprof.runners.populations.shipped_populations import (SHIPPED_FILES, ShippedPopulation, played_as, ship,
+                                                             shipped_population, shipped_populations)
 
 MAX_SHIPPED_BYTES = 5 * 2**20  # "MBs, not tens of MBs"
 

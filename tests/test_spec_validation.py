@@ -10,8 +10,8 @@ import time
 import pytest
 
 from capprof.errors import CapprofError
-from capprof.runners import bridge, venv_member
-from capprof.runners.populations import parse_population
+from capprof.runners.populations import bridge, venv_member
+from capprof.runners.populations.populations import parse_population
 
 
 def _script(tmp_path, name, body):
@@ -129,7 +129,7 @@ def test_policy_ids_and_roles_the_scenario_lacks_are_named_before_any_episode(tm
     ("{'Default': ['agent_0']}", "Default"),
 ])
 def test_a_role_the_substrate_lacks_is_named_with_the_allowed_roles_before_play(tmp_path, roles, bad):
-    from capprof.runners.execute import plan
+    from capprof.runners.execution.execute import plan
 
     kit = _submission(tmp_path, "{'commons_harvest__open': P}", f"{{'commons_harvest__open': {roles}}}")
     with pytest.raises(CapprofError) as caught:
@@ -140,7 +140,7 @@ def test_a_role_the_substrate_lacks_is_named_with_the_allowed_roles_before_play(
 
 
 def test_a_build_that_hangs_in_the_child_ends_at_the_deadline(tmp_path, monkeypatch):
-    from capprof.runners.populations import SubstrateInfo, policy_slots
+    from capprof.runners.populations.populations import SubstrateInfo, policy_slots
 
     agent = tmp_path / "slow_agent.py"
     agent.write_text(textwrap.dedent("""
@@ -169,7 +169,7 @@ def test_a_submission_runs_unchanged_in_an_interpreter_without_meltingpot(tmp_pa
     import dm_env
     import numpy as np
 
-    from capprof.runners.populations import SubstrateInfo, policy_slots
+    from capprof.runners.populations.populations import SubstrateInfo, policy_slots
 
     python = ".venv-legacy/bin/python"
     if not __import__("os").path.exists(python):

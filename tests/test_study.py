@@ -31,7 +31,7 @@ def test_a_study_plans_every_sweep_point_and_the_focal_by_background_matrix():
 
 
 def test_the_design_without_its_shipped_populations_says_how_to_name_others(cli, tmp_path):
-    from capprof.runners.shipped_populations import shipped_populations
+    from capprof.runners.populations.shipped_populations import shipped_populations
 
     if {"open", "no_zap", "scarcity", "farmer", "prosocial"} <= {p.name for p in shipped_populations()}:
         pytest.skip("every study population is shipped")

@@ -34,7 +34,7 @@ def test_policy_id_constructor_and_context_are_honoured(tmp_path, monkeypatch):
     import dm_env
     import numpy as np
 
-    from capprof.runners.populations import PolicySlot, parse_population, substrate_info
+    from capprof.runners.populations.populations import PolicySlot, parse_population, substrate_info
 
     log = tmp_path / "log.jsonl"
     monkeypatch.setenv("CAPPROF_SUBMISSION_LOG", str(log))
@@ -49,7 +49,7 @@ def test_policy_id_constructor_and_context_are_honoured(tmp_path, monkeypatch):
 
 
 def test_zero_argument_policies_still_build(tmp_path):
-    from capprof.runners.populations import PolicySlot, parse_population, substrate_info
+    from capprof.runners.populations.populations import PolicySlot, parse_population, substrate_info
 
     path = tmp_path / "plain.py"
     path.write_text("class Still:\n    def initial_state(self):\n        return ()\n"
@@ -62,8 +62,8 @@ def test_zero_argument_policies_still_build(tmp_path):
 
 def test_a_scenario_the_submission_does_not_cover_is_one_line_before_any_episode():
     from capprof.errors import CapprofError
-    from capprof.runners.populations import check_covers
-    from capprof.runners.scenarios import get_scenario
+    from capprof.runners.populations.populations import check_covers
+    from capprof.runners.scenarios.scenarios import get_scenario
 
     check_covers(f"mine=submission:{FIXTURE}", [get_scenario(PD_RESIDENT), get_scenario(COMMONS_RESIDENT)])
     with pytest.raises(CapprofError) as info:

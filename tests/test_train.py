@@ -143,8 +143,8 @@ class _FakeSubstrate:
 
 
 def test_prosocial_training_is_the_prosocial_variants_shaping():
-    from capprof.runners.rllib_train import TrainSettings, training_scenario
-    from capprof.runners.scenarios import MeanReward, get_scenario
+    from capprof.runners.training.rllib_train import TrainSettings, training_scenario
+    from capprof.runners.scenarios.scenarios import MeanReward, get_scenario
 
     assert training_scenario(TrainSettings("commons_harvest__open__no_zap", prosocial=True)).overrides[-1] == \
         MeanReward()
@@ -156,7 +156,7 @@ def test_prosocial_training_is_the_prosocial_variants_shaping():
 def test_shaped_rewards_pay_every_player_the_mean():
     import numpy as np
 
-    from capprof.runners.substrate import ShapedRewards
+    from capprof.runners.episode.substrate import ShapedRewards
 
     shaped = ShapedRewards(_FakeSubstrate(None, 1), visible=[], cell=8, mean=True)
     shaped.reset()
@@ -167,8 +167,9 @@ def test_shaped_rewards_pay_every_player_the_mean():
 
 @pytest.mark.parametrize("rewards", [[3.0, 0.0, 0.0]])
 def test_the_env_plays_the_variant_substrate_as_capprof_run_builds_it(monkeypatch, rewards):
-    from capprof.runners import rllib_env, substrate
-    from capprof.runners.scenarios import DisableAction, get_scenario
+    from capprof.runners.training import rllib_env
+    from capprof.runners.episode import substrate
+    from capprof.runners.scenarios.scenarios import DisableAction, get_scenario
 
     import capprof.meltingpot_import
 
@@ -267,8 +268,9 @@ def test_train_interrupt_resume_and_play(tmp_path, cli_subprocess):
 def test_vector_env_presents_each_player_as_a_sub_env_and_restarts_a_finished_substrate(monkeypatch, rewards):
     import numpy as np
 
-    from capprof.runners import rllib_env, substrate
-    from capprof.runners.scenarios import get_scenario
+    from capprof.runners.training import rllib_env
+    from capprof.runners.episode import substrate
+    from capprof.runners.scenarios.scenarios import get_scenario
 
     import capprof.meltingpot_import
 
@@ -295,7 +297,7 @@ def test_vector_env_presents_each_player_as_a_sub_env_and_restarts_a_finished_su
 def test_vector_conversion_is_the_conversion_rllib_members_play_with():
     import numpy as np
 
-    from capprof.runners.rllib_obs import ObsConvention
+    from capprof.runners.populations.rllib_obs import ObsConvention
 
     rng = np.random.default_rng(0)
     observations = [{"RGB": rng.integers(0, 256, (88, 88, 3), dtype=np.uint8)} for _ in range(4)]
@@ -310,7 +312,7 @@ def test_vector_conversion_is_the_conversion_rllib_members_play_with():
 
 
 def test_sampler_defaults_and_refusals(cli, tmp_path):
-    from capprof.runners.rllib_train import TrainSettings
+    from capprof.runners.training.rllib_train import TrainSettings
 
     shared = TrainSettings("commons_harvest__open")
     assert (shared.sampler, shared.envs_per_runner) == ("vector", 8)
@@ -326,7 +328,7 @@ def test_sampler_defaults_and_refusals(cli, tmp_path):
 
 
 def test_play_mode_suffix_overrides_how_the_directory_plays(cli, tmp_path):
-    from capprof.runners.rllib_policy import play_mode, split_spec
+    from capprof.runners.populations.rllib_policy import play_mode, split_spec
 
     assert play_mode("rllib:/pops/open#greedy") == ("rllib:/pops/open", False)
     assert play_mode("rllib:/pops/open:shared#sample") == ("rllib:/pops/open:shared", True)
@@ -342,7 +344,7 @@ def test_a_disk_that_fills_mid_training_names_the_resume_command(monkeypatch, tm
     directory, the reason and the --resume command."""
     import errno
 
-    from capprof.runners import rllib_train, rllib_train_dir
+    from capprof.runners.training import rllib_train, rllib_train_dir
 
     out = tmp_path / "run"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from capprof.errors import CapprofError
-from capprof.runners.scenarios import ComponentKwarg, DisableAction, get_scenario
+from capprof.runners.scenarios.scenarios import ComponentKwarg, DisableAction, get_scenario
 
 
 def test_every_spelling_of_a_variant_is_one_canonical_scenario():
@@ -79,7 +79,7 @@ def test_a_profile_knows_the_demands_of_capprofs_own_scenarios():
     the variants' demands as capprof runs them (they are not in the catalog)."""
     from capprof.profiling.predictors import MeasurementLayout
     from capprof.profiling.profile import Profile
-    from capprof.runners.scenarios import own_scenario_demands
+    from capprof.runners.scenarios.scenarios import own_scenario_demands
     from capprof.tagging.catalog import load_catalog
     from capprof.tagging.demands import demand_matrix
 
@@ -112,7 +112,7 @@ def test_a_profile_knows_the_demands_of_capprofs_own_scenarios():
 
 
 def test_farmer_and_prosocial_are_reward_shaping_variants():
-    from capprof.runners.scenarios import MeanReward, VisibleObjectReward
+    from capprof.runners.scenarios.scenarios import MeanReward, VisibleObjectReward
 
     v = get_scenario("commons_harvest__open:prosocial,farmer=0.010,regrowth=0.5")
     assert v.name == "commons_harvest__open:regrowth=0.5,farmer=0.01,prosocial"
@@ -140,7 +140,7 @@ def _apple_view(cells):
 def test_farmer_counts_the_apples_in_each_players_view():
     import numpy as np
     from capprof.meltingpot_import import import_meltingpot
-    from capprof.runners.substrate import count_visible
+    from capprof.runners.episode.substrate import count_visible
 
     import_meltingpot()
     views = np.stack([_apple_view([(0, 0), (3, 4), (10, 10)]), _apple_view([]), _apple_view([(5, 5)])])
@@ -152,7 +152,7 @@ def test_farmer_and_prosocial_shape_the_rewards_a_real_substrate_pays():
     farmer pays them from the first step; prosocial pays everyone the mean."""
     import numpy as np
     from capprof.meltingpot_import import import_meltingpot
-    from capprof.runners.substrate import build_substrate
+    from capprof.runners.episode.substrate import build_substrate
 
     import_meltingpot()
     farmer = build_substrate(get_scenario("commons_harvest__open:farmer=0.5"), 3)
@@ -173,7 +173,7 @@ def test_a_background_variant_puts_focal_players_first_beside_the_named_member()
 
 
 def test_a_runs_demands_file_describes_its_declarative_variants(tmp_path):
-    from capprof.runners.execute import plan, write_run_demands
+    from capprof.runners.execution.execute import plan, write_run_demands
     from capprof.tagging.demands import load_custom_demands
 
     name = "commons_harvest__open:regrowth=0.25,background=random"
@@ -183,7 +183,7 @@ def test_a_runs_demands_file_describes_its_declarative_variants(tmp_path):
 
 
 def test_a_background_that_is_not_shipped_fails_when_the_run_is_planned():
-    from capprof.runners.execute import plan
+    from capprof.runners.execution.execute import plan
 
     with pytest.raises(CapprofError) as err:
         plan(["random"], ["commons_harvest__open:background=shipped:nobody"], 1)

@@ -88,8 +88,8 @@ def plain_submission(root: Path) -> Path:
 
 def test_submission_runs_in_a_child_interpreter(tmp_path, monkeypatch):
     from capprof.errors import CapprofError
-    from capprof.runners.populations import PolicySlot, check_covers, parse_population, substrate_info
-    from capprof.runners.scenarios import get_scenario
+    from capprof.runners.populations.populations import PolicySlot, check_covers, parse_population, substrate_info
+    from capprof.runners.scenarios.scenarios import get_scenario
 
     log = tmp_path / "log.jsonl"
     monkeypatch.setenv("CAPPROF_SUBMISSION_LOG", str(log))
@@ -112,8 +112,8 @@ def test_submission_runs_in_a_child_interpreter(tmp_path, monkeypatch):
 
 
 def test_a_child_that_exits_fails_the_step_and_the_next_build_restarts_it(tmp_path):
-    from capprof.runners.populations import PolicySlot, parse_population, substrate_info
-    from capprof.runners.venv_member import PolicyProcessError
+    from capprof.runners.populations.populations import PolicySlot, parse_population, substrate_info
+    from capprof.runners.populations.venv_member import PolicyProcessError
 
     path = tmp_path / "quitter.py"
     path.write_text(textwrap.dedent("""
@@ -220,8 +220,8 @@ def test_players_sharing_a_child_each_get_their_own_step(tmp_path, monkeypatch):
     player 3), and each player must see its own view and have its own action
     back, every step; a failure mid-step leaves no stray reply for the next
     episode in the same child, and a step that hangs is still a timeout."""
-    from capprof.runners.episode import EpisodeTask, Limits, run_episode
-    from capprof.runners.scenarios import Scenario
+    from capprof.runners.episode.episode import EpisodeTask, Limits, run_episode
+    from capprof.runners.scenarios.scenarios import Scenario
 
     path = tmp_path / "echo.py"
     path.write_text(ECHO)
@@ -229,7 +229,7 @@ def test_players_sharing_a_child_each_get_their_own_step(tmp_path, monkeypatch):
     scenario = Scenario(name="commons_harvest__open__checker", substrate="commons_harvest__open",
                         roles=("default",) * 5, is_focal=is_focal, background=(("default", ("noop",)),),
                         suite="bench")
-    monkeypatch.setattr("capprof.runners.episode.build_substrate", lambda scenario, env_seed: Checker(5))
+    monkeypatch.setattr("capprof.runners.episode.episode.build_substrate", lambda scenario, env_seed: Checker(5))
 
     def play(cls, steps=30, limits=Limits()):
         return run_episode(EpisodeTask(run_id="t", population=f"{path}:{cls}@{sys.executable}", team="t",
@@ -255,16 +255,16 @@ def test_the_steps_of_one_member_come_back_in_one_frame_per_episode_step(tmp_pat
     """Four focal players of one member, one of them taking 3 ms a step (as a
     contest policy takes a few): after their first steps the child answers
     all four in one frame, so the parent wakes once per episode step."""
-    from capprof.runners import bridge
-    from capprof.runners.episode import EpisodeTask, run_episode
-    from capprof.runners.scenarios import Scenario
+    from capprof.runners.populations import bridge
+    from capprof.runners.episode.episode import EpisodeTask, run_episode
+    from capprof.runners.scenarios.scenarios import Scenario
 
     path = tmp_path / "echo.py"
     path.write_text(ECHO)
     scenario = Scenario(name="commons_harvest__open__checker", substrate="commons_harvest__open",
                         roles=("default",) * 5, is_focal=(True, True, False, True, True),
                         background=(("default", ("noop",)),), suite="bench")
-    monkeypatch.setattr("capprof.runners.episode.build_substrate", lambda scenario, env_seed: Checker(5))
+    monkeypatch.setattr("capprof.runners.episode.episode.build_substrate", lambda scenario, env_seed: Checker(5))
     step_frames = []
     receive = bridge.receive
 
@@ -285,8 +285,8 @@ def test_the_steps_of_one_member_come_back_in_one_frame_per_episode_step(tmp_pat
 def test_a_step_that_ran_too_long_in_the_child_is_a_timeout_however_short_the_wait():
     """A step sent ahead may have run in the child before the loop asked for
     it: the guard also checks the child's own clock (``step_seconds``)."""
-    from capprof.runners.guard import GuardedPolicy, StepWatchdog
-    from capprof.runners.records import PolicyFailure
+    from capprof.runners.episode.guard import GuardedPolicy, StepWatchdog
+    from capprof.runners.episode.records import PolicyFailure
 
     class RanLong:
         step_seconds = 0.0

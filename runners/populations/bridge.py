@@ -1,8 +1,8 @@
 """How capprof turns a member spec into a policy, in capprof's interpreter or another one.
 
-This file is imported by capprof (``capprof.runners.bridge``) AND run by file
+This file is imported by capprof (``capprof.runners.populations.bridge``) AND run by file
 path in another Python environment (``/other/venv/bin/python bridge.py``) for
-members written ``SPEC@PYTHON`` (see ``capprof.runners.venv_member``). So it
+members written ``SPEC@PYTHON`` (see ``capprof.runners.populations.venv_member``). So it
 imports only the standard library at module level; the child also needs NumPy
 and dm_env, to unpickle the timesteps it is sent. It runs on Python >= 3.8.
 

@@ -3,7 +3,7 @@ old-API-stack checkpoint, played as the 2023 contest's evaluation played it.
 
 This file runs in the contest's interpreter (``make legacy-env``: Python
 3.10, ray 2.6.1), loaded by file path by capprof's bridge
-(``capprof.runners.bridge``); it imports the standard library and NumPy at
+(``capprof.runners.populations.bridge``); it imports the standard library and NumPy at
 module level and ray, torch and (when present) OpenCV when a checkpoint is
 loaded. capprof's own interpreter never imports it.
 

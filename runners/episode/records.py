@@ -3,7 +3,7 @@
 
 ``EpisodeRecord`` is the one description of an episode's row: its fields, in
 order, with their Python types, are the columns of the results dataset
-(``capprof.runners.results.EPISODE_SCHEMA`` is derived from them) and each
+(``capprof.runners.execution.results.EPISODE_SCHEMA`` is derived from them) and each
 field's ``doc`` is its meaning (the table in docs/runners.md).
 """
 
@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 from capprof.runners.constants import STATUS_OK
-from capprof.runners.scenarios import Scenario
+from capprof.runners.scenarios.scenarios import Scenario
 
 NAN = math.nan
 
@@ -80,7 +80,7 @@ class EpisodeRecord:
     build_seconds: float = _doc("substrate build, policy construction and reset", NAN)
     steps_per_second: float = _doc("steps / stepping time (build excluded)", NAN)
     social_welfare: float = _doc("sum of all players' returns", NAN)
-    gini_focal: float = _doc("Gini coefficient of focal returns (`capprof.runners.measures.gini`: "
+    gini_focal: float = _doc("Gini coefficient of focal returns (`capprof.runners.episode.measures.gini`: "
                              "0 if all equal; NaN if they differ and their mean is <= 0)", NAN)
     gini_all: float = _doc("Gini coefficient of all players' returns", NAN)
     depleted_at_step: float = _doc("first step from which the collective return did not increase "

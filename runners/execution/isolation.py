@@ -1,8 +1,8 @@
 """Episodes in a separate process, watched from outside.
 
 The in-process limits of ``run_episode`` (a periodic SIGALRM watchdog, the
-per-step and per-episode clocks, the memory check; runners/guard.py and
-runners/observers.py) only act when Python code
+per-step and per-episode clocks, the memory check; runners/episode/guard.py and
+runners/episode/observers.py) only act when Python code
 runs. A submission that hangs inside native code (a C extension loop, a
 deadlocked library) never returns to the interpreter, so no signal handler
 runs; one that segfaults or is killed takes the whole interpreter with it.
@@ -80,7 +80,7 @@ def _child_main(read_fd: int, write_fd: int, clock_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     inbox, outbox = Connection(read_fd, writable=False), Connection(write_fd, readable=False)
     clocks = (ctypes.c_double * CLOCKS).from_buffer(mmap.mmap(clock_fd, CLOCK_BYTES))
-    from capprof.runners import episode
+    from capprof.runners.episode import episode
     from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
@@ -109,11 +109,11 @@ CLOCK_BYTES = 8 * CLOCKS
 class EpisodeProcess:
     """``run(task) -> record`` in a watched child process (see module doc).
 
-    The child is a fresh interpreter (``python -m capprof.runners.isolation``),
+    The child is a fresh interpreter (``python -m capprof.runners.execution.isolation``),
     not a multiprocessing child: that would re-import the caller's main
     module, which breaks scripts without an ``if __name__ == "__main__"``
     guard, and a forked child would inherit the parent's threads' slowness
-    inside dmlab2d (see runners/execute.py).
+    inside dmlab2d (see runners/execution/execute.py).
     """
 
     def __init__(self):
@@ -139,7 +139,7 @@ class EpisodeProcess:
             env.setdefault(var, "1")
         fds = (to_child_r, from_child_w, self._clock_file.fileno())
         self._child = subprocess.Popen(
-            [sys.executable, "-m", "capprof.runners.isolation", *map(str, fds)],
+            [sys.executable, "-m", "capprof.runners.execution.isolation", *map(str, fds)],
             pass_fds=fds, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
         os.close(to_child_r)
         os.close(from_child_w)
@@ -190,7 +190,7 @@ class EpisodeProcess:
     def run(self, task):
         """The episode's ``EpisodeRecord``; a child that dies or hangs gives a
         failed record with the steps it had completed."""
-        from capprof.runners.records import failed_record
+        from capprof.runners.episode.records import failed_record
 
         step_limit = hard_step_seconds(task.limits.step_seconds)
         episode_limit = hard_episode_seconds(task.limits.episode_seconds)

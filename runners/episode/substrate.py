@@ -1,5 +1,5 @@
 """Build a scenario's substrate: meltingpot's config with the scenario's
-declared overrides (``capprof.runners.scenarios``), seeded."""
+declared overrides (``capprof.runners.scenarios.scenarios``), seeded."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 
 import numpy as np
 
-from capprof.runners.scenarios import (ComponentKwarg, ConfigValue, DisableAction, MeanReward, Scenario,
+from capprof.runners.scenarios.scenarios import (ComponentKwarg, ConfigValue, DisableAction, MeanReward, Scenario,
                                        VisibleObjectReward)
 
 

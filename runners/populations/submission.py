@@ -13,14 +13,14 @@ plays as its own id ``agent_<player index>`` when SubmissionRoles allows that
 id for R, else as an allowed id drawn with the slot's seed. Each slot builds
 its own instance per episode, entered as a context manager and exited when
 the episode ends. The loading and building code is shared with the other
-interpreter's bridge (``capprof.runners.bridge``), so a submission behaves the
+interpreter's bridge (``capprof.runners.populations.bridge``), so a submission behaves the
 same in capprof's interpreter and in ``submission:DIR@PYTHON``.
 """
 
 from __future__ import annotations
 
 from capprof.errors import CapprofError
-from capprof.runners.bridge import SpecError, load_submission, open_policy
+from capprof.runners.populations.bridge import SpecError, load_submission, open_policy
 
 
 def check_roles(directory: str, roles: dict, scenario) -> None:

@@ -2,7 +2,7 @@
 substrate or an all-focal capprof variant, into a directory that
 ``capprof run --population TEAM=rllib:DIR`` plays.
 
-The library is ``capprof.runners.rllib_train``; this module only parses,
+The library is ``capprof.runners.training.rllib_train``; this module only parses,
 prints and draws the progress bar. Heavy modules (ray, torch, meltingpot) are
 imported inside the command.
 """
@@ -112,7 +112,7 @@ def _quiet_libraries() -> None:
     from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()
-    from capprof.runners.rllib_env import torch_only_rllib
+    from capprof.runners.training.rllib_env import torch_only_rllib
 
     torch_only_rllib()
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
@@ -125,8 +125,8 @@ def _quiet_libraries() -> None:
 def run(args, command: list[str]) -> int:
     from pathlib import Path
 
-    from capprof.runners import rllib_env, rllib_train_dir
-    from capprof.runners import rllib_train as lib
+    from capprof.runners.training import rllib_env, rllib_train_dir
+    from capprof.runners.training import rllib_train as lib
 
     out = Path(args.out).expanduser()
     given = _given_settings(args)

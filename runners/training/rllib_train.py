@@ -2,11 +2,11 @@
 variant) with RLlib's new API stack, into a directory that
 ``capprof run --population TEAM=rllib:DIR`` plays.
 
-This is the library behind ``capprof train`` (``capprof.runners.train_cli``); it
+This is the library behind ``capprof train`` (``capprof.runners.training.train_cli``); it
 never prints. The substrate is wrapped as an RLlib ``MultiAgentEnv`` (agents
 ``player_0`` .. ``player_{n-1}``, one per slot of the substrate's default
 roles), each agent observing its RGB view through
-``capprof.runners.rllib_obs.ObsConvention`` (by default downsampled x8 to
+``capprof.runners.populations.rllib_obs.ObsConvention`` (by default downsampled x8 to
 11x11x3 and scaled to [0, 1]). All agents share one module (``shared``) unless
 ``per_player`` gives each its own. The model is a tiny CNN (with ``lstm``,
 followed by a 32-cell LSTM). With ``prosocial`` every player is rewarded with
@@ -26,9 +26,9 @@ resuming and may be deleted afterwards.
 
 This module holds the settings, the PPO config, the training loop and
 checkpoint saving; the environment (and what a name trains on) is in
-``capprof.runners.rllib_env``, the directory's files (train.json, the
+``capprof.runners.training.rllib_env``, the directory's files (train.json, the
 learning curve, finding checkpoints to resume) in
-``capprof.runners.rllib_train_dir``.
+``capprof.runners.training.rllib_train_dir``.
 """
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ from typing import Callable
 
 from capprof.errors import CapprofError, note
 from capprof.io import atomic_write_text, clean_stale_in, replace_directory, temporary_directory, temporary_name
-from capprof.runners.rllib_env import _env_class, _vector_env_class, resolve_target, torch_only_rllib  # noqa: F401
-from capprof.runners.rllib_obs import CONVENTION_FILE, MODULES_SUBDIR, RGB_SIZE, ObsConvention
-from capprof.runners.rllib_train_dir import (  # noqa: F401  (also this library's names, as before the split)
+from capprof.runners.training.rllib_env import (  # noqa: F401
+    _env_class, _vector_env_class, resolve_target, torch_only_rllib)
+from capprof.runners.populations.rllib_obs import CONVENTION_FILE, MODULES_SUBDIR, RGB_SIZE, ObsConvention
+from capprof.runners.training.rllib_train_dir import (  # noqa: F401  (also this library's names, as before the split)
     CHECKPOINT_MARKER, CHECKPOINTS, CURVE_COLUMNS, CURVE_FILE, TRAIN_FILE, Progress, _append_curve, _curve_row,
     _read_curve, _write_curve, _write_json, check_out, checkpoints, last_checkpoint, read_curve, read_train_file,
     versions)
@@ -136,7 +137,7 @@ def training_scenario(settings: TrainSettings):
     mean), as ``capprof run`` builds a ``SUBSTRATE:prosocial`` variant."""
     import dataclasses
 
-    from capprof.runners.scenarios import MeanReward
+    from capprof.runners.scenarios.scenarios import MeanReward
 
     scenario = resolve_target(settings.target)
     if settings.prosocial and MeanReward() not in scenario.overrides:
@@ -145,7 +146,7 @@ def training_scenario(settings: TrainSettings):
 
 
 def trains_prosocial(scenario) -> bool:
-    from capprof.runners.scenarios import MeanReward
+    from capprof.runners.scenarios.scenarios import MeanReward
 
     return MeanReward() in scenario.overrides
 

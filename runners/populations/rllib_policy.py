@@ -7,7 +7,7 @@ The checkpoint is an RLlib (new API stack, torch) Algorithm checkpoint
 checkpoint holds one module.
 
 Each step converts the player's observation with the checkpoint's
-``ObsConvention`` (``capprof.runners.rllib_obs``), runs ``forward_inference``
+``ObsConvention`` (``capprof.runners.populations.rllib_obs``), runs ``forward_inference``
 on a batch of one and takes the greedy action of the inference distribution
 (RLlib's ``explore=False``). With ``"explore": true`` in
 ``capprof_rllib.json`` it samples instead, from NumPy's global generator,
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from capprof.errors import CapprofError
-from capprof.runners.rllib_obs import infer_convention, read_convention, resolve_module
+from capprof.runners.populations.rllib_obs import infer_convention, read_convention, resolve_module
 
 PREFIX = "rllib:"
 # ``rllib:DIR[:MODULE_ID]#greedy`` / ``#sample`` overrides how the directory

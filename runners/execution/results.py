@@ -5,7 +5,7 @@ Each file is written by ``capprof.io.atomic_write`` under a temporary name
 so a killed run leaves only complete episodes; ``remove_partial_files``
 deletes a killed run's temporaries when the next run takes the directory. ``capprof scores OUT_DIR`` and ``pandas.read_parquet(OUT_DIR)`` read
 the directory directly. The schema is derived from
-``capprof.runners.records.EpisodeRecord`` (``EPISODE_SCHEMA``).
+``capprof.runners.episode.records.EpisodeRecord`` (``EPISODE_SCHEMA``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from capprof.io import atomic_write
-from capprof.runners.records import EpisodeRecord
+from capprof.runners.episode.records import EpisodeRecord
 
 _SCALARS = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
 

@@ -3,7 +3,7 @@ close every policy built.
 
 Focal slots draw members from the population with the episode's focal
 generator, background slots from the scenario's background members with the
-background generator (``capprof.runners.episode.episode_seeds``). Every slot
+background generator (``capprof.runners.episode.episode.episode_seeds``). Every slot
 gets its own policy, built for that episode by ``Member.build(info, seed,
 slot)`` with the slot's ``PolicySlot`` (player index, role, ``agent_<i>``).
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 import random
 
 from capprof.runners.constants import BOT_PREFIX, STATUS_ERROR
-from capprof.runners.guard import GuardedPolicy, StepWatchdog
-from capprof.runners.populations import Member, parse_population, policy_slots
-from capprof.runners.records import EpisodeTask, PolicyFailure, exception_line
+from capprof.runners.episode.guard import GuardedPolicy, StepWatchdog
+from capprof.runners.populations.populations import Member, parse_population, policy_slots
+from capprof.runners.episode.records import EpisodeTask, PolicyFailure, exception_line
 
 BACKGROUND_SEED_OFFSET, BACKGROUND_SEED_STRIDE = 1000, 7919
 

@@ -2,7 +2,7 @@
 run's record), ``learning_curve.csv`` (one row per iteration, built from
 RLlib's result dict) and the completed checkpoints under ``checkpoints/``
 (found, validated for ``--resume``). Saving a checkpoint needs the algorithm
-and lives with the training loop in ``capprof.runners.rllib_train``.
+and lives with the training loop in ``capprof.runners.training.rllib_train``.
 
 Part of the library behind ``capprof train``; it never prints.
 """

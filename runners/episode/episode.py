@@ -25,8 +25,8 @@ import zlib
 import numpy as np
 
 from capprof.runners.constants import STATUS_ERROR, STATUS_OK
-from capprof.runners.guard import StepWatchdog
-from capprof.runners.observers import (
+from capprof.runners.episode.guard import StepWatchdog
+from capprof.runners.episode.observers import (
     DepletionStep,
     EpisodeTimeLimit,
     MemoryLimit,
@@ -35,8 +35,8 @@ from capprof.runners.observers import (
     ReturnSeries,
     Timing,
 )
-from capprof.runners.populations import substrate_info
-from capprof.runners.records import (
+from capprof.runners.populations.populations import substrate_info
+from capprof.runners.episode.records import (
     EpisodeRecord,
     EpisodeTask,
     Limits,
@@ -44,8 +44,8 @@ from capprof.runners.records import (
     exception_line,
     failed_record,
 )
-from capprof.runners.slots import Slots, close_quietly
-from capprof.runners.substrate import build_substrate
+from capprof.runners.episode.slots import Slots, close_quietly
+from capprof.runners.episode.substrate import build_substrate
 
 __all__ = ["EpisodeRecord", "EpisodeTask", "Limits", "PolicyFailure", "episode_seeds", "failed_record",
            "play", "run_episode"]
@@ -64,7 +64,7 @@ def play(env, policies, is_focal, observers: list[Observer], max_steps: int | No
     """Step ``env`` with one policy per slot until its last timestep (or
     ``max_steps``); returns the steps played. Focal slots see only the
     observations meltingpot permits focal players. Policies that offer
-    ``step_ahead`` (bridged ones, runners/venv_member.py) get each step's
+    ``step_ahead`` (bridged ones, runners/populations/venv_member.py) get each step's
     timestep through it first and are asked for their actions last, so they
     work while the other slots step."""
     from meltingpot.scenario import PERMITTED_OBSERVATIONS
@@ -110,7 +110,7 @@ def run_episode(task: EpisodeTask, clocks=None) -> EpisodeRecord:
     """Run one episode and return its record (never raises for policy faults).
 
     ``clocks`` is optional shared memory an outside watcher reads (see
-    runners/isolation.py)."""
+    runners/execution/isolation.py)."""
     from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()

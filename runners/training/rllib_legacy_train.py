@@ -2,7 +2,7 @@
 
 Run it with the legacy interpreter (``make legacy-env``), not capprof's::
 
-    .venv-legacy/bin/python runners/rllib_legacy_train.py OUT [--lstm] [--flat] [--steps 400]
+    .venv-legacy/bin/python runners/training/rllib_legacy_train.py OUT [--lstm] [--flat] [--steps 400]
 
 It writes what the 2023 contest's baseline trainer left behind, so that
 ``rllib-legacy:`` can be tried without a contest checkpoint at hand:

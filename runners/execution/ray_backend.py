@@ -1,7 +1,7 @@
 """Episodes as Ray actor tasks, on this machine or a cluster (``--address``).
 
 Ray workers run episodes in a child process they start once (spawned, so a
-fresh interpreter; runners/isolation.py). Measured on this machine, dmlab2d's
+fresh interpreter; runners/execution/isolation.py). Measured on this machine, dmlab2d's
 C++/Lua substrate code runs ~7x slower (clean_up: ~230 vs ~1,700 steps/s, and
 4.6 s vs 0.8 s per build) in any process that has started many threads, as
 every Ray worker (and even a Ray driver after ``ray.init``) has; a forked
@@ -23,7 +23,7 @@ from collections import deque
 
 from capprof.errors import CapprofError, note
 from capprof.runners.constants import STATUS_ERROR
-from capprof.runners.records import EpisodeRecord, EpisodeTask, exception_line, failed_record
+from capprof.runners.episode.records import EpisodeRecord, EpisodeTask, exception_line, failed_record
 
 MAX_ATTEMPTS = 3  # runs of one episode whose worker was lost, before it is recorded as failed
 WAIT_SECONDS = 30.0  # how often a driver waiting for records checks that the cluster still has a node
@@ -35,7 +35,7 @@ class EpisodeWorker:
     """A Ray actor that runs ``run_episode`` in its own watched child process."""
 
     def __init__(self):
-        from capprof.runners.isolation import EpisodeProcess
+        from capprof.runners.execution.isolation import EpisodeProcess
 
         self._process = EpisodeProcess()
 

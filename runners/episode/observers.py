@@ -1,6 +1,6 @@
 """Measurement around the episode loop: observers.
 
-The loop (``capprof.runners.episode.play``) calls ``reset(timestep)`` once,
+The loop (``capprof.runners.episode.episode.play``) calls ``reset(timestep)`` once,
 after the substrate's reset and the policies' initial states, and
 ``step(steps, timestep)`` after every substrate step. Observers that measure
 give their record fields with ``fields()``; limits raise ``PolicyFailure``
@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from capprof.runners.constants import STATUS_MEMORY, STATUS_TIMEOUT
-from capprof.runners.measures import Depletion, gini
-from capprof.runners.records import PolicyFailure
+from capprof.runners.episode.measures import Depletion, gini
+from capprof.runners.episode.records import PolicyFailure
 
 MEMORY_CHECK_EVERY = 10  # steps between resident-memory checks
 
@@ -35,7 +35,7 @@ class Observer:
 class Timing(Observer):
     """Wall time from construction, build time (until the first timestep),
     steps played and stepping speed. ``clocks`` (optional shared memory, see
-    runners/isolation.py) gets the steps played at index 2, so a watcher
+    runners/execution/isolation.py) gets the steps played at index 2, so a watcher
     outside the process knows how far a dead episode came."""
 
     def __init__(self, clocks=None):

@@ -29,14 +29,14 @@ from pathlib import Path
 
 from capprof.errors import CapprofError
 from capprof.io import require_space
-from capprof.runners.assets import require_bots
+from capprof.runners.scenarios.assets import require_bots
 from capprof.runners.constants import BOT_PREFIX, CUSTOM_SUITES
-from capprof.runners.episode import run_episode
-from capprof.runners.lock import RunLock, unwritable
-from capprof.runners.populations import BUILTINS, check_covers, parse_population
-from capprof.runners.records import EpisodeRecord, EpisodeTask, Limits
-from capprof.runners.results import finished_keys, remove_partial_files, write_record
-from capprof.runners.scenarios import Scenario, get_scenario, suite_names
+from capprof.runners.episode.episode import run_episode
+from capprof.runners.execution.lock import RunLock, unwritable
+from capprof.runners.populations.populations import BUILTINS, check_covers, parse_population
+from capprof.runners.episode.records import EpisodeRecord, EpisodeTask, Limits
+from capprof.runners.execution.results import finished_keys, remove_partial_files, write_record
+from capprof.runners.scenarios.scenarios import Scenario, get_scenario, suite_names
 
 
 @dataclass
@@ -134,7 +134,7 @@ def write_run_demands(tasks, out_dir: Path) -> Path | None:
     outside the catalog; ``capprof scores OUT_DIR`` reads it by itself."""
     if not any(t.scenario.suite in CUSTOM_SUITES for t in tasks):
         return None
-    from capprof.runners.scenarios import write_demands_yaml
+    from capprof.runners.scenarios.scenarios import write_demands_yaml
     from capprof.tagging.demands import RUN_DEMANDS_FILE
 
     try:
@@ -203,11 +203,11 @@ def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: st
 
         try:
             if backend == "ray":
-                from capprof.runners.ray_backend import execute_ray
+                from capprof.runners.execution.ray_backend import execute_ray
 
                 summary.retried = execute_ray(todo, finished, workers, address, runtime_env)
             elif isolate and todo:
-                from capprof.runners.isolation import EpisodeProcess
+                from capprof.runners.execution.isolation import EpisodeProcess
 
                 process = EpisodeProcess()
                 try:

@@ -1,12 +1,12 @@
 """The environment ``capprof train`` trains in: which all-focal scenario a
 name means (a substrate with its default roles, or a capprof variant), and
 that scenario wrapped as an RLlib ``MultiAgentEnv`` (agents ``player_0`` ..
-``player_{n-1}``, observations by ``capprof.runners.rllib_obs.ObsConvention``),
+``player_{n-1}``, observations by ``capprof.runners.populations.rllib_obs.ObsConvention``),
 its rewards as the scenario's substrate pays them (reward shaping such as
-``prosocial`` is a scenario override, ``capprof.runners.substrate``). Also
+``prosocial`` is a scenario override, ``capprof.runners.episode.substrate``). Also
 ``torch_only_rllib``, which must run before RLlib is first imported.
 
-Part of the library behind ``capprof train`` (``capprof.runners.rllib_train``);
+Part of the library behind ``capprof train`` (``capprof.runners.training.rllib_train``);
 it never prints.
 """
 
@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from capprof.errors import CapprofError, did_you_mean
-from capprof.runners.rllib_obs import ObsConvention
+from capprof.runners.populations.rllib_obs import ObsConvention
 
 
 def torch_only_rllib() -> None:
@@ -42,7 +42,7 @@ def resolve_target(name: str):
     roles, no overrides), a declarative variant (``SUBSTRATE:key=value,...``)
     or a capprof scenario whose slots are all focal (the ``variants`` suite). One-line CapprofError
     otherwise, with a did-you-mean."""
-    from capprof.runners.scenarios import Scenario, default_roles, get_scenario, suite_names
+    from capprof.runners.scenarios.scenarios import Scenario, default_roles, get_scenario, suite_names
 
     substrates = _substrate_names()
     if name in substrates:
@@ -88,7 +88,7 @@ def _env_class():
             import gymnasium as gym
 
             from capprof.meltingpot_import import import_meltingpot
-            from capprof.runners.substrate import build_substrate
+            from capprof.runners.episode.substrate import build_substrate
 
             import_meltingpot()
             cfg = dict(env_config or {})
@@ -162,7 +162,7 @@ def _vector_env_class():
 
         def __init__(self, env_config=None):
             from capprof.meltingpot_import import import_meltingpot
-            from capprof.runners.substrate import build_substrate
+            from capprof.runners.episode.substrate import build_substrate
 
             import_meltingpot()
             cfg = dict(env_config or {})

@@ -2,7 +2,7 @@
 
 ``SPEC`` is ``module:Class``, ``FILE.py[:Class]``, ``submission:DIR`` or
 ``rllib-legacy:CHECKPOINT[:POLICY_ID][#greedy|#sample]`` (an old-API-stack
-RLlib checkpoint, ``capprof.runners.rllib_legacy``, which runs in the child);
+RLlib checkpoint, ``capprof.runners.populations.rllib_legacy``, which runs in the child);
 ``PYTHON`` is the other environment's interpreter (``/opt/old/bin/python``).
 That environment needs only NumPy and dm_env besides the member's own
 dependencies: no capprof install. capprof runs its bridge there by file path
@@ -39,8 +39,8 @@ from collections import deque
 from pathlib import Path
 
 from capprof.errors import CapprofError, note
-from capprof.runners import bridge
-from capprof.runners.isolation import die_with_parent
+from capprof.runners.populations import bridge
+from capprof.runners.execution.isolation import die_with_parent
 
 BRIDGE = str(Path(bridge.__file__).resolve())
 CHECK_SECONDS = float(os.environ.get("CAPPROF_CHECK_SECONDS", "300") or 300)  # the check imports the member (TensorFlow, ray)
@@ -405,7 +405,7 @@ def check_legacy_covers(spec: str, found: dict, scenario) -> None:
     ``found`` (``rllib_legacy.describe``) can fill every focal slot of
     ``scenario``: a policy for each focal slot's id (or one for all) with as
     many actions as the substrate has."""
-    from capprof.runners.populations import substrate_info
+    from capprof.runners.populations.populations import substrate_info
 
     policies = found["policies"]
     checkpoint = spec[len(bridge.LEGACY_PREFIX):]
@@ -445,7 +445,7 @@ class VenvSource:
         if self.spec.startswith(bridge.LEGACY_PREFIX):
             check_legacy_covers(self.spec, self.check()["ok"]["legacy"], scenario)
         if self.spec.startswith(bridge.SUBMISSION_PREFIX):
-            from capprof.runners.submission import check_roles
+            from capprof.runners.populations.submission import check_roles
 
             found = self.check()["ok"]
             roles = {s: found["roles"].get(s) or {} for s in found["substrates"]}

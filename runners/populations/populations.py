@@ -7,7 +7,7 @@ A population spec (``capprof run --population SPEC``) is::
 where each MEMBER is
 
 * a built-in: ``random``, ``noop`` or a scripted behaviour
-  (``capprof.runners.builtins.BUILTINS``, one class each);
+  (``capprof.runners.populations.builtins.BUILTINS``, one class each);
 * ``package.module:Name`` or ``path/to/file.py:Name``: a policy class (a
   meltingpot ``Policy`` or anything with ``initial_state``, ``step`` and
   ``close``) or a function returning one; ``path/to/file.py`` alone picks the
@@ -15,17 +15,17 @@ where each MEMBER is
   the slot's policy id (``agent_<i>``, as the 2023 contest kit built them);
   a zero-argument one is called with none;
 * ``submission:DIR``: a 2023-contest starter-kit directory
-  (``DIR/my_policies/user_config.py``; see ``capprof.runners.submission``);
+  (``DIR/my_policies/user_config.py``; see ``capprof.runners.populations.submission``);
 * ``rllib:CHECKPOINT_DIR[:MODULE_ID]``: an RLModule from an RLlib (new API
-  stack, torch) checkpoint, acting through ``capprof.runners.rllib_policy``;
+  stack, torch) checkpoint, acting through ``capprof.runners.populations.rllib_policy``;
 * ``rllib-legacy:CHECKPOINT[:POLICY_ID][#greedy|#sample]@PYTHON``: an RLlib 2.x
   old-API-stack checkpoint (the 2023 contest's), always in another
-  interpreter (``capprof.runners.rllib_legacy``, ``make legacy-env``);
+  interpreter (``capprof.runners.populations.rllib_legacy``, ``make legacy-env``);
 * ``shipped:NAME``: a population trained by ``capprof train`` that capprof
-  ships (``capprof.runners.shipped_populations``), played as ``rllib:``;
+  ships (``capprof.runners.populations.shipped_populations``), played as ``rllib:``;
 * any of the imported forms followed by ``@PYTHON`` (the path of another
   environment's interpreter, e.g. ``mine.py:Agent@/opt/old/bin/python``): the
-  member runs in that interpreter (``capprof.runners.venv_member``).
+  member runs in that interpreter (``capprof.runners.populations.venv_member``).
 
 Slots are filled as meltingpot fills them: each focal slot independently draws
 a member uniformly (with replacement), but from a ``random.Random`` seeded per
@@ -39,7 +39,7 @@ import re
 from dataclasses import dataclass
 
 from capprof.errors import CapprofError, did_you_mean
-from capprof.runners.builtins import BUILTINS, describe
+from capprof.runners.populations.builtins import BUILTINS, describe
 
 __all__ = ["BUILTINS", "Member", "PolicySlot", "Population", "SubstrateInfo", "check_covers",
            "describe", "parse_population", "policy_slots", "substrate_info"]
@@ -179,7 +179,7 @@ class _RLlib:
         self.spec = spec
 
     def build(self, info, seed, slot):
-        from capprof.runners import rllib_policy
+        from capprof.runners.populations import rllib_policy
 
         return rllib_policy.build(self.spec, info)  # the module is loaded once per process
 
@@ -189,7 +189,7 @@ class _Imported:
 
     def __init__(self, spec: str):
         from capprof.meltingpot_import import import_meltingpot
-        from capprof.runners.bridge import SpecError, load_target
+        from capprof.runners.populations.bridge import SpecError, load_target
 
         # Submissions import meltingpot (hence TensorFlow) themselves: import
         # it quietly first, or TensorFlow's start-up lines reach the terminal.
@@ -200,7 +200,7 @@ class _Imported:
             raise CapprofError(str(exc)) from None
 
     def build(self, info, seed, slot):
-        from capprof.runners.bridge import open_policy
+        from capprof.runners.populations.bridge import open_policy
 
         return open_policy(self.factory, slot.policy_id)
 
@@ -210,7 +210,7 @@ def _source(spec: str):
     """How ``spec`` builds, resolved once per process (a bad spec: CapprofError)."""
     venv = _IN_VENV.fullmatch(spec)
     if venv and spec not in BUILTINS:
-        from capprof.runners.venv_member import VenvSource
+        from capprof.runners.populations.venv_member import VenvSource
 
         inner = venv.group("spec")
         if inner in BUILTINS or inner.startswith((RLLIB_PREFIX, SHIPPED_PREFIX)) or not looks_like_import(inner):
@@ -225,19 +225,19 @@ def _source(spec: str):
     if spec in BUILTINS:
         return _Builtin(BUILTINS[spec])
     if spec.startswith(RLLIB_PREFIX):
-        from capprof.runners import rllib_policy
+        from capprof.runners.populations import rllib_policy
 
         rllib_policy.check_spec(spec)  # cheap: a bad directory fails before any episode
         return _RLlib(spec)
     if spec.startswith(SHIPPED_PREFIX):
-        from capprof.runners import rllib_policy
-        from capprof.runners.shipped_populations import shipped_population
+        from capprof.runners.populations import rllib_policy
+        from capprof.runners.populations.shipped_populations import shipped_population
 
         rllib_spec = shipped_population(spec[len(SHIPPED_PREFIX):]).spec
         rllib_policy.check_spec(rllib_spec)
         return _RLlib(rllib_spec)
     if spec.startswith(SUBMISSION_PREFIX):
-        from capprof.runners.submission import SubmissionSource
+        from capprof.runners.populations.submission import SubmissionSource
 
         return SubmissionSource(spec[len(SUBMISSION_PREFIX):])
     return _Imported(spec)

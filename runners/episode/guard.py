@@ -14,7 +14,7 @@ import threading
 import time
 
 from capprof.runners.constants import STATUS_ERROR, STATUS_INVALID_ACTION, STATUS_TIMEOUT
-from capprof.runners.records import PolicyFailure, exception_line
+from capprof.runners.episode.records import PolicyFailure, exception_line
 
 
 class StepTimeout(BaseException):
@@ -64,10 +64,10 @@ class GuardedPolicy:
     """A focal policy whose ``step`` is timed, watched and checked.
 
     ``clocks`` (optional) is shared memory read by an outside watcher
-    (runners/isolation.py): index 0 holds ``time.monotonic()`` when the
+    (runners/execution/isolation.py): index 0 holds ``time.monotonic()`` when the
     current focal step began, 0 between steps.
 
-    A policy that steps elsewhere (a bridged one, runners/venv_member.py)
+    A policy that steps elsewhere (a bridged one, runners/populations/venv_member.py)
     may offer ``step_ahead(timestep, state)``, which starts the step and
     never raises, with ``step_seconds``, how long its last step ran there.
     The guard passes ``step_ahead`` on unchanged (None for other policies);

@@ -117,7 +117,7 @@ class Scenario:
 
     ``background`` maps each background role to the members it samples from:
     ``bot:<name>`` for a meltingpot bot, otherwise a capprof population spec
-    (see ``capprof.runners.populations``).
+    (see ``capprof.runners.populations.populations``).
     """
 
     name: str
@@ -214,7 +214,7 @@ SUITES_FILE = Path(__file__).parent / "data" / "suites.yaml"  # the offline and 
 
 @functools.lru_cache(maxsize=1)
 def suites_data() -> dict:
-    """runners/data/suites.yaml: ``offline`` (substrate -> background
+    """runners/scenarios/data/suites.yaml: ``offline`` (substrate -> background
     behaviour -> mode -> demands), ``backgrounds`` (behaviour -> how a
     description names it) and ``variants`` (suite name -> declarative spelling)."""
     import yaml
@@ -348,15 +348,15 @@ def _variant_value(spec: str, key: str, value: str):
     return number
 
 
-SHIPPED_MEMBER = "shipped:"  # spelled as capprof.runners.populations.SHIPPED_PREFIX
+SHIPPED_MEMBER = "shipped:"  # spelled as capprof.runners.populations.populations.SHIPPED_PREFIX
 
 
 def _background_member(spec: str, member: str) -> str:
     """A background member a variant may name: a built-in or ``shipped:NAME``
     (both spelled without ``,`` or ``=``, so the name stays one variant).
     Whether NAME is shipped is checked when a run is planned
-    (``capprof.runners.execute.plan``), by the population parser itself."""
-    from capprof.runners.builtins import BUILTINS
+    (``capprof.runners.execution.execute.plan``), by the population parser itself."""
+    from capprof.runners.populations.builtins import BUILTINS
 
     if member in BUILTINS or (member.startswith(SHIPPED_MEMBER) and len(member) > len(SHIPPED_MEMBER)):
         return member
