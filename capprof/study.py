@@ -95,7 +95,7 @@ def _background_member(spec: str) -> str | None:
     """``spec`` when a variant can seat it in the background (a built-in or
     shipped:NAME, one member), else None."""
     from capprof.runners.populations.builtins import BUILTINS
-    from capprof.runners.populations.populations import SHIPPED_PREFIX
+    from capprof.runners.populations.shipped_populations import PREFIX as SHIPPED_PREFIX
 
     return spec if spec in BUILTINS or (spec.startswith(SHIPPED_PREFIX) and "+" not in spec) else None
 

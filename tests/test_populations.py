@@ -95,3 +95,75 @@ def test_unknown_member_names_every_form():
     message = str(info.value)
     assert 'did you mean "harvester"' in message
     assert "submission:DIR" in message and "@/path/to/other/python" in message
+    for kind in ("module:Class", "FILE.py[:Class]", "rllib:CHECKPOINT_DIR[:MODULE_ID]",
+                 "rllib-legacy:CHECKPOINT@PYTHON", "shipped:NAME", "a built-in (random, noop"):
+        assert kind in message, kind
+
+
+@pytest.mark.parametrize("spec, kind", [
+    ("random", "builtin"), ("pkg.mod:Policy", "imported"), ("agents/mine.py", "imported"),
+    ("submission:/kits/a", "submission"), ("rllib:/pops/open:shared#greedy", "rllib"),
+    ("rllib-legacy:/old/ckpt", "rllib-legacy"), ("shipped:selfish", "shipped"), ("harvestr", None),
+])
+def test_every_spec_is_one_kind(spec, kind):
+    from capprof.runners.populations.populations import KINDS
+
+    found = KINDS.kind_of(spec)
+    assert (found.name if found else None) == kind
+
+
+def test_the_help_lists_every_kind_and_what_may_run_elsewhere(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "2000")  # one line per option: no wrapping inside a spelling
+    res = cli("run", "--help")
+    text = " ".join(res.out.split())
+    for spelling in ("a built-in (random, noop, aggressor, ...)", "submission:DIR", "rllib:CHECKPOINT_DIR[:MODULE_ID]",
+                     "rllib-legacy:CHECKPOINT[:POLICY_ID][#greedy|#sample]@PYTHON", "shipped:NAME",
+                     "prosocial, selfish"):
+        assert spelling in text, spelling
+    assert ("SPEC@PYTHON runs a module:Class, FILE.py[:Class] or submission:DIR member in another environment's "
+            "interpreter") in text
+
+
+def test_a_new_member_kind_is_one_record(monkeypatch):
+    """A kind registered in KINDS parses, builds, may run elsewhere when its
+    record says so, and is named by the help and the error texts."""
+    from capprof.errors import CapprofError
+    from capprof.runners.populations import populations
+    from capprof.runners.populations.builtins import RandomPolicy
+    from capprof.runners.populations.kinds import MemberKind, MemberKinds
+    from capprof.runners.populations.populations import SubstrateInfo
+
+    class Echo:
+        def __init__(self, spec):
+            self.name = spec.partition(":")[2]
+
+        def build(self, info, seed, slot):
+            return RandomPolicy(info, seed)
+
+    kinds = MemberKinds([*populations.KINDS, MemberKind("echo", prefix="echo:", spelling="echo:NAME",
+                                                        help="echo:NAME (a test kind)", resolve=Echo)])
+    monkeypatch.setattr(populations, "KINDS", kinds)
+    populations._source.cache_clear()
+    try:
+        member = populations.parse_population("e=echo:hello").members[0]
+        info = SubstrateInfo("x", ({"move": 0},) * 3, ())
+        assert member.build(info, 0).step(dm_env.restart({}), 0)[0] in range(3)
+        assert "echo:NAME (a test kind)" in kinds.help()
+        with pytest.raises(CapprofError, match=r"or echo:NAME, optionally followed by @/path/to/other/python"):
+            populations.parse_population("nothing_like_a_member")
+        with pytest.raises(CapprofError, match=r'"echo:x@/usr/bin/python": only module:Class, FILE.py\[:Class\], '
+                                               r"submission:DIR and rllib-legacy:CHECKPOINT members can run"):
+            populations.parse_population("echo:x@/usr/bin/python")
+    finally:
+        populations._source.cache_clear()
+
+
+def test_a_kind_needs_a_way_to_be_recognised_and_resolved():
+    from capprof.runners.populations.kinds import MemberKind, MemberKinds
+
+    with pytest.raises(ValueError, match="needs a prefix or a recognise test"):
+        MemberKinds([MemberKind("x", spelling="x", help="x", resolve=str)])
+    with pytest.raises(ValueError, match="resolves nowhere"):
+        MemberKinds([MemberKind("x", spelling="x:", help="x", prefix="x:")])
+    with pytest.raises(ValueError, match="registered already"):
+        MemberKinds([MemberKind("x", spelling="x:", help="x", prefix="x:", resolve=str)] * 2)

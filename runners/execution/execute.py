@@ -33,7 +33,8 @@ from capprof.runners.scenarios.assets import require_bots
 from capprof.runners.constants import BOT_PREFIX, CUSTOM_SUITES
 from capprof.runners.episode.episode import run_episode
 from capprof.runners.execution.lock import RunLock, unwritable
-from capprof.runners.populations.populations import BUILTINS, check_covers, parse_population
+from capprof.runners.populations.builtins import BUILTINS
+from capprof.runners.populations.populations import check_covers, parse_population
 from capprof.runners.episode.records import EpisodeRecord, EpisodeTask, Limits
 from capprof.runners.execution.results import finished_keys, remove_partial_files, write_record
 from capprof.runners.scenarios.scenarios import Scenario, get_scenario, suite_names

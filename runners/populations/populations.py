@@ -39,15 +39,16 @@ import re
 from dataclasses import dataclass
 
 from capprof.errors import CapprofError, did_you_mean
-from capprof.runners.populations.builtins import BUILTINS, describe
+from capprof.runners.populations import rllib_policy, shipped_populations
+from capprof.runners.populations.bridge import LEGACY_PREFIX, SUBMISSION_PREFIX, SpecError, load_target, open_policy
+from capprof.runners.populations.builtins import BUILTINS
+from capprof.runners.populations.kinds import MemberKind, MemberKinds
+from capprof.runners.populations.submission import SubmissionSource
+from capprof.runners.populations.venv_member import VenvSource
 
-__all__ = ["BUILTINS", "Member", "PolicySlot", "Population", "SubstrateInfo", "check_covers",
-           "describe", "parse_population", "policy_slots", "substrate_info"]
+__all__ = ["KINDS", "Member", "PolicySlot", "Population", "SubstrateInfo", "check_covers", "parse_population",
+           "policy_slots", "substrate_info"]
 
-RLLIB_PREFIX = "rllib:"
-SHIPPED_PREFIX = "shipped:"
-SUBMISSION_PREFIX = "submission:"
-LEGACY_PREFIX = "rllib-legacy:"  # old-API-stack RLlib checkpoints, played in another interpreter only
 # MEMBER@PYTHON: the interpreter is the part after the last "@", a path (it
 # holds a "/") with no ":" in it.
 _IN_VENV = re.compile(r"(?P<spec>.+)@(?P<python>[^@:]*/[^@:]*)")
@@ -163,25 +164,15 @@ class Population:
         return [rng.choice(self.members) for _ in range(n_slots)]
 
 
-# ------------------------------------------------------------ sources: spec -> builder
+# ------------------------------------------------------------ the member kinds
 
 
 class _Builtin:
-    def __init__(self, cls):
-        self.cls = cls
+    def __init__(self, spec: str):
+        self.cls = BUILTINS[spec]
 
     def build(self, info, seed, slot):
         return self.cls(info, seed)
-
-
-class _RLlib:
-    def __init__(self, spec: str):
-        self.spec = spec
-
-    def build(self, info, seed, slot):
-        from capprof.runners.populations import rllib_policy
-
-        return rllib_policy.build(self.spec, info)  # the module is loaded once per process
 
 
 class _Imported:
@@ -189,7 +180,6 @@ class _Imported:
 
     def __init__(self, spec: str):
         from capprof.meltingpot_import import import_meltingpot
-        from capprof.runners.populations.bridge import SpecError, load_target
 
         # Submissions import meltingpot (hence TensorFlow) themselves: import
         # it quietly first, or TensorFlow's start-up lines reach the terminal.
@@ -200,47 +190,62 @@ class _Imported:
             raise CapprofError(str(exc)) from None
 
     def build(self, info, seed, slot):
-        from capprof.runners.populations.bridge import open_policy
-
         return open_policy(self.factory, slot.policy_id)
+
+
+def _looks_imported(spec: str) -> bool:
+    return ":" in spec or spec.endswith(".py") or "/" in spec
+
+
+# Every kind of member, in the order --help and the error texts list them.
+# Adding a kind is one record here (and the module that builds it).
+KINDS = MemberKinds([
+    MemberKind("builtin", spelling=lambda: f"a built-in ({', '.join(BUILTINS)})",
+               help="a built-in (random, noop, aggressor, ...)", recognise=BUILTINS.__contains__,
+               resolve=_Builtin),
+    MemberKind("imported", spelling="module:Class, FILE.py[:Class]",
+               help="module:Class, FILE.py[:Class] (a policy class or a function returning one)",
+               recognise=_looks_imported, resolve=_Imported, remote=True),
+    MemberKind("submission", prefix=SUBMISSION_PREFIX, spelling="submission:DIR",
+               help="submission:DIR (a 2023 contest starter-kit directory)",
+               resolve=lambda spec: SubmissionSource(spec[len(SUBMISSION_PREFIX):]), remote=True),
+    MemberKind("rllib", prefix=rllib_policy.PREFIX, spelling="rllib:CHECKPOINT_DIR[:MODULE_ID]",
+               help="rllib:CHECKPOINT_DIR[:MODULE_ID][#greedy|#sample] (an RLlib new-API-stack checkpoint, "
+                    "e.g. a capprof train directory)",
+               resolve=rllib_policy.RLlibSource),
+    MemberKind("rllib-legacy", prefix=LEGACY_PREFIX, spelling="rllib-legacy:CHECKPOINT",
+               help="rllib-legacy:CHECKPOINT[:POLICY_ID][#greedy|#sample]@PYTHON (an RLlib 2.x old-stack, 2023 "
+                    "contest, checkpoint, played in another interpreter, e.g. @.venv-legacy/bin/python from "
+                    "`make legacy-env`)",
+               remote=True,
+               only_remote="rllib-legacy: members play in the contest's interpreter; write "
+                           "{spec}@.venv-legacy/bin/python (build it with `make legacy-env`) or @ another python "
+                           "with ray 2.x's old API stack"),
+    MemberKind("shipped", prefix=shipped_populations.PREFIX, spelling="shipped:NAME",
+               help=lambda: "shipped:NAME (a trained population capprof ships: "
+                            f"{', '.join(shipped_populations.shipped_names()) or 'none'})",
+               resolve=shipped_populations.source),
+])
 
 
 @functools.lru_cache(maxsize=None)
 def _source(spec: str):
     """How ``spec`` builds, resolved once per process (a bad spec: CapprofError)."""
     venv = _IN_VENV.fullmatch(spec)
-    if venv and spec not in BUILTINS:
-        from capprof.runners.populations.venv_member import VenvSource
-
+    if venv and KINDS.kind_of(spec) is not KINDS["builtin"]:
         inner = venv.group("spec")
-        if inner in BUILTINS or inner.startswith((RLLIB_PREFIX, SHIPPED_PREFIX)) or not looks_like_import(inner):
-            raise CapprofError(f'"{spec}": only module:Class, FILE.py[:Class], submission:DIR and '
-                               f'rllib-legacy:CHECKPOINT members can run in another interpreter; {inner} runs in '
-                               f'capprof\'s own (drop "@...")')
+        kind = KINDS.kind_of(inner)
+        if kind is None or not kind.remote:
+            raise CapprofError(f'"{spec}": only {KINDS.remote_forms()} members can run in another interpreter; '
+                               f'{inner} runs in capprof\'s own (drop "@...")')
         return VenvSource(inner, venv.group("python"))
-    if spec.startswith(LEGACY_PREFIX):
-        raise CapprofError(f'"{spec}": rllib-legacy: members play in the contest\'s interpreter; write '
-                           f"{spec}@.venv-legacy/bin/python (build it with `make legacy-env`) or @ another "
-                           "python with ray 2.x's old API stack")
-    if spec in BUILTINS:
-        return _Builtin(BUILTINS[spec])
-    if spec.startswith(RLLIB_PREFIX):
-        from capprof.runners.populations import rllib_policy
-
-        rllib_policy.check_spec(spec)  # cheap: a bad directory fails before any episode
-        return _RLlib(spec)
-    if spec.startswith(SHIPPED_PREFIX):
-        from capprof.runners.populations import rllib_policy
-        from capprof.runners.populations.shipped_populations import shipped_population
-
-        rllib_spec = shipped_population(spec[len(SHIPPED_PREFIX):]).spec
-        rllib_policy.check_spec(rllib_spec)
-        return _RLlib(rllib_spec)
-    if spec.startswith(SUBMISSION_PREFIX):
-        from capprof.runners.populations.submission import SubmissionSource
-
-        return SubmissionSource(spec[len(SUBMISSION_PREFIX):])
-    return _Imported(spec)
+    kind = KINDS.kind_of(spec)
+    if kind is None:
+        raise CapprofError(f'unknown population member "{spec}"{did_you_mean(spec, BUILTINS)}; use '
+                           f"{KINDS.forms()}, optionally followed by @/path/to/other/python")
+    if kind.only_remote:
+        raise CapprofError(f'"{spec}": ' + kind.only_remote.format(spec=spec))
+    return kind.resolve(spec)
 
 
 def _check_interpreter_path(spec: str) -> None:
@@ -260,10 +265,6 @@ def _check_interpreter_path(spec: str) -> None:
                        f"{inner}@{found or '/path/to/' + python}")
 
 
-def looks_like_import(spec: str) -> bool:
-    return spec.startswith(RLLIB_PREFIX) or ":" in spec or spec.endswith(".py") or "/" in spec
-
-
 def parse_population(text: str, check: bool = True) -> Population:
     """Parse ``[TEAM=]MEMBER[+MEMBER...]``; with ``check`` every member is
     resolved now (imported, its directory or interpreter checked), so a typo
@@ -279,17 +280,12 @@ def parse_population(text: str, check: bool = True) -> Population:
     members = []
     for spec in specs:
         _check_interpreter_path(spec)
-        if spec not in BUILTINS and not looks_like_import(spec):
-            raise CapprofError(
-                f'unknown population member "{spec}"{did_you_mean(spec, BUILTINS)}; use a built-in '
-                f'({", ".join(BUILTINS)}), module:Class, FILE.py[:Class], submission:DIR, '
-                'rllib:CHECKPOINT_DIR[:MODULE_ID], rllib-legacy:CHECKPOINT@PYTHON or shipped:NAME, optionally '
-                'followed by @/path/to/other/python'
-            )
         if check:
             source = _source(spec)
             if hasattr(source, "check"):  # e.g. another interpreter: proven once, here
                 source.check()
+        elif KINDS.kind_of(spec) is None:
+            _source(spec)  # the unknown member's one line
         members.append(Member(name=spec, spec=spec))
     return Population(team=team, members=tuple(members))
 
@@ -342,7 +338,7 @@ def _declared_roles(source) -> dict | None:
     submission = getattr(source, "submission", None)
     if submission is not None:
         return dict(submission.roles)
-    if getattr(source, "spec", "").startswith(SUBMISSION_PREFIX) and hasattr(source, "check"):
+    if isinstance(source, VenvSource) and KINDS.kind_of(source.spec) is KINDS["submission"]:
         return dict(source.check()["ok"].get("roles") or {})
     return None
 

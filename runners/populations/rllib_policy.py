@@ -85,6 +85,18 @@ def check_spec(spec: str) -> Path:
     return module_dir
 
 
+class RLlibSource:
+    """Builds an ``rllib:`` member's policies; the directory is checked when
+    the source is made, the module loaded once per process at the first build."""
+
+    def __init__(self, spec: str):
+        check_spec(spec)  # cheap: a bad directory fails before any episode
+        self.spec = spec
+
+    def build(self, info, seed, slot):
+        return build(self.spec, info)
+
+
 class _DropDeprecation(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "RLModuleConfig object" not in record.getMessage()

@@ -20,10 +20,13 @@ from pathlib import Path
 from capprof.errors import CapprofError
 from capprof.io import atomic_write_text
 from capprof.runners.populations.rllib_obs import CONVENTION_FILE, read_convention
+from capprof.runners.populations.rllib_policy import RLlibSource
 from capprof.runners.training.rllib_train_dir import read_train_file
 
-__all__ = ["SHIPPED_FILES", "ShippedPopulation", "played_as", "ship", "shipped_dir",
-           "shipped_population", "shipped_populations"]
+__all__ = ["PREFIX", "SHIPPED_FILES", "ShippedPopulation", "played_as", "ship", "shipped_dir", "shipped_names",
+           "shipped_population", "shipped_populations", "source"]
+
+PREFIX = "shipped:"  # the member kind: shipped:NAME
 
 # What a shipped directory holds (relative paths); everything else of a
 # training directory stays behind.
@@ -104,6 +107,17 @@ def shipped_populations() -> tuple[ShippedPopulation, ...]:
     """Every shipped population, by name."""
     root = shipped_dir()
     return tuple(ShippedPopulation.read(d) for d in sorted(root.iterdir()) if (d / "train.json").is_file())
+
+
+def shipped_names() -> list[str]:
+    """The shipped populations' names (their folders; nothing is read)."""
+    root = shipped_dir()
+    return sorted(d.name for d in root.iterdir() if (d / "train.json").is_file()) if root.is_dir() else []
+
+
+def source(spec: str) -> RLlibSource:
+    """``shipped:NAME`` resolved: the ``rllib:`` member that plays it."""
+    return RLlibSource(shipped_population(spec[len(PREFIX):]).spec)
 
 
 def shipped_population(name: str) -> ShippedPopulation:

@@ -348,17 +348,16 @@ def _variant_value(spec: str, key: str, value: str):
     return number
 
 
-SHIPPED_MEMBER = "shipped:"  # spelled as capprof.runners.populations.populations.SHIPPED_PREFIX
-
-
 def _background_member(spec: str, member: str) -> str:
     """A background member a variant may name: a built-in or ``shipped:NAME``
     (both spelled without ``,`` or ``=``, so the name stays one variant).
     Whether NAME is shipped is checked when a run is planned
     (``capprof.runners.execution.execute.plan``), by the population parser itself."""
     from capprof.runners.populations.builtins import BUILTINS
+    from capprof.runners.populations.populations import KINDS
 
-    if member in BUILTINS or (member.startswith(SHIPPED_MEMBER) and len(member) > len(SHIPPED_MEMBER)):
+    kind = KINDS.kind_of(member)
+    if kind in (KINDS["builtin"], KINDS["shipped"]) and kind.body(member):
         return member
     raise CapprofError(f'variant "{spec}": background={member} is not a built-in or shipped:NAME'
                        f"{did_you_mean(member, sorted(BUILTINS))}; background is "
