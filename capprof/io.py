@@ -58,6 +58,7 @@ import shutil
 import signal
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
@@ -469,11 +470,28 @@ def disk_error(exc: BaseException) -> OSError | None:
     return None
 
 
-def write_problem(exc: BaseException, target=None, fix: str = "choose another --out") -> str | None:
-    """One line for a write that failed because of the file system: what
-    could not be written, the directory and the reason, and the fix; None
-    when ``exc`` is not such a failure. A non-OSError (a library's own error
-    class) counts when the target's file system is nearly full."""
+@dataclass(frozen=True)
+class DiskProblem:
+    """A write the file system refused: ``what`` names the target (if it is
+    not the directory itself), the reason and the directory; ``space`` is
+    True when freeing space there is the remedy (full, quota, file too big)."""
+
+    what: str
+    directory: Path | None
+    space: bool
+
+    def line(self, fix: str) -> str:
+        """The one line a command prints: the problem, then ``fix``."""
+        if self.directory is None:
+            return f"{self.what}; free space or {fix}"
+        return f"{self.what}; free space there or {fix}" if self.space else f"{self.what}; {fix}"
+
+
+def disk_problem(exc: BaseException, target=None) -> DiskProblem | None:
+    """The ``DiskProblem`` behind ``exc`` when it is a write the file system
+    refused (no space, quota, read-only, permission), else None. A
+    non-OSError (a library's own error class) counts when the target's file
+    system is nearly full."""
     found = disk_error(exc)
     where = Path(target) if target is not None else (Path(found.filename) if found and found.filename else None)
     if found is None:
@@ -482,10 +500,17 @@ def write_problem(exc: BaseException, target=None, fix: str = "choose another --
         reason = DISK_ERRNOS[errno.ENOSPC]
     else:
         reason = DISK_ERRNOS[found.errno]
+    space = found is None or found.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
     if where is None:
-        return f"{reason} while writing; free space or {fix}"
+        return DiskProblem(f"{reason} while writing", None, space)
     directory = nearest_directory(where.parent if not where.is_dir() else where)
     what = f"cannot write {where}: " if where != directory else ""
-    if found is not None and found.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or found is None:
-        return f"{what}{reason} in {directory}; free space there or {fix}"
-    return f"{what}{reason} in {directory}; {fix}"
+    return DiskProblem(f"{what}{reason} in {directory}", directory, space)
+
+
+def write_problem(exc: BaseException, target=None, fix: str = "choose another --out") -> str | None:
+    """One line for a write that failed because of the file system (what
+    could not be written, the directory, the reason, then ``fix``); None when
+    ``exc`` is not such a failure (``disk_problem``)."""
+    problem = disk_problem(exc, target)
+    return None if problem is None else problem.line(fix)

@@ -94,6 +94,21 @@ def test_resume_at_the_budget_says_there_is_nothing_to_do(cli, tmp_path):
     assert "capprof: note:" in res.err and "already holds 400 env steps" in res.err and "raise --steps" in res.err
 
 
+def test_an_interrupted_run_resumed_at_its_steps_is_finished_there(cli, tmp_path):
+    # Training to a time budget: stop it (SIGTERM saves a checkpoint), then
+    # resume with --steps at what it reached; the run is done there, so it ships.
+    run = _fake_run(tmp_path / "run", env_steps=400)
+    record = json.loads((run / "train.json").read_text())
+    (run / "train.json").write_text(json.dumps({**record, "budget_env_steps": 2000, "status": "interrupted"}))
+    res = cli("train", "--out", run, "--resume", "--steps", "400")
+    assert res.code == 0, res.err
+    assert "holds 400 env steps of training (budget 400): finished at its last checkpoint" in res.err
+    record = json.loads((run / "train.json").read_text())
+    assert record["status"] == "done" and record["budget_env_steps"] == 400
+    assert record["sessions"][-1]["finished_at_checkpoint"] is True
+    assert record["sessions"][-1]["command"][-2:] == ["--steps", "400"]
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--seed", "-1"], "argument --seed: -1 is negative"),
     (["--steps", "0"], "argument --steps: 0 is below 1"),
@@ -158,7 +173,7 @@ def test_shaped_rewards_pay_every_player_the_mean():
 
     from capprof.runners.episode.substrate import ShapedRewards
 
-    shaped = ShapedRewards(_FakeSubstrate(None, 1), visible=[], cell=8, mean=True)
+    shaped = ShapedRewards(_FakeSubstrate(None, 1), visible=[], mean=True)
     shaped.reset()
     assert [float(r) for r in shaped.step([0, 0, 0]).reward] == [1.0, 1.0, 1.0]
     assert shaped.actions == [[0, 0, 0]]  # everything else is the substrate's own
@@ -339,9 +354,14 @@ def test_play_mode_suffix_overrides_how_the_directory_plays(cli, tmp_path):
     _one_error_line(res, 'unknown play mode "#fast"; write #greedy', "or #sample")
 
 
-def test_a_disk_that_fills_mid_training_names_the_resume_command(monkeypatch, tmp_path, cli):
-    """The library fails with ENOSPC after a checkpoint exists: one line, the
-    directory, the reason and the --resume command."""
+@pytest.mark.parametrize("code, reason, remedy", [
+    ("ENOSPC", "no space left on device", "free space there"),
+    ("EROFS", "read-only file system", "fix that"),
+])
+def test_a_disk_that_fills_mid_training_names_the_resume_command(monkeypatch, tmp_path, cli, code, reason, remedy):
+    """The library fails with ENOSPC (or the file system turns read-only)
+    after a checkpoint exists: one line, the directory, the reason, the
+    remedy and the --resume command."""
     import errno
 
     from capprof.runners.training import rllib_train, rllib_train_dir
@@ -350,12 +370,13 @@ def test_a_disk_that_fills_mid_training_names_the_resume_command(monkeypatch, tm
 
     def full(settings, out_dir, steps, **kwargs):
         (out_dir / "checkpoints" / "step_000002000").mkdir(parents=True)
-        raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "learning_curve.csv"))
+        raise OSError(getattr(errno, code), reason, str(out_dir / "learning_curve.csv"))
 
     monkeypatch.setattr(rllib_train, "train", full)
     monkeypatch.setattr(rllib_train_dir, "checkpoints", lambda d: [(None, d / "checkpoints" / "step_000002000")])
     res = cli("train", "commons_harvest__open", "--out", out, "--steps", "4000", "--quiet")
     lines = res.err.strip().splitlines()
     assert res.code == 2 and len(lines) == 1, res.err
-    assert "no space left" in lines[0].lower() and str(out) in lines[0]
-    assert f"then continue with `capprof train --out {out} --resume`" in lines[0]
+    assert reason in lines[0].lower() and str(out) in lines[0]
+    assert f"the last checkpoint is kept: {remedy}, then continue with `capprof train --out {out} --resume`" \
+        in lines[0]

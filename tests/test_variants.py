@@ -140,11 +140,23 @@ def _apple_view(cells):
 def test_farmer_counts_the_apples_in_each_players_view():
     import numpy as np
     from capprof.meltingpot_import import import_meltingpot
-    from capprof.runners.episode.substrate import count_visible
+    from meltingpot import substrate as mp_substrate
+
+    from capprof.runners.episode.substrate import count_visible, sprite_probe
 
     import_meltingpot()
+    config = mp_substrate.get_config("commons_harvest__open")
+    probe = sprite_probe(config.lab2d_settings_builder(roles=config.default_player_roles, config=config), "apple")
+    assert probe.colour == (214, 88, 88) and probe.cell == 8
     views = np.stack([_apple_view([(0, 0), (3, 4), (10, 10)]), _apple_view([]), _apple_view([(5, 5)])])
-    assert count_visible(views, (214, 88, 88), 8).tolist() == [3, 0, 1]
+    assert count_visible(views, probe).tolist() == [3, 0, 1]
+    # a view turned with its player shows the sprite rotated: still counted
+    for turns in (1, 2, 3):
+        assert count_visible(np.rot90(views, turns, axes=(1, 2)), probe).tolist() == [3, 0, 1]
+    # a cell that shows the red only at its rim (another sprite's edge) is not an apple
+    rim = _apple_view([])
+    rim[8:16, 8] = (214, 88, 88)
+    assert count_visible(rim[None], probe).tolist() == [0]
 
 
 def test_farmer_and_prosocial_shape_the_rewards_a_real_substrate_pays():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import random
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,25 +38,55 @@ def apply_component_kwarg(node, override: ComponentKwarg) -> int:
     return hits
 
 
-def sprite_colour(settings: dict, prefab: str) -> tuple[int, int, int]:
-    """The RGB colour that most of ``prefab``'s first sprite is drawn in (an
-    apple's red body), read from its ``Appearance`` component."""
+@dataclass(frozen=True)
+class SpriteProbe:
+    """How to see one prefab in a player's RGB view cheaply: its body
+    ``colour`` and ``pixels``, positions inside a ``cell`` x ``cell`` sprite
+    cell closed under the four rotations a view can show it in. One body pixel
+    and its rotated images: whichever way the view is turned, one of them shows
+    that body pixel, so a cell shows the sprite iff one of these few pixels has
+    its colour (4 pixels a cell instead of 64)."""
+
+    colour: tuple[int, int, int]
+    pixels: tuple[tuple[int, int], ...]
+    cell: int
+
+
+def sprite_probe(settings: dict, prefab: str) -> SpriteProbe:
+    """The ``SpriteProbe`` of ``prefab``'s first sprite: the colour most of it
+    is drawn in (an apple's red body), read from its ``Appearance`` component,
+    and the body pixel nearest the centre with its rotations, in the view's
+    pixels (the substrate's ``spriteSize``; sprite shapes are scaled to it)."""
+    cell = int(settings.get("spriteSize", 8))
     components = settings["simulation"].get("prefabs", {}).get(prefab, {}).get("components", [])
     for component in components:
         if component.get("component") == "Appearance":
             kwargs = component["kwargs"]
             shape, palette = kwargs["spriteShapes"][0], kwargs["palettes"][0]
             glyphs = collections.Counter(ch for ch in shape if ch in palette and palette[ch][3] > 0)
-            return tuple(palette[glyphs.most_common(1)[0][0]][:3])
+            body = glyphs.most_common(1)[0][0]
+            rows = shape.strip("\n").split("\n")
+            size = len(rows)
+            centre = (size - 1) / 2
+            r, c = min(((i, j) for i, row in enumerate(rows) for j, ch in enumerate(row) if ch == body),
+                       key=lambda ij: (ij[0] - centre) ** 2 + (ij[1] - centre) ** 2)
+            orbit = {(r, c), (c, size - 1 - r), (size - 1 - r, size - 1 - c), (size - 1 - c, r)}
+            # a shape pixel's centre, in a cell of the view's size
+            pixels = tuple(sorted({(int((i + 0.5) * cell / size), int((j + 0.5) * cell / size)) for i, j in orbit}))
+            return SpriteProbe(tuple(palette[body][:3]), pixels, cell)
     raise ValueError(f"the substrate has no {prefab} prefab with an Appearance")
 
 
-def count_visible(rgb: np.ndarray, colour, cell: int) -> np.ndarray:
-    """Cells of ``cell`` x ``cell`` pixels showing ``colour`` in each player's
-    view: ``rgb`` is (players, H, W, 3); returns (players,) counts."""
-    n, h, w, _ = rgb.shape
-    hit = np.all(rgb.reshape(n, h // cell, cell, w // cell, cell, 3) == np.asarray(colour, rgb.dtype), axis=-1)
-    return hit.any(axis=(2, 4)).sum(axis=(1, 2))
+def count_visible(rgb: np.ndarray, probe: SpriteProbe) -> np.ndarray:
+    """Cells showing ``probe``'s sprite in each player's view: ``rgb`` is
+    (players, H, W, 3); returns (players,) counts. Only the probe's pixels of
+    each cell are compared (SpriteProbe)."""
+    colour = np.asarray(probe.colour, rgb.dtype)
+    hit = None
+    for r, c in probe.pixels:
+        here = np.all(rgb[:, r::probe.cell, c::probe.cell] == colour, axis=-1)
+        hit = here if hit is None else hit | here
+    return hit.sum(axis=(1, 2))
 
 
 class ShapedRewards:
@@ -63,16 +94,16 @@ class ShapedRewards:
     then ``MeanReward``); everything else is the substrate's own, so the
     episode loop, observers and training see one object."""
 
-    def __init__(self, substrate, visible: list[tuple[tuple[int, int, int], float]], cell: int, mean: bool):
-        self._substrate, self._visible, self._cell, self._mean = substrate, visible, cell, mean
+    def __init__(self, substrate, visible: list[tuple[SpriteProbe, float]], mean: bool):
+        self._substrate, self._visible, self._mean = substrate, visible, mean
 
     def step(self, actions):
         timestep = self._substrate.step(actions)
         reward = np.array([float(r) for r in timestep.reward])
         if self._visible:
             rgb = np.stack([obs["RGB"] for obs in timestep.observation])
-            for colour, per_object in self._visible:
-                reward = reward + per_object * count_visible(rgb, colour, self._cell)
+            for probe, per_object in self._visible:
+                reward = reward + per_object * count_visible(rgb, probe)
         if self._mean:
             reward = np.full_like(reward, reward.mean())
         return timestep._replace(reward=[np.asarray(r, dtype=np.float64) for r in reward])
@@ -114,8 +145,7 @@ def build_substrate(scenario: Scenario, env_seed: int):
             if not apply_component_kwarg(settings, override):
                 raise ValueError(f"{scenario.name}: substrate has no component {override.component} "
                                  f"with kwarg {override.kwarg}")
-        shaping["cell"] = int(settings.get("spriteSize", 8))
-        shaping["visible"] = [(sprite_colour(settings, v.prefab), v.per_object) for v in visible_rewards]
+        shaping["visible"] = [(sprite_probe(settings, v.prefab), v.per_object) for v in visible_rewards]
         return settings
 
     factory = substrate_factory.SubstrateFactory(
@@ -135,5 +165,5 @@ def build_substrate(scenario: Scenario, env_seed: int):
     finally:
         random.setstate(saved)
     if visible_rewards or mean_reward:
-        return ShapedRewards(substrate, shaping["visible"], shaping["cell"], mean_reward)
+        return ShapedRewards(substrate, shaping["visible"], mean_reward)
     return substrate

@@ -342,8 +342,22 @@ def train(settings: TrainSettings, out: Path, steps: int, *, checkpoint_every: i
     scenario = training_scenario(settings)
     progress = found[0] if found else Progress()
     if found and progress.env_steps >= steps:
-        note(f"{out} already holds {progress.env_steps} env steps of training (budget {steps}); nothing to do: "
-             "raise --steps to train further")
+        record = read_train_file(out)
+        if record.get("status") == "interrupted":
+            # A run stopped early (Ctrl-C, SIGTERM at the end of a time budget)
+            # and resumed with a budget it has reached: it ends here, at its
+            # last checkpoint, and says so in train.json.
+            record.update(status="done", budget_env_steps=progress.env_steps)
+            record.setdefault("sessions", []).append({
+                "command": list(command or sys.argv), "started": _now(), "ended": _now(),
+                "from_env_steps": progress.env_steps, "to_env_steps": progress.env_steps,
+                "versions": versions(), "cpus": os.cpu_count(), "finished_at_checkpoint": True})
+            _write_json(out / TRAIN_FILE, record)
+            note(f"{out} holds {progress.env_steps} env steps of training (budget {steps}): finished at its last "
+                 "checkpoint")
+        else:
+            note(f"{out} already holds {progress.env_steps} env steps of training (budget {steps}); nothing to do: "
+                 "raise --steps to train further")
         return TrainResult(out, found[1], progress)
     out.mkdir(parents=True, exist_ok=True)
     record = read_train_file(out) if found else {

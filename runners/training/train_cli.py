@@ -168,13 +168,13 @@ def run(args, command: list[str]) -> int:
         result = lib.train(settings, out, steps, checkpoint_every=args.checkpoint_every, resume=args.resume,
                            command=command, on_start=on_start, on_iteration=bar.update, on_ready=on_ready)
     except Exception as exc:  # a disk that fills mid-training: the last whole checkpoint is kept
-        from capprof.io import write_problem
+        from capprof.io import disk_problem
 
-        line = write_problem(exc, out, fix="\0")  # what failed, where and why; the fix is ours
-        if line is None or not rllib_train_dir.checkpoints(out):
+        problem = disk_problem(exc, out)  # what failed, where and why; the fix is ours
+        if problem is None or not rllib_train_dir.checkpoints(out):
             raise
-        what = line.split("; free space there or \0")[0].split("; \0")[0]
-        raise CapprofError(f"{what}; the last checkpoint is kept: free space there, then continue with "
+        remedy = "free space there" if problem.space else "fix that"
+        raise CapprofError(f"{problem.what}; the last checkpoint is kept: {remedy}, then continue with "
                            f"`capprof train --out {shlex.quote(str(out))} --resume`") from None
     finally:
         bar.close()
