@@ -11,8 +11,7 @@ from pathlib import Path
 
 from capprof.arguments import non_negative_int, positive_int
 from capprof.errors import CapprofError
-
-EXIT_INTERRUPTED = 130
+from capprof.runners.constants import EXIT_INTERRUPTED
 
 
 def resume_command(args) -> str:
@@ -37,7 +36,7 @@ def resume_command(args) -> str:
     return shlex.join(parts + ["--resume"])
 
 
-def _facts(design, tasks, tables) -> dict[str, str]:
+def _facts(tasks) -> dict[str, str]:
     from capprof.runners.populations.shipped_populations import shipped_populations
 
     teams = list(dict.fromkeys(t.team for t in tasks))
@@ -57,6 +56,7 @@ def cmd_study(args) -> int:
     from capprof.interrupts import sigterm_as_interrupt
     from capprof.io import atomic_write_text
     from capprof.reports.study import study_report
+    from capprof.runners.cli import interrupted_line, stopped_by_the_file_system
     from capprof.runners.execution.execute import execute
     from capprof.study import REPORT_FILE, RUNS_DIR, get_study, plan_study, study_tables
 
@@ -72,18 +72,13 @@ def cmd_study(args) -> int:
             summary = execute(tasks, out / RUNS_DIR, resume=args.resume, backend="ray" if args.ray else "serial",
                               workers=args.workers, quiet=args.quiet, command="capprof study")
     except KeyboardInterrupt:
-        sys.stderr.write(f"capprof: interrupted; the finished episodes are kept in {out / RUNS_DIR}; continue "
-                         f"with: {resume_command(args)}\n")
+        sys.stderr.write(interrupted_line(out / RUNS_DIR, resume_command(args)) + "\n")
         return EXIT_INTERRUPTED
     except OSError as exc:
-        from capprof.io import disk_error
-
-        found = exc if exc.filename is not None else disk_error(exc)
-        if found is None:
+        problem = stopped_by_the_file_system(exc, out / RUNS_DIR, resume_command(args))
+        if problem is None:
             raise
-        where = found.filename or out
-        raise CapprofError(f"{where}: {found.strerror or type(found).__name__}; the finished episodes are kept; "
-                           f"free space or fix the directory, then continue with: {resume_command(args)}") from None
+        raise problem from None
     tables = study_tables(design, out / RUNS_DIR)
     written = tables.write(out)
     profiles = []
@@ -100,7 +95,7 @@ def cmd_study(args) -> int:
 
         written.append(write_csv(profile.abilities, out / "abilities.csv", float_format=None))
         profiles.append(profiles_section(profile))
-    page = study_report(f"capprof study {design.name}", design.description, tables, _facts(design, tasks, tables),
+    page = study_report(f"capprof study {design.name}", design.description, tables, _facts(tasks),
                         profiles)
     report = atomic_write_text(out / REPORT_FILE, page)
     failed = f", {summary.failed} failed" if summary.failed else ""

@@ -78,6 +78,32 @@ def resume_command(args) -> str:
     return shlex.join(parts + ["--resume"])
 
 
+def _kept(out) -> str:
+    from capprof.runners.execution.results import finished_keys
+
+    return f"{len(finished_keys(out))} finished episode(s) are kept in {out}"
+
+
+def interrupted_line(out, resume: str) -> str:
+    """What a run (or a study's run) stopped by Ctrl-C or SIGTERM prints: how
+    many episodes it kept and the command that continues it."""
+    return f"capprof: interrupted; {_kept(out)}; continue with: {resume}"
+
+
+def stopped_by_the_file_system(exc: OSError, out, resume: str) -> CapprofError | None:
+    """The one-line error for a run the file system stopped mid-way (a full
+    disk, a directory removed or turned read-only): where, why, how many
+    episodes are kept and the ``resume`` command; None if ``exc`` is not one."""
+    from capprof.io import disk_error
+
+    found = exc if exc.filename is not None else disk_error(exc)
+    if found is None:
+        return None
+    where = found.filename or out
+    return CapprofError(f"{where}: {found.strerror or type(found).__name__}; {_kept(out)}; "
+                        f"free space or fix the directory, then continue with: {resume}")
+
+
 def cmd_run(args) -> int:
     from capprof.interrupts import sigterm_as_interrupt
     from capprof.runners.execution.execute import execute, expand_scenarios, plan
@@ -103,21 +129,13 @@ def cmd_run(args) -> int:
                               workers=args.workers, address=args.address, quiet=args.quiet, isolate=args.isolate,
                               runtime_env=args.runtime_env)
     except KeyboardInterrupt:
-        from capprof.runners.execution.results import finished_keys
-
-        kept = len(finished_keys(args.out))
-        sys.stderr.write(f"capprof: interrupted; {kept} finished episode(s) are kept in {args.out}; "
-                         f"continue with: {resume_command(args)}\n")
+        sys.stderr.write(interrupted_line(args.out, resume_command(args)) + "\n")
         return EXIT_INTERRUPTED
     except OSError as exc:  # mid-run (a full disk, a removed directory): what was written is kept
-        from capprof.io import disk_error
-
-        found = exc if exc.filename is not None else disk_error(exc)
-        if found is None:
+        problem = stopped_by_the_file_system(exc, args.out, resume_command(args))
+        if problem is None:
             raise
-        where = found.filename or args.out
-        raise CapprofError(f"{where}: {found.strerror or type(found).__name__}; the finished episodes are kept; "
-                           f"free space or fix the directory, then continue with: {resume_command(args)}") from None
+        raise problem from None
     skipped = f", {summary.skipped} already done" if summary.skipped else ""
     failed = f", {summary.failed} failed (see `status` / `error`)" if summary.failed else ""
     print(f"capprof: {summary.ok} episode(s) ok{failed}{skipped}; results in {summary.out_dir} "
@@ -145,10 +163,15 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_scenarios)
 
     p = sub.add_parser("run", help="evaluate populations on Melting Pot scenarios")
-    from capprof.runners.populations.populations import KINDS
 
     p.add_argument("--population", action="append", required=True, metavar="SPEC",
-                   help=KINDS.help() + " (repeatable)")
+                   help="[TEAM=]MEMBER[+MEMBER...]; MEMBER is a built-in (random, noop, aggressor, ...), "
+                        "module:Class, FILE.py[:Class], submission:DIR, rllib:CHECKPOINT_DIR[:MODULE_ID] or "
+                        "shipped:NAME (a trained population capprof ships: selfish, prosocial); SPEC@PYTHON runs "
+                        "a module:Class, FILE.py or submission:DIR member in another environment's interpreter, "
+                        "and rllib-legacy:CHECKPOINT[:POLICY_ID][#greedy|#sample]@PYTHON plays an RLlib 2.x "
+                        "old-stack (2023 contest) checkpoint there, e.g. @.venv-legacy/bin/python from `make "
+                        "legacy-env` (repeatable)")
     p.add_argument("--scenario", action="append", metavar="NAME", help="scenario name (repeatable)")
     p.add_argument("--suite", choices=SUITES, help="every scenario of a suite")
     p.add_argument("--episodes", type=positive_int, required=True, metavar="N", help="episodes per scenario")

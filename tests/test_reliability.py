@@ -125,8 +125,8 @@ def test_a_run_whose_disk_fills_without_a_file_name_prints_the_resume_command(tm
               "--out", out, "--quiet")
     assert res.code == 2
     assert res.err.strip().splitlines() == [
-        f"capprof: error: {out}: No space left on device; the finished episodes are kept; free space or fix the "
-        f"directory, then continue with: capprof run --population random --scenario {scenario} --episodes 2 "
+        f"capprof: error: {out}: No space left on device; 1 finished episode(s) are kept in {out}; free space "
+        f"or fix the directory, then continue with: capprof run --population random --scenario {scenario} --episodes 2 "
         f"--max-steps 3 --out {out} --seed 0 --quiet --resume"]
     assert len(list(out.glob("*.parquet"))) == 1 and not list(out.glob(".*"))
 

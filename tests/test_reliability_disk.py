@@ -149,8 +149,8 @@ def test_a_run_that_fills_the_disk_keeps_its_episodes_and_resumes(small_fs):
     _, err = proc.communicate(timeout=600)
     lines = err.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, err
-    assert "No space left on device; the finished episodes are kept" in lines[0]
     kept = sorted(p.name for p in out.glob("*.parquet"))
+    assert f"No space left on device; {len(kept)} finished episode(s) are kept in {out}" in lines[0]
     assert 1 <= len(kept) < 4 and not list(out.glob(".*")), os.listdir(out)  # no temporary, no lock
     command = lines[0].split("then continue with: ", 1)[1]
     assert command.endswith("--resume")

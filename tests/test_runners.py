@@ -690,7 +690,7 @@ def test_a_disk_filling_up_mid_run_is_one_line_with_the_resume_command(tmp_path,
               "--out", out, "--quiet")
     assert res.code == 2
     assert res.err.strip().splitlines() == [
-        f"capprof: error: {out / 'next.parquet'}: No space left on device; the finished episodes are kept; free "
-        f"space or fix the directory, then continue with: capprof run --population random --scenario {PD_VISITOR} "
+        f"capprof: error: {out / 'next.parquet'}: No space left on device; 1 finished episode(s) are kept in {out}; "
+        f"free space or fix the directory, then continue with: capprof run --population random --scenario {PD_VISITOR} "
         f"--episodes 2 --max-steps 3 --out {out} --seed 0 --quiet --resume"]
     assert len(list(out.glob("*.parquet"))) == 1 and not (out / "_capprof_run.lock").exists()

@@ -123,3 +123,32 @@ def test_a_study_out_that_is_a_file_is_refused(cli, tmp_path):
     (tmp_path / "f").write_text("")
     res = cli("study", "commons-safety", "--out", tmp_path / "f", "--population", "random")
     assert res.code == 2 and "is a file; give a directory" in res.err
+
+
+@pytest.mark.parametrize("stop, code, needle", [
+    (KeyboardInterrupt(), 130, "capprof: interrupted; 1 finished episode(s) are kept in {runs}; continue with: "),
+    (OSError(28, "No space left on device"), 2,
+     "capprof: error: {runs}: No space left on device; 1 finished episode(s) are kept in {runs}; free space or "
+     "fix the directory, then continue with: "),
+])
+def test_a_study_stopped_mid_run_says_what_is_kept_and_how_to_continue(cli, tmp_path, monkeypatch, stop, code,
+                                                                        needle):
+    import capprof.runners.execution.execute as execute_module
+
+    out = tmp_path / "study"
+    real, written = execute_module.write_record, []
+
+    def stop_after_one(out_dir, record):
+        if written:
+            raise stop
+        written.append(real(out_dir, record))
+        return written[-1]
+
+    monkeypatch.setattr(execute_module, "write_record", stop_after_one)
+    res = cli("study", "commons-safety", "--out", out, "--population", "random", "--episodes", "1",
+              "--max-steps", "3", "--no-profile", "--quiet")
+    lines = res.err.strip().splitlines()
+    assert res.code == code and len(lines) == 1, res.err
+    assert lines[0].startswith(needle.format(runs=out / "runs")), lines[0]
+    assert lines[0].endswith(f"capprof study commons-safety --out {out} --population random --episodes 1 "
+                             "--max-steps 3 --seed 0 --no-profile --quiet --resume")
