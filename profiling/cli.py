@@ -27,28 +27,27 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
 
 
-# the evaluate command's name for capprof.errors.note
-_note = note
-
-
-def load_scores_and_demands(args):
-    """Scores (validated against catalog + custom scenarios), normalised, the
-    demand matrix of the scored scenarios, and the scenarios normalisation left
-    out (a zero range)."""
+def load_scores_and_demands(scores_path, demands_file=None, tags: str = "all", normalisation: str | None = "minmax"):
+    """Scores (validated against catalog + custom scenarios), normalised by
+    ``normalisation`` (None: left raw, for `evaluate`, which normalises per
+    fold), the demand matrix of the scored scenarios, and the scenarios
+    normalisation left out (a zero range)."""
     from capprof.profiling.normalise import dropped_scenarios, normalise
     from capprof.scores import load_scores
     from capprof.tagging.catalog import load_catalog
     from capprof.tagging.demands import custom_demands_for, demand_matrix, known_scenarios
 
     catalog = load_catalog()
-    custom = custom_demands_for(args.scores, args.demands, catalog)
+    custom = custom_demands_for(scores_path, demands_file, catalog)
     known = known_scenarios(custom, catalog)
-    scores = load_scores(args.scores, known_scenarios=known, min_teams=2)
-    dropped = dropped_scenarios(scores, args.normalise)
-    scores = normalise(scores, args.normalise)
-    if scores.empty:
-        raise CapprofError("no scores remain after normalisation; every scenario was degenerate")
-    demands = demand_matrix(sorted(scores["scenario"].unique()), tags=args.tags, custom=custom, catalog=catalog)
+    scores = load_scores(scores_path, known_scenarios=known, min_teams=2)
+    dropped = []
+    if normalisation is not None:
+        dropped = dropped_scenarios(scores, normalisation)
+        scores = normalise(scores, normalisation)
+        if scores.empty:
+            raise CapprofError("no scores remain after normalisation; every scenario was degenerate")
+    demands = demand_matrix(sorted(scores["scenario"].unique()), tags=tags, custom=custom, catalog=catalog)
     return scores, demands, dropped
 
 
@@ -59,9 +58,6 @@ def _model_list(text: str):
     from capprof.profiling.predictors import parse_model_list
 
     return parse_model_list(text)
-
-
-_models = _model_list
 
 
 def _check_sampling(args) -> None:
@@ -106,34 +102,30 @@ def cmd_evaluate(args) -> int:
     loaded raw: ``evaluate`` normalises them per fold, from rows that hold no
     test cell, so a held-out cell never sets its own scale."""
     _quiet_library_warnings()
-    import argparse
-
     import pandas as pd
 
     from capprof.profiling.evaluate import RESULT_COLUMNS, evaluate
 
-    models = _models(args.models)
+    models = _model_list(args.models)
     from capprof.profiling.predictors import parse_model_spec
 
     reference = parse_model_spec(args.reference)
     _check_sampling(args)
     anchors = [a.strip() for a in args.anchors.split(",") if a.strip()] if args.anchors is not None else None
     _check_outputs(args.out, args.cells, args.summary)
-    raw_args = argparse.Namespace(**{**vars(args), "normalise": "none"})
-    scores, demands, _ = load_scores_and_demands(raw_args)
-    scores = scores.drop(columns="raw_score", errors="ignore")
+    scores, demands, _ = load_scores_and_demands(args.scores, args.demands, args.tags, normalisation=None)
     result = evaluate(scores, demands, models, split=args.split, folds=args.folds, repeats=args.repeats,
                       seed=args.seed, normalisation=args.normalise, anchors=anchors, range_floor=args.range_floor,
                       reference=reference, draws=args.draws, tune=args.tune, progress=not args.quiet)
     diag = result.diagnostics
     if len(diag):
         worst = diag.sort_values("max_rhat").iloc[-1]
-        _note(f"layout sampling: max R-hat {diag['max_rhat'].max():.3f}, min bulk ESS "
+        note(f"layout sampling: max R-hat {diag['max_rhat'].max():.3f}, min bulk ESS "
               f"{diag['min_ess_bulk'].min():.0f}, {int(diag['divergences'].sum())} divergence(s) over "
               f"{len(diag)} fit(s) (worst: {worst['model']} repeat {worst['repeat']} fold {worst['fold']})")
     protocol = result.protocol
     anchors_text = f", anchors {','.join(protocol['anchors'])} (never scored)" if protocol["anchors"] else ""
-    _note(f"{protocol['folds']}-fold cross-validation by {args.split}, {protocol['repeats']} repeat(s), "
+    note(f"{protocol['folds']}-fold cross-validation by {args.split}, {protocol['repeats']} repeat(s), "
           f"{args.normalise} constants per fold from "
           f"{'anchor' if protocol['anchors'] else 'training'} rows{anchors_text}; "
           f"standard errors clustered by {protocol['cluster']}")
@@ -169,7 +161,7 @@ def cmd_profile(args) -> int:
     if out.exists() and not out.is_dir():
         raise CapprofError(f"--out {out} is a file; give a directory")
     check_writable(out)
-    scores, demands, dropped = load_scores_and_demands(args)
+    scores, demands, dropped = load_scores_and_demands(args.scores, args.demands, args.tags, args.normalise)
     from capprof.io import require_space
 
     require_space(out.parent if not out.is_dir() else out, profile_space_bytes(scores, demands, args.draws),

@@ -238,8 +238,6 @@ def test_predict_without_scenarios_is_one_line_exit_2(cli, profile_dir):
 def test_profile_inputs_name_the_scenarios_normalisation_left_out(tmp_path):
     """The profile's metadata lists the constant scenarios minmax left out
     (they are gone from the normalised table, so they must be found before)."""
-    import argparse
-
     from capprof.profiling.cli import load_scores_and_demands
 
     rows = ["team,scenario,substrate,replicate,score"]
@@ -248,7 +246,6 @@ def test_profile_inputs_name_the_scenarios_normalisation_left_out(tmp_path):
         rows.append(f"{team},clean_up_7,clean_up,0,5")  # constant: no information
     path = tmp_path / "s.csv"
     path.write_text("\n".join(rows) + "\n")
-    args = argparse.Namespace(scores=str(path), demands=None, normalise="minmax", tags="all")
-    scores, demands, dropped = load_scores_and_demands(args)
+    scores, demands, dropped = load_scores_and_demands(str(path), normalisation="minmax")
     assert dropped == ["clean_up_7"]
     assert "clean_up_7" not in set(scores["scenario"]) and "clean_up_7" not in demands.index
