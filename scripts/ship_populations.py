@@ -26,8 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from capprof.io import atomic_write_text, replace_directory, temporary_directory
 from capprof.profiling.cellstats import mean_interval
-from capprof.runners.populations.shipped_populations import ship, shipped_dir, shipped_populations
+from capprof.runners.populations.shipped_populations import (ShippedPopulation, ship, shipped_dir,
+                                                              shipped_populations)
+from capprof.runners.training.rllib_train_dir import read_train_file
 
 BASELINES = ("random", "harvester")
 CURVE_ROWS = 8
@@ -42,9 +45,7 @@ def _interval(values) -> str:
 def home_scenario(directory: Path) -> str:
     """The all-focal scenario a population trained on, scored by the
     substrate's own rewards (its farmer / prosocial shaping left out)."""
-    import json
-
-    target = json.loads((directory / "train.json").read_text())["target"]
+    target = read_train_file(directory)["target"]
     substrate, _, body = target.partition(":")
     keys = [part for part in body.split(",") if part and part.partition("=")[0] not in REWARD_KEYS]
     return f"{substrate}:{','.join(keys) or 'regrowth=1'}"
@@ -118,7 +119,7 @@ def readme(table: pd.DataFrame, teams: list[str], homes: dict, episodes: int, ma
              "`capprof run --population NAME=rllib:capprof/data/populations/NAME`. This file is written by",
              "`scripts/ship_populations.py` from the records and from the episodes below.", ""]
     for population in populations:
-        record = pd.read_json(population.directory / "train.json", typ="series")
+        record = read_train_file(population.directory)
         parts += [f"## {population.name}", "", "```sh"]
         parts += [" ".join(str(a) for a in session["command"]) for session in record["sessions"]]
         parts += ["```", "", f"{population.describe()}; ended {record['sessions'][-1]['ended']}; "
@@ -156,14 +157,21 @@ def main(argv=None) -> int:
         if not train_dir:
             parser.error(f"{item}: give NAME=TRAIN_DIR")
         destination = shipped_dir() / name
-        if destination.exists() and args.replace:
-            shutil.rmtree(destination)
-        shipped = ship(train_dir, destination, explore=not args.greedy)
+        if destination.exists() and not args.replace:
+            parser.error(f"{destination} exists; add --replace to replace it")
+        # shipped beside the old one and swapped in whole: a failure leaves the old population
+        staging = temporary_directory(destination)
+        try:
+            ship(train_dir, staging / name, explore=not args.greedy)
+            replace_directory(staging / name, destination)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        shipped = ShippedPopulation.read(destination)
         print(f"shipped {shipped.describe()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="ship_populations_") as work:
         table, teams, homes = play(args.episodes, args.max_steps, args.seed, Path(work))
     text = readme(table, teams, homes, args.episodes, args.max_steps, args.seed)
-    (shipped_dir() / "README.md").write_text(text)
+    atomic_write_text(shipped_dir() / "README.md", text)
     print(text)
     return 0
 
