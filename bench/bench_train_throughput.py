@@ -78,9 +78,11 @@ def raw_steps_per_second(scenario, steps: int, seed: int = 0) -> float:
 
 def train_steps_per_second(lib, overrides: dict, batch_size: int, iterations: int) -> dict:
     """One configuration: env steps/s over ``iterations`` timed iterations."""
+    from capprof.runners.training.rllib_env import resolve_target
+
     settings = lib.TrainSettings(SUBSTRATE, batch_size=batch_size, minibatch_size=batch_size // 4, **overrides)
     settings.check()
-    scenario = lib.resolve_target(settings.target)
+    scenario = resolve_target(settings.target)
     lib.set_torch_threads(settings.torch_threads)
     algo = lib.ppo_config(settings, scenario).build_algo()
     try:
@@ -114,9 +116,10 @@ def main(argv=None) -> int:
 
     from capprof.meltingpot_import import import_meltingpot
     from capprof.runners.training import rllib_train as lib
+    from capprof.runners.training.rllib_env import resolve_target
 
     import_meltingpot()
-    scenario = lib.resolve_target(SUBSTRATE)
+    scenario = resolve_target(SUBSTRATE)
     raw = raw_steps_per_second(scenario, args.raw_steps)
     print(f"raw substrate, random actions: {raw:.0f} env steps/s ({args.raw_steps} steps, resets included)",
           flush=True)

@@ -36,7 +36,7 @@ import pandas as pd
 
 from capprof.errors import CapprofError, did_you_mean, note
 from capprof.io import atomic_write, write_problem
-from capprof.readers import read_table  # noqa: F401 - also imported from here (reports)
+from capprof.readers import read_table
 
 SCORE_COLUMNS = ("team", "scenario", "substrate", "replicate", "score", "background_score", "source")
 REQUIRED_COLUMNS = ("team", "scenario", "substrate", "replicate", "score")

@@ -256,7 +256,8 @@ def register(sub) -> None:
     p = sub.add_parser("evaluate", help="cross-validate score predictors on held-out cells, scenarios or substrates")
     _score_arguments(p)
     from capprof.arguments import positive_int
-    from capprof.profiling.evaluate import DEFAULT_FOLDS, DEFAULT_REFERENCE, RANGE_FLOOR, SPLITS
+    from capprof.profiling.evaluate import DEFAULT_FOLDS, DEFAULT_REFERENCE, SPLITS
+    from capprof.profiling.folds import RANGE_FLOOR
     from capprof.profiling.predictors import predictor_names
 
     p.add_argument("--split", choices=SPLITS, default="random",

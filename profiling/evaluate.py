@@ -76,25 +76,11 @@ import numpy as np
 import pandas as pd
 
 from capprof.errors import CapprofError, note
-from capprof.profiling.cellstats import (  # noqa: F401  (mse, clustered_se: re-exported)
-    clustered_interval,
-    clustered_se,
-    coverage,
-    mean_interval,
-    mean_width,
-    mse,
-    paired_difference,
-)
+from capprof.profiling.cellstats import clustered_interval, coverage, mean_interval, mean_width, paired_difference
 from capprof.profiling.constants import POOLED_TEAM
-from capprof.profiling.folds import (  # noqa: F401  (distinct_partitions: re-exported)
-    RANGE_FLOOR,
-    default_anchors,
-    distinct_partitions,
-    fold_targets,
-    kfold_assignments,
-)
+from capprof.profiling.folds import RANGE_FLOOR, default_anchors, fold_targets, kfold_assignments
 from capprof.profiling.normalise import NORMALISATIONS, degenerate, safe_mean, scale_constants
-from capprof.profiling.predictors import ModelSpec, parse_model_spec, predictor_names
+from capprof.profiling.predictors import ModelSpec, parse_model_spec
 
 SPLITS = ("random", "scenario", "substrate")
 POOLED = POOLED_TEAM
@@ -110,8 +96,6 @@ SUMMARY_COLUMNS = ("model", "split", "team", "n_cells", "repeats", "mse", "se", 
                    "coverage", "width", "interval_level", "fit_s", "flag")
 DIFFERENCE_COLUMNS = ("model", "split", "reference", "n_cells", "diff", "se", "diff_low", "diff_high", "clusters")
 
-# the registered predictor names (kept for callers of the old constant)
-MODEL_NAMES = tuple(predictor_names())
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from capprof.errors import CapprofError
 from capprof.output import unguard
-from capprof.io import atomic_write_text, replace_directory, temporary_directory  # noqa: F401
+from capprof.io import atomic_write_text
 
 
 def write_json_atomic(path: Path, document: dict) -> None:
@@ -45,9 +45,3 @@ def umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def swap_into_place(tmp: Path, target: Path) -> None:
-    """Put directory ``tmp`` at ``target``: the old or the new directory is
-    there at every instant (capprof.io.replace_directory)."""
-    replace_directory(tmp, target)

@@ -39,13 +39,14 @@ from typing import Sequence
 import pandas as pd
 
 from capprof.errors import CapprofError, did_you_mean, note
+from capprof.io import replace_directory, temporary_directory
 from capprof.output import write_csv
 from capprof.profiling.constants import (
     DEFAULT_LAYOUT_MODE,
     PREDICT_OUTPUT_COLUMNS,
     RHAT_MAX,
 )
-from capprof.profiling.files import check_writable, read_csv, swap_into_place, temporary_directory, umask, write_json_atomic
+from capprof.profiling.files import check_writable, read_csv, umask, write_json_atomic
 from capprof.readers import read_json
 from capprof.profiling.predictors import Assessor, MeasurementLayout, ModelSpec, parse_model_spec
 
@@ -183,7 +184,7 @@ class Profile:
                 for entry in target.iterdir():  # other tools' files (evaluate.csv, ...) stay
                     if entry.name not in PROFILE_FILES.values() and entry.is_file():
                         shutil.copy2(entry, tmp / entry.name)
-            swap_into_place(tmp, target)
+            replace_directory(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -112,7 +112,7 @@ def _profile_part(profile, name: str):
 def read_input(path: Path) -> pd.DataFrame:
     """One input file (CSV, Parquet, feather or a Parquet directory) as a
     DataFrame; the profile's own files are read here too."""
-    from capprof.scores import read_table
+    from capprof.readers import read_table
 
     return with_numbers(read_table(path))
 

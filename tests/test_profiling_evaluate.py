@@ -11,16 +11,9 @@ import pandas as pd
 import pytest
 
 from capprof.errors import CapprofError, CapprofNote
-from capprof.profiling.evaluate import (
-    MIN_TEAM_CELLS,
-    Evaluation,
-    clustered_se,
-    coverage,
-    distinct_partitions,
-    evaluate,
-    kfold_assignments,
-    paired_difference,
-)
+from capprof.profiling.cellstats import clustered_se, coverage, paired_difference
+from capprof.profiling.evaluate import MIN_TEAM_CELLS, Evaluation, evaluate
+from capprof.profiling.folds import distinct_partitions, kfold_assignments
 from capprof.profiling.normalise import aggregate, dropped_scenarios, normalise
 from capprof.profiling.predictors import PREDICTORS, Predictor, prediction_frame
 
