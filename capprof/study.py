@@ -287,19 +287,9 @@ def study_profile(runs_dir: Path, draws: int = 500, tune: int = 500, seed: int =
     the joint measurement layout on the run's scores (minmax per scenario,
     the demands its ``_demands.yaml`` gives the variants), no assessor. A
     ``capprof.profiling.profile.Profile``."""
-    from capprof.profiling.normalise import normalise
+    from capprof.profiling.inputs import load_scores_and_demands
     from capprof.profiling.profile import Profile
-    from capprof.scores import load_scores
-    from capprof.tagging.catalog import load_catalog
-    from capprof.tagging.demands import custom_demands_for, demand_matrix, known_scenarios
 
-    catalog = load_catalog()
-    custom = custom_demands_for(runs_dir, None, catalog)
-    scores = normalise(load_scores(runs_dir, known_scenarios=known_scenarios(custom, catalog), min_teams=2),
-                       "minmax")
-    if scores.empty:
-        raise CapprofError(f"{runs_dir}: no scenario separates the populations (every score is tied); "
-                           "no profile to fit")
-    demands = demand_matrix(sorted(scores["scenario"].unique()), tags="all", custom=custom, catalog=catalog)
-    return Profile.fit(scores, demands, draws=draws, tune=tune, seed=seed, assessor=False,
+    inputs = load_scores_and_demands(runs_dir, normalisation="minmax")
+    return Profile.fit(inputs.scores, inputs.demands, draws=draws, tune=tune, seed=seed, assessor=False,
                        metadata={"normalisation": "minmax", "study": str(runs_dir)})

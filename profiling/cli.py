@@ -27,30 +27,6 @@ def _quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*")
 
 
-def load_scores_and_demands(scores_path, demands_file=None, tags: str = "all", normalisation: str | None = "minmax"):
-    """Scores (validated against catalog + custom scenarios), normalised by
-    ``normalisation`` (None: left raw, for `evaluate`, which normalises per
-    fold), the demand matrix of the scored scenarios, and the scenarios
-    normalisation left out (a zero range)."""
-    from capprof.profiling.normalise import dropped_scenarios, normalise
-    from capprof.scores import load_scores
-    from capprof.tagging.catalog import load_catalog
-    from capprof.tagging.demands import custom_demands_for, demand_matrix, known_scenarios
-
-    catalog = load_catalog()
-    custom = custom_demands_for(scores_path, demands_file, catalog)
-    known = known_scenarios(custom, catalog)
-    scores = load_scores(scores_path, known_scenarios=known, min_teams=2)
-    dropped = []
-    if normalisation is not None:
-        dropped = dropped_scenarios(scores, normalisation)
-        scores = normalise(scores, normalisation)
-        if scores.empty:
-            raise CapprofError("no scores remain after normalisation; every scenario was degenerate")
-    demands = demand_matrix(sorted(scores["scenario"].unique()), tags=tags, custom=custom, catalog=catalog)
-    return scores, demands, dropped
-
-
 def _model_list(text: str):
     """Comma-separated models, NAME or NAME(KEY=VALUE,...) (the predictor's
     ``__init__`` parameters), each known to the registry, each once: a list
@@ -113,7 +89,10 @@ def cmd_evaluate(args) -> int:
     _check_sampling(args)
     anchors = [a.strip() for a in args.anchors.split(",") if a.strip()] if args.anchors is not None else None
     _check_outputs(args.out, args.cells, args.summary)
-    scores, demands, _ = load_scores_and_demands(args.scores, args.demands, args.tags, normalisation=None)
+    from capprof.profiling.inputs import load_scores_and_demands
+
+    raw = load_scores_and_demands(args.scores, args.demands, args.tags, normalisation=None)
+    scores, demands = raw.scores, raw.demands
     result = evaluate(scores, demands, models, split=args.split, folds=args.folds, repeats=args.repeats,
                       seed=args.seed, normalisation=args.normalise, anchors=anchors, range_floor=args.range_floor,
                       reference=reference, draws=args.draws, tune=args.tune, progress=not args.quiet)
@@ -161,21 +140,18 @@ def cmd_profile(args) -> int:
     if out.exists() and not out.is_dir():
         raise CapprofError(f"--out {out} is a file; give a directory")
     check_writable(out)
-    scores, demands, dropped = load_scores_and_demands(args.scores, args.demands, args.tags, args.normalise)
+    from capprof.profiling.inputs import load_scores_and_demands
+
+    inputs = load_scores_and_demands(args.scores, args.demands, args.tags, args.normalise)
+    scores, demands = inputs.scores, inputs.demands
     from capprof.io import require_space
 
     require_space(out.parent if not out.is_dir() else out, profile_space_bytes(scores, demands, args.draws),
                   "capprof profile")
     print(f"fitting the measurement layout ({mode}) on {scores['team'].nunique()} teams x "
           f"{scores['scenario'].nunique()} scenarios x {demands.shape[1]} demands ...", file=sys.stderr)
-    metadata = {
-        "normalisation": args.normalise,
-        "tags": args.tags,
-        "demands_file": str(args.demands) if args.demands else None,
-        "dropped_scenarios": dropped,
-    }
     profile = Profile.fit(scores, demands, mode=mode, draws=args.draws, tune=args.tune, seed=args.seed,
-                          progressbar=not args.quiet and sys.stderr.isatty(), metadata=metadata,
+                          progressbar=not args.quiet and sys.stderr.isatty(), metadata=inputs.metadata(),
                           layout_params=layout_params, assessor_params=assessor_params, assessor=with_assessor)
     profile.save(out)  # atomic: nothing appears at --out until the profile is whole
     d = profile.layout.diagnostics_

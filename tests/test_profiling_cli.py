@@ -238,7 +238,7 @@ def test_predict_without_scenarios_is_one_line_exit_2(cli, profile_dir):
 def test_profile_inputs_name_the_scenarios_normalisation_left_out(tmp_path):
     """The profile's metadata lists the constant scenarios minmax left out
     (they are gone from the normalised table, so they must be found before)."""
-    from capprof.profiling.cli import load_scores_and_demands
+    from capprof.profiling.inputs import load_scores_and_demands
 
     rows = ["team,scenario,substrate,replicate,score"]
     for i, team in enumerate(("a", "b", "c")):
@@ -246,6 +246,20 @@ def test_profile_inputs_name_the_scenarios_normalisation_left_out(tmp_path):
         rows.append(f"{team},clean_up_7,clean_up,0,5")  # constant: no information
     path = tmp_path / "s.csv"
     path.write_text("\n".join(rows) + "\n")
-    scores, demands, dropped = load_scores_and_demands(str(path), normalisation="minmax")
-    assert dropped == ["clean_up_7"]
+    inputs = load_scores_and_demands(str(path), normalisation="minmax")
+    scores, demands, dropped = inputs.scores, inputs.demands, inputs.dropped
+    assert dropped == ["clean_up_7"] and inputs.metadata()["dropped_scenarios"] == ["clean_up_7"]
     assert "clean_up_7" not in set(scores["scenario"]) and "clean_up_7" not in demands.index
+
+
+def test_a_score_table_where_every_scenario_is_tied_is_one_line(tmp_path):
+    from capprof.errors import CapprofError
+    from capprof.profiling.inputs import load_scores_and_demands
+
+    rows = ["team,scenario,substrate,replicate,score"]
+    rows += [f"{team},clean_up_{k},clean_up,0,5" for team in ("a", "b") for k in range(3)]
+    path = tmp_path / "s.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(CapprofError, match=r"every scenario has a zero minmax range .* use --normalise none"):
+        load_scores_and_demands(str(path))
+    assert load_scores_and_demands(str(path), normalisation=None).scores["score"].eq(5).all()
