@@ -131,7 +131,9 @@ def step_seconds(spec: str, substrate: str, players: int, calls: int) -> np.ndar
     substrate), sent ahead as the episode loop does for bridged policies."""
     import dm_env
 
-    from capprof.runners.populations.populations import PolicySlot, parse_population, substrate_info
+    from capprof.runners.populations.populations import PolicySlot, parse_population
+
+    from capprof.runners.populations.substrate_info import substrate_info
 
     member, info = parse_population(spec).members[0], substrate_info(substrate)
     policies = [member.build(info, i, PolicySlot.of(i, "default")) for i in range(players)]

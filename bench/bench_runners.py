@@ -43,7 +43,9 @@ def raw_episode(substrate: str, steps: int, seed: int = 0, totals: dict | None =
     substrate's and policies' ``step`` add their time to it (see _Timed)."""
     from meltingpot import substrate as mp_substrate
 
-    from capprof.runners.populations.populations import parse_population, substrate_info
+    from capprof.runners.populations.populations import parse_population
+
+    from capprof.runners.populations.substrate_info import substrate_info
 
     config = mp_substrate.get_config(substrate)
     roles = config.default_player_roles
@@ -100,7 +102,8 @@ def meltingpot_vs_capprof_episode(tmp) -> tuple[float, float]:
     from meltingpot.utils.evaluation import evaluation
 
     from capprof.runners.execution.execute import execute, plan
-    from capprof.runners.populations.populations import parse_population, substrate_info
+    from capprof.runners.populations.populations import parse_population
+    from capprof.runners.populations.substrate_info import substrate_info
     from capprof.runners.execution.results import read_results
 
     info = substrate_info("territory__rooms")
@@ -307,7 +310,8 @@ def stub_loop_cost(players: int = 7, steps: int = 3000, reps: int = 10) -> tuple
 
     import capprof.runners.episode.episode as episode
     from capprof.runners.episode.episode import EpisodeTask, run_episode
-    from capprof.runners.populations.populations import parse_population, policy_slots, substrate_info
+    from capprof.runners.populations.populations import parse_population, policy_slots
+    from capprof.runners.populations.substrate_info import substrate_info
     from capprof.runners.scenarios.scenarios import Scenario
 
     scenario = Scenario(name="clean_up__stub", substrate="clean_up", roles=("default",) * players,

@@ -1,4 +1,5 @@
-"""SIGTERM handled as Ctrl-C by the commands that do long work.
+"""SIGTERM handled as Ctrl-C by the commands that do long work, and child
+processes that die with their parent.
 
 ``kill PID`` and batch schedulers stop a job with SIGTERM, whose default
 action ends the process on the spot: no checkpoint, no "continue with" line.
@@ -36,3 +37,15 @@ def sigterm_as_interrupt():
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def die_with_parent() -> None:
+    """Run in a child before it execs (Linux, ``preexec_fn``): the kernel
+    kills it when the process that started it dies, so a child stuck in a
+    policy's step cannot outlive a killed parent. Elsewhere it does nothing."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass

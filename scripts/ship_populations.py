@@ -28,9 +28,9 @@ import pandas as pd
 
 from capprof.io import atomic_write_text, replace_directory, temporary_directory
 from capprof.profiling.cellstats import mean_interval
+from capprof.runners.populations.rllib_obs import read_train_file
 from capprof.runners.populations.shipped_populations import (ShippedPopulation, ship, shipped_dir,
                                                               shipped_populations)
-from capprof.runners.training.rllib_train_dir import read_train_file
 
 BASELINES = ("random", "harvester")
 CURVE_ROWS = 8

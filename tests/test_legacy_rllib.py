@@ -333,7 +333,8 @@ def test_a_declared_batch_steps_the_slots_of_one_policy_together_with_the_same_a
 
     from capprof.errors import CapprofNote
     from capprof.runners.populations import venv_member
-    from capprof.runners.populations.populations import SubstrateInfo, policy_slots
+    from capprof.runners.populations.populations import policy_slots
+    from capprof.runners.populations.substrate_info import SubstrateInfo
 
     batched = tmp_path / "batched"
     shutil.copytree(trained["lstm"], batched)

@@ -26,7 +26,8 @@ def test_every_builtin_is_a_documented_module_level_class():
 
 def test_a_new_builtin_is_one_class():
     from capprof.runners.populations import builtins
-    from capprof.runners.populations.populations import parse_population, substrate_info
+    from capprof.runners.populations.populations import parse_population
+    from capprof.runners.populations.substrate_info import substrate_info
 
     class Spinner(builtins.Scripted):
         """Turns left forever."""
@@ -46,7 +47,7 @@ def test_a_new_builtin_is_one_class():
 
 
 def test_substrate_info_takes_only_the_substrate():
-    from capprof.runners.populations.populations import substrate_info
+    from capprof.runners.populations.substrate_info import substrate_info
 
     assert list(inspect.signature(substrate_info.__wrapped__).parameters) == ["substrate"]
     info = substrate_info("prisoners_dilemma_in_the_matrix__arena")
@@ -64,7 +65,8 @@ def test_slots_carry_the_contest_policy_ids():
 
 
 def test_builtins_build_fresh_seeded_policies_per_call():
-    from capprof.runners.populations.populations import PolicySlot, parse_population, substrate_info
+    from capprof.runners.populations.populations import PolicySlot, parse_population
+    from capprof.runners.populations.substrate_info import substrate_info
 
     info = substrate_info("commons_harvest__open")
     member = parse_population("random").members[0]
@@ -131,7 +133,7 @@ def test_a_new_member_kind_is_one_record(monkeypatch):
     from capprof.runners.populations import populations
     from capprof.runners.populations.builtins import RandomPolicy
     from capprof.runners.populations.kinds import MemberKind, MemberKinds
-    from capprof.runners.populations.populations import SubstrateInfo
+    from capprof.runners.populations.substrate_info import SubstrateInfo
 
     class Echo:
         def __init__(self, spec):

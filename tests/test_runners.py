@@ -284,7 +284,9 @@ def _apple_view(info, apples) -> np.ndarray:
 def test_restrained_harvester_skips_a_lone_apple_for_one_in_a_patch():
     import dm_env
 
-    from capprof.runners.populations.populations import parse_population, substrate_info
+    from capprof.runners.populations.populations import parse_population
+
+    from capprof.runners.populations.substrate_info import substrate_info
 
     info = substrate_info("commons_harvest__open")
     # A lone apple straight ahead (2 cells up) and a patch of four to the right.
@@ -299,7 +301,9 @@ def test_restrained_harvester_skips_a_lone_apple_for_one_in_a_patch():
 def test_prosocial_plays_each_substrates_cooperative_act():
     import dm_env
 
-    from capprof.runners.populations.populations import parse_population, substrate_info
+    from capprof.runners.populations.populations import parse_population
+
+    from capprof.runners.populations.substrate_info import substrate_info
 
     expected = {"clean_up": {"fireClean": 1}, "prisoners_dilemma_in_the_matrix__arena": {"interact": 1},
                 "allelopathic_harvest__open": {"fire_1": 1}, "territory__rooms": {"fireClaim": 1}}

@@ -152,7 +152,7 @@ def test_policy_takes_the_modules_greedy_action(trained):
     from meltingpot import substrate as mp_substrate
 
     from capprof.runners.populations import rllib_policy
-    from capprof.runners.populations.populations import substrate_info
+    from capprof.runners.populations.substrate_info import substrate_info
 
     # capprof train's directories sample by default; #greedy plays the most likely action
     policy = rllib_policy.build(f"rllib:{trained}#greedy", substrate_info("commons_harvest__open"))
@@ -187,7 +187,7 @@ def test_recurrent_single_module_checkpoint_keeps_state_per_slot(tmp_path, cli):
     from ray.rllib.core.rl_module.rl_module import RLModuleSpec
 
     from capprof.runners.populations import rllib_policy
-    from capprof.runners.populations.populations import substrate_info
+    from capprof.runners.populations.substrate_info import substrate_info
 
     torch.manual_seed(0)
     module = RLModuleSpec(
@@ -230,7 +230,7 @@ def test_explore_samples_from_the_module_distribution_reproducibly(trained, tmp_
     import dm_env
 
     from capprof.runners.populations import rllib_policy
-    from capprof.runners.populations.populations import substrate_info
+    from capprof.runners.populations.substrate_info import substrate_info
 
     obs = {"RGB": np.random.default_rng(3).integers(0, 256, (88, 88, 3), dtype=np.uint8)}
     timestep = dm_env.transition(0.0, obs)

@@ -140,7 +140,8 @@ def test_a_role_the_substrate_lacks_is_named_with_the_allowed_roles_before_play(
 
 
 def test_a_build_that_hangs_in_the_child_ends_at_the_deadline(tmp_path, monkeypatch):
-    from capprof.runners.populations.populations import SubstrateInfo, policy_slots
+    from capprof.runners.populations.populations import policy_slots
+    from capprof.runners.populations.substrate_info import SubstrateInfo
 
     agent = tmp_path / "slow_agent.py"
     agent.write_text(textwrap.dedent("""
@@ -169,7 +170,9 @@ def test_a_submission_runs_unchanged_in_an_interpreter_without_meltingpot(tmp_pa
     import dm_env
     import numpy as np
 
-    from capprof.runners.populations.populations import SubstrateInfo, policy_slots
+    from capprof.runners.populations.populations import policy_slots
+
+    from capprof.runners.populations.substrate_info import SubstrateInfo
 
     python = ".venv-legacy/bin/python"
     if not __import__("os").path.exists(python):

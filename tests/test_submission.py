@@ -34,7 +34,9 @@ def test_policy_id_constructor_and_context_are_honoured(tmp_path, monkeypatch):
     import dm_env
     import numpy as np
 
-    from capprof.runners.populations.populations import PolicySlot, parse_population, substrate_info
+    from capprof.runners.populations.populations import PolicySlot, parse_population
+
+    from capprof.runners.populations.substrate_info import substrate_info
 
     log = tmp_path / "log.jsonl"
     monkeypatch.setenv("CAPPROF_SUBMISSION_LOG", str(log))
@@ -49,7 +51,8 @@ def test_policy_id_constructor_and_context_are_honoured(tmp_path, monkeypatch):
 
 
 def test_zero_argument_policies_still_build(tmp_path):
-    from capprof.runners.populations.populations import PolicySlot, parse_population, substrate_info
+    from capprof.runners.populations.populations import PolicySlot, parse_population
+    from capprof.runners.populations.substrate_info import substrate_info
 
     path = tmp_path / "plain.py"
     path.write_text("class Still:\n    def initial_state(self):\n        return ()\n"

@@ -261,6 +261,13 @@ def test_train_interrupt_resume_and_play(tmp_path, cli_subprocess):
     assert record["status"] == "done" and len(record["sessions"]) == 2
     assert record["env_steps"] == interrupted_at + 200
     assert (out / record["checkpoint"] / "capprof_checkpoint.json").exists()
+    # What resuming (restore_from_path: the state files) and playing (the
+    # exported modules) read names no capprof module, so checkpoints outlive a
+    # move of capprof's modules; only the class_and_ctor_args.pkl files of the
+    # algorithm's parts name them (the env class), which only
+    # Algorithm.from_checkpoint reads, and capprof never calls it.
+    read = [*(out / record["checkpoint"]).rglob("*state.pkl"), *(out / "learner_group").rglob("*.pkl")]
+    assert read and not [p for p in read if b"capprof" in p.read_bytes()]
     convention = json.loads((out / "capprof_rllib.json").read_text())
     assert convention["substrate"] == "commons_harvest__open" and convention["modules"] == ["shared"]
     assert convention["explore"] is True  # plays sampling from its policy, as PPO acted while it learnt

@@ -88,7 +88,8 @@ def plain_submission(root: Path) -> Path:
 
 def test_submission_runs_in_a_child_interpreter(tmp_path, monkeypatch):
     from capprof.errors import CapprofError
-    from capprof.runners.populations.populations import PolicySlot, check_covers, parse_population, substrate_info
+    from capprof.runners.populations.populations import PolicySlot, check_covers, parse_population
+    from capprof.runners.populations.substrate_info import substrate_info
     from capprof.runners.scenarios.scenarios import get_scenario
 
     log = tmp_path / "log.jsonl"
@@ -112,7 +113,8 @@ def test_submission_runs_in_a_child_interpreter(tmp_path, monkeypatch):
 
 
 def test_a_child_that_exits_fails_the_step_and_the_next_build_restarts_it(tmp_path):
-    from capprof.runners.populations.populations import PolicySlot, parse_population, substrate_info
+    from capprof.runners.populations.populations import PolicySlot, parse_population
+    from capprof.runners.populations.substrate_info import substrate_info
     from capprof.runners.populations.venv_member import PolicyProcessError
 
     path = tmp_path / "quitter.py"

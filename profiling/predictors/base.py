@@ -238,13 +238,15 @@ class Predictor:
     def load(cls, directory) -> "Predictor":
         """A fitted predictor from a directory written by ``save`` (the class
         named in its ``predictor.json``, which must be ``cls`` or a subclass)."""
-        from capprof.profiling.predictors.registry import predictor_class
-
         directory = Path(directory)
         fix = "save the fitted predictor again (Predictor.save)"
         document = read_json(directory / STATE_FILE, fix)
         try:
-            target = predictor_class(document["name"])
+            name = document["name"]
+            target = next((c for c in predictor_subclasses() if c.__dict__.get("name") == name), None)
+            if target is None:
+                raise CapprofError(f'{directory / STATE_FILE} names the model "{name}", which this capprof '
+                                   f"does not have; {fix}")
             if not issubclass(target, cls):
                 raise CapprofError(f'{directory} holds a "{target.name}" predictor, not a {cls.__name__}')
             predictor = target(**document["params"])
@@ -266,3 +268,14 @@ class Predictor:
             frame = pd.DataFrame(demands["data"], index=demands["index"], columns=demands["columns"], dtype=float)
             frame.index.name = "scenario"
             self.demands_ = frame
+
+
+def predictor_subclasses() -> list[type[Predictor]]:
+    """Every subclass of ``Predictor`` defined so far, breadth first (importing
+    ``capprof.profiling.predictors`` defines them all)."""
+    found, pending = [], list(Predictor.__subclasses__())
+    while pending:
+        cls = pending.pop(0)
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from capprof.errors import CapprofError, did_you_mean
-from capprof.profiling.predictors.base import Predictor
+from capprof.profiling.predictors.base import Predictor, predictor_subclasses
 
 _PACKAGE = __name__.rsplit(".", 1)[0]
 PREDICTORS: dict[str, type[Predictor]] = {}
@@ -28,10 +28,7 @@ def _discover() -> None:
     for info in pkgutil.iter_modules(package.__path__):
         if info.name not in ("base", "registry"):
             importlib.import_module(f"{_PACKAGE}.{info.name}")
-    pending = list(Predictor.__subclasses__())
-    while pending:
-        cls = pending.pop(0)
-        pending.extend(cls.__subclasses__())
+    for cls in predictor_subclasses():
         name = cls.__dict__.get("name")
         if not name or inspect.isabstract(cls):
             continue

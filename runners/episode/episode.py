@@ -35,7 +35,7 @@ from capprof.runners.episode.observers import (
     ReturnSeries,
     Timing,
 )
-from capprof.runners.populations.populations import substrate_info
+from capprof.runners.populations.substrate_info import substrate_info
 from capprof.runners.episode.records import (
     EpisodeRecord,
     EpisodeTask,

@@ -29,6 +29,8 @@ import os
 import signal
 import time
 
+from capprof.interrupts import die_with_parent
+
 # Slack beyond the in-process limits before the parent kills: the in-process
 # watchdog fires within 1.25 x the step limit, so a kill means it could not.
 HARD_STEP_FACTOR, HARD_STEP_SLACK = 1.5, 2.0
@@ -37,18 +39,6 @@ POLL_SECONDS = 0.1
 
 _CHILD_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                       "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
-
-
-def die_with_parent() -> None:
-    """Run in a child before it execs (Linux, ``preexec_fn``): the kernel
-    kills it when the process that started it dies, so a child stuck in a
-    policy's step cannot outlive a killed parent. Elsewhere it does nothing."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def hard_step_seconds(step_seconds: float | None) -> float | None:

@@ -6,7 +6,7 @@ Each class below with a ``name`` is a built-in population member
 one new class here with a ``name``.
 
 A built-in is built fresh per slot per episode as ``cls(info, seed)``, where
-``info`` is the substrate's :class:`capprof.runners.populations.populations.SubstrateInfo`
+``info`` is the substrate's :class:`capprof.runners.populations.substrate_info.SubstrateInfo`
 and ``seed`` seeds its own generator. They follow meltingpot's ``Policy``
 protocol (``initial_state``, ``step``, ``close``; the state is the step count)
 without importing meltingpot, so this module imports with NumPy alone.

@@ -12,6 +12,9 @@ capprof writes the convention as ``capprof_rllib.json`` beside the checkpoint
 observation space: the factor from its height, uint8 vs scaled float from its
 dtype.
 
+``train.json`` (``TRAIN_FILE``) is the record ``capprof train`` keeps in the
+same directory: what made the modules (``read_train_file``).
+
 This module imports neither torch nor ray, so the CLI can check a checkpoint
 directory quickly.
 """
@@ -25,8 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from capprof.errors import CapprofError
+from capprof.readers import read_json
 
 CONVENTION_FILE = "capprof_rllib.json"
+TRAIN_FILE = "train.json"  # the record capprof train keeps beside the modules
 RGB_SIZE = 88  # every Melting Pot substrate renders 11x11 cells of 8 pixels
 MODULES_SUBDIR = Path("learner_group") / "learner" / "rl_module"
 
@@ -73,6 +78,13 @@ class ObsConvention:
 
     def to_json(self, **extra) -> str:
         return json.dumps({**asdict(self), **extra}, indent=2, sort_keys=True) + "\n"
+
+
+def read_train_file(out: Path) -> dict:
+    """``out/train.json``, the record of the ``capprof train`` run that made
+    the directory (command, settings, budget, progress)."""
+    return read_json(Path(out) / TRAIN_FILE, "it was not written by capprof train",
+                     missing=f"{out} has no {TRAIN_FILE}; it was not made by capprof train")
 
 
 def read_convention(checkpoint: Path) -> tuple[ObsConvention, dict] | None:

@@ -19,9 +19,8 @@ from pathlib import Path
 
 from capprof.errors import CapprofError
 from capprof.io import atomic_write_text
-from capprof.runners.populations.rllib_obs import CONVENTION_FILE, read_convention
+from capprof.runners.populations.rllib_obs import CONVENTION_FILE, read_convention, read_train_file
 from capprof.runners.populations.rllib_policy import RLlibSource
-from capprof.runners.training.rllib_train_dir import read_train_file
 
 __all__ = ["PREFIX", "SHIPPED_FILES", "ShippedPopulation", "played_as", "ship", "shipped_dir", "shipped_names",
            "shipped_population", "shipped_populations", "source"]

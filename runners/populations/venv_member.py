@@ -39,8 +39,9 @@ from collections import deque
 from pathlib import Path
 
 from capprof.errors import CapprofError, note
+from capprof.interrupts import die_with_parent
 from capprof.runners.populations import bridge
-from capprof.runners.execution.isolation import die_with_parent
+from capprof.runners.populations.substrate_info import substrate_info
 
 BRIDGE = str(Path(bridge.__file__).resolve())
 CHECK_SECONDS = float(os.environ.get("CAPPROF_CHECK_SECONDS", "300") or 300)  # the check imports the member (TensorFlow, ray)
@@ -405,8 +406,6 @@ def check_legacy_covers(spec: str, found: dict, scenario) -> None:
     ``found`` (``rllib_legacy.describe``) can fill every focal slot of
     ``scenario``: a policy for each focal slot's id (or one for all) with as
     many actions as the substrate has."""
-    from capprof.runners.populations.populations import substrate_info
-
     policies = found["policies"]
     checkpoint = spec[len(bridge.LEGACY_PREFIX):]
     if not found["one_for_all"]:

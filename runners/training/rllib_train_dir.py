@@ -20,9 +20,8 @@ import numpy as np
 
 from capprof.errors import CapprofError
 from capprof.io import atomic_write_text, require_space
-from capprof.readers import read_json
+from capprof.runners.populations.rllib_obs import TRAIN_FILE
 
-TRAIN_FILE = "train.json"
 CURVE_FILE = "learning_curve.csv"
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_MARKER = "capprof_checkpoint.json"  # written last: a checkpoint without it is incomplete
@@ -68,11 +67,6 @@ def checkpoints(out: Path) -> list[tuple[Progress, Path]]:
 def last_checkpoint(out: Path) -> tuple[Progress, Path] | None:
     found = checkpoints(out)
     return found[-1] if found else None
-
-
-def read_train_file(out: Path) -> dict:
-    return read_json(Path(out) / TRAIN_FILE, "it was not written by capprof train",
-                     missing=f"{out} has no {TRAIN_FILE}; it was not made by capprof train")
 
 
 def check_out(out: Path, resume: bool) -> tuple[Progress, Path] | None:

@@ -125,6 +125,7 @@ def _quiet_libraries() -> None:
 def run(args, command: list[str]) -> int:
     from pathlib import Path
 
+    from capprof.runners.populations import rllib_obs
     from capprof.runners.training import rllib_env, rllib_train_dir
     from capprof.runners.training import rllib_train as lib
 
@@ -133,7 +134,7 @@ def run(args, command: list[str]) -> int:
     if args.resume:
         rllib_train_dir.check_out(out, resume=True)  # a clear line before reading train.json
         settings = lib.resume_settings(out, args.target, given)
-        recorded = rllib_train_dir.read_train_file(out)
+        recorded = rllib_obs.read_train_file(out)
         steps = args.steps if args.steps is not None else int(recorded.get("budget_env_steps", DEFAULT_STEPS))
     else:
         if args.target is None:
