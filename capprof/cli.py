@@ -93,7 +93,9 @@ def cmd_scores(args) -> int:
 
 def cmd_demo(args) -> int:
     from capprof.demo import run_demo
+    from capprof.profiling.cli import quiet_library_warnings
 
+    quiet_library_warnings()  # as `capprof evaluate` and `profile` do
     return run_demo(args.published, out_dir=args.out, quick=args.quick)
 
 

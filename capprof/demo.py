@@ -6,15 +6,18 @@ held-out cells, fit capability profiles, write the HTML report, and print a
 short summary. ``--published PATH`` starts from the published Melting Pot 2.0
 results instead of running episodes.
 
-Every step is the same command a user would type (``capprof run``,
-``evaluate``, ``profile``, ``report``), called in-process, so the demo shows
-the real front door and adds no logic of its own beyond choosing defaults.
+Every step calls the stage function behind a command (``capprof run``,
+``evaluate``, ``profile``, ``report``) and prints that command, so a user can
+rerun any step by hand; the demo adds no logic of its own beyond choosing
+defaults.
 """
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,9 +74,9 @@ DEMO_SERIES_EVERY = 10
 DEMO_MODELS = "aggmean,ridge,assessor,layout-joint"
 # Held-out folds refit the layout five times, so they sample less; the
 # profile itself samples enough for R-hat <= 1.01 and a stable posterior.
-EVALUATE_SAMPLING = ("--draws", "500", "--tune", "500")
-PROFILE_SAMPLING = ("--draws", "1000", "--tune", "1000")
-QUICK_SAMPLING = ("--draws", "100", "--tune", "100")
+EVALUATE_SAMPLING = (500, 500)  # (draws, tune) per chain
+PROFILE_SAMPLING = (1000, 1000)
+QUICK_SAMPLING = (100, 100)
 # K-fold over cells: every cell is held out once, each fold refits every model
 # (the layout too), so few folds keep the demo's minutes down.
 DEMO_FOLDS = 5
@@ -91,15 +94,52 @@ def find_published(explicit: str | None = None) -> str:
     return PUBLISHED_URL
 
 
-def _step(title: str, argv: list[str]) -> None:
-    from capprof.cli import main
-
-    print(f"\n== {title}\n$ capprof {' '.join(argv)}", flush=True)
+@contextmanager
+def _step(title: str, argv: list[str]):
+    """Print the step and the command that does the same by hand, then its time."""
+    print(f"\n== {title}\n$ capprof {shlex.join(argv)}", flush=True)
     start = time.perf_counter()
-    code = main(argv)
-    if code != 0:
-        raise CapprofError(f"demo step `capprof {argv[0]}` failed (exit {code}); see the lines above")
+    yield
     print(f"({time.perf_counter() - start:.0f} s)", flush=True)
+
+
+def _run(run: "DemoRun", runs: Path) -> None:
+    from capprof.runners.execution.execute import execute, expand_scenarios, plan
+
+    tasks = plan([team.spec for team in run.teams], expand_scenarios(run.scenarios), run.episodes, seed=0,
+                 max_steps=run.max_steps, series_every=DEMO_SERIES_EVERY)
+    summary = execute(tasks, runs, resume=True)
+    if summary.ok + summary.skipped == 0:
+        raise CapprofError(f"every demo episode failed; the first: {summary.first_error}")
+    failed = f", {summary.failed} failed (see `status` / `error`)" if summary.failed else ""
+    skipped = f", {summary.skipped} already done" if summary.skipped else ""
+    print(f"capprof: {summary.ok} episode(s) ok{failed}{skipped}; results in {summary.out_dir}")
+
+
+def _evaluate(scores: str, profile: Path, folds: int, sampling: tuple[int, int]):
+    from capprof.output import write_csvs
+    from capprof.profiling.evaluate import RESULT_COLUMNS, evaluate
+    from capprof.profiling.inputs import load_scores_and_demands
+    from capprof.profiling.predictors import parse_model_list
+
+    raw = load_scores_and_demands(scores, normalisation=None)  # evaluate normalises per fold
+    result = evaluate(raw.scores, raw.demands, parse_model_list(DEMO_MODELS), split="random", folds=folds,
+                      draws=sampling[0], tune=sampling[1])
+    profile.mkdir(parents=True, exist_ok=True)
+    write_csvs([(result.results[list(RESULT_COLUMNS)], profile / "evaluate.csv"),
+                (result.summary, profile / EVALUATION_SUMMARY)])
+    return result
+
+
+def _profile(scores: str, profile_dir: Path, sampling: tuple[int, int]):
+    from capprof.profiling.inputs import load_scores_and_demands
+    from capprof.profiling.profile import Profile
+
+    inputs = load_scores_and_demands(scores)
+    profile = Profile.fit(inputs.scores, inputs.demands, draws=sampling[0], tune=sampling[1],
+                          progressbar=sys.stderr.isatty(), metadata=inputs.metadata())
+    profile.save(profile_dir)  # keeps the evaluate CSVs already in the directory
+    return profile
 
 
 def summarise(profile_dir: Path, out=sys.stdout, top: int = 3) -> None:
@@ -108,10 +148,11 @@ def summarise(profile_dir: Path, out=sys.stdout, top: int = 3) -> None:
 
     from capprof.profiling.constants import POOLED_TEAM
     from capprof.profiling.evaluate import summarise as summarise_evaluation
+    from capprof.profiling.files import read_csv
     from capprof.profiling.profile import PROFILE_FILES
     from capprof.tagging.demands import demand_groups
 
-    profiles = pd.read_csv(profile_dir / PROFILE_FILES["profiles"])
+    profiles = read_csv(profile_dir / PROFILE_FILES["profiles"], "run the demo again")  # names unguarded
     profiles["group"] = profiles["ability"].map(demand_groups(profiles["ability"].unique()))
     behaviours = profiles[profiles["group"] != "substrate"].copy()
     if "cells" in behaviours:
@@ -236,26 +277,41 @@ def run_demo(published: str | None = None, out_dir: str = "capprof-demo", quick:
             population_args = [arg for team in run.teams for arg in ("--population", team.spec)]
             scenario_args = [arg for name in run.scenarios for arg in ("--scenario", name)]
             names = ", ".join(team.name for team in run.teams)
-            _step(f"run {names} on {len(run.scenarios)} scenario(s) (real substrates, {run.episodes} episode(s) "
-                  f"of {run.max_steps} steps each)",
-                  ["run", *population_args, *scenario_args, "--episodes", str(run.episodes),
-                   "--max-steps", str(run.max_steps), "--series-every", str(DEMO_SERIES_EVERY),
-                   "--out", str(runs), "--resume"])
+            with _step(f"run {names} on {len(run.scenarios)} scenario(s) (real substrates, {run.episodes} "
+                       f"episode(s) of {run.max_steps} steps each)",
+                       ["run", *population_args, *scenario_args, "--episodes", str(run.episodes),
+                        "--max-steps", str(run.max_steps), "--series-every", str(DEMO_SERIES_EVERY),
+                        "--out", str(runs), "--resume"]):
+                _run(run, runs)
         scores = str(runs)
-        report_inputs = ["--episodes", str(runs)]
+        report_inputs = {"episodes_path": str(runs)}
     else:
         scores = find_published(published or None)
         print(f"capprof demo: published Melting Pot 2.0 results from {scores}")
-        report_inputs = ["--scores", scores]
-    folds = str(QUICK_FOLDS if quick else DEMO_FOLDS)
-    _step("compare predictors on held-out cells",
-          ["evaluate", scores, "--split", "random", "--folds", folds, "--models", DEMO_MODELS,
-           *(QUICK_SAMPLING if quick else EVALUATE_SAMPLING),
-           "--out", str(profile / "evaluate.csv"), "--summary", str(profile / EVALUATION_SUMMARY)])
-    _step("fit capability profiles (joint measurement layout) and the assessor",
-          ["profile", scores, "--out", str(profile), *(QUICK_SAMPLING if quick else PROFILE_SAMPLING)])
+        report_inputs = {"scores_path": scores}
+    folds = QUICK_FOLDS if quick else DEMO_FOLDS
+    evaluate_sampling = QUICK_SAMPLING if quick else EVALUATE_SAMPLING
+    with _step("compare predictors on held-out cells",
+               ["evaluate", scores, "--split", "random", "--folds", str(folds), "--models", DEMO_MODELS,
+                "--draws", str(evaluate_sampling[0]), "--tune", str(evaluate_sampling[1]),
+                "--out", str(profile / "evaluate.csv"), "--summary", str(profile / EVALUATION_SUMMARY)]):
+        _evaluate(scores, profile, folds, evaluate_sampling)
+    profile_sampling = QUICK_SAMPLING if quick else PROFILE_SAMPLING
+    with _step("fit capability profiles (joint measurement layout) and the assessor",
+               ["profile", scores, "--out", str(profile), "--draws", str(profile_sampling[0]),
+                "--tune", str(profile_sampling[1])]):
+        fitted = _profile(scores, profile, profile_sampling)
+        d = fitted.layout.diagnostics_
+        print(f"sampling: max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
+              f"{d['divergences']} divergence(s), {fitted.layout.fit_seconds_:.1f} s")
     html = out / "report.html"
-    _step("write the report", ["report", str(profile), "--out", str(html), *report_inputs])
+    report_flag = "--episodes" if "episodes_path" in report_inputs else "--scores"
+    with _step("write the report", ["report", str(profile), "--out", str(html), report_flag,
+                                    next(iter(report_inputs.values()))]):
+        from capprof.reports.report import build_report
+
+        written = build_report(profile, html, **report_inputs)
+        print(f"wrote {html} and {len(written) - 1} chart(s)")
     summarise(profile)
     if published is None:
         trained = [team for team in teams if team.trained]

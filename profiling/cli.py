@@ -17,7 +17,7 @@ from capprof.output import write_csvs, write_table
 MIN_SAMPLING_STEPS = 10
 
 
-def _quiet_library_warnings() -> None:
+def quiet_library_warnings() -> None:
     """Library chatter (PyTensor's BLAS notice, ArviZ's refactor notice) is not
     the user's problem; the CLI's own notes say what matters."""
     import warnings
@@ -77,7 +77,7 @@ def cmd_evaluate(args) -> int:
     """Cross-validate the predictors (docs/evaluation.md). The scores are
     loaded raw: ``evaluate`` normalises them per fold, from rows that hold no
     test cell, so a held-out cell never sets its own scale."""
-    _quiet_library_warnings()
+    quiet_library_warnings()
     import pandas as pd
 
     from capprof.profiling.evaluate import RESULT_COLUMNS, evaluate
@@ -131,7 +131,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    _quiet_library_warnings()
+    quiet_library_warnings()
     from capprof.profiling.profile import PROFILE_FILES, Profile, check_writable
 
     _check_sampling(args)
@@ -193,7 +193,7 @@ def _profile_models(args):
 
 
 def cmd_predict(args) -> int:
-    _quiet_library_warnings()
+    quiet_library_warnings()
     from capprof.profiling.profile import Profile, read_scenarios_file
 
     named = [n.strip() for n in args.scenario or [] if n.strip()]
