@@ -43,14 +43,12 @@ from typing import Callable
 
 from capprof.errors import CapprofError, note
 from capprof.io import atomic_write_text, clean_stale_in, replace_directory, temporary_directory, temporary_name
-from capprof.runners.training.rllib_env import (  # noqa: F401
-    _env_class, _vector_env_class, resolve_target, torch_only_rllib)
+from capprof.runners.training.rllib_env import _env_class, _vector_env_class, resolve_target, torch_only_rllib
 from capprof.runners.populations.rllib_obs import (
     CONVENTION_FILE, MODULES_SUBDIR, RGB_SIZE, TRAIN_FILE, ObsConvention, read_train_file)
-from capprof.runners.training.rllib_train_dir import (  # noqa: F401  (also this library's names, as before the split)
-    CHECKPOINT_MARKER, CHECKPOINTS, CURVE_COLUMNS, CURVE_FILE, Progress, _append_curve, _curve_row,
-    _read_curve, _write_curve, _write_json, check_out, checkpoints, last_checkpoint, read_curve,
-    versions)
+from capprof.runners.training.rllib_train_dir import (
+    CHECKPOINT_MARKER, CHECKPOINTS, Progress, _append_curve, _curve_row, _read_curve, _write_curve, _write_json,
+    check_out, checkpoints, versions)
 
 SHARED_MODULE = "shared"
 KEEP_CHECKPOINTS = 2
