@@ -51,7 +51,8 @@ def home_scenario(directory: Path) -> str:
     return f"{substrate}:{','.join(keys) or 'regrowth=1'}"
 
 
-def play(episodes: int, max_steps: int | None, seed: int, work: Path) -> tuple[pd.DataFrame, list[str], dict]:
+def play(episodes: int, max_steps: int | None, seed: int, work: Path,
+         workers: int | None = None) -> tuple[pd.DataFrame, list[str], dict]:
     """Every shipped population and the baselines on every population's home
     scenario, paired by run seed; the table, the team order and each
     population's home scenario."""
@@ -62,6 +63,8 @@ def play(episodes: int, max_steps: int | None, seed: int, work: Path) -> tuple[p
            "--out", str(out), "--quiet"]
     if max_steps:
         cmd += ["--max-steps", str(max_steps)]
+    if workers:
+        cmd += ["--ray", "--workers", str(workers)]
     teams, homes = [], {}
     for population in shipped_populations():
         cmd += ["--population", f"{population.name}=shipped:{population.name}"]
@@ -151,6 +154,7 @@ def main(argv=None) -> int:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=None, help="default: full-length episodes (1000 steps)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=None, help="play on Ray with this many workers (default: serially)")
     args = parser.parse_args(argv)
     for item in args.runs:
         name, _, train_dir = item.partition("=")
@@ -169,7 +173,7 @@ def main(argv=None) -> int:
         shipped = ShippedPopulation.read(destination)
         print(f"shipped {shipped.describe()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="ship_populations_") as work:
-        table, teams, homes = play(args.episodes, args.max_steps, args.seed, Path(work))
+        table, teams, homes = play(args.episodes, args.max_steps, args.seed, Path(work), args.workers)
     text = readme(table, teams, homes, args.episodes, args.max_steps, args.seed)
     atomic_write_text(shipped_dir() / "README.md", text)
     print(text)
