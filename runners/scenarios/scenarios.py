@@ -87,7 +87,8 @@ class VisibleObjectReward:
     """Add ``per_object`` to a player's reward, every step, for each cell of its
     view showing an object of prefab ``prefab`` in its first sprite (the safety
     study's "farmer" shaping: a reward for apples in view). The cells are found
-    by the sprite's own colours in the player's RGB view."""
+    by the sprite's body colour at a few pixels of each cell, whichever way the
+    view is turned (``runners.episode.substrate.SpriteProbe``)."""
 
     prefab: str
     per_object: float
