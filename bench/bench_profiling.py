@@ -16,9 +16,12 @@ protocol, min-max over the whole table before splitting, on the same folds:
 how much the leak flattered each model); ``full`` (one joint layout fit on
 every scenario with the ``--baseline`` configuration (the layout as shipped
 before issue 18) and with each ``--candidates`` parameter list in the same
-run: wall time, max R-hat, min bulk/tail ESS, leapfrog steps per draw, bulk
-ESS per second, their ratios to the baseline's, and whether each meets the
-target of <= 20 s at R-hat <= 1.01 and bulk ESS >= 400). ``--skip`` leaves parts out;
+run, each compiling its model afresh, and after the default the default once more on a random
+90% of the cells, as one fold of ``evaluate`` does, which reuses the default's
+compiled model: wall time with its compile and sampling seconds, max R-hat,
+min bulk/tail ESS, leapfrog steps per draw, bulk ESS per second, their ratios
+to the baseline's, and whether each meets the target of <= 20 s at R-hat <=
+1.01 and bulk ESS >= 400). ``--skip`` leaves parts out;
 ``--models`` picks the predictors (default: every registered one);
 ``--out DIR`` keeps the tidy tables (cells, summary, differences, fits,
 diagnostics) per split as CSV.
@@ -197,20 +200,39 @@ def main(argv=None) -> int:
               f"against the baseline ({args.baseline}), in this run (target: <= 20 s at R-hat <= 1.01, "
               f"min bulk ESS >= 400); wall time includes compilation ==")
         rows = []
+        from capprof.profiling import layout as maths
+
+        # after the default: the default again on a random 90% of the cells (as one
+        # fold of evaluate), which samples with the default's compiled model
+        fold = scores[~scores.set_index(["team", "scenario"]).index.isin(
+            scores[["team", "scenario"]].drop_duplicates().sample(frac=0.1, random_state=args.seed)
+            .set_index(["team", "scenario"]).index)]
+        labels = [label for label, _ in configs]
+        configs.insert(labels.index("default") + 1 if "default" in labels else len(configs),
+                       ("default, another fold (reuses the compiled model)", _candidate("default")))
         for label, spec in configs:
+            data = fold if label.startswith("default, another fold") else scores
+            if data is scores:
+                maths.clear_compiled()  # each configuration's own fit compiles, as a first fit does
+            counts = dict(maths.compile_counts)
             start = time.perf_counter()
-            layout = spec.make(seed=args.seed).fit(scores, demands)
+            layout = spec.make(seed=args.seed).fit(data, demands)
             wall = time.perf_counter() - start
+            compile_s = maths.compile_counts["compile_seconds"] - counts["compile_seconds"]
+            reused = maths.compile_counts["reused"] > counts["reused"]
+            sample_s = float(layout.posterior_.posterior.attrs.get("sampling_time", float("nan")))
             d = layout.diagnostics_
             stats = layout.posterior_.sample_stats
             steps = float(stats["n_steps"].mean()) if "n_steps" in stats else float("nan")
             meets = d["max_rhat"] <= 1.01 and d["min_ess_bulk"] >= 400 and wall <= 20
             params = layout.get_params()
             rows.append({"config": label, "tune": params["tune"], "draws": params["draws"], "wall_s": wall,
+                         "compile_s": compile_s, "sample_s": sample_s, "reused": reused,
                          "max_rhat": d["max_rhat"], "min_ess_bulk": d["min_ess_bulk"],
                          "min_ess_tail": d["min_ess_tail"], "divergences": d["divergences"],
                          "leapfrog_per_draw": steps, "ess_per_s": d["min_ess_bulk"] / wall, "meets_target": meets})
-            print(f"{label}: wall {wall:.1f} s, max R-hat {d['max_rhat']:.4f}, min bulk ESS "
+            print(f"{label}: wall {wall:.1f} s (compile {compile_s:.1f} s{', reused' if reused else ''}, sampling "
+                  f"{sample_s:.1f} s), max R-hat {d['max_rhat']:.4f}, min bulk ESS "
                   f"{d['min_ess_bulk']:.0f}, min tail ESS {d['min_ess_tail']:.0f}, divergences "
                   f"{d['divergences']}, leapfrog steps per draw {steps:.0f}, bulk ESS/s {d['min_ess_bulk'] / wall:.1f}"
                   + ("" if meets else "  (misses the target: "

@@ -41,6 +41,10 @@ summarise the probability integral transform (PIT) of every cell, are in
 
 from __future__ import annotations
 
+import hashlib
+import time
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,7 +162,10 @@ def build_layout_model(
 
     The data needed for posterior predictive checks (cells, observed scores,
     the demand index) are stored as ``pm.Data`` and travel in the
-    InferenceData's ``constant_data``.
+    InferenceData's ``constant_data``. The likelihood reads the cells from
+    ``pm.Data`` too, so the compiled graph depends only on the structure
+    (``_structure_key``: options, priors, teams, demand groups and index),
+    which lets ``sample_layout`` reuse it for other cells.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -181,28 +188,31 @@ def build_layout_model(
               "scenario": list(demand_index.scenarios), "cell": np.arange(len(y)),
               "slot": np.arange(demand_index.index.shape[1])}
 
-    # Gather each cell's demanded slots (padded to the widest scenario); padding
-    # slots are masked out, so their factor is exactly 1. Cost grows with
-    # cells x width, not cells x demands.
-    slot_index = demand_index.index[scenario_of_cell]
-    slot_level = demand_index.level[scenario_of_cell]
-    active = (slot_level > 0).astype(float)
-    flat_ability = team_of_cell[:, None] * n_demands + slot_index
+    # Every array that changes with the training cells is model data (pm.Data),
+    # never a constant of the graph: a fit on other cells of the same teams,
+    # scenarios and demands then reuses the compiled model (``sample_layout``).
     tol = 1e-9
     floor = y <= squeeze + tol
     ceiling = y >= 1.0 - squeeze - tol
     inner = ~(floor | ceiling)
+    fold = {"cell_team": np.asarray(team_of_cell, dtype=int), "cell_scenario": np.asarray(scenario_of_cell, dtype=int),
+            "cell_score": np.clip(unsqueeze(y, squeeze), 0.0, 1.0), "cell_squeezed": y,
+            "inner_cells": np.flatnonzero(inner), "floor_cells": np.flatnonzero(floor),
+            "ceiling_cells": np.flatnonzero(ceiling)}
 
     with pm.Model(coords=coords) as model:
         # what the posterior predictive checks need, kept with the posterior
-        pm.Data("cell_team", np.asarray(team_of_cell, dtype=int), dims="cell")
-        pm.Data("cell_scenario", np.asarray(scenario_of_cell, dtype=int), dims="cell")
-        pm.Data("cell_score", np.clip(unsqueeze(y, squeeze), 0.0, 1.0), dims="cell")
+        cell_team = pm.Data("cell_team", fold["cell_team"], dims="cell")
+        cell_scenario = pm.Data("cell_scenario", fold["cell_scenario"], dims="cell")
+        pm.Data("cell_score", fold["cell_score"], dims="cell")
         pm.Data("scenario_demand", demand_index.index, dims=("scenario", "slot"))
         pm.Data("scenario_level", demand_index.level, dims=("scenario", "slot"))
         pm.Data("censor_point", np.float64(squeeze))
         pm.Data("fixed_slope", np.float64(scale if scale is not None else np.nan))
         pm.Data("censored", np.float64(likelihood == "censored"))
+        # the likelihood's own view of the cells
+        y_cell = pm.Data("cell_squeezed", fold["cell_squeezed"])
+        parts = {name: pm.Data(name, fold[name]) for name in ("inner_cells", "floor_cells", "ceiling_cells")}
 
         z = pm.Normal("ability_z", 0.0, 1.0, dims=("team", "demand"))
         if mode == "joint":
@@ -225,7 +235,13 @@ def build_layout_model(
         phi = pm.LogNormal("precision", np.log(10.0), 1.0, dims="team")
         slope = pm.LogNormal("slope", 0.0, 0.5) if scale is None else scale
 
-        diff = theta.reshape((-1,))[flat_ability] - slot_level
+        # each cell's demanded slots (padded to the widest scenario); padding slots
+        # are masked out, so their factor is exactly 1. Cost grows with cells x
+        # width, not cells x demands.
+        slot_index = pt.as_tensor_variable(demand_index.index)[cell_scenario]
+        slot_level = pt.as_tensor_variable(demand_index.level)[cell_scenario]
+        active = pt.gt(slot_level, 0.0)
+        diff = theta.reshape((-1,))[cell_team[:, None] * n_demands + slot_index] - slot_level
         if scenario_effect:
             sigma_s = pm.HalfNormal("scenario_spread", 0.5)
             delta_z = pm.Normal("scenario_difficulty_z", 0.0, 1.0, dims="scenario")
@@ -248,38 +264,35 @@ def build_layout_model(
                                      * (~is_substrate).astype(float), dims="demand")
                 delta = delta + (w[demand_index.index] * mean_slots).sum(axis=1)
             delta = pm.Deterministic("scenario_difficulty", delta, dims="scenario")
-            diff = diff - delta[scenario_of_cell][:, None]
+            diff = diff - delta[cell_scenario][:, None]
         log_factor = -pt.softplus(-slope * diff)
-        p = pt.exp((log_factor * active).sum(axis=1))
+        p = pt.exp(pt.switch(active, log_factor, 0.0).sum(axis=1))
         mu = MU_FLOOR + (1.0 - 2.0 * MU_FLOOR) * p
-        phi_cell = phi[team_of_cell]
+        phi_cell = phi[cell_team]
         a, b = mu * phi_cell, (1.0 - mu) * phi_cell
         log_keep = pt.log1p(-eps) if noise else 0.0
 
         if likelihood == "beta":
             # old model: the noise share caps the mean (eps * 0 + (1 - eps) p)
             m = (1.0 - eps) * mu if noise else mu
-            pm.Potential("score", pm.logp(pm.Beta.dist(m * phi_cell, (1.0 - m) * phi_cell), y).sum())
+            pm.Potential("score", pm.logp(pm.Beta.dist(m * phi_cell, (1.0 - m) * phi_cell), y_cell).sum())
         else:
             def beta_logpdf(values, a_, b_):
                 return ((a_ - 1.0) * pt.log(values) + (b_ - 1.0) * pt.log1p(-values)
                         - (pt.gammaln(a_) + pt.gammaln(b_) - pt.gammaln(a_ + b_)))
 
-            terms = []
-            if inner.any():
-                i = np.flatnonzero(inner)
-                terms.append((log_keep + beta_logpdf(y[i], a[i], b[i])).sum())
-            if floor.any():
-                i = np.flatnonzero(floor)
-                log_cdf = log_beta_cdf(squeeze, a[i], b[i], quadrature)
-                if noise:
-                    terms.append(pt.logaddexp(pt.log(eps), log_keep + log_cdf).sum())
-                else:
-                    terms.append(log_cdf.sum())
-            if ceiling.any():
-                i = np.flatnonzero(ceiling)
-                terms.append((log_keep + log_beta_cdf(squeeze, b[i], a[i], quadrature)).sum())
-            pm.Potential("score", pt.add(*terms) if len(terms) > 1 else terms[0])
+            # every part is in the graph even when it has no cells (its sum is 0),
+            # so the compiled model does not depend on which cells are which
+            i = parts["inner_cells"]
+            terms = [(log_keep + beta_logpdf(y_cell[i], a[i], b[i])).sum()]
+            i = parts["floor_cells"]
+            log_cdf = log_beta_cdf(squeeze, a[i], b[i], quadrature)
+            terms.append(pt.logaddexp(pt.log(eps), log_keep + log_cdf).sum() if noise else log_cdf.sum())
+            i = parts["ceiling_cells"]
+            terms.append((log_keep + log_beta_cdf(squeeze, b[i], a[i], quadrature)).sum())
+            pm.Potential("score", pt.add(*terms))
+    _KEYS[model] = _structure_key(mode, likelihood, noise, scenario_effect, scenario_mean, quadrature, scale,
+                                  squeeze, prior_mean, prior_sd, teams, groups, demand_index)
     return model
 
 
@@ -298,6 +311,85 @@ def _substrate_of_scenario(demand_index: DemandIndex, groups: list[str]) -> np.n
 MASS_MATRICES = ("diag", "low-rank")
 BACKENDS = ("numba", "jax")
 
+# the likelihood's own copies of the cell data (not saved with the posterior)
+LIKELIHOOD_DATA = ("cell_squeezed", "inner_cells", "floor_cells", "ceiling_cells")
+# the structure key of each model built here (``_structure_key``)
+_KEYS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# nutpie's compiled models by structure key, most recent last (numba backend).
+_COMPILED: "OrderedDict[str, object]" = OrderedDict()
+COMPILED_KEEP = 4
+# how often sample_layout compiled, its seconds compiling, how often it reused a compiled model
+compile_counts = {"compiled": 0, "compile_seconds": 0.0, "reused": 0}
+
+
+def _structure_key(*parts) -> str:
+    """A digest of everything a layout model's compiled graph depends on
+    besides its cell data: options, priors, teams, demand groups and the
+    demand index (scenarios, slots and levels)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, DemandIndex):
+            digest.update(repr((part.columns, part.scenarios, part.index.shape)).encode())
+            digest.update(np.ascontiguousarray(part.index, dtype=np.int64).tobytes())
+            digest.update(np.ascontiguousarray(part.level, dtype=np.float64).tobytes())
+        else:
+            digest.update(repr(part).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def clear_compiled() -> None:
+    """Forget the compiled layout models kept for reuse, and the counts."""
+    _COMPILED.clear()
+    compile_counts.update(compiled=0, compile_seconds=0.0, reused=0)
+
+
+def _compiled_for(model, backend: str):
+    """nutpie's compiled model for ``model``: with the numba backend, the one
+    compiled for an earlier model of the same structure (``_structure_key``)
+    given this model's cell data by ``with_data`` (no compilation), else a
+    fresh compile, kept for the next fit. The JAX backend bakes the data into
+    its graph, so it compiles every time."""
+    import nutpie
+
+    key = _KEYS.get(model)
+    compiled = _COMPILED.get(key) if backend == "numba" and key is not None else None
+    if compiled is not None:
+        # every shared value of the compiled graph from this model (its data and
+        # dimension lengths); one it lacks means another structure: compile
+        values = {var.name: var.get_value() for var in model.data_vars}
+        values.update({name: length.get_value() for name, length in model.dim_lengths.items()
+                       if hasattr(length, "get_value")})
+        if set(compiled.shared_data) <= set(values):
+            _COMPILED.move_to_end(key)
+            compile_counts["reused"] += 1
+            return compiled.with_data(**{name: values[name] for name in compiled.shared_data})
+    start = time.perf_counter()
+    if backend == "numba":
+        compiled = nutpie.compile_pymc_model(model)
+    else:
+        compiled = nutpie.compile_pymc_model(model, backend=backend, gradient_backend=backend)
+    compile_counts["compiled"] += 1
+    compile_counts["compile_seconds"] += time.perf_counter() - start
+    if backend == "numba" and key is not None:
+        _COMPILED[key] = compiled
+        while len(_COMPILED) > COMPILED_KEEP:
+            _COMPILED.popitem(last=False)
+    return compiled
+
+
+def _constant_data(model):
+    """The model's data as an InferenceData group (what ``pm.sample`` adds):
+    the posterior predictive checks read it. Built from the arrays the model
+    was built with, which a reused compiled model does not know."""
+    import pymc as pm
+    from pymc.backends.arviz import coords_and_dims_for_inferencedata, find_constants
+    from arviz.data.base import dict_to_dataset
+
+    coords, dims = coords_and_dims_for_inferencedata(model)
+    constants = {name: value for name, value in find_constants(model).items() if name not in LIKELIHOOD_DATA}
+    return dict_to_dataset(constants, library=pm, coords=coords, dims=dims, default_dims=[])
+
 
 def sample_layout(model, draws: int = 1000, tune: int = 500, chains: int = 2, seed: int = 0,
                   sampler: str = "nutpie", progressbar: bool = False, mass_matrix: str = "diag",
@@ -307,24 +399,38 @@ def sample_layout(model, draws: int = 1000, tune: int = 500, chains: int = 2, se
     adaptation, or ``low-rank`` (its low-rank modified mass matrix, which
     also learns the posterior's strongest correlations; nutpie only).
     ``backend``: what nutpie compiles the model's log density with, numba
-    or jax (compiling is a large share of one fit's wall time:
-    docs/evaluation.md, "Speed")."""
+    or jax. Compiling is most of one fit's wall time (docs/evaluation.md,
+    "Speed"), so with numba a model of the same structure as an earlier one
+    in this process (same options, teams and demands; other cells) samples
+    with that one's compiled log density and its own data
+    (``compile_counts`` counts both cases)."""
     import pymc as pm
 
     if mass_matrix not in MASS_MATRICES:
         raise CapprofError(f'unknown mass matrix "{mass_matrix}"; use {" or ".join(MASS_MATRICES)}')
-    kwargs = dict(draws=draws, tune=tune, chains=chains, cores=min(chains, 2), random_seed=seed,
-                  progressbar=progressbar, model=model)
     if sampler == "nutpie":
+        import nutpie
+
         if backend not in BACKENDS:
             raise CapprofError(f'unknown backend "{backend}"; use {" or ".join(BACKENDS)}')
+        compiled = _compiled_for(model, backend)
+        from pymc.util import _get_seeds_per_chain
+
         options = {"low_rank_modified_mass_matrix": True} if mass_matrix == "low-rank" else {}
-        if backend != "numba":
-            options.update(backend=backend, gradient_backend=backend)
-        return pm.sample(nuts_sampler="nutpie", nuts_sampler_kwargs=options, **kwargs)
+        start = time.time()
+        # the seed pm.sample(nuts_sampler="nutpie", random_seed=seed) gives nutpie
+        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=_get_seeds_per_chain(seed, 1)[0],
+                              progress_bar=progressbar, **options)
+        idata.posterior.attrs.update(sampling_time=time.time() - start, tuning_steps=tune)
+        idata.add_groups({"constant_data": _constant_data(model)})
+        return idata
     if mass_matrix != "diag":
         raise CapprofError("the low-rank mass matrix needs sampler=nutpie")
-    return pm.sample(target_accept=0.9, **kwargs)
+    idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2), random_seed=seed,
+                      progressbar=progressbar, model=model, target_accept=0.9)
+    del idata.constant_data
+    idata.add_groups({"constant_data": _constant_data(model)})
+    return idata
 
 
 def evidence_cells(idata) -> pd.Series | None:

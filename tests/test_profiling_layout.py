@@ -307,6 +307,53 @@ def test_short_fit_reports_convergence_and_posterior_predictive_checks():
     assert _calibration(idata, truth)[2] > 0.6
 
 
+def test_model_structure_key_ignores_the_cells_but_not_the_options_or_demands():
+    demands = _graded_demands(6, 2, seed=0)
+    index = DemandIndex.from_matrix(demands)
+
+    def key(cells, index=index, **options):
+        model = layout.build_layout_model(np.zeros(len(cells), dtype=int), np.asarray(cells),
+                                          np.full(len(cells), 0.5), index, ["t0", "t1"], **options)
+        return layout._KEYS[model]
+
+    assert key([0, 1, 2]) == key([3, 4, 5, 0])
+    assert key([0, 1, 2]) != key([0, 1, 2], quadrature=8)
+    assert key([0, 1, 2]) != key([0, 1, 2], scenario_effect=True)
+    assert key([0, 1, 2]) != key([0, 1, 2], index=DemandIndex.from_matrix(demands * 2))
+
+
+def test_a_refit_on_other_cells_reuses_the_compiled_model_and_matches_a_fresh_compile():
+    from capprof.profiling.predictors import make_predictor
+
+    demands = _graded_demands(30, 3, seed=0)
+    scores, _ = simulate_layout_scores(demands, n_teams=3, seed=1, ability_mean=2.5)
+    # two folds: other training cells (and another number of them), same teams and scenarios
+    first, second = scores.drop(index=scores.index[::5]), scores.drop(index=scores.index[1::4])
+
+    def fit(train):
+        # the structure of test_short_fit's model, so that its compile can serve here too
+        return make_predictor("layout-joint", scenario_effect=False, draws=60, tune=60, seed=2).fit(train, demands)
+
+    first_fit = fit(first)
+    before = dict(layout.compile_counts)
+    fitted = [first_fit, fit(second)]
+    assert layout.compile_counts["compiled"] == before["compiled"]  # no compile for the second fold
+    assert layout.compile_counts["reused"] == before["reused"] + 1
+    layout.clear_compiled()
+    fresh = fit(second)
+    assert (layout.compile_counts["compiled"], layout.compile_counts["reused"]) == (1, 0)
+    reused = fitted[1]
+    np.testing.assert_array_equal(reused.posterior_.posterior["ability"].values,
+                                  fresh.posterior_.posterior["ability"].values)
+    assert repr(reused.diagnostics_) == repr(fresh.diagnostics_)  # repr: NaN equals NaN
+    # the second fold's own cells, not the first fold's, in the fit and in the saved data
+    assert not np.allclose(fitted[0].posterior_.posterior["ability"].values,
+                           reused.posterior_.posterior["ability"].values)
+    assert reused.posterior_.constant_data["cell_score"].size == len(second)
+    pairs = (["team_0", "team_1"], ["s000", "s001"])
+    pd.testing.assert_frame_equal(reused.predict(*pairs), fresh.predict(*pairs))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("setting", ["graded", "binary", "per-team"])
 def test_layout_recovers_known_abilities_with_calibrated_intervals(setting):
