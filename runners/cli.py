@@ -163,15 +163,10 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_scenarios)
 
     p = sub.add_parser("run", help="evaluate populations on Melting Pot scenarios")
+    from capprof.runners.populations.populations import KINDS
 
     p.add_argument("--population", action="append", required=True, metavar="SPEC",
-                   help="[TEAM=]MEMBER[+MEMBER...]; MEMBER is a built-in (random, noop, aggressor, ...), "
-                        "module:Class, FILE.py[:Class], submission:DIR, rllib:CHECKPOINT_DIR[:MODULE_ID] or "
-                        "shipped:NAME (a trained population capprof ships: selfish, prosocial); SPEC@PYTHON runs "
-                        "a module:Class, FILE.py or submission:DIR member in another environment's interpreter, "
-                        "and rllib-legacy:CHECKPOINT[:POLICY_ID][#greedy|#sample]@PYTHON plays an RLlib 2.x "
-                        "old-stack (2023 contest) checkpoint there, e.g. @.venv-legacy/bin/python from `make "
-                        "legacy-env` (repeatable)")
+                   help=KINDS.help() + " (repeatable)")
     p.add_argument("--scenario", action="append", metavar="NAME", help="scenario name (repeatable)")
     p.add_argument("--suite", choices=SUITES, help="every scenario of a suite")
     p.add_argument("--episodes", type=positive_int, required=True, metavar="N", help="episodes per scenario")
