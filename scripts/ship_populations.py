@@ -46,41 +46,39 @@ def home_scenario(directory: Path) -> str:
     """The all-focal scenario a population trained on, scored by the
     substrate's own rewards (its farmer / prosocial shaping left out)."""
     target = read_train_file(directory)["target"]
-    substrate, _, body = target.partition(":")
+    substrate, colon, body = target.partition(":")
+    if not colon and substrate != read_train_file(directory)["substrate"]:
+        return target  # a named all-focal scenario (e.g. commons_harvest__open__no_zap)
     keys = [part for part in body.split(",") if part and part.partition("=")[0] not in REWARD_KEYS]
     return f"{substrate}:{','.join(keys) or 'regrowth=1'}"
 
 
-def play(episodes: int, max_steps: int | None, seed: int, work: Path,
+def play(episodes: int, max_steps: int | None, seed: int, out: Path,
          workers: int | None = None) -> tuple[pd.DataFrame, list[str], dict]:
-    """Every shipped population and the baselines on every population's home
-    scenario, paired by run seed; the table, the team order and each
-    population's home scenario."""
+    """Every shipped population on its home scenario beside the baselines,
+    paired by run seed (one resumable run directory ``out``); the table, the
+    team order and each population's home scenario."""
     from capprof.runners.scenarios.scenarios import get_scenario
 
-    out = work / "runs"
-    cmd = [sys.executable, "-m", "capprof", "run", "--episodes", str(episodes), "--seed", str(seed),
-           "--out", str(out), "--quiet"]
+    base = [sys.executable, "-m", "capprof", "run", "--episodes", str(episodes), "--seed", str(seed),
+            "--out", str(out), "--quiet", "--resume"]
     if max_steps:
-        cmd += ["--max-steps", str(max_steps)]
+        base += ["--max-steps", str(max_steps)]
     if workers:
-        cmd += ["--ray", "--workers", str(workers)]
-    teams, homes = [], {}
-    for population in shipped_populations():
-        cmd += ["--population", f"{population.name}=shipped:{population.name}"]
-        teams.append(population.name)
-        homes[population.name] = get_scenario(home_scenario(population.directory)).name
-    for name in BASELINES:
-        cmd += ["--population", name]
-        teams.append(name)
-    for scenario in dict.fromkeys(homes.values()):
-        cmd += ["--scenario", scenario]
-    subprocess.run(cmd, check=True)
+        base += ["--ray", "--workers", str(workers)]
+    homes = {p.name: get_scenario(home_scenario(p.directory)).name for p in shipped_populations()}
+    for home in dict.fromkeys(homes.values()):
+        cmd = list(base)
+        for name in (n for n, h in homes.items() if h == home):
+            cmd += ["--population", f"{name}=shipped:{name}"]
+        for name in BASELINES:
+            cmd += ["--population", name]
+        subprocess.run(cmd + ["--scenario", home], check=True)
     table = pd.read_parquet(out)
     bad = table[table["status"] != "ok"]
     if len(bad):
         sys.exit(f"ship_populations: {len(bad)} episode(s) failed: {bad['error'].iloc[0]}")
-    return table, teams, homes
+    return table, [*homes, *BASELINES], homes
 
 
 def curve_table(directory: Path) -> str:
@@ -99,7 +97,8 @@ def play_table(table: pd.DataFrame, teams: list[str], homes: dict) -> str:
     wide = table.pivot_table(index=["scenario", "episode"], columns="team", values="focal_per_capita_return")
     lines = ["| scenario | " + " | ".join(teams) + " |", "|---" * (len(teams) + 1) + "|"]
     for scope, part in wide.groupby(level="scenario"):
-        lines.append(f"| {scope} | " + " | ".join(_interval(part[t]) for t in teams) + " |")
+        cells = [_interval(part[t].dropna()) if part[t].notna().any() else "-" for t in teams]
+        lines.append(f"| {scope} | " + " | ".join(cells) + " |")
     lines += ["", "On each population's home scenario (the one it trained on, scored by the substrate's own "
               "rewards), paired differences (same scenario, episode and seed), mean [95% t interval], and the "
               "ratio of its mean to random's:", ""]
@@ -134,8 +133,9 @@ def readme(table: pd.DataFrame, teams: list[str], homes: dict, episodes: int, ma
                   "players' rewards, and this column is still the sum of the substrate's own rewards):", "",
                   curve_table(population.directory), ""]
     parts += ["## How they play", "",
-              f"Focal per-capita return, {episodes} episodes of {max_steps or 'the substrate’s full'} steps per "
-              f"scenario, run seed {seed} "
+              f"Focal per-capita return, {episodes} episodes per scenario of "
+              f"{f'{max_steps} steps' if max_steps else 'full length (the substrate’s own end: 1,000 steps, then a random stop at a 100-step boundary; 1,099 to 5,000 steps here)'}"
+              f", run seed {seed} "
               "(every team meets the same substrate seeds and slot draws; the substrates do not replay an episode "
               "from its seed, docs/runners.md, so pairs share seeds, not trajectories), mean [95% t interval]; "
               "a shipped population plays as its capprof_rllib.json says (`\"explore\": true`: sampling from "
@@ -154,6 +154,7 @@ def main(argv=None) -> int:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--max-steps", type=int, default=None, help="default: full-length episodes (1000 steps)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs-dir", metavar="DIR", help="keep the episodes in DIR (resumable; default: a temporary one)")
     parser.add_argument("--workers", type=int, default=None, help="play on Ray with this many workers (default: serially)")
     args = parser.parse_args(argv)
     for item in args.runs:
@@ -172,8 +173,11 @@ def main(argv=None) -> int:
             shutil.rmtree(staging, ignore_errors=True)
         shipped = ShippedPopulation.read(destination)
         print(f"shipped {shipped.describe()}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="ship_populations_") as work:
-        table, teams, homes = play(args.episodes, args.max_steps, args.seed, Path(work), args.workers)
+    if args.runs_dir:
+        table, teams, homes = play(args.episodes, args.max_steps, args.seed, Path(args.runs_dir), args.workers)
+    else:
+        with tempfile.TemporaryDirectory(prefix="ship_populations_") as work:
+            table, teams, homes = play(args.episodes, args.max_steps, args.seed, Path(work) / "runs", args.workers)
     text = readme(table, teams, homes, args.episodes, args.max_steps, args.seed)
     atomic_write_text(shipped_dir() / "README.md", text)
     print(text)

@@ -19,15 +19,15 @@ def test_quick_demo_runs_profiles_and_reports(cli_subprocess, tmp_path):
     html = (out / "report.html").read_text()
     assert "<img" in html and not re.search(r'(src|href)="https?://', html)
     # the summary names every demo team and the predictors it compared
-    for team in ("selfish", "prosocial", "forager", "random"):
+    for team in ("open", "no_zap", "scarcity", "farmer", "prosocial", "forager", "random"):
         assert f"  {team}: " in result.out
     # it says which teams are trained, on what, for how long, and where they play
-    assert "  selfish: trained: PPO, one shared module, own rewards, " in result.out
+    assert "  open: trained: PPO, one shared module, own rewards, " in result.out
     assert "env steps of commons_harvest__open" in result.out and "min of training" in result.out
     assert "plays commons_harvest__open only" in result.out
     assert "Profile fit: max R-hat " in result.out
     runs = pd.read_parquet(out / "runs")
-    trained = runs[runs["team"].isin(["selfish", "prosocial"])]
+    trained = runs[runs["team"].isin(["open", "no_zap", "scarcity", "farmer", "prosocial"])]
     assert len(trained) and (trained["substrate"] == "commons_harvest__open").all()
     assert (trained["status"] == "ok").all(), trained["error"].iloc[0]
     assert set(runs.loc[runs["team"] == "random", "substrate"]) > {"commons_harvest__open"}

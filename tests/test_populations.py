@@ -105,7 +105,7 @@ def test_unknown_member_names_every_form():
 @pytest.mark.parametrize("spec, kind", [
     ("random", "builtin"), ("pkg.mod:Policy", "imported"), ("agents/mine.py", "imported"),
     ("submission:/kits/a", "submission"), ("rllib:/pops/open:shared#greedy", "rllib"),
-    ("rllib-legacy:/old/ckpt", "rllib-legacy"), ("shipped:selfish", "shipped"), ("harvestr", None),
+    ("rllib-legacy:/old/ckpt", "rllib-legacy"), ("shipped:open", "shipped"), ("harvestr", None),
 ])
 def test_every_spec_is_one_kind(spec, kind):
     from capprof.runners.populations.populations import KINDS
@@ -120,7 +120,7 @@ def test_the_help_lists_every_kind_and_what_may_run_elsewhere(cli, monkeypatch):
     text = " ".join(res.out.split())
     for spelling in ("a built-in (random, noop, aggressor, ...)", "submission:DIR", "rllib:CHECKPOINT_DIR[:MODULE_ID]",
                      "rllib-legacy:CHECKPOINT[:POLICY_ID][#greedy|#sample]@PYTHON", "shipped:NAME",
-                     "prosocial, selfish"):
+                     "farmer, no_zap, open, prosocial, scarcity"):
         assert spelling in text, spelling
     assert ("SPEC@PYTHON runs a module:Class, FILE.py[:Class] or submission:DIR member in another environment's "
             "interpreter") in text

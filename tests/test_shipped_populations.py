@@ -22,7 +22,7 @@ def _size(path) -> int:
 
 def test_each_shipped_population_is_documented_and_small():
     found = shipped_populations()
-    assert {p.name for p in found} >= {"selfish", "prosocial"}
+    assert {p.name for p in found} >= {"open", "no_zap", "scarcity", "farmer", "prosocial"}
     for population in found:
         for relative in SHIPPED_FILES:
             assert (population.directory / relative).exists(), (population.name, relative)
@@ -35,16 +35,16 @@ def test_each_shipped_population_is_documented_and_small():
         record = json.loads((population.directory / "train.json").read_text())
         assert record["status"] == "done"
         assert f"{population.env_steps:,} env steps of {population.substrate}" in population.describe()
-    assert shipped_population("prosocial").prosocial and not shipped_population("selfish").prosocial
+    assert shipped_population("prosocial").prosocial and not shipped_population("open").prosocial
 
 
 def test_unknown_shipped_population_names_the_shipped_ones():
-    with pytest.raises(CapprofError, match='no shipped population "selfsh"; capprof ships: .*prosocial.*selfish'):
+    with pytest.raises(CapprofError, match='no shipped population "selfsh"; capprof ships: .*open.*prosocial'):
         shipped_population("selfsh")
 
 
 def test_ship_copies_only_what_plays(tmp_path):
-    source = shipped_population("selfish").directory
+    source = shipped_population("open").directory
     train_dir = tmp_path / "train"
     shutil.copytree(source, train_dir)
     (train_dir / "checkpoints" / "step_000000100").mkdir(parents=True)
@@ -54,7 +54,7 @@ def test_ship_copies_only_what_plays(tmp_path):
     assert json.loads((tmp_path / "out" / "mine" / "capprof_rllib.json").read_text())["explore"] is True
     assert shipped.explore and shipped.describe().endswith("plays by sampling from its policy")
     assert not (tmp_path / "out" / "mine" / "checkpoints").exists()
-    assert shipped.env_steps == shipped_population("selfish").env_steps
+    assert shipped.env_steps == shipped_population("open").env_steps
     greedy = played_as(tmp_path / "out" / "mine", tmp_path / "greedy", explore=False)
     assert json.loads((greedy / "capprof_rllib.json").read_text())["explore"] is False
     assert (greedy / "learner_group").resolve() == (tmp_path / "out" / "mine" / "learner_group").resolve()
@@ -82,7 +82,7 @@ def test_shipped_populations_play_their_substrate(cli, tmp_path):
             "--max-steps", "20", "--out", str(tmp_path / "runs"), "--quiet"]
     for population in shipped_populations():
         args += ["--population", f"shipped:{population.name}"]
-    args += ["--population", f"by_path={shipped_population('selfish').spec}"]
+    args += ["--population", f"by_path={shipped_population('open').spec}"]
     result = cli(*args)
     assert result.code == 0, result.err
     runs = pd.read_parquet(tmp_path / "runs")
@@ -90,12 +90,12 @@ def test_shipped_populations_play_their_substrate(cli, tmp_path):
     assert (runs["status"] == "ok").all() and (runs["steps"] == 20).all()
     # the same module by name and by path: the records name the member as given
     members = runs.set_index("team")["focal_members"]
-    assert set(members["shipped:selfish"]) == {"shipped:selfish"}
-    assert set(members["by_path"]) == {shipped_population("selfish").spec}
+    assert set(members["shipped:open"]) == {"shipped:open"}
+    assert set(members["by_path"]) == {shipped_population("open").spec}
 
 
 def test_an_unknown_shipped_name_is_one_line_exit_2(cli_subprocess, tmp_path):
     result = cli_subprocess("run", "--population", "shipped:selfsh", "--scenario",
                             "commons_harvest__open__resident_harvester", "--episodes", "1", "--out", tmp_path / "r")
     assert result.code == 2 and "Traceback" not in result.err
-    assert 'no shipped population "selfsh"; capprof ships: prosocial, selfish' in result.err
+    assert 'no shipped population "selfsh"; capprof ships: farmer, no_zap, open, prosocial, scarcity' in result.err
