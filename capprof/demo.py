@@ -14,6 +14,7 @@ defaults.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 import time
@@ -71,6 +72,9 @@ DEMO_EPISODES = 1
 DEMO_EPISODES_BY_SUBSTRATE = {COMMONS: 2}
 QUICK_MAX_STEPS = 100
 DEMO_SERIES_EVERY = 10
+# Episodes play on Ray with one worker per core (at most 2): the trained
+# teams' forward passes make them cost several times a scripted team's.
+DEMO_WORKERS = max(1, min(2, os.cpu_count() or 1))
 DEMO_MODELS = "aggmean,ridge,assessor,layout-joint"
 # Held-out folds refit the layout five times, so they sample less; the
 # profile itself samples enough for R-hat <= 1.01 and a stable posterior.
@@ -108,7 +112,8 @@ def _run(run: "DemoRun", runs: Path) -> None:
 
     tasks = plan([team.spec for team in run.teams], expand_scenarios(run.scenarios), run.episodes, seed=0,
                  max_steps=run.max_steps, series_every=DEMO_SERIES_EVERY)
-    summary = execute(tasks, runs, resume=True)
+    summary = execute(tasks, runs, resume=True, backend="ray" if DEMO_WORKERS > 1 else "serial",
+                      workers=DEMO_WORKERS if DEMO_WORKERS > 1 else None)
     if summary.ok + summary.skipped == 0:
         raise CapprofError(f"every demo episode failed; the first: {summary.first_error}")
     failed = f", {summary.failed} failed (see `status` / `error`)" if summary.failed else ""
@@ -281,7 +286,8 @@ def run_demo(published: str | None = None, out_dir: str = "capprof-demo", quick:
                        f"episode(s) of {run.max_steps} steps each)",
                        ["run", *population_args, *scenario_args, "--episodes", str(run.episodes),
                         "--max-steps", str(run.max_steps), "--series-every", str(DEMO_SERIES_EVERY),
-                        "--out", str(runs), "--resume"]):
+                        "--out", str(runs), "--resume",
+                        *(["--ray", "--workers", str(DEMO_WORKERS)] if DEMO_WORKERS > 1 else [])]):
                 _run(run, runs)
         scores = str(runs)
         report_inputs = {"episodes_path": str(runs)}
