@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from capprof.profiling.constants import POOLED_TEAM, RHAT_MAX
-from capprof.runners.episode.measures import gini
+from capprof.inequality import gini
 
 PROFILE_COLUMNS = ("team", "ability", "mean", "hdi_low", "hdi_high")
 TIMESERIES_COLUMNS = ("team", "scenario", "episode", "step", "player", "cumulative_return")
@@ -359,7 +359,7 @@ def timeseries_curves(timeseries: pd.DataFrame, gini_per_sample: pd.DataFrame | 
     * ``gini``: Gini coefficient of the players' cumulative returns at t:
       ``gini_per_sample`` (GINI_KEYS + gini, as the runner stored it) when
       given, else computed here with the runner's own function
-      (capprof.runners.measures.gini: 0 when every player has the same).
+      (capprof.inequality.gini: 0 when every player has the same).
     """
     samples = timeseries.groupby(list(GINI_KEYS), sort=True)["cumulative_return"]
     per_episode = samples.agg(collective="sum").reset_index()

@@ -418,7 +418,7 @@ def test_rerun_without_resume_refuses_to_duplicate(small_run, cli):
 
 
 def test_gini_is_zero_for_equal_all_zero_or_no_returns_and_nan_when_undefined():
-    from capprof.runners.episode.measures import gini
+    from capprof.inequality import gini
 
     assert gini([0.0, 0.0, 0.0]) == 0.0  # nobody has more than anyone else
     assert gini([]) == 0.0

@@ -1,8 +1,7 @@
-"""Measures of an episode's returns (NumPy only: no meltingpot needed).
-
-``gini`` is capprof's one Gini coefficient; the runner stores it per episode
-(``gini_focal``, ``gini_all``, ``gini_series``) and the reports import it
-from here for the curves they draw.
+"""Measures of an episode's returns (NumPy only: no meltingpot needed): when
+the orchard was depleted. The Gini coefficient the runner stores per episode
+(``gini_focal``, ``gini_all``, ``gini_series``) is ``capprof.inequality.gini``,
+which the reports use too for the curves they draw.
 """
 
 from __future__ import annotations
@@ -10,24 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 from capprof.runners.constants import DEPLETION_WINDOW
-
-
-def gini(values) -> float:
-    """Gini coefficient G = sum_i sum_j |x_i - x_j| / (2 n^2 mean(x)).
-
-    0 when everyone has the same (including all-zero returns, and no
-    returns at all: nobody has more than anyone else), (n-1)/n when one
-    player has everything. NaN when the values differ and their mean is not
-    positive (G is undefined there). Non-finite values are left out.
-    """
-    x = np.asarray(values, dtype=float).ravel()
-    x = x[np.isfinite(x)]
-    if len(x) == 0 or np.all(x == x[0]):
-        return 0.0
-    mean = x.mean()
-    if mean <= 0:
-        return float("nan")
-    return float(np.abs(x[:, None] - x[None, :]).sum() / (2 * len(x) ** 2 * mean))
 
 
 def depleted_at(collective_rewards, window: int = DEPLETION_WINDOW) -> float:

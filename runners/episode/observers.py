@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from capprof.runners.constants import STATUS_MEMORY, STATUS_TIMEOUT
-from capprof.runners.episode.measures import Depletion, gini
+from capprof.inequality import gini
+from capprof.runners.episode.measures import Depletion
 from capprof.runners.episode.records import PolicyFailure
 
 MEMORY_CHECK_EVERY = 10  # steps between resident-memory checks

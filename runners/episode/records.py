@@ -80,7 +80,7 @@ class EpisodeRecord:
     build_seconds: float = _doc("substrate build, policy construction and reset", NAN)
     steps_per_second: float = _doc("steps / stepping time (build excluded)", NAN)
     social_welfare: float = _doc("sum of all players' returns", NAN)
-    gini_focal: float = _doc("Gini coefficient of focal returns (`capprof.runners.episode.measures.gini`: "
+    gini_focal: float = _doc("Gini coefficient of focal returns (`capprof.inequality.gini`: "
                              "0 if all equal; NaN if they differ and their mean is <= 0)", NAN)
     gini_all: float = _doc("Gini coefficient of all players' returns", NAN)
     depleted_at_step: float = _doc("first step from which the collective return did not increase "
