@@ -45,9 +45,10 @@ def _interval(values) -> str:
 def home_scenario(directory: Path) -> str:
     """The all-focal scenario a population trained on, scored by the
     substrate's own rewards (its farmer / prosocial shaping left out)."""
-    target = read_train_file(directory)["target"]
+    record = read_train_file(directory)
+    target = record["target"]
     substrate, colon, body = target.partition(":")
-    if not colon and substrate != read_train_file(directory)["substrate"]:
+    if not colon and substrate != record["substrate"]:
         return target  # a named all-focal scenario (e.g. commons_harvest__open__no_zap)
     keys = [part for part in body.split(",") if part and part.partition("=")[0] not in REWARD_KEYS]
     return f"{substrate}:{','.join(keys) or 'regrowth=1'}"
