@@ -116,9 +116,7 @@ def _run(run: "DemoRun", runs: Path) -> None:
                       workers=DEMO_WORKERS if DEMO_WORKERS > 1 else None)
     if summary.ok + summary.skipped == 0:
         raise CapprofError(f"every demo episode failed; the first: {summary.first_error}")
-    failed = f", {summary.failed} failed (see `status` / `error`)" if summary.failed else ""
-    skipped = f", {summary.skipped} already done" if summary.skipped else ""
-    print(f"capprof: {summary.ok} episode(s) ok{failed}{skipped}; results in {summary.out_dir}")
+    print(f"capprof: {summary.counts()}; results in {summary.out_dir}")
 
 
 def _evaluate(scores: str, profile: Path, folds: int, sampling: tuple[int, int]):

@@ -136,9 +136,7 @@ def cmd_run(args) -> int:
         if problem is None:
             raise
         raise problem from None
-    skipped = f", {summary.skipped} already done" if summary.skipped else ""
-    failed = f", {summary.failed} failed (see `status` / `error`)" if summary.failed else ""
-    print(f"capprof: {summary.ok} episode(s) ok{failed}{skipped}; results in {summary.out_dir} "
+    print(f"capprof: {summary.counts()}; results in {summary.out_dir} "
           f"(read with `capprof scores {summary.out_dir}`)")
     if summary.retried:
         again = sorted(set(summary.retried))

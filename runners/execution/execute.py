@@ -54,6 +54,12 @@ class RunSummary:
     first_error: str = ""  # the first failed episode's error, for the message when all failed
     demands_file: Path | None = None
 
+    def counts(self) -> str:
+        """"N episode(s) ok, M failed (see ...), K already done": what a run says when it ends."""
+        failed = f", {self.failed} failed (see `status` / `error`)" if self.failed else ""
+        skipped = f", {self.skipped} already done" if self.skipped else ""
+        return f"{self.ok} episode(s) ok{failed}{skipped}"
+
     @property
     def all_failed(self) -> bool:
         """Episodes were played and none was ok."""
