@@ -227,3 +227,21 @@ def test_demand_baselines_beat_aggmean_on_held_out_cells_and_scenarios(name):
     assert np.isfinite(out["predicted"]).all()
     baseline = AggMean().fit(scores[~scores["scenario"].isin(held)]).predict(unseen["team"], unseen["scenario"])
     assert mse(out["predicted"], unseen["score"]) < mse(baseline["predicted"], unseen["score"])
+
+
+def test_a_predictor_with_an_explicit_stored_parameter_clones_and_shows_it():
+    # the base is a scikit-learn estimator: a parameter stored under its own
+    # name (like the layout's mode) survives clone, set_params and repr
+    from sklearn.base import clone
+
+    class Modal(Predictor):
+        def __init__(self, mode: str = "joint", alpha: float = 1.0):
+            self.mode = mode
+            self.alpha = alpha
+
+    model = Modal(mode="per-team")
+    assert Modal.param_names() == ["alpha", "mode"]
+    assert model.get_params() == {"alpha": 1.0, "mode": "per-team"}
+    assert clone(model).get_params() == model.clone().get_params() == model.get_params()
+    assert model.set_params(alpha=2.0).alpha == 2.0
+    assert repr(model) == "Modal(alpha=2.0, mode='per-team')"

@@ -2,8 +2,9 @@
 
 A predictor is shaped like a scikit-learn estimator:
 
-* parameters in ``__init__`` only (stored under their own names), so
-  ``get_params()`` and ``clone()`` work for every model;
+* a scikit-learn ``BaseEstimator``: parameters in ``__init__`` only, stored
+  under their own names, so ``get_params()``, ``set_params()``, ``repr`` and
+  ``sklearn.base.clone`` (``clone()``) work for every model;
 * ``fit(scores, demands) -> self``: ``scores`` is a normalised score table
   (capprof.scores schema, one row per replicate); ``demands`` is a demand
   matrix (capprof.tagging.demands.demand_matrix) covering at least the
@@ -31,7 +32,6 @@ is what evaluation scores, and it gives every model the same unit of data.
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from pathlib import Path
@@ -39,6 +39,8 @@ from typing import ClassVar, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.base import clone as sklearn_clone
 
 from capprof.errors import CapprofError, did_you_mean
 from capprof.profiling.constants import PREDICTION_COLUMNS
@@ -83,7 +85,7 @@ def team_demand_design(teams: Sequence[str], all_teams: Sequence[str], demand_ro
     return np.hstack(parts)
 
 
-class Predictor:
+class Predictor(BaseEstimator):
     """Shared checks and persistence; subclasses implement ``_fit(cells)``
     and ``_predict(teams, scenarios, demands)`` (and, when their learned
     state is more than small JSON, ``_save_files``/``_load_files``)."""
@@ -102,24 +104,16 @@ class Predictor:
     predict_params: ClassVar[tuple[str, ...]] = ()
 
     # ------------------------------------------------------------ parameters
+    # get_params, set_params and __repr__ come from scikit-learn's BaseEstimator
 
     @classmethod
     def param_names(cls) -> list[str]:
         """The keyword parameters of ``__init__`` (what ``get_params`` returns)."""
-        signature = inspect.signature(cls.__init__)
-        return [p.name for p in signature.parameters.values()
-                if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
-    def get_params(self) -> dict:
-        return {name: getattr(self, name) for name in self.param_names()}
+        return list(cls._get_param_names())
 
     def clone(self) -> "Predictor":
-        """An unfitted copy with the same parameters."""
-        return type(self)(**self.get_params())
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
+        """An unfitted copy with the same parameters (``sklearn.base.clone``)."""
+        return sklearn_clone(self)
 
     @property
     def is_fitted(self) -> bool:
