@@ -1,8 +1,8 @@
 """Score predictors: one contract (``base.Predictor``) and one registry.
 
 ``PREDICTORS`` maps each name to its class; ``make_predictor(name, **params)``
-builds one. Every module of this package is imported here, so a new model
-is one new file defining a ``Predictor`` subclass with a ``name``.
+builds one. Every model module of this package is imported here; a new model is
+a new file defining a ``Predictor`` subclass with a ``name``, imported here.
 """
 
 from capprof.profiling.predictors.base import (
@@ -23,16 +23,13 @@ from capprof.profiling.predictors.registry import (
     predictor_names,
 )
 
-from capprof.profiling.predictors.registry import _discover
-
-_discover()
-del _discover
-
-# the models by class name, for Python users
+# every model module, imported so its predictors register (a new model is a
+# new module here and its import line)
 from capprof.profiling.predictors.additive import AdditiveTeamScenario  # noqa: E402
 from capprof.profiling.predictors.aggmean import AggMean  # noqa: E402
 from capprof.profiling.predictors.assessor import Assessor  # noqa: E402
 from capprof.profiling.predictors.layout import MeasurementLayout  # noqa: E402
+from capprof.profiling.predictors import lltm, lowrank  # noqa: E402,F401
 from capprof.profiling.predictors.ridge import DemandRidge  # noqa: E402
 
 __all__ = [

@@ -32,6 +32,7 @@ is what evaluation scores, and it gives every model the same unit of data.
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from pathlib import Path
@@ -46,8 +47,13 @@ from capprof.errors import CapprofError, did_you_mean
 from capprof.profiling.constants import PREDICTION_COLUMNS
 from capprof.profiling.files import write_json_atomic
 from capprof.readers import read_json
+from capprof.registry import Registry
 
 STATE_FILE = "predictor.json"
+
+# every predictor by name: a subclass that sets ``name`` registers itself
+# (with its ``aliases``) when it is defined
+PREDICTORS = Registry("model")
 
 
 def cell_means(scores: pd.DataFrame) -> pd.DataFrame:
@@ -102,6 +108,11 @@ class Predictor(BaseEstimator):
     param_minimums: ClassVar[dict[str, float]] = {}
     # parameters that still matter after fitting (``capprof predict --models``)
     predict_params: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("name") and not inspect.isabstract(cls):
+            PREDICTORS.register(cls, aliases=cls.__dict__.get("aliases", ()))
 
     # ------------------------------------------------------------ parameters
     # get_params, set_params and __repr__ come from scikit-learn's BaseEstimator
@@ -237,7 +248,7 @@ class Predictor(BaseEstimator):
         document = read_json(directory / STATE_FILE, fix)
         try:
             name = document["name"]
-            target = next((c for c in predictor_subclasses() if c.__dict__.get("name") == name), None)
+            target = PREDICTORS.get(name)
             if target is None:
                 raise CapprofError(f'{directory / STATE_FILE} names the model "{name}", which this capprof '
                                    f"does not have; {fix}")
@@ -263,13 +274,3 @@ class Predictor(BaseEstimator):
             frame.index.name = "scenario"
             self.demands_ = frame
 
-
-def predictor_subclasses() -> list[type[Predictor]]:
-    """Every subclass of ``Predictor`` defined so far, breadth first (importing
-    ``capprof.profiling.predictors`` defines them all)."""
-    found, pending = [], list(Predictor.__subclasses__())
-    while pending:
-        cls = pending.pop(0)
-        found.append(cls)
-        pending.extend(cls.__subclasses__())
-    return found
