@@ -240,7 +240,7 @@ def test_a_predictor_with_an_explicit_stored_parameter_clones_and_shows_it():
             self.alpha = alpha
 
     model = Modal(mode="per-team")
-    assert Modal.param_names() == ["alpha", "mode"]
+    assert Modal.param_names() == ["mode", "alpha"]
     assert model.get_params() == {"alpha": 1.0, "mode": "per-team"}
     assert clone(model).get_params() == model.clone().get_params() == model.get_params()
     assert model.set_params(alpha=2.0).alpha == 2.0

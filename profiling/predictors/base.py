@@ -119,8 +119,11 @@ class Predictor(BaseEstimator):
 
     @classmethod
     def param_names(cls) -> list[str]:
-        """The keyword parameters of ``__init__`` (what ``get_params`` returns)."""
-        return list(cls._get_param_names())
+        """The parameters of ``__init__`` in signature order (the order the
+        command-line texts list them; ``get_params`` holds the same names)."""
+        signature = inspect.signature(cls.__init__)
+        return [p.name for p in signature.parameters.values()
+                if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
     def clone(self) -> "Predictor":
         """An unfitted copy with the same parameters (``sklearn.base.clone``)."""
