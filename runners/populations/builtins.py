@@ -18,12 +18,15 @@ import inspect
 
 import numpy as np
 
+from capprof.registry import Registry
+
 # The standard Melting Pot egocentric view: 11x11 cells of 8 pixels, the
 # player in row 9 (of 0..10), column 5, facing up.
 VIEW_CELLS = 11
 SELF_ROW, SELF_COL = 9, 5
 
-BUILTINS: dict[str, type] = {}  # name -> class, filled as the classes below are defined
+# name -> class: a Scripted subclass that sets ``name`` registers itself when defined
+BUILTINS = Registry("built-in population")
 
 
 def describe(name: str) -> str:
@@ -40,7 +43,7 @@ class Scripted:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if cls.__dict__.get("name"):
-            BUILTINS[cls.name] = cls
+            BUILTINS.register(cls)
 
     def __init__(self, info, seed: int):
         self.info = info
