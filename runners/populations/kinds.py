@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from capprof.registry import Registry
+
 
 def _text(value) -> str:
     return value() if callable(value) else value
@@ -62,7 +64,7 @@ class MemberKinds:
     """The registered kinds, in the order the texts list them."""
 
     def __init__(self, kinds=()):
-        self._kinds: dict[str, MemberKind] = {}
+        self._kinds = Registry("member kind")
         for kind in kinds:
             self.register(kind)
 
@@ -73,8 +75,7 @@ class MemberKinds:
             raise ValueError(f"member kind {kind.name!r} needs a prefix or a recognise test")
         if kind.resolve is None and not kind.only_remote:
             raise ValueError(f"member kind {kind.name!r} resolves nowhere: give resolve or only_remote")
-        self._kinds[kind.name] = kind
-        return kind
+        return self._kinds.register(kind)
 
     def __iter__(self):
         return iter(self._kinds.values())
