@@ -217,9 +217,7 @@ class Profile:
                                "run `capprof profile SCORES --out DIR` first")
         meta = read_json(meta_path, fix)
         if meta.get("complete") is not True:
-            what = ("was written by an older capprof without a completeness mark"
-                    if meta.get("format", 1) < FORMAT else "is not marked complete (interrupted?)")
-            raise CapprofError(f"{meta_path} {what}; {fix}")
+            raise CapprofError(f"{meta_path} is not marked complete (interrupted?); {fix}")
         try:
             layout_meta = dict(meta["layout"])
             assessor_meta = meta["assessor"]
@@ -412,3 +410,30 @@ def _own_scenarios(names) -> pd.DataFrame:
             continue
         known.append(name)
     return own_scenario_demands(known) if known else pd.DataFrame()
+
+
+def team_contrasts(idata, hdi_prob: float = 0.9) -> pd.DataFrame:
+    """Where each team stands out, as a posterior contrast.
+
+    For team t and ability a, per posterior draw s:
+    ``lead[s] = ability[s, t, a] - mean over teams u != t of ability[s, u, a]``.
+    Returns columns team, ability, lead (posterior mean of ``lead``),
+    lead_low, lead_high (its ``hdi_prob`` highest density interval, ArviZ)
+    and hdi_prob. Needs at least two teams; one team gives an empty table."""
+    import arviz as az
+    import numpy as np
+
+    ability = idata.posterior["ability"]  # chain, draw, team, demand
+    teams, demands = list(ability.coords["team"].values), list(ability.coords["demand"].values)
+    columns = ["team", "ability", "lead", "lead_low", "lead_high", "hdi_prob"]
+    if len(teams) < 2:
+        return pd.DataFrame(columns=columns)
+    values = ability.transpose("chain", "draw", "team", "demand").values
+    total = values.sum(axis=2, keepdims=True)
+    lead = values - (total - values) / (len(teams) - 1)
+    flat = lead.reshape(lead.shape[0], lead.shape[1], -1)
+    interval = np.asarray(az.hdi(flat, hdi_prob=hdi_prob)).reshape(len(teams), len(demands), 2)
+    mean = lead.mean(axis=(0, 1))
+    rows = [(team, demand, mean[i, j], interval[i, j, 0], interval[i, j, 1], hdi_prob)
+            for i, team in enumerate(teams) for j, demand in enumerate(demands)]
+    return pd.DataFrame(rows, columns=columns)
