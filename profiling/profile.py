@@ -49,6 +49,7 @@ from capprof.profiling.constants import (
 from capprof.profiling.files import check_writable, read_csv, umask, write_json_atomic
 from capprof.readers import read_json
 from capprof.profiling.predictors import Assessor, MeasurementLayout, ModelSpec, parse_model_spec
+from capprof.profiling.predictors.layout import layout_class
 
 PROFILE_FILES = {
     "profiles": "profiles.csv",
@@ -128,8 +129,8 @@ class Profile:
         of each (``capprof profile --models 'layout-joint(draws=500)'``; they
         override ``draws``/``tune``/``seed``). Emits a note when the sampler
         has not clearly converged."""
-        layout = MeasurementLayout(**{"mode": mode, "draws": draws, "tune": tune, "seed": seed,
-                                      "progressbar": progressbar, **(layout_params or {})})
+        layout = layout_class(mode)(**{"draws": draws, "tune": tune, "seed": seed,
+                                       "progressbar": progressbar, **(layout_params or {})})
         layout.fit(scores, demands)
         fitted_assessor = Assessor(**{"seed": seed, **(assessor_params or {})}).fit(scores, demands) \
             if assessor else None

@@ -47,7 +47,7 @@ def _quiet_evaluate(*args, **kwargs) -> Evaluation:
         return evaluate(*args, progress=False, **kwargs)
 
 
-class _Recorder(Predictor):
+class _Recorder(Predictor, register=False):
     """Predicts 0.5 with the interval [0.25, 0.75] and remembers every
     training table it was fitted on (class-level, in fit order)."""
 
@@ -70,10 +70,11 @@ class _Recorder(Predictor):
 
 
 @pytest.fixture
-def recorder(monkeypatch):
-    monkeypatch.setitem(PREDICTORS, "recorder", _Recorder)
+def recorder():
+    PREDICTORS.register(_Recorder)
     _Recorder.seen = []
-    return _Recorder
+    yield _Recorder
+    del PREDICTORS["recorder"]
 
 
 # ------------------------------------------------------------------ folds

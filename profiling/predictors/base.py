@@ -21,7 +21,8 @@ A predictor is shaped like a scikit-learn estimator:
   any files the model needs (``_save_files``/``_load_files``).
 
 Class attributes: ``name`` (the registry key; a subclass that sets it is
-picked up by ``capprof.profiling.predictors.PREDICTORS``), ``aliases``
+picked up by ``capprof.profiling.predictors.PREDICTORS`` unless defined
+with ``register=False``), ``aliases``
 (other accepted names), ``has_intervals``, ``interval_level``,
 ``is_bayesian`` (exposes ``posterior_`` and ``diagnostics_``),
 ``needs_demands``.
@@ -109,9 +110,11 @@ class Predictor(BaseEstimator):
     # parameters that still matter after fitting (``capprof predict --models``)
     predict_params: ClassVar[tuple[str, ...]] = ()
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, register: bool = True, **kwargs):
+        # ``class Mine(Predictor, register=False)`` keeps a named class out of
+        # the registry until ``PREDICTORS.register(Mine)`` (tests, experiments)
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("name") and not inspect.isabstract(cls):
+        if register and cls.__dict__.get("name") and not inspect.isabstract(cls):
             PREDICTORS.register(cls, aliases=cls.__dict__.get("aliases", ()))
 
     # ------------------------------------------------------------ parameters

@@ -7,7 +7,8 @@ Two registered models, one per mode (docs/layout.md):
   default): abilities partially pooled across teams;
 * ``layout-per-team``: each team's abilities alone.
 
-``MeasurementLayout(mode=...)`` builds the class of that mode. The classes
+``MeasurementLayout(mode=...)`` is the layout of either mode (unregistered;
+``layout_class(mode)`` names the registered class of a mode). The classes
 hold no maths: they call ``build_layout_model``, ``sample_layout``,
 ``diagnostics``, ``ability_summary`` and ``predict_scores``.
 """
@@ -38,8 +39,8 @@ def layout_class(mode: str) -> type["MeasurementLayout"]:
 class MeasurementLayout(Predictor):
     """Capability profiles by Bayesian inference (profiling/layout.py).
 
-    Parameters: ``mode`` (fixed by the class: joint | per-team; given to
-    ``MeasurementLayout`` itself it picks the class), ``draws``/``tune``/
+    Parameters: ``mode`` (joint | per-team; fixed by a registered class,
+    either given to ``MeasurementLayout`` itself), ``draws``/``tune``/
     ``chains`` for NUTS, ``squeeze`` (the eps of ``likelihood.squeeze``),
     ``scale`` (logistic slope per demand level; None: free), ``chance`` (the
     score that pure noise produces; 0), ``likelihood`` (censored | beta),
@@ -69,11 +70,6 @@ class MeasurementLayout(Predictor):
     # what `capprof predict` may change on a fitted layout (the rest is fixed at fit time)
     predict_params = ("interval", "seed")
 
-    def __new__(cls, *args, mode: str | None = None, **kwargs):
-        if cls is MeasurementLayout:
-            cls = layout_class(mode or DEFAULT_LAYOUT_MODE)
-        return super().__new__(cls)
-
     def __init__(self, mode: str | None = None, draws: int = 1000, tune: int = 500, chains: int = 2,
                  squeeze: float = 0.01, scale: float | None = 1.0, chance: float = 0.0,
                  likelihood: str = "censored", noise: bool = True, scenario_effect: bool | None = None,
@@ -81,9 +77,11 @@ class MeasurementLayout(Predictor):
                  backend: str = "numba",
                  interval: float = INTERVAL_LEVEL, sampler: str = "nutpie", seed: int = 0,
                  progressbar: bool = False):
-        if mode is not None and mode != type(self).mode:
+        # a registered class has its mode; the base class takes either
+        if mode is not None and type(self) is not MeasurementLayout and mode != type(self).mode:
             raise CapprofError(f'{self.name} has mode "{type(self).mode}", not "{mode}"; '
                                f"use {layout_class(mode).name}")
+        self.mode = type(self).mode if mode is None else mode
         self.draws = draws
         self.tune = tune
         self.chains = chains
@@ -112,11 +110,6 @@ class MeasurementLayout(Predictor):
         model, docs/evaluation.md) and off in per-team mode (where a residual
         shared by every team would tie the teams' fits together)."""
         return self.mode == "joint" if self.scenario_effect is None else bool(self.scenario_effect)
-
-    @property
-    def idata_(self):
-        """The posterior under its former name."""
-        return self.posterior_
 
     def _fit(self, cells):
         from capprof.tagging.demands import demand_groups
@@ -158,8 +151,12 @@ class MeasurementLayout(Predictor):
                        **params) -> "MeasurementLayout":
         """A fitted layout from its posterior and the demand rows (or an empty
         frame with just the columns) it was fitted on. Called on
-        ``MeasurementLayout`` itself, ``mode`` in ``params`` picks the class.
-        ``diagnostics``: as saved at fit time (else computed again)."""
+        ``MeasurementLayout`` itself, ``mode`` in ``params`` picks the
+        registered class of that mode. ``diagnostics``: as saved at fit time
+        (else computed again)."""
+        if cls is MeasurementLayout:
+            mode = params.pop("mode", None) or DEFAULT_LAYOUT_MODE
+            cls = layout_class(mode)
         predictor = cls(**params)
         teams = [str(t) for t in idata.posterior["team"].values]
         columns = [str(d) for d in idata.posterior["demand"].values]
@@ -202,9 +199,6 @@ class MeasurementLayout(Predictor):
     def _load_files(self, directory: Path) -> None:
         self.posterior_ = self.read_posterior(directory / POSTERIOR_FILE)
         self.diagnostics_ = checks.diagnostics(self.posterior_)
-
-    def get_params(self) -> dict:
-        return {**super().get_params(), "mode": type(self).mode}
 
 
 class JointLayout(MeasurementLayout):

@@ -40,9 +40,10 @@ class Scripted:
 
     name: str | None = None
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, register: bool = True, **kwargs):
+        # ``register=False`` keeps a named subclass out of BUILTINS (as Predictor)
         super().__init_subclass__(**kwargs)
-        if cls.__dict__.get("name"):
+        if register and cls.__dict__.get("name"):
             BUILTINS.register(cls)
 
     def __init__(self, info, seed: int):
