@@ -20,6 +20,8 @@ Configurations (``--configs``, comma-separated):
                   sampling in the trainer
     threads-per-core  the default sampler with a torch thread per core
     16-substrates the default with 16 substrates per sampler
+    2-runners     the vectorised sampler in 2 remote env runners of 8
+                  substrates each (one per core), the learner in the trainer
     default       what `capprof train` uses today without options
 
 Usage:
@@ -41,6 +43,7 @@ CONFIGS = {
     "vector": {"sampler": "vector", "env_runners": 0, "envs_per_runner": 1},
     "threads-per-core": {"torch_threads": 0},
     "16-substrates": {"envs_per_runner": 16},
+    "2-runners": {"env_runners": 2, "envs_per_runner": 8},
     "default": {},
 }
 

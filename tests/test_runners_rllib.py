@@ -102,6 +102,58 @@ def test_training_helper_rejects_bad_arguments_in_one_line(tmp_path):
         assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and needle in proc.stderr, proc.stderr
 
 
+def _shipped_policies(mode: str, n: int = 7):
+    from capprof.runners.populations import rllib_policy
+    from capprof.runners.populations.substrate_info import substrate_info
+
+    spec = f"rllib:{ROOT / 'capprof' / 'data' / 'populations' / 'open'}#{mode}"
+    return [rllib_policy.build(spec, substrate_info("commons_harvest__open")) for _ in range(n)]
+
+
+def _views(seed: int, n: int = 7):
+    import dm_env
+
+    rng = np.random.default_rng(seed)
+    return [dm_env.transition(0.0, {"RGB": rng.integers(0, 256, (88, 88, 3), dtype=np.uint8)}) for _ in range(n)]
+
+
+@pytest.mark.parametrize("mode", ["greedy", "sample"])
+def test_slots_sharing_a_module_get_one_forward_pass_per_step_and_the_same_actions(mode, monkeypatch):
+    """Seven slots of one shipped population: stepped as the episode loop
+    steps them (step_ahead for all, then step), the module runs once per
+    step, and the actions are those each slot gets on its own (greedy), or
+    the same draws from the same seed (sampling, in slot order)."""
+    policies = _shipped_policies(mode)
+    module = policies[0].module
+    calls = []
+    forward = module.forward_inference
+    monkeypatch.setattr(module, "forward_inference", lambda batch: calls.append(len(batch["obs"])) or forward(batch))
+    for seed in range(3):
+        views = _views(seed)
+        np.random.seed(seed)
+        alone = [policy.step(view, ())[0] for policy, view in zip(policies, views)]
+        calls.clear()
+        np.random.seed(seed)
+        for policy, view in zip(policies, views):
+            policy.step_ahead(view, ())
+        together = [policy.step(view, ())[0] for policy, view in zip(policies, views)]
+        assert calls == [7]
+        assert together == alone
+        assert policies[3].step_seconds > 0
+
+
+def test_a_closed_slot_leaves_the_batch_and_the_others_still_play():
+    policies = _shipped_policies("greedy", 3)
+    views = _views(0, 3)
+    for policy, view in zip(policies, views):
+        policy.step_ahead(view, ())
+    policies[1].close()  # an episode that ended mid-step
+    assert [policies[i].step(views[i], ())[0] for i in (0, 2)] == [p.step(v, ())[0] for p, v in
+                                                                    zip(_shipped_policies("greedy", 2),
+                                                                        [views[0], views[2]])]
+    assert policies[1] not in policies[0].batch.pending and policies[1] not in policies[0].batch.results
+
+
 # ------------------------------------------------------------ slow: real RLlib
 
 
