@@ -1,4 +1,4 @@
-"""Charts of capability profiles and runner data (matplotlib, Agg backend).
+"""Charts of capability profiles and runner data (matplotlib Figures, no pyplot).
 
 Every function takes tidy DataFrames and returns a ``matplotlib.figure.Figure``;
 ``save_png`` writes it and closes it. Team, scenario and demand names are
@@ -23,14 +23,22 @@ import textwrap
 from pathlib import Path
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
-import matplotlib
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+
+def subplots(*grid, figsize, **kwargs):
+    """A ``Figure`` and its axes, as ``pyplot.subplots`` gives them, without
+    pyplot: no GUI backend is chosen and no global figure registry fills up,
+    so drawing needs no display and importing this module changes nothing."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*grid, **kwargs)
+
 
 RADAR_MIN_AXES = 3
 RADAR_MAX_AXES = 24
@@ -103,14 +111,13 @@ def legend_line(style: TeamStyle, with_marker: bool = False):
     """A legend entry drawn in a team's style (with its marker where the
     chart's lines carry markers)."""
     marker = dict(marker=style.marker, markersize=4) if with_marker else {}
-    return plt.Line2D([], [], color=style.colour, linestyle=style.linestyle, linewidth=2, **marker)
+    return Line2D([], [], color=style.colour, linestyle=style.linestyle, linewidth=2, **marker)
 
 
 def save_png(fig, path: Path, dpi: int = 110) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
-    plt.close(fig)
     return path
 
 
@@ -153,7 +160,7 @@ def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abiliti
     theta = np.linspace(0, 2 * np.pi, n, endpoint=False)
     closed = np.append(theta, theta[0])
     size = (3.5, 3.5) if compact else ((7.2, 7.2) if n > 12 else (6, 6))
-    fig = plt.figure(figsize=size)
+    fig = Figure(figsize=size)
     ax = fig.add_subplot(projection="polar")
     ax.set_theta_offset(np.pi / 2)
     ax.set_theta_direction(-1)
@@ -192,7 +199,7 @@ def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abiliti
     ax.set_title(mpl_text(title), fontsize=10 if compact else 11, pad=14 if compact else 24)
     if not compact:
         handles = [legend_line(styles[str(lbl)], with_marker=True) for lbl in labels]
-        band = plt.Rectangle((0, 0), 1, 1, color="#888888", alpha=0.3)
+        band = Rectangle((0, 0), 1, 1, color="#888888", alpha=0.3)
         fig.legend(handles + [band], [mpl_text(lbl) for lbl in labels] + ["HDI band"],
                    loc="lower center", ncol=min(len(labels) + 1, 5), fontsize=8, frameon=False)
     return fig
@@ -206,7 +213,7 @@ def interval_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abil
     styled by its team name in ``labels`` (see ``team_styles``)."""
     n, k = len(abilities), len(profiles)
     row_height = 0.22 + 0.07 * k
-    fig, ax = plt.subplots(figsize=(7.2, max(1.6, 0.9 + row_height * n)))
+    fig, ax = subplots(figsize=(7.2, max(1.6, 0.9 + row_height * n)))
     y = np.arange(n)[::-1].astype(float)
     offsets = (np.arange(k) - (k - 1) / 2) * (0.7 / max(k, 1)) if k > 1 else np.zeros(1)
     styles = styles_for(labels, styles)
@@ -247,7 +254,7 @@ def ability_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abili
 def importance_chart(importances: pd.DataFrame, top: int = 30):
     """Horizontal bars of the ``top`` largest assessor feature importances."""
     shown = importances.sort_values("importance", ascending=False).head(top).iloc[::-1]
-    fig, ax = plt.subplots(figsize=(7.2, max(1.8, 0.6 + 0.24 * len(shown))))
+    fig, ax = subplots(figsize=(7.2, max(1.8, 0.6 + 0.24 * len(shown))))
     ax.barh(np.arange(len(shown)), shown["importance"], color=PALETTE[0])
     ax.set_yticks(np.arange(len(shown)))
     ax.set_yticklabels([pretty(f) for f in shown["feature"]], fontsize=8)
@@ -265,7 +272,7 @@ def substrate_heatmap(per_substrate: pd.DataFrame, normalisation: str):
     value written in the cell. ``per_substrate`` has team, level, score."""
     grid = per_substrate.pivot(index="level", columns="team", values="score").sort_index()
     n_rows, n_cols = grid.shape
-    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 + 0.85 * n_cols), max(2.0, 0.8 + 0.24 * n_rows)))
+    fig, ax = subplots(figsize=(max(4.5, 1.6 + 0.85 * n_cols), max(2.0, 0.8 + 0.24 * n_rows)))
     ax.set_facecolor("#e6e6e6")  # a team without scores on a substrate shows grey, not a colour
     image = ax.imshow(grid.to_numpy(dtype=float), aspect="auto", cmap="viridis")
     ax.set_xticks(np.arange(n_cols))
@@ -294,7 +301,7 @@ def focal_background_chart(means: pd.DataFrame, styles: Mapping[str, TeamStyle] 
     colour per team (``styles``, see ``team_styles``), with the line
     focal = background. Points above the line: the background earned more than
     the focal team did."""
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    fig, ax = subplots(figsize=(6.4, 5.6))
     teams = sorted(means["team"].unique())
     styles = styles_for(teams, styles)
     for team in teams:
@@ -317,7 +324,7 @@ def gini_chart(episodes: pd.DataFrame, columns: Sequence[str]):
     """Box plots of per-episode Gini coefficients of return, per team, one
     panel per Gini column (focal players, all players)."""
     teams = sorted(episodes["team"].unique())[::-1]  # boxplot rows run bottom-up: first team on top
-    fig, axes = plt.subplots(1, len(columns), figsize=(3.6 * len(columns) + 1.0, max(2.4, 0.9 + 0.38 * len(teams))),
+    fig, axes = subplots(1, len(columns), figsize=(3.6 * len(columns) + 1.0, max(2.4, 0.9 + 0.38 * len(teams))),
                              squeeze=False, sharey=True)
     for ax, column in zip(axes[0], columns):
         data = [episodes.loc[episodes["team"] == t, column].dropna().to_numpy() for t in teams]
@@ -341,7 +348,7 @@ def timeseries_chart(curves: pd.DataFrame, value: str, ylabel: str, title: str, 
     styles = styles_for(teams, styles)
     cols = min(3, len(scenarios))
     rows = int(np.ceil(len(scenarios) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols + 1.4, 2.7 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(3.6 * cols + 1.4, 2.7 * rows), squeeze=False)
     for ax in axes.ravel()[len(scenarios):]:
         ax.axis("off")
     for ax, scenario in zip(axes.ravel(), scenarios):
@@ -370,7 +377,7 @@ def pit_chart(bins: pd.DataFrame):
     observed share of cells per bin, the dashed line the share a uniform PIT
     gives and the grey band its binomial interval; bars outside the band are
     drawn in the palette's warning colour."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    fig, ax = subplots(figsize=(6.4, 3.4))
     width = (bins["hi"] - bins["lo"]).to_numpy()
     centres = ((bins["lo"] + bins["hi"]) / 2).to_numpy()
     colours = [PALETTE[0] if ok else PALETTE[3] for ok in bins["agrees"]]
@@ -379,9 +386,9 @@ def pit_chart(bins: pd.DataFrame):
     ax.fill_between([lo, hi], float(bins["low"].min()), float(bins["high"].max()), color="#888888", alpha=0.2,
                     linewidth=0, zorder=1)
     ax.plot([lo, hi], [float(bins["expected"].mean())] * 2, color="#444444", linestyle="--", linewidth=1, zorder=3)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=PALETTE[0]), plt.Rectangle((0, 0), 1, 1, color=PALETTE[3]),
-               plt.Rectangle((0, 0), 1, 1, color="#888888", alpha=0.2),
-               plt.Line2D([], [], color="#444444", linestyle="--", linewidth=1)]
+    handles = [Rectangle((0, 0), 1, 1, color=PALETTE[0]), Rectangle((0, 0), 1, 1, color=PALETTE[3]),
+               Rectangle((0, 0), 1, 1, color="#888888", alpha=0.2),
+               Line2D([], [], color="#444444", linestyle="--", linewidth=1)]
     labels = ["observed share of cells", "outside the interval", "interval for a uniform PIT", "uniform"]
     ax.set_xlim(lo, hi)
     ax.set_xlabel("PIT of the observed cell score under the posterior predictive", fontsize=9)
@@ -409,7 +416,7 @@ def aggregate_interval_chart(table: pd.DataFrame, teams: Sequence[str], metrics:
     keyed = table.set_index(["team", "metric"])
     styles = styles_for(teams, styles)
     n = len(teams)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(max(3.8, 2.0 * len(metrics) + 1.0), 0.9 + 0.34 * n), sharey=True,
+    fig, axes = subplots(1, len(metrics), figsize=(max(3.8, 2.0 * len(metrics) + 1.0), 0.9 + 0.34 * n), sharey=True,
                              squeeze=False)
     y = np.arange(n)[::-1].astype(float)
     for ax, metric in zip(axes[0], metrics):
@@ -448,7 +455,7 @@ def poi_matrix_chart(table: pd.DataFrame, teams: Sequence[str]):
             if i != j:
                 values[i, j] = float(keyed.loc[(a, f"p_improve:{b}"), "value"])
     side = max(3.0, 1.2 + 0.8 * n)
-    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    fig, ax = subplots(figsize=(side + 1.0, side))
     ax.set_facecolor("#eeeeee")
     image = ax.imshow(values, cmap="PuOr_r", vmin=0.0, vmax=1.0)
     for i, a in enumerate(teams):

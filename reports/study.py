@@ -20,11 +20,8 @@ SWEEP_LABELS = {"regrowth": "apple regrowth multiplier (log scale)",
 
 
 def _png(fig) -> str:
-    import matplotlib.pyplot as plt
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight", facecolor="white")
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -36,14 +33,11 @@ def _styles(teams):
 
 def sweep_chart(sweep: pd.DataFrame, key: str, value: str, low: str, high: str, ylabel: str):
     """One line per team over the swept values (log x), its interval shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from capprof.reports.charts import subplots
 
     rows = sweep[sweep["sweep"] == key]
     styles = _styles(rows["team"])
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = subplots(figsize=(6.4, 3.8))
     for team, group in rows.groupby("team"):
         group = group.sort_values("value")
         style = styles[team]
@@ -61,15 +55,12 @@ def sweep_chart(sweep: pd.DataFrame, key: str, value: str, low: str, high: str, 
 def gini_chart(gini: pd.DataFrame, key: str = "zap_cooldown", columns: int = 3):
     """Small multiples: one panel per value of ``key``, Gini over steps, a line
     per team with its interval."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from capprof.reports.charts import subplots
 
     values = sorted(gini[key].unique())
     styles = _styles(gini["team"])
     rows = int(np.ceil(len(values) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows), sharex=True, sharey=True,
+    fig, axes = subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows), sharex=True, sharey=True,
                              squeeze=False)
     for ax, value in zip(axes.flat, values):
         for team, group in gini[gini[key] == value].groupby("team"):
@@ -94,15 +85,12 @@ def gini_chart(gini: pd.DataFrame, key: str = "zap_cooldown", columns: int = 3):
 def matrix_chart(matrix: pd.DataFrame):
     """Heatmap of the focal per-capita return: focal team (rows) x background
     team (columns), each cell annotated with its mean and 95% interval."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from capprof.reports.charts import subplots
 
     teams = sorted(set(matrix["focal"]) | set(matrix["background"]))
     grid = matrix.pivot(index="focal", columns="background", values="focal_return").reindex(index=teams,
                                                                                             columns=teams)
-    fig, ax = plt.subplots(figsize=(1.2 * len(teams) + 2, 0.9 * len(teams) + 1.5))
+    fig, ax = subplots(figsize=(1.2 * len(teams) + 2, 0.9 * len(teams) + 1.5))
     image = ax.imshow(grid.to_numpy(float), cmap="viridis")
     ax.set_xticks(range(len(teams)), teams, rotation=30, ha="right")
     ax.set_yticks(range(len(teams)), teams)
@@ -118,15 +106,12 @@ def matrix_chart(matrix: pd.DataFrame):
 
 def abilities_chart(abilities: pd.DataFrame):
     """Each ability a panel; in it every team's posterior mean with its HDI."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from capprof.reports.charts import subplots
 
     names = list(dict.fromkeys(abilities["ability"]))
     teams = sorted(abilities["team"].unique())
     styles = _styles(teams)
-    fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names) + 1, 0.35 * len(teams) + 1.4),
+    fig, axes = subplots(1, len(names), figsize=(2.6 * len(names) + 1, 0.35 * len(teams) + 1.4),
                              sharey=True, squeeze=False)
     for ax, name in zip(axes[0], names):
         part = abilities[abilities["ability"] == name].set_index("team").reindex(teams)

@@ -617,7 +617,6 @@ def test_a_team_keeps_its_colour_drawn_alone_or_with_others():
     ]
     for fig in figures:
         assert _team_colours(fig)["gamma"] == {gamma}
-        charts.plt.close(fig)
 
 
 def test_charts_drawn_alone_colour_teams_by_name_and_cover_unmapped_teams():
@@ -631,8 +630,6 @@ def test_charts_drawn_alone_colour_teams_by_name_and_cover_unmapped_teams():
     colours = _team_colours(fig)
     assert colours["a"] == {_hex(styles["a"].colour)}
     assert colours["new"].isdisjoint({_hex(s.colour) for s in styles.values()})
-    for f in (forward, backward, fig):
-        charts.plt.close(f)
 
 
 def test_teams_beyond_the_palette_repeat_a_colour_with_another_line_style_and_marker():
@@ -646,7 +643,6 @@ def test_teams_beyond_the_palette_repeat_a_colour_with_another_line_style_and_ma
     fig = charts.timeseries_chart(_curves(teams), "rate", "r", "t", styles=styles)
     lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
     assert lines[teams[0]].get_linestyle() != lines[teams[len(charts.PALETTE)]].get_linestyle()
-    charts.plt.close(fig)
 
 
 @pytest.fixture(scope="module")
@@ -728,3 +724,18 @@ def test_build_report_interrupted_from_python_leaves_the_previous_report(tmp_pat
     assert {p.name: p.read_bytes() for p in first} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted({"r.html", "r_files"})
     assert sorted(p.name for p in (tmp_path / "r_files").iterdir()) == sorted(p.name for p in first[1:])
+
+
+def test_charts_draw_without_pyplot_and_importing_them_leaves_the_backend_alone(tmp_path):
+    # a notebook or GUI user who imports capprof keeps their own backend
+    import subprocess
+    import sys
+
+    code = ("import matplotlib, sys; matplotlib.use('svg'); import capprof.reports.charts as charts; "
+            "import capprof.reports.study; "
+            "fig, ax = charts.subplots(figsize=(2, 2)); ax.plot([0, 1]); "
+            f"charts.save_png(fig, {str(tmp_path / 'c.png')!r}); "
+            "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["svg", "False"]
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

@@ -158,7 +158,6 @@ def test_radar_limits_fix_the_scale_and_leave_gaps_for_unmeasured_abilities():
     assert np.isnan(ax.get_lines()[0].get_ydata()[1])
     assert all(-2.0 <= t <= 6.0 for t in ax.get_yticks())
     assert not fig.legends  # a small multiple carries no legend
-    charts.plt.close(fig)
 
 
 def test_comparison_draws_the_interval_plot_and_the_improvement_matrix(demo_report):
@@ -180,10 +179,8 @@ def test_the_improvement_matrix_writes_compare_s_numbers_in_its_cells():
     row = comparison.table.set_index(["team", "metric"]).loc[("a", "p_improve:b")]
     assert f"{row['value']:.2f}\n[{row['ci_low']:.2f}, {row['ci_high']:.2f}]" in texts
     assert len(texts) == 2  # no cell on the diagonal
-    charts.plt.close(fig)
     fig = charts.aggregate_interval_chart(comparison.table, ["a", "b"])
     assert [ax.get_title() for ax in fig.axes] == ["median", "IQM", "mean"]
-    charts.plt.close(fig)
 
 
 def test_predictions_section_charts_the_model_with_intervals(demo_report):
