@@ -153,7 +153,9 @@ def main(argv=None) -> int:
     parser.add_argument("--greedy", action="store_true",
                         help="ship them to play greedily (default: sampling from the policy, as trained)")
     parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--max-steps", type=int, default=None, help="default: full-length episodes (1000 steps)")
+    parser.add_argument("--max-steps", type=int, default=1000,
+                        help="steps per episode (default 1000: the episode length the populations train "
+                             "on; 0: the substrate's own random end, 1,099 to 5,000 steps)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs-dir", metavar="DIR", help="keep the episodes in DIR (resumable; default: a temporary one)")
     parser.add_argument("--workers", type=int, default=None, help="play on Ray with this many workers (default: serially)")
