@@ -1,7 +1,7 @@
 """Charts of capability profiles and runner data (matplotlib Figures, no pyplot).
 
 Every function takes tidy DataFrames and returns a ``matplotlib.figure.Figure``;
-``save_png`` writes it and closes it. Team, scenario and demand names are
+``save_png`` writes it. Team, scenario and demand names are
 drawn literally (``$`` is escaped so no name is read as mathtext).
 
 Radar or interval chart: a radar is readable up to about two dozen spokes
@@ -29,7 +29,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
-
 
 
 def subplots(*grid, figsize, **kwargs):
@@ -325,7 +324,7 @@ def gini_chart(episodes: pd.DataFrame, columns: Sequence[str]):
     panel per Gini column (focal players, all players)."""
     teams = sorted(episodes["team"].unique())[::-1]  # boxplot rows run bottom-up: first team on top
     fig, axes = subplots(1, len(columns), figsize=(3.6 * len(columns) + 1.0, max(2.4, 0.9 + 0.38 * len(teams))),
-                             squeeze=False, sharey=True)
+                         squeeze=False, sharey=True)
     for ax, column in zip(axes[0], columns):
         data = [episodes.loc[episodes["team"] == t, column].dropna().to_numpy() for t in teams]
         ax.boxplot(data, orientation="horizontal", widths=0.6)
@@ -417,7 +416,7 @@ def aggregate_interval_chart(table: pd.DataFrame, teams: Sequence[str], metrics:
     styles = styles_for(teams, styles)
     n = len(teams)
     fig, axes = subplots(1, len(metrics), figsize=(max(3.8, 2.0 * len(metrics) + 1.0), 0.9 + 0.34 * n), sharey=True,
-                             squeeze=False)
+                         squeeze=False)
     y = np.arange(n)[::-1].astype(float)
     for ax, metric in zip(axes[0], metrics):
         for row, team in zip(y, teams):

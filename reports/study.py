@@ -61,7 +61,7 @@ def gini_chart(gini: pd.DataFrame, key: str = "zap_cooldown", columns: int = 3):
     styles = _styles(gini["team"])
     rows = int(np.ceil(len(values) / columns))
     fig, axes = subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows), sharex=True, sharey=True,
-                             squeeze=False)
+                         squeeze=False)
     for ax, value in zip(axes.flat, values):
         for team, group in gini[gini[key] == value].groupby("team"):
             style = styles[team]
@@ -112,7 +112,7 @@ def abilities_chart(abilities: pd.DataFrame):
     teams = sorted(abilities["team"].unique())
     styles = _styles(teams)
     fig, axes = subplots(1, len(names), figsize=(2.6 * len(names) + 1, 0.35 * len(teams) + 1.4),
-                             sharey=True, squeeze=False)
+                         sharey=True, squeeze=False)
     for ax, name in zip(axes[0], names):
         part = abilities[abilities["ability"] == name].set_index("team").reindex(teams)
         for y, team in enumerate(teams):

@@ -187,8 +187,12 @@ class InferenceBatch:
         self.results.pop(policy, None)
         self.pending[policy] = (observation, state)
 
-    def take(self, policy):
-        """``policy``'s result, running the queued batch first if needed."""
+    def take(self, policy, observation, state):
+        """``policy``'s (action, state): its queued step's result, running
+        the queued batch first if needed; a step it did not queue is queued
+        now (a batch of one when no other slot queued)."""
+        if policy not in self.pending and policy not in self.results:
+            self.add(policy, observation, state)
         if policy not in self.results:
             self.run()
         return self.results.pop(policy)
@@ -273,9 +277,7 @@ def _make_class(Policy):
             self.batch.add(self, timestep.observation, prev_state)
 
         def step(self, timestep, prev_state):
-            if self not in self.batch.pending and self not in self.batch.results:
-                self.batch.add(self, timestep.observation, prev_state)
-            return self.batch.take(self)
+            return self.batch.take(self, timestep.observation, prev_state)
 
         def close(self):
             self.batch.forget(self)
