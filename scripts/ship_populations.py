@@ -4,7 +4,13 @@
     .venv/bin/python scripts/ship_populations.py            # only replay and rewrite the README
 
 Each NAME=TRAIN_DIR is copied to capprof/data/populations/NAME (only what
-plays: runners/shipped_populations.py). Then every shipped population, the
+plays: runners/shipped_populations.py). With ``--select-episodes N`` the
+checkpoint it plays is chosen first: every snapshot ``capprof train`` kept
+(``TRAIN_DIR/snapshots/step_<N>``) plays N episodes on the home scenario with
+run seed ``--select-seed``, and the one with the highest mean focal
+per-capita return is shipped (``selection.json``); the comparison below uses
+``--seed``, which must differ, so the choice is not scored on the episodes
+it was made on. Then every shipped population, the
 ``random`` and the ``harvester`` built-ins play every population's home
 scenario (the all-focal variant it trained on, scored by the substrate's own
 rewards) in full-length episodes with the same run seed (paired), and
@@ -28,8 +34,8 @@ import pandas as pd
 
 from capprof.io import atomic_write_text, replace_directory, temporary_directory
 from capprof.profiling.cellstats import mean_interval
-from capprof.runners.populations.rllib_obs import read_train_file
-from capprof.runners.populations.shipped_populations import (ShippedPopulation, ship, shipped_dir,
+from capprof.runners.populations.rllib_obs import SNAPSHOTS, read_train_file
+from capprof.runners.populations.shipped_populations import (Selection, ShippedPopulation, ship, shipped_dir,
                                                               shipped_populations)
 
 BASELINES = ("random", "harvester")
@@ -54,6 +60,29 @@ def home_scenario(directory: Path) -> str:
     return f"{substrate}:{','.join(keys) or 'regrowth=1'}"
 
 
+def _run(members: list[str], scenario: str, episodes: int, max_steps: int | None, seed: int, out: Path,
+         workers: int | None) -> None:
+    """``capprof run`` of ``members`` (TEAM=SPEC or built-in names) on one
+    scenario, into the resumable run directory ``out``."""
+    cmd = [sys.executable, "-m", "capprof", "run", "--episodes", str(episodes), "--seed", str(seed),
+           "--out", str(out), "--quiet", "--resume", "--scenario", scenario]
+    if max_steps:
+        cmd += ["--max-steps", str(max_steps)]
+    if workers:
+        cmd += ["--ray", "--workers", str(workers)]
+    for member in members:
+        cmd += ["--population", member]
+    subprocess.run(cmd, check=True)
+
+
+def _read_runs(out: Path) -> pd.DataFrame:
+    table = pd.read_parquet(out)
+    bad = table[table["status"] != "ok"]
+    if len(bad):
+        sys.exit(f"ship_populations: {len(bad)} episode(s) failed: {bad['error'].iloc[0]}")
+    return table
+
+
 def play(episodes: int, max_steps: int | None, seed: int, out: Path,
          workers: int | None = None) -> tuple[pd.DataFrame, list[str], dict]:
     """Every shipped population on its home scenario beside the baselines,
@@ -61,25 +90,30 @@ def play(episodes: int, max_steps: int | None, seed: int, out: Path,
     team order and each population's home scenario."""
     from capprof.runners.scenarios.scenarios import get_scenario
 
-    base = [sys.executable, "-m", "capprof", "run", "--episodes", str(episodes), "--seed", str(seed),
-            "--out", str(out), "--quiet", "--resume"]
-    if max_steps:
-        base += ["--max-steps", str(max_steps)]
-    if workers:
-        base += ["--ray", "--workers", str(workers)]
     homes = {p.name: get_scenario(home_scenario(p.directory)).name for p in shipped_populations()}
     for home in dict.fromkeys(homes.values()):
-        cmd = list(base)
-        for name in (n for n, h in homes.items() if h == home):
-            cmd += ["--population", f"{name}=shipped:{name}"]
-        for name in BASELINES:
-            cmd += ["--population", name]
-        subprocess.run(cmd + ["--scenario", home], check=True)
-    table = pd.read_parquet(out)
-    bad = table[table["status"] != "ok"]
-    if len(bad):
-        sys.exit(f"ship_populations: {len(bad)} episode(s) failed: {bad['error'].iloc[0]}")
-    return table, [*homes, *BASELINES], homes
+        members = [f"{name}=shipped:{name}" for name, h in homes.items() if h == home]
+        _run(members + list(BASELINES), home, episodes, max_steps, seed, out, workers)
+    return _read_runs(out), [*homes, *BASELINES], homes
+
+
+def select_snapshot(train_dir: Path, episodes: int, max_steps: int | None, seed: int, out: Path,
+                    workers: int | None = None) -> Selection:
+    """The snapshot of ``train_dir`` with the highest mean focal per-capita
+    return over ``episodes`` episodes on its home scenario (run seed ``seed``)."""
+    from capprof.runners.scenarios.scenarios import get_scenario
+
+    snapshots = sorted(p for p in (train_dir / SNAPSHOTS).glob("step_*") if (p / "capprof_rllib.json").is_file())
+    if not snapshots:
+        sys.exit(f"ship_populations: {train_dir} has no {SNAPSHOTS}/step_*; train it with this capprof "
+                 "(capprof train keeps a playable snapshot at every checkpoint) or drop --select-episodes")
+    home = get_scenario(home_scenario(train_dir)).name
+    _run([f"{p.name}=rllib:{p}" for p in snapshots], home, episodes, max_steps, seed, out, workers)
+    table = _read_runs(out)
+    means = table.groupby("team")["focal_per_capita_return"].mean().reindex([p.name for p in snapshots])
+    best = str(means.idxmax())
+    return Selection(snapshot=best, env_steps=int(best.removeprefix("step_")), scenario=home, episodes=episodes,
+                     max_steps=max_steps, seed=seed, means={k: round(float(v), 4) for k, v in means.items()})
 
 
 def curve_table(directory: Path) -> str:
@@ -133,6 +167,14 @@ def readme(table: pd.DataFrame, teams: list[str], homes: dict, episodes: int, ma
                   "iteration's completed episodes; with --prosocial the return trained on is the mean of all "
                   "players' rewards, and this column is still the sum of the substrate's own rewards):", "",
                   curve_table(population.directory), ""]
+        if population.selection:
+            chosen = population.selection
+            parts += [f"Checkpoint chosen: mean focal per-capita return of each snapshot in {chosen.episodes} "
+                      f"episodes of {chosen.max_steps or 'full-length'} steps on {chosen.scenario}, run seed "
+                      f"{chosen.seed} (not the comparison's seed below):", "",
+                      "| env steps | " + " | ".join(f"{int(k.removeprefix('step_')):,}" for k in chosen.means) + " |",
+                      "|---" * (len(chosen.means) + 1) + "|",
+                      "| mean | " + " | ".join(f"{v:.2f}" for v in chosen.means.values()) + " |", ""]
     parts += ["## How they play", "",
               f"Focal per-capita return, {episodes} episodes per scenario of "
               f"{f'{max_steps} steps' if max_steps else 'full length (the substrate’s own end: 1,000 steps, then a random stop at a 100-step boundary; 1,099 to 5,000 steps here)'}"
@@ -156,10 +198,17 @@ def main(argv=None) -> int:
     parser.add_argument("--max-steps", type=int, default=1000,
                         help="steps per episode (default 1000: the episode length the populations train "
                              "on; 0: the substrate's own random end, 1,099 to 5,000 steps)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="run seed of the comparison (default 0)")
+    parser.add_argument("--select-episodes", type=int, default=0, metavar="N",
+                        help="choose the checkpoint to ship: every snapshot of the run plays N episodes on its "
+                             "home scenario, the best mean is shipped (default 0: the run's last modules)")
+    parser.add_argument("--select-seed", type=int, default=1, help="run seed of the choice (default 1)")
     parser.add_argument("--runs-dir", metavar="DIR", help="keep the episodes in DIR (resumable; default: a temporary one)")
     parser.add_argument("--workers", type=int, default=None, help="play on Ray with this many workers (default: serially)")
     args = parser.parse_args(argv)
+    if args.select_episodes and args.select_seed == args.seed:
+        parser.error("--select-seed must differ from --seed: the comparison must not reuse the episodes "
+                     "a checkpoint was chosen on")
     for item in args.runs:
         name, _, train_dir = item.partition("=")
         if not train_dir:
@@ -167,10 +216,17 @@ def main(argv=None) -> int:
         destination = shipped_dir() / name
         if destination.exists() and not args.replace:
             parser.error(f"{destination} exists; add --replace to replace it")
+        selection = None
+        if args.select_episodes:
+            runs = Path(f"{args.runs_dir}_select_{name}") if args.runs_dir else None  # beside, not inside
+            with tempfile.TemporaryDirectory(prefix="ship_select_") as work:
+                selection = select_snapshot(Path(train_dir), args.select_episodes, args.max_steps, args.select_seed,
+                                            runs or Path(work) / "runs", args.workers)
+            print(f"{name}: {selection.describe()}", flush=True)
         # shipped beside the old one and swapped in whole: a failure leaves the old population
         staging = temporary_directory(destination)
         try:
-            ship(train_dir, staging / name, explore=not args.greedy)
+            ship(train_dir, staging / name, explore=not args.greedy, selection=selection)
             replace_directory(staging / name, destination)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

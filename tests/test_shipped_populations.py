@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from capprof.errors import CapprofError
-from capprof.runners.populations.shipped_populations import (SHIPPED_FILES, ShippedPopulation, played_as, ship,
+from capprof.runners.populations.shipped_populations import (SHIPPED_FILES, Selection, ShippedPopulation, played_as, ship,
                                                              shipped_population, shipped_populations)
 
 MAX_SHIPPED_BYTES = 5 * 2**20  # "MBs, not tens of MBs"
@@ -65,6 +65,34 @@ def test_ship_copies_only_what_plays(tmp_path):
     with pytest.raises(CapprofError, match=r"is not finished \(status 'interrupted'\); continue it with "
                                            r"`capprof train --out .* --resume`"):
         ship(train_dir, tmp_path / "out" / "other")
+
+
+def test_a_chosen_snapshot_ships_its_modules_with_the_runs_record(tmp_path):
+    source = shipped_population("open").directory
+    train_dir = tmp_path / "train"
+    shutil.copytree(source, train_dir)
+    snapshot = train_dir / "snapshots" / "step_000000200"
+    shutil.copytree(source / "learner_group", snapshot / "learner_group")
+    module = next((snapshot / "learner_group").rglob("*.pt"), None) or next(
+        p for p in (snapshot / "learner_group").rglob("*") if p.is_file())
+    module.write_bytes(module.read_bytes() + b"\0")  # tell the snapshot's modules from the run's last ones
+    convention = json.loads((source / "capprof_rllib.json").read_text())
+    (snapshot / "capprof_rllib.json").write_text(json.dumps({**convention, "env_steps": 200}))
+    chosen = Selection(snapshot="step_000000200", env_steps=200, scenario="commons_harvest__open:regrowth=1",
+                       episodes=3, max_steps=1000, seed=1, means={"step_000000100": 1.5, "step_000000200": 2.5})
+    shipped = ship(train_dir, tmp_path / "out" / "mine", explore=True, selection=chosen)
+    played = tmp_path / "out" / "mine" / module.relative_to(snapshot)
+    assert played.read_bytes() == module.read_bytes()
+    assert json.loads((tmp_path / "out" / "mine" / "capprof_rllib.json").read_text())["env_steps"] == 200
+    assert (tmp_path / "out" / "mine" / "train.json").read_text() == (source / "train.json").read_text()
+    assert shipped.selection == chosen
+    assert shipped.describe().endswith("plays its checkpoint at 200 env steps, the best of 2 by mean focal "
+                                       "per-capita return in 3 episodes per checkpoint on "
+                                       "commons_harvest__open:regrowth=1 with run seed 1")
+    with pytest.raises(CapprofError, match=r"step_000000300 holds no playable modules \(capprof_rllib.json "
+                                           r"missing\); snapshots are written by capprof train"):
+        ship(train_dir, tmp_path / "out" / "other", selection=Selection(**{**chosen.__dict__,
+                                                                             "snapshot": "step_000000300"}))
 
 
 def test_a_broken_train_record_is_one_line(tmp_path):

@@ -273,14 +273,20 @@ def test_train_interrupt_resume_and_play(tmp_path, cli_subprocess):
     assert convention["explore"] is True  # plays sampling from its policy, as PPO acted while it learnt
     assert record["settings"]["sampler"] == "vector" and record["settings"]["envs_per_runner"] == 8
 
+    # every checkpoint leaves a playable snapshot, kept when the checkpoint is pruned
+    snapshots = sorted(p.name for p in (out / "snapshots").iterdir())
+    assert snapshots == [f"step_{interrupted_at:09d}", f"step_{interrupted_at + 200:09d}"]
+    first = out / "snapshots" / snapshots[0]
+    assert json.loads((first / "capprof_rllib.json").read_text())["env_steps"] == interrupted_at
+
     runs = tmp_path / "runs"
-    res = cli_subprocess("run", "--population", f"ppo=rllib:{out}", "--scenario",
-                         "commons_harvest__open__resident_harvester", "--episodes", "1", "--max-steps", "40",
-                         "--out", runs, "--quiet", timeout=300)
+    res = cli_subprocess("run", "--population", f"ppo=rllib:{out}", "--population", f"early=rllib:{first}",
+                         "--scenario", "commons_harvest__open__resident_harvester", "--episodes", "1",
+                         "--max-steps", "40", "--out", runs, "--quiet", timeout=300)
     assert res.code == 0, res.err[-3000:]
-    row = pd.read_parquet(runs).iloc[0]
-    assert row["status"] == "ok" and row["steps"] == 40, row["error"]
-    assert set(row["focal_members"]) == {f"rllib:{out}"}
+    rows = pd.read_parquet(runs).set_index("team")
+    assert (rows["status"] == "ok").all() and (rows["steps"] == 40).all(), rows["error"]
+    assert set(rows.loc["ppo", "focal_members"]) == {f"rllib:{out}"}
 
 
 # ------------------------------------------------------------ the vectorised sampler (a fake substrate)

@@ -34,6 +34,8 @@ CONVENTION_FILE = "capprof_rllib.json"
 TRAIN_FILE = "train.json"  # the record capprof train keeps beside the modules
 RGB_SIZE = 88  # every Melting Pot substrate renders 11x11 cells of 8 pixels
 MODULES_SUBDIR = Path("learner_group") / "learner" / "rl_module"
+# capprof train's playable copy of each checkpoint: DIR/snapshots/step_<N>/ plays as rllib:
+SNAPSHOTS = "snapshots"
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ Each is a ``capprof train`` output directory reduced to what plays: the
 modules (``learner_group/learner/rl_module/``), the observation convention
 (``capprof_rllib.json``), the record of the run (``train.json``: the exact
 command, settings, budget, versions, wall time) and the learning curve
-(``learning_curve.csv``). The full checkpoints are left out (they exist only
-for ``--resume``). ``ShippedPopulation.spec`` is the ``rllib:`` member that
+(``learning_curve.csv``), and when the run's modules at one of its
+checkpoints were chosen over its last ones, how (``selection.json``:
+``Selection``). The full checkpoints are left out (they exist only for
+``--resume``). ``ShippedPopulation.spec`` is the ``rllib:`` member that
 plays it; ``ship()`` makes such a directory from a finished training run.
 """
 
@@ -14,15 +16,15 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from capprof.errors import CapprofError
 from capprof.io import atomic_write_text
-from capprof.runners.populations.rllib_obs import CONVENTION_FILE, read_convention, read_train_file
+from capprof.runners.populations.rllib_obs import CONVENTION_FILE, SNAPSHOTS, read_convention, read_train_file
 from capprof.runners.populations.rllib_policy import RLlibSource
 
-__all__ = ["PREFIX", "SHIPPED_FILES", "ShippedPopulation", "played_as", "ship", "shipped_dir", "shipped_names",
+__all__ = ["PREFIX", "SHIPPED_FILES", "Selection", "ShippedPopulation", "played_as", "ship", "shipped_dir", "shipped_names",
            "shipped_population", "shipped_populations", "source"]
 
 PREFIX = "shipped:"  # the member kind: shipped:NAME
@@ -30,6 +32,45 @@ PREFIX = "shipped:"  # the member kind: shipped:NAME
 # What a shipped directory holds (relative paths); everything else of a
 # training directory stays behind.
 SHIPPED_FILES = ("learner_group/learner/rl_module", "capprof_rllib.json", "train.json", "learning_curve.csv")
+SELECTION_FILE = "selection.json"
+PLAYED_FILES = SHIPPED_FILES[:2]  # what a chosen snapshot provides
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which checkpoint of a run a shipped population plays and how it was
+    chosen: the snapshot (``capprof train``'s ``snapshots/step_<N>``) with the
+    highest mean focal per-capita return over ``episodes`` episodes of
+    ``max_steps`` steps on ``scenario`` with run seed ``seed``, a seed the
+    comparison in the README does not use (so the chosen one's lead there
+    is not the noise it was chosen on). ``means``: every snapshot's mean."""
+
+    snapshot: str
+    env_steps: int
+    scenario: str
+    episodes: int
+    max_steps: int | None
+    seed: int
+    means: dict
+
+    def describe(self) -> str:
+        return (f"plays its checkpoint at {self.env_steps:,} env steps, the best of {len(self.means)} by mean "
+                f"focal per-capita return in {self.episodes} episodes per checkpoint on {self.scenario} "
+                f"with run seed {self.seed}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def read(cls, directory: Path) -> "Selection | None":
+        path = Path(directory) / SELECTION_FILE
+        if not path.is_file():
+            return None
+        try:
+            return cls(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise CapprofError(f"{path} is not a checkpoint selection record ({exc}); ship the population again "
+                               "with scripts/ship_populations.py") from None
 
 
 def shipped_dir() -> Path:
@@ -56,6 +97,7 @@ class ShippedPopulation:
     cpus: int | None
     explore: bool = False
     shaping: tuple[str, ...] = ()  # the training target's reward shaping, described (e.g. farmer)
+    selection: Selection | None = None  # a checkpoint chosen over the run's last one
 
     @property
     def spec(self) -> str:
@@ -71,9 +113,10 @@ class ShippedPopulation:
         play = "by sampling from its policy" if self.explore else "greedily (the policy's most likely action)"
         modules = "one module per player" if self.per_player else "one shared module"
         cpus = f" on {self.cpus} cores" if self.cpus else ""
+        chosen = f"; {self.selection.describe()}" if self.selection else ""
         return (f"PPO, {modules}, {rewards}, {self.env_steps:,} env steps of {self.target} "
                 f"({self.iterations} iterations, {self.train_seconds / 60:.0f} min of training{cpus}), "
-                f"plays {play}")
+                f"plays {play}{chosen}")
 
     @classmethod
     def read(cls, directory: Path) -> ShippedPopulation:
@@ -94,7 +137,7 @@ class ShippedPopulation:
                        commands=tuple(shlex.join(str(part) for part in session["command"])
                                       for session in record["sessions"]),
                        cpus=last.get("cpus"),
-                       explore=explore)
+                       explore=explore, selection=Selection.read(directory))
         except FileNotFoundError:
             raise CapprofError(f"{directory} has no train.json; a shipped population is a capprof train "
                                "directory (see capprof/data/populations/README.md)") from None
@@ -127,11 +170,13 @@ def shipped_population(name: str) -> ShippedPopulation:
     raise CapprofError(f'no shipped population "{name}"; capprof ships: {names}')
 
 
-def ship(train_dir, destination, explore: bool | None = None) -> ShippedPopulation:
+def ship(train_dir, destination, explore: bool | None = None, selection: Selection | None = None) -> ShippedPopulation:
     """Copy the playable part of a finished ``capprof train`` directory to
     ``destination`` (which must not exist). ``explore`` sets how it plays
     (``"explore"`` in capprof_rllib.json: True samples from the policy, False
-    takes its greedy action); None keeps the training directory's choice."""
+    takes its greedy action); None keeps the training directory's choice.
+    With ``selection`` the modules and convention are those of the chosen
+    snapshot (``train_dir/snapshots/NAME``), the record and curve the run's."""
     train_dir, destination = Path(train_dir), Path(destination)
     record = read_train_file(train_dir)
     if record.get("status") != "done":
@@ -139,15 +184,22 @@ def ship(train_dir, destination, explore: bool | None = None) -> ShippedPopulati
                            f"continue it with `capprof train --out {train_dir} --resume`")
     if destination.exists():
         raise CapprofError(f"{destination} exists; remove it or choose another destination")
+    played = train_dir / SNAPSHOTS / selection.snapshot if selection else train_dir
+    if not (played / CONVENTION_FILE).is_file():
+        raise CapprofError(f"{played} holds no playable modules ({CONVENTION_FILE} missing); "
+                           "snapshots are written by capprof train at each checkpoint")
     for relative in SHIPPED_FILES:
-        source, target = train_dir / relative, destination / relative
+        source = (played if relative in PLAYED_FILES else train_dir) / relative
+        target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
             shutil.copytree(source, target)
         else:
             shutil.copy2(source, target)
+    if selection:
+        atomic_write_text(destination / SELECTION_FILE, selection.to_json())
     if explore is not None:
-        _write_explore(train_dir, destination, explore)
+        _write_explore(played, destination, explore)
     return ShippedPopulation.read(destination)
 
 

@@ -18,6 +18,7 @@ The output directory::
     DIR/train.json                 command(s), versions, settings, budget, progress
     DIR/learning_curve.csv         one row per training iteration
     DIR/checkpoints/step_<N>/      full Algorithm checkpoints (resume from the last)
+    DIR/snapshots/step_<N>/        every checkpoint's playable part (rllib:DIR/snapshots/step_<N>)
     DIR/learner_group/learner/rl_module/<module>/   the latest modules (what plays)
     DIR/capprof_rllib.json         the observation convention (what plays)
 
@@ -45,7 +46,7 @@ from capprof.errors import CapprofError, note
 from capprof.io import atomic_write_text, clean_stale_in, replace_directory, temporary_directory, temporary_name
 from capprof.runners.training.rllib_env import _env_class, _vector_env_class, resolve_target, torch_only_rllib
 from capprof.runners.populations.rllib_obs import (
-    CONVENTION_FILE, MODULES_SUBDIR, RGB_SIZE, TRAIN_FILE, ObsConvention, read_train_file)
+    CONVENTION_FILE, MODULES_SUBDIR, RGB_SIZE, SNAPSHOTS, TRAIN_FILE, ObsConvention, read_train_file)
 from capprof.runners.training.rllib_train_dir import (
     CHECKPOINT_MARKER, CHECKPOINTS, Progress, _append_curve, _curve_row, _read_curve, _write_curve, _write_json,
     check_out, checkpoints, versions)
@@ -269,7 +270,9 @@ class TrainResult:
 def _save(algo, out: Path, progress: Progress, settings: TrainSettings, scenario, num_actions: int) -> Path:
     """Save a full checkpoint (atomically: written under a temporary name,
     marked complete, renamed), keep the last ``KEEP_CHECKPOINTS``, and export
-    its modules and convention to ``out`` so it plays as ``rllib:out``."""
+    its modules and convention to ``out`` so it plays as ``rllib:out``, and
+    to ``out/snapshots/step_<N>/`` (kept, a few hundred KB each) so any
+    checkpoint of the run plays as ``rllib:out/snapshots/step_<N>``."""
     root = out / CHECKPOINTS
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{progress.env_steps:09d}"
@@ -278,25 +281,36 @@ def _save(algo, out: Path, progress: Progress, settings: TrainSettings, scenario
     algo.save_to_path(str(tmp.resolve()))
     _write_json(tmp / CHECKPOINT_MARKER, asdict(progress))
     replace_directory(tmp, final)
-    # The playable export: the modules and the convention, swapped in by renames.
-    target = out / MODULES_SUBDIR
+    snapshots = out / SNAPSHOTS
+    snapshots.mkdir(exist_ok=True)
+    clean_stale_in(snapshots)
+    for destination in (snapshots / final.name, out):
+        _export(final, destination, progress, settings, scenario, num_actions)
+    for _, path in checkpoints(out)[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(path, ignore_errors=True)
+    return final
+
+
+def _export(checkpoint: Path, destination: Path, progress: Progress, settings: TrainSettings, scenario,
+            num_actions: int) -> None:
+    """The playable part of ``checkpoint`` (its modules and the observation
+    convention) into ``destination``, swapped in by renames: a reader sees
+    the old or the new modules at every instant."""
+    target = destination / MODULES_SUBDIR
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = temporary_directory(target)
-    shutil.copytree(final / MODULES_SUBDIR, staging, dirs_exist_ok=True)
+    shutil.copytree(checkpoint / MODULES_SUBDIR, staging, dirs_exist_ok=True)
     if settings.sampler == "vector":  # RLlib's single-agent module plays as the shared one
         os.replace(staging / SINGLE_AGENT_MODULE, staging / SHARED_MODULE)
-    replace_directory(staging, target)  # the old or the new export at every instant
+    replace_directory(staging, target)
     convention = ObsConvention(downsample=settings.downsample, scale=settings.scale)
-    atomic_write_text(out / CONVENTION_FILE, convention.to_json(
+    atomic_write_text(destination / CONVENTION_FILE, convention.to_json(
         substrate=scenario.substrate, trained_on=scenario.name, num_actions=num_actions,
         modules=module_ids(settings, scenario.n_players), env_steps=progress.env_steps,
         prosocial=trains_prosocial(scenario),
         # PPO acted by sampling from its policy while it learnt; greedy play of
         # a policy that is still far from deterministic is another, weaker policy.
         explore=True))
-    for _, path in checkpoints(out)[:-KEEP_CHECKPOINTS]:
-        shutil.rmtree(path, ignore_errors=True)
-    return final
 
 
 def _ray_init():
