@@ -306,8 +306,8 @@ def run_demo(published: str | None = None, out_dir: str = "capprof-demo", quick:
                 "--tune", str(profile_sampling[1])]):
         fitted = _profile(scores, profile, profile_sampling)
         d = fitted.layout.diagnostics_
-        print(f"sampling: max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
-              f"{d['divergences']} divergence(s), {fitted.layout.fit_seconds_:.1f} s")
+        from capprof.profiling import checks
+        print(checks.describe_fit(d, fitted.layout.fit_seconds_))
     html = out / "report.html"
     report_flag = "--episodes" if "episodes_path" in report_inputs else "--scores"
     with _step("write the report", ["report", str(profile), "--out", str(html), report_flag,

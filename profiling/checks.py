@@ -7,6 +7,12 @@ posterior, and summarise the probability integral transform (PIT) of every
 cell (``ppc_table``; the failed checks as sentences: ``ppc_disagreements``).
 They read the cell data that ``capprof.profiling.layout.build_layout_model``
 stores in the posterior's ``constant_data`` (docs/layout.md).
+
+``with_log_likelihood`` gives the posterior ArviZ's ``observed_data`` and
+``log_likelihood`` groups (each cell's log density per draw, from the same
+``likelihood.cell_log_density`` the model sums), so ``az.loo``, ``az.waic``
+and ``az.compare`` work on a layout posterior; ``diagnostics`` reports the
+PSIS-LOO estimate and its Pareto k warnings beside R-hat.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from capprof.errors import CapprofError
-from capprof.profiling.likelihood import MU_FLOOR, simulate_observed, squeeze, success_probability
+from capprof.profiling.likelihood import (CELL_PARTS, MU_FLOOR, cell_log_density, simulate_observed, squeeze,
+                                          success_probability)
+from capprof.profiling.posterior import draws_of, has_cells, scalar
 
 
 # a PPC disagrees when the observed share lies outside this central interval
@@ -24,6 +32,8 @@ PPC_INTERVAL = 0.95
 PPC_P = 0.01
 
 DISAGREEMENT_CHECKS = ("floor share", "ceiling share", "PIT KS p-value")
+# PSIS-LOO is unreliable for cells whose Pareto k exceeds this (ArviZ's threshold)
+PARETO_K_BAD = 0.7
 
 
 def diagnostics(idata, var_names=("ability", "noise", "precision", "slope", "scenario_spread",
@@ -49,7 +59,7 @@ def diagnostics(idata, var_names=("ability", "noise", "precision", "slope", "sce
         "chains": int(idata.posterior.sizes["chain"]),
         "draws": int(idata.posterior.sizes["draw"]),
     }
-    if ppc and _has_cells(idata):
+    if ppc and has_cells(idata):
         table = ppc_table(idata, seed=seed).set_index("check")
         for check, key in (("floor share", "floor"), ("ceiling share", "ceiling")):
             row = table.loc[check]
@@ -58,23 +68,90 @@ def diagnostics(idata, var_names=("ability", "noise", "precision", "slope", "sce
         out["pit_ks"] = float(table.loc["PIT KS distance", "observed"])
         out["pit_p"] = float(table.loc["PIT KS p-value", "observed"])
         out["ppc_disagreements"] = int((~table["agrees"]).loc[list(DISAGREEMENT_CHECKS)].sum())
+    if ppc and has_cells(idata):
+        out.update(loo_summary(with_log_likelihood(idata)))
     return out
 
 
-def _has_cells(idata) -> bool:
-    return hasattr(idata, "constant_data") and "cell_score" in idata.constant_data
+def describe_fit(d: dict, seconds: float) -> str:
+    """One line on a layout fit from its ``diagnostics``: convergence, the
+    PSIS-LOO estimate with its standard error and Pareto k warnings, time."""
+    line = (f"sampling: max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
+            f"{d['divergences']} divergence(s)")
+    if "loo_elpd" in d and np.isfinite(d["loo_elpd"]):
+        line += (f"; PSIS-LOO elpd {d['loo_elpd']:.1f} (se {d['loo_se']:.1f}, p_loo {d['loo_p']:.1f}, "
+                 f"{d['loo_bad_k']} of {d['loo_cells']} cells with Pareto k > {PARETO_K_BAD})")
+    return f"{line}; {seconds:.1f} s"
 
 
-def _scalar(value) -> float:
-    return float(np.asarray(value).reshape(-1)[0])
+def loo_summary(idata) -> dict:
+    """PSIS-LOO from ArviZ (``az.loo``) of a posterior with a
+    ``log_likelihood`` group: ``loo_elpd`` (expected log pointwise predictive
+    density, sum over cells), ``loo_se`` (its standard error), ``loo_p``
+    (effective number of parameters), ``loo_bad_k`` (cells with Pareto
+    k > 0.7, where the estimate is unreliable) and ``loo_cells``."""
+    import warnings
+
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the count of bad k is reported instead of ArviZ's warning
+        loo = az.loo(idata, pointwise=True)
+    return {"loo_elpd": float(loo["elpd_loo"]), "loo_se": float(loo["se"]), "loo_p": float(loo["p_loo"]),
+            "loo_bad_k": int((np.asarray(loo["pareto_k"]) > PARETO_K_BAD).sum()),
+            "loo_cells": int(np.asarray(loo["pareto_k"]).size)}
 
 
-def _draws(idata, name, dims=()):
-    """Posterior draws of ``name`` stacked over (chain, draw) first, or None."""
-    if name not in idata.posterior:
-        return None
-    values = idata.posterior[name].stack(sample=("chain", "draw"))
-    return values.transpose("sample", *dims).to_numpy()
+def pointwise_log_likelihood(idata) -> np.ndarray:
+    """log p(y_c | draw) for every posterior draw and fitted cell, shape
+    (chain, draw, cell): ``likelihood.cell_log_density`` of the cell's part
+    (floor, ceiling, inner) at the draw's Beta parameters, the density the
+    model was fitted with (its censoring point and quadrature)."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    cells = posterior_cells(idata, n_draws=None)
+    data = idata.constant_data
+    quadrature = int(scalar(data["quadrature"])) if "quadrature" in data else 16
+    p = MU_FLOOR + (1.0 - 2.0 * MU_FLOOR) * cells["p"]
+    a, b = p * cells["phi"], (1.0 - p) * cells["phi"]
+    noise = "noise" in idata.posterior
+    y, censor = cells["y"], cells["censor"]
+    parts = {"floor": y <= 1e-9, "ceiling": y >= 1 - 1e-9}
+    parts["inner"] = ~(parts["floor"] | parts["ceiling"])
+    out = np.empty_like(a)
+    y_in, a_in, b_in, eps_in = pt.dvector("y"), pt.dmatrix("a"), pt.dmatrix("b"), pt.dcol("eps")
+    for part in CELL_PARTS:
+        cols = np.flatnonzero(parts[part])
+        if not len(cols):
+            continue
+        density = cell_log_density(part, y_in[None, :], a_in, b_in, eps_in if noise else None, censor, quadrature)
+        inputs = [y_in, a_in, b_in] + ([eps_in] if noise else [])
+        f = pytensor.function(inputs, density, on_unused_input="ignore")
+        args = [squeeze(y[cols], censor), a[:, cols], b[:, cols]] + ([cells["eps"]] if noise else [])
+        out[:, cols] = f(*args)
+    shape = (idata.posterior.sizes["chain"], idata.posterior.sizes["draw"], len(y))
+    return out.reshape(shape)
+
+
+def with_log_likelihood(idata):
+    """``idata`` with ArviZ's ``observed_data`` (each fitted cell's score)
+    and ``log_likelihood`` (``pointwise_log_likelihood``, float32) groups,
+    both under the name ``score`` with dimension ``cell``; unchanged when it
+    has them."""
+    import xarray as xr
+
+    if "log_likelihood" in idata.groups():
+        return idata
+    values = pointwise_log_likelihood(idata).astype(np.float32)
+    cell = np.arange(values.shape[-1])
+    coords = {"chain": idata.posterior["chain"].values, "draw": idata.posterior["draw"].values, "cell": cell}
+    idata.add_groups({
+        "log_likelihood": xr.Dataset({"score": (("chain", "draw", "cell"), values)}, coords=coords),
+        "observed_data": xr.Dataset({"score": (("cell",), idata.constant_data["cell_score"].to_numpy())},
+                                    coords={"cell": cell}),
+    })
+    return idata
 
 
 def posterior_cells(idata, n_draws: int | None = 400, seed: int = 0) -> dict:
@@ -82,23 +159,23 @@ def posterior_cells(idata, n_draws: int | None = 400, seed: int = 0) -> dict:
     precision ``phi``, noise share ``eps`` (draws x 1), plus the observed
     score ``y`` and the censoring point ``censor``. Uses up to ``n_draws``
     draws (a seeded subsample; None = all)."""
-    if not _has_cells(idata):
+    if not has_cells(idata):
         raise CapprofError("this posterior carries no cell data (fitted before posterior predictive checks "
                            "were added); refit the profile")
     data = idata.constant_data
     rng = np.random.default_rng(seed)
-    theta = _draws(idata, "ability", ("team", "demand"))
+    theta = draws_of(idata, "ability", ("team", "demand"))
     n_total = theta.shape[0]
     keep = np.arange(n_total)
     if n_draws is not None and n_total > n_draws:
         keep = np.sort(rng.choice(n_total, n_draws, replace=False))
     theta = theta[keep]
-    phi = _draws(idata, "precision", ("team",))[keep]
-    noise = _draws(idata, "noise")
+    phi = draws_of(idata, "precision", ("team",))[keep]
+    noise = draws_of(idata, "noise")
     eps = np.zeros((len(keep), 1)) if noise is None else noise[keep][:, None]
-    slope = _draws(idata, "slope")
-    slope = _scalar(data["fixed_slope"]) if slope is None else slope[keep]
-    delta = _draws(idata, "scenario_difficulty", ("scenario",))
+    slope = draws_of(idata, "slope")
+    slope = scalar(data["fixed_slope"]) if slope is None else slope[keep]
+    delta = draws_of(idata, "scenario_difficulty", ("scenario",))
     team = data["cell_team"].to_numpy().astype(int)
     scen = data["cell_scenario"].to_numpy().astype(int)
     index = data["scenario_demand"].to_numpy().astype(int)[scen]
@@ -108,12 +185,8 @@ def posterior_cells(idata, n_draws: int | None = 400, seed: int = 0) -> dict:
         rows = np.flatnonzero(team == t)
         shift = None if delta is None else delta[keep][:, scen[rows]]
         p[:, rows] = success_probability(theta[:, t, :], index[rows], level[rows], slope, shift)
-    if "censored" in data and not _scalar(data["censored"]):
-        # the uncensored Beta model (likelihood="beta"): the noise caps the mean
-        # and replicated scores are its squeezed Beta draws, unsqueezed and clipped
-        p, eps = (1.0 - eps) * p, np.zeros_like(eps)
     return {"p": p, "phi": phi[:, team], "eps": eps, "y": data["cell_score"].to_numpy(),
-            "censor": _scalar(data["censor_point"])}
+            "censor": scalar(data["censor_point"])}
 
 
 def pit_values(cells: dict, seed: int = 0) -> np.ndarray:

@@ -156,8 +156,8 @@ def cmd_profile(args) -> int:
     profile.save(out)  # atomic: nothing appears at --out until the profile is whole
     d = profile.layout.diagnostics_
     print(f"wrote {', '.join(PROFILE_FILES.values())} to {out}")
-    print(f"sampling: max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, "
-          f"{d['divergences']} divergence(s), {profile.layout.fit_seconds_:.1f} s")
+    from capprof.profiling import checks
+    print(checks.describe_fit(d, profile.layout.fit_seconds_))
     return 0
 
 

@@ -51,12 +51,11 @@ import numpy as np
 import pandas as pd
 
 from capprof.errors import CapprofError, note
-from capprof.profiling.checks import _draws, _has_cells, _scalar
-from capprof.profiling.likelihood import (MU_FLOOR, expected_observed_score, log_beta_cdf, simulate_observed,
-                                          success_probability, unsqueeze)
+from capprof.profiling.likelihood import (CELL_PARTS, MU_FLOOR, cell_log_density, expected_observed_score,
+                                          simulate_observed, success_probability, unsqueeze)
+from capprof.profiling.posterior import draws_of, has_cells, scalar
 
 LAYOUT_MODES = ("joint", "per-team")
-LIKELIHOODS = ("censored", "beta")
 
 
 # ------------------------------------------------------------------ data
@@ -126,7 +125,6 @@ def build_layout_model(
     prior_mean: float = 2.0,
     prior_sd: float = 1.5,
     squeeze: float = 0.01,
-    likelihood: str = "censored",
     noise: bool = True,
     scenario_effect: bool = False,
     scenario_mean: bool = True,
@@ -141,9 +139,8 @@ def build_layout_model(
     ``demand_groups`` names the group of each demand column (joint mode
     pools with one spread per group).
 
-    ``likelihood``: ``censored`` (floor and ceiling cells scored by their
-    probability) or ``beta`` (every cell scored by the Beta density at its
-    squeezed value; the old model, kept for comparison). ``noise``: mix in a
+    Cells at the floor and at the ceiling are censored, the rest scored by
+    the Beta density (``likelihood.cell_log_density``). ``noise``: mix in a
     chance component (with probability ``noise`` the cell scores 0).
     ``scale``: the logistic slope (None: free, ``slope ~ LogNormal(0, 0.5)``,
     sensible only with graded levels). ``scenario_effect``: a residual
@@ -172,8 +169,6 @@ def build_layout_model(
 
     if mode not in LAYOUT_MODES:
         raise CapprofError(f'unknown layout mode "{mode}"; use {" or ".join(LAYOUT_MODES)}')
-    if likelihood not in LIKELIHOODS:
-        raise CapprofError(f'unknown layout likelihood "{likelihood}"; use {" or ".join(LIKELIHOODS)}')
     if chance != 0.0:
         raise CapprofError("the layout's chance component is the floor (chance = 0); "
                            "normalise scores so that chance performance scores 0")
@@ -209,7 +204,7 @@ def build_layout_model(
         pm.Data("scenario_level", demand_index.level, dims=("scenario", "slot"))
         pm.Data("censor_point", np.float64(squeeze))
         pm.Data("fixed_slope", np.float64(scale if scale is not None else np.nan))
-        pm.Data("censored", np.float64(likelihood == "censored"))
+        pm.Data("quadrature", np.int64(quadrature))
         # the likelihood's own view of the cells
         y_cell = pm.Data("cell_squeezed", fold["cell_squeezed"])
         parts = {name: pm.Data(name, fold[name]) for name in ("inner_cells", "floor_cells", "ceiling_cells")}
@@ -270,28 +265,15 @@ def build_layout_model(
         mu = MU_FLOOR + (1.0 - 2.0 * MU_FLOOR) * p
         phi_cell = phi[cell_team]
         a, b = mu * phi_cell, (1.0 - mu) * phi_cell
-        log_keep = pt.log1p(-eps) if noise else 0.0
-
-        if likelihood == "beta":
-            # old model: the noise share caps the mean (eps * 0 + (1 - eps) p)
-            m = (1.0 - eps) * mu if noise else mu
-            pm.Potential("score", pm.logp(pm.Beta.dist(m * phi_cell, (1.0 - m) * phi_cell), y_cell).sum())
-        else:
-            def beta_logpdf(values, a_, b_):
-                return ((a_ - 1.0) * pt.log(values) + (b_ - 1.0) * pt.log1p(-values)
-                        - (pt.gammaln(a_) + pt.gammaln(b_) - pt.gammaln(a_ + b_)))
-
-            # every part is in the graph even when it has no cells (its sum is 0),
-            # so the compiled model does not depend on which cells are which
-            i = parts["inner_cells"]
-            terms = [(log_keep + beta_logpdf(y_cell[i], a[i], b[i])).sum()]
-            i = parts["floor_cells"]
-            log_cdf = log_beta_cdf(squeeze, a[i], b[i], quadrature)
-            terms.append(pt.logaddexp(pt.log(eps), log_keep + log_cdf).sum() if noise else log_cdf.sum())
-            i = parts["ceiling_cells"]
-            terms.append((log_keep + log_beta_cdf(squeeze, b[i], a[i], quadrature)).sum())
-            pm.Potential("score", pt.add(*terms))
-    _KEYS[model] = _structure_key(mode, likelihood, noise, scenario_effect, scenario_mean, quadrature, scale,
+        # Each part is scored on its own cells (the incomplete beta only where it
+        # is needed). Every part is in the graph even when it has no cells (its
+        # sum is 0), so the compiled model does not depend on which cells are which.
+        terms = []
+        for part in CELL_PARTS:
+            i = parts[f"{part}_cells"]
+            terms.append(cell_log_density(part, y_cell[i], a[i], b[i], eps, squeeze, quadrature).sum())
+        pm.Potential("score", pt.add(*terms))
+    _KEYS[model] = _structure_key(mode, noise, scenario_effect, scenario_mean, quadrature, scale,
                                   squeeze, prior_mean, prior_sd, teams, groups, demand_index)
     return model
 
@@ -438,7 +420,7 @@ def evidence_cells(idata) -> pd.Series | None:
     scenarios that make that demand (level > 0). An ability with 0 cells is
     the prior alone (e.g. a team that never played the substrate). None when
     the posterior does not carry the model's data."""
-    if not _has_cells(idata):
+    if not has_cells(idata):
         return None
     data = idata.constant_data
     ability = idata.posterior["ability"]
@@ -485,12 +467,12 @@ def _scenario_shift(idata, scenarios, n_samples, rng, index: DemandIndex | None 
     pair's slots in ``index``, when the fit has one) plus a draw of
     Normal(0, sigma) (sigma from the posterior). None without a scenario
     effect."""
-    delta = _draws(idata, "scenario_difficulty", ("scenario",))
+    delta = draws_of(idata, "scenario_difficulty", ("scenario",))
     if delta is None:
         return None
     known = {str(s): i for i, s in enumerate(idata.posterior["scenario"].values)}
-    spread = _draws(idata, "scenario_spread")
-    effect = _draws(idata, "scenario_demand_effect", ("demand",))
+    spread = draws_of(idata, "scenario_spread")
+    effect = draws_of(idata, "scenario_demand_effect", ("demand",))
     names = [None] * n_samples if scenarios is None else [str(s) for s in scenarios]
     fresh = {}
     shift = np.empty((delta.shape[0], len(names)))
@@ -538,16 +520,15 @@ def predict_scores(idata, team_codes, demand_matrix, hdi_prob: float = 0.9, *, s
         scenarios = list(demand_matrix.index)
     team_codes = np.asarray(team_codes, dtype=int)
     index = DemandIndex.from_matrix(pd.DataFrame(np.asarray(demand_matrix, dtype=float)))
-    data = idata.constant_data if _has_cells(idata) else None
-    censor = _scalar(data["censor_point"]) if data is not None else squeeze_eps
-    censored = data is not None and bool(_scalar(data["censored"]) if "censored" in data else True)
-    theta = _draws(idata, "ability", ("team", "demand"))
-    phi = _draws(idata, "precision", ("team",))
-    noise = _draws(idata, "noise")
+    data = idata.constant_data if has_cells(idata) else None
+    censor = scalar(data["censor_point"]) if data is not None else squeeze_eps
+    theta = draws_of(idata, "ability", ("team", "demand"))
+    phi = draws_of(idata, "precision", ("team",))
+    noise = draws_of(idata, "noise")
     eps = np.zeros((theta.shape[0], 1)) if noise is None else noise[:, None]
-    slope = _draws(idata, "slope")
+    slope = draws_of(idata, "slope")
     if slope is None:
-        slope = _scalar(data["fixed_slope"]) if data is not None else scale
+        slope = scalar(data["fixed_slope"]) if data is not None else scale
     rng = np.random.default_rng(seed)
     shift = _scenario_shift(idata, scenarios, len(team_codes), rng, index)
     tail = (1.0 - hdi_prob) / 2.0
@@ -558,15 +539,8 @@ def predict_scores(idata, team_codes, demand_matrix, hdi_prob: float = 0.9, *, s
         rows = np.flatnonzero(team_codes == t)
         p = success_probability(theta[:, t, :], index.index[rows], index.level[rows], slope,
                                 None if shift is None else shift[:, rows])
-        if censored:
-            predicted[rows] = expected_observed_score(p, phi[:, t, None], eps, censor).mean(axis=0)
-            draws = simulate_observed(p, phi[:, t, None], eps, censor, rng)
-        else:
-            # a posterior of the uncensored Beta model (likelihood="beta"): its own
-            # predictive, the capped mean unsqueezed
-            mu = np.clip((1.0 - eps) * p, 1e-9, 1 - 1e-9)
-            predicted[rows] = unsqueeze(mu.mean(axis=0), censor)
-            draws = unsqueeze(rng.beta(mu * phi[:, t, None], (1.0 - mu) * phi[:, t, None]), censor)
+        predicted[rows] = expected_observed_score(p, phi[:, t, None], eps, censor).mean(axis=0)
+        draws = simulate_observed(p, phi[:, t, None], eps, censor, rng)
         low[rows] = np.quantile(draws, tail, axis=0)
         high[rows] = np.quantile(draws, 1.0 - tail, axis=0)
     return np.clip(predicted, 0.0, 1.0), np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)

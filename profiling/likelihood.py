@@ -117,3 +117,32 @@ def log_beta_cdf(x: float, a, b, nodes: int = 16):
     log_integral = pt.logsumexp(weights + inner, axis=-1)
     log_beta = pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
     return a * np.log(x) - pt.log(a) - log_beta + log_integral
+
+
+CELL_PARTS = ("inner", "floor", "ceiling")
+
+
+def cell_log_density(part: str, y, a, b, eps, censor: float, quadrature: int = 16):
+    """log p(y) of cells of one ``part`` (pytensor; elementwise over ``y``,
+    ``a``, ``b``), the censored Beta with a chance share ``eps`` at the floor
+    (None: no chance component), docs/layout.md:
+
+    * ``inner`` (0 < score < 1): log(1 - eps) + log Beta(y' | a, b), y' the squeezed score;
+    * ``floor`` (score 0): log(eps + (1 - eps) I_e(a, b));
+    * ``ceiling`` (score 1): log(1 - eps) + log I_e(b, a) = log P(y* >= 1 - e).
+
+    The model sums it over its cells (``layout.build_layout_model``) and
+    the pointwise log-likelihood for LOO evaluates it per draw and cell
+    (``checks.pointwise_log_likelihood``): one definition of the density."""
+    import pytensor.tensor as pt
+
+    log_keep = pt.log1p(-eps) if eps is not None else 0.0
+    if part == "inner":
+        log_beta = pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b)
+        return log_keep + (a - 1.0) * pt.log(y) + (b - 1.0) * pt.log1p(-y) - log_beta
+    if part == "floor":
+        log_cdf = log_beta_cdf(censor, a, b, quadrature)
+        return log_cdf if eps is None else pt.logaddexp(pt.log(eps), log_keep + log_cdf)
+    if part == "ceiling":
+        return log_keep + log_beta_cdf(censor, b, a, quadrature)
+    raise ValueError(f"unknown cell part {part!r}; one of {CELL_PARTS}")

@@ -123,7 +123,7 @@ def _posterior(theta, observed, demands, team_of_cell, scenario_of_cell, precisi
         dims["scenario_demand_effect"] = ["demand"]
     constant = {"cell_team": team_of_cell, "cell_scenario": scenario_of_cell, "cell_score": observed,
                 "scenario_demand": index.index, "scenario_level": index.level, "censor_point": np.float64(0.01),
-                "fixed_slope": np.float64(1.0), "censored": np.float64(1.0)}
+                "fixed_slope": np.float64(1.0)}
     coords = {"team": [f"team_{t}" for t in range(n_teams)], "demand": list(demands.columns),
               "scenario": list(demands.index), "cell": np.arange(len(observed)),
               "slot": np.arange(index.index.shape[1])}
@@ -264,14 +264,12 @@ def test_censored_likelihood_scores_floor_ceiling_and_interior_cells_by_their_pr
     assert float(potential) == pytest.approx(expected, rel=1e-3)
 
 
-def test_layout_rejects_bad_mode_likelihood_and_chance():
+def test_layout_rejects_bad_mode_and_chance():
     demands = _graded_demands(5, 2, seed=0)
     index = DemandIndex.from_matrix(demands)
     args = (np.array([0, 0]), np.array([0, 1]), np.array([0.5, 0.5]), index, ["t"])
     with pytest.raises(CapprofError, match='unknown layout mode "pooled"'):
         layout.build_layout_model(*args, mode="pooled")
-    with pytest.raises(CapprofError, match='unknown layout likelihood "normal"'):
-        layout.build_layout_model(*args, likelihood="normal")
     with pytest.raises(CapprofError, match="chance component is the floor"):
         layout.build_layout_model(*args, chance=0.5)
 
@@ -305,6 +303,38 @@ def test_short_fit_reports_convergence_and_posterior_predictive_checks():
     assert idata.posterior["ability"].dims == ("chain", "draw", "team", "demand")
     # even a short run ranks abilities roughly right
     assert _calibration(idata, truth)[2] > 0.6
+
+
+def test_pointwise_log_likelihood_is_the_fitted_density_and_arviz_loo_reads_it():
+    import arviz as az
+    import pytensor
+
+    demands = _graded_demands(20, 3, seed=2)
+    scores, _ = simulate_layout_scores(demands, n_teams=3, seed=3, ability_mean=2.0)
+    idata, diag = _fit(scores, demands, draws=60, tune=60, scenario_effect=True)
+    assert {"log_likelihood", "observed_data"} <= set(idata.groups())
+    cells = scores.groupby(["team", "scenario"], sort=True)["score"].mean()
+    assert idata.log_likelihood["score"].shape == (2, 60, len(cells))
+    np.testing.assert_allclose(idata.observed_data["score"], cells.clip(0, 1).to_numpy())
+    # summed over cells, each draw's pointwise values are the model's own log density there
+    teams = sorted(scores["team"].unique())
+    index = DemandIndex.from_matrix(demands)
+    cell_frame = cells.reset_index()
+    model = layout.build_layout_model(
+        pd.Categorical(cell_frame["team"], categories=teams).codes.astype(int),
+        pd.Categorical(cell_frame["scenario"], categories=index.scenarios).codes.astype(int),
+        squeeze(cell_frame["score"].to_numpy(), 0.01), index, teams, scenario_effect=True)
+    inputs = [model["ability"], model["precision"], model["noise"], model["scenario_difficulty"]]
+    density = pytensor.function(inputs, model.potentials[0], on_unused_input="ignore")
+    post = idata.posterior
+    for chain, draw in ((0, 0), (1, 59)):
+        values = [post[v.name].isel(chain=chain, draw=draw).to_numpy() for v in inputs]
+        expected = float(density(*values))
+        assert float(idata.log_likelihood["score"].isel(chain=chain, draw=draw).sum()) == pytest.approx(
+            expected, rel=1e-4)
+    loo = az.loo(idata)
+    assert diag["loo_elpd"] == pytest.approx(float(loo["elpd_loo"]))
+    assert diag["loo_cells"] == len(cells) and 0 <= diag["loo_bad_k"] <= len(cells)
 
 
 def test_model_structure_key_ignores_the_cells_but_not_the_options_or_demands():
@@ -352,6 +382,21 @@ def test_a_refit_on_other_cells_reuses_the_compiled_model_and_matches_a_fresh_co
     assert reused.posterior_.constant_data["cell_score"].size == len(second)
     pairs = (["team_0", "team_1"], ["s000", "s001"])
     pd.testing.assert_frame_equal(reused.predict(*pairs), fresh.predict(*pairs))
+
+
+def test_misspecified_generators_depart_from_the_layouts_own_world():
+    demands = pd.DataFrame({"a": [1.0] * 40, "b": [1.0] * 40}, index=[f"s_{i}" for i in range(40)])
+    strong_and_weak = np.array([[9.0, -5.0]])  # master of a, hopeless at b
+    mean = {}
+    for generator in ("layout", "compensatory", "team-slope", "heavy-tails"):
+        scores, truth = simulate_layout_scores(demands, n_teams=1, seed=4, noise=0.0, abilities=strong_and_weak,
+                                               generator=generator)
+        mean[generator] = scores["score"].mean()
+        assert list(truth["value"]) == [9.0, -5.0]
+    # non-compensatory: the weakness holds the product down; averaged, the strength makes up for it
+    assert mean["layout"] < 0.05 and mean["compensatory"] > 0.7
+    with pytest.raises(ValueError, match="unknown generator 'additive'; one of layout, compensatory"):
+        simulate_layout_scores(demands, n_teams=1, generator="additive")
 
 
 @pytest.mark.slow

@@ -74,7 +74,7 @@ def test_evaluate_reference_takes_a_spec(cli, scores_file):
     ("layout-joint(draws=abc)", ["draws takes a whole number (default", 'got "abc"']),
     ("layout-joint(draws=1.5)", ["draws takes a whole number", 'got "1.5"']),
     ("layout-joint(scenario_effect=maybe)", ["scenario_effect takes true or false", 'got "maybe"']),
-    ("layout-joint(likelihood=betta)", ["likelihood=betta is not one of censored, beta", 'did you mean "beta"']),
+    ("layout-joint(sampler=nutpei)", ["sampler=nutpei is not one of nutpie, pymc", 'did you mean "nutpie"']),
     ("layout-joint(draws=5)", ["draws=5 is below 10; give draws >= 10"]),
     ("layout-joint(backend=cuda)", ["backend=cuda is not one of numba, jax"]),
     ("layout-joint(mass_matrix=dense)", ["mass_matrix=dense is not one of diag, low-rank"]),

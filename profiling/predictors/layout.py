@@ -43,8 +43,7 @@ class MeasurementLayout(Predictor):
     either given to ``MeasurementLayout`` itself), ``draws``/``tune``/
     ``chains`` for NUTS, ``squeeze`` (the eps of ``likelihood.squeeze``),
     ``scale`` (logistic slope per demand level; None: free), ``chance`` (the
-    score that pure noise produces; 0), ``likelihood`` (censored | beta),
-    ``noise`` (mix in a chance component), ``scenario_effect`` (a residual
+    score that pure noise produces; 0), ``noise`` (mix in a chance component), ``scenario_effect`` (a residual
     difficulty per scenario; None, the default: on in joint mode, off in
     per-team mode), ``scenario_mean`` (its hierarchical mean from the
     scenario's tags and mode, which a new scenario borrows; else a new
@@ -63,7 +62,7 @@ class MeasurementLayout(Predictor):
     mode: str = DEFAULT_LAYOUT_MODE
     has_intervals = True
     is_bayesian = True
-    param_choices = {"mode": tuple(LAYOUT_MODES), "likelihood": tuple(maths.LIKELIHOODS),
+    param_choices = {"mode": tuple(LAYOUT_MODES),
                      "sampler": ("nutpie", "pymc"), "mass_matrix": tuple(maths.MASS_MATRICES),
                      "backend": tuple(maths.BACKENDS)}
     param_minimums = {"draws": 10, "tune": 10, "chains": 1, "squeeze": 1e-6, "interval": 1e-6, "quadrature": 2}
@@ -72,7 +71,7 @@ class MeasurementLayout(Predictor):
 
     def __init__(self, mode: str | None = None, draws: int = 1000, tune: int = 500, chains: int = 2,
                  squeeze: float = 0.01, scale: float | None = 1.0, chance: float = 0.0,
-                 likelihood: str = "censored", noise: bool = True, scenario_effect: bool | None = None,
+                 noise: bool = True, scenario_effect: bool | None = None,
                  scenario_mean: bool = True, quadrature: int = 16, mass_matrix: str = "diag",
                  backend: str = "numba",
                  interval: float = INTERVAL_LEVEL, sampler: str = "nutpie", seed: int = 0,
@@ -88,7 +87,6 @@ class MeasurementLayout(Predictor):
         self.squeeze = squeeze
         self.scale = scale
         self.chance = chance
-        self.likelihood = likelihood
         self.noise = noise
         self.scenario_effect = scenario_effect
         self.scenario_mean = scenario_mean
@@ -122,7 +120,7 @@ class MeasurementLayout(Predictor):
         model = maths.build_layout_model(
             team_codes, scen_codes, likelihood.squeeze(cells["score"].to_numpy(), self.squeeze), demand_index,
             self.teams_, mode=self.mode, demand_groups=[groups[str(c)] for c in self.demands_.columns],
-            scale=self.scale, chance=self.chance, squeeze=self.squeeze, likelihood=self.likelihood,
+            scale=self.scale, chance=self.chance, squeeze=self.squeeze,
             noise=self.noise, scenario_effect=self.uses_scenario_effect, scenario_mean=self.scenario_mean,
             quadrature=self.quadrature,
         )
