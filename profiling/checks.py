@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from capprof.errors import CapprofError
-from capprof.profiling.likelihood import (CELL_PARTS, MU_FLOOR, cell_log_density, simulate_observed, squeeze,
-                                          success_probability)
+from capprof.profiling.likelihood import (CELL_PARTS, MU_FLOOR, beta_shape, cell_log_density, cell_parts,
+                                          simulate_observed, squeeze, success_probability)
 from capprof.profiling.posterior import draws_of, has_cells, scalar
 
 
@@ -68,7 +68,6 @@ def diagnostics(idata, var_names=("ability", "noise", "precision", "slope", "sce
         out["pit_ks"] = float(table.loc["PIT KS distance", "observed"])
         out["pit_p"] = float(table.loc["PIT KS p-value", "observed"])
         out["ppc_disagreements"] = int((~table["agrees"]).loc[list(DISAGREEMENT_CHECKS)].sum())
-    if ppc and has_cells(idata):
         out.update(loo_summary(with_log_likelihood(idata)))
     return out
 
@@ -113,12 +112,10 @@ def pointwise_log_likelihood(idata) -> np.ndarray:
     cells = posterior_cells(idata, n_draws=None)
     data = idata.constant_data
     quadrature = int(scalar(data["quadrature"])) if "quadrature" in data else 16
-    p = MU_FLOOR + (1.0 - 2.0 * MU_FLOOR) * cells["p"]
-    a, b = p * cells["phi"], (1.0 - p) * cells["phi"]
+    a, b = beta_shape(cells["p"], cells["phi"])
     noise = "noise" in idata.posterior
     y, censor = cells["y"], cells["censor"]
-    parts = {"floor": y <= 1e-9, "ceiling": y >= 1 - 1e-9}
-    parts["inner"] = ~(parts["floor"] | parts["ceiling"])
+    parts = cell_parts(y)
     out = np.empty_like(a)
     y_in, a_in, b_in, eps_in = pt.dvector("y"), pt.dmatrix("a"), pt.dmatrix("b"), pt.dcol("eps")
     for part in CELL_PARTS:
@@ -201,8 +198,8 @@ def pit_values(cells: dict, seed: int = 0) -> np.ndarray:
     a, b = p * cells["phi"], (1.0 - p) * cells["phi"]
     eps, e, y = cells["eps"], cells["censor"], cells["y"]
     latent = squeeze(y, e)
-    tol = 1e-9
-    floor, ceiling = y <= tol, y >= 1 - tol
+    parts = cell_parts(y)
+    floor, ceiling = parts["floor"], parts["ceiling"]
     # F(y) = P(Y <= y) and F(y-) = P(Y < y) for the observed score's law
     cdf = eps + (1 - eps) * betainc(a, b, latent)
     cdf = np.where(ceiling, 1.0, cdf).mean(axis=0)
@@ -233,8 +230,9 @@ def ppc_table(idata, seed: int = 0, n_draws: int = 400, bins: int = 10,
     y = cells["y"]
     tail = (1 - interval) / 2
     rows = []
-    for check, observed_at, replicated_at in (("floor share", y <= 1e-9, replicated <= 1e-9),
-                                              ("ceiling share", y >= 1 - 1e-9, replicated >= 1 - 1e-9)):
+    observed_parts, replicated_parts = cell_parts(y), cell_parts(replicated)
+    for check, part in (("floor share", "floor"), ("ceiling share", "ceiling")):
+        observed_at, replicated_at = observed_parts[part], replicated_parts[part]
         shares = replicated_at.mean(axis=1)
         low, high = np.quantile(shares, [tail, 1 - tail])
         observed = float(observed_at.mean())

@@ -51,8 +51,8 @@ import numpy as np
 import pandas as pd
 
 from capprof.errors import CapprofError, note
-from capprof.profiling.likelihood import (CELL_PARTS, MU_FLOOR, cell_log_density, expected_observed_score,
-                                          simulate_observed, success_probability, unsqueeze)
+from capprof.profiling.likelihood import (CELL_PARTS, beta_shape, cell_log_density, cell_parts,
+                                          expected_observed_score, simulate_observed, success_probability, unsqueeze)
 from capprof.profiling.posterior import draws_of, has_cells, scalar
 
 LAYOUT_MODES = ("joint", "per-team")
@@ -186,14 +186,10 @@ def build_layout_model(
     # Every array that changes with the training cells is model data (pm.Data),
     # never a constant of the graph: a fit on other cells of the same teams,
     # scenarios and demands then reuses the compiled model (``sample_layout``).
-    tol = 1e-9
-    floor = y <= squeeze + tol
-    ceiling = y >= 1.0 - squeeze - tol
-    inner = ~(floor | ceiling)
+    score = np.clip(unsqueeze(y, squeeze), 0.0, 1.0)
     fold = {"cell_team": np.asarray(team_of_cell, dtype=int), "cell_scenario": np.asarray(scenario_of_cell, dtype=int),
-            "cell_score": np.clip(unsqueeze(y, squeeze), 0.0, 1.0), "cell_squeezed": y,
-            "inner_cells": np.flatnonzero(inner), "floor_cells": np.flatnonzero(floor),
-            "ceiling_cells": np.flatnonzero(ceiling)}
+            "cell_score": score, "cell_squeezed": y}
+    fold.update({f"{part}_cells": np.flatnonzero(mask) for part, mask in cell_parts(score).items()})
 
     with pm.Model(coords=coords) as model:
         # what the posterior predictive checks need, kept with the posterior
@@ -207,7 +203,7 @@ def build_layout_model(
         pm.Data("quadrature", np.int64(quadrature))
         # the likelihood's own view of the cells
         y_cell = pm.Data("cell_squeezed", fold["cell_squeezed"])
-        parts = {name: pm.Data(name, fold[name]) for name in ("inner_cells", "floor_cells", "ceiling_cells")}
+        parts = {part: pm.Data(f"{part}_cells", fold[f"{part}_cells"]) for part in CELL_PARTS}
 
         z = pm.Normal("ability_z", 0.0, 1.0, dims=("team", "demand"))
         if mode == "joint":
@@ -262,15 +258,13 @@ def build_layout_model(
             diff = diff - delta[cell_scenario][:, None]
         log_factor = -pt.softplus(-slope * diff)
         p = pt.exp(pt.switch(active, log_factor, 0.0).sum(axis=1))
-        mu = MU_FLOOR + (1.0 - 2.0 * MU_FLOOR) * p
-        phi_cell = phi[cell_team]
-        a, b = mu * phi_cell, (1.0 - mu) * phi_cell
+        a, b = beta_shape(p, phi[cell_team])
         # Each part is scored on its own cells (the incomplete beta only where it
         # is needed). Every part is in the graph even when it has no cells (its
         # sum is 0), so the compiled model does not depend on which cells are which.
         terms = []
         for part in CELL_PARTS:
-            i = parts[f"{part}_cells"]
+            i = parts[part]
             terms.append(cell_log_density(part, y_cell[i], a[i], b[i], eps, squeeze, quadrature).sum())
         pm.Potential("score", pt.add(*terms))
     _KEYS[model] = _structure_key(mode, noise, scenario_effect, scenario_mean, quadrature, scale,

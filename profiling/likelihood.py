@@ -120,6 +120,26 @@ def log_beta_cdf(x: float, a, b, nodes: int = 16):
 
 
 CELL_PARTS = ("inner", "floor", "ceiling")
+# a score this close to 0 or 1 is at the floor or the ceiling
+AT_BOUND = 1e-9
+
+
+def cell_parts(score: np.ndarray) -> dict:
+    """Boolean masks of the cells at the ``floor`` (score 0), at the
+    ``ceiling`` (score 1) and ``inner`` (in between), for scores on the 0..1
+    scale (any shape): the parts ``cell_log_density`` scores differently."""
+    score = np.asarray(score)
+    floor, ceiling = score <= AT_BOUND, score >= 1.0 - AT_BOUND
+    return {"inner": ~(floor | ceiling), "floor": floor, "ceiling": ceiling}
+
+
+def beta_shape(p, phi):
+    """The Beta parameters (a, b) = (mu phi, (1 - mu) phi) of a success
+    probability ``p`` and precision ``phi``, with mu = MU_FLOOR +
+    (1 - 2 MU_FLOOR) p kept off 0 and 1 so both stay positive (numpy arrays
+    or pytensor tensors)."""
+    mu = MU_FLOOR + (1.0 - 2.0 * MU_FLOOR) * p
+    return mu * phi, (1.0 - mu) * phi
 
 
 def cell_log_density(part: str, y, a, b, eps, censor: float, quadrature: int = 16):

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from capprof.profiling.layout import DemandIndex
-from capprof.profiling.likelihood import simulate_observed, success_probability
+from capprof.profiling.likelihood import simulate_observed, success_probability, unsqueeze
 
 
 GENERATORS = ("layout", "compensatory", "team-slope", "heavy-tails")
@@ -72,7 +72,7 @@ def simulate_layout_scores(demands: pd.DataFrame, n_teams: int, replicates: int 
     if generator == "heavy-tails":
         q = np.clip(p, 1e-6, 1 - 1e-6)
         latent = 1.0 / (1.0 + np.exp(-(np.log(q / (1 - q)) + 0.3 * rng.standard_t(2, p.shape))))
-        y = np.where(rng.random(p.shape) < noise, 0.0, np.clip((latent - squeeze) / (1 - 2 * squeeze), 0.0, 1.0))
+        y = np.where(rng.random(p.shape) < noise, 0.0, np.clip(unsqueeze(latent, squeeze), 0.0, 1.0))
     else:
         y = simulate_observed(p, precision, noise, squeeze, rng)
     substrate = [(substrate_of or {}).get(s, s.rsplit("_", 1)[0]) for s in index.scenarios]

@@ -112,7 +112,7 @@ def select_snapshot(train_dir: Path, episodes: int, max_steps: int | None, seed:
     table = _read_runs(out)
     means = table.groupby("team")["focal_per_capita_return"].mean().reindex([p.name for p in snapshots])
     best = str(means.idxmax())
-    return Selection(snapshot=best, env_steps=int(best.removeprefix("step_")), scenario=home, episodes=episodes,
+    return Selection(snapshot=best, scenario=home, episodes=episodes,
                      max_steps=max_steps, seed=seed, means={k: round(float(v), 4) for k, v in means.items()})
 
 

@@ -78,7 +78,7 @@ def test_a_chosen_snapshot_ships_its_modules_with_the_runs_record(tmp_path):
     module.write_bytes(module.read_bytes() + b"\0")  # tell the snapshot's modules from the run's last ones
     convention = json.loads((source / "capprof_rllib.json").read_text())
     (snapshot / "capprof_rllib.json").write_text(json.dumps({**convention, "env_steps": 200}))
-    chosen = Selection(snapshot="step_000000200", env_steps=200, scenario="commons_harvest__open:regrowth=1",
+    chosen = Selection(snapshot="step_000000200", scenario="commons_harvest__open:regrowth=1",
                        episodes=3, max_steps=1000, seed=1, means={"step_000000100": 1.5, "step_000000200": 2.5})
     shipped = ship(train_dir, tmp_path / "out" / "mine", explore=True, selection=chosen)
     played = tmp_path / "out" / "mine" / module.relative_to(snapshot)

@@ -45,13 +45,16 @@ class Selection:
     comparison in the README does not use (so the chosen one's lead there
     is not the noise it was chosen on). ``means``: every snapshot's mean."""
 
-    snapshot: str
-    env_steps: int
+    snapshot: str  # step_<N>: the checkpoint at N env steps
     scenario: str
     episodes: int
     max_steps: int | None
     seed: int
     means: dict
+
+    @property
+    def env_steps(self) -> int:
+        return int(self.snapshot.removeprefix("step_"))
 
     def describe(self) -> str:
         return (f"plays its checkpoint at {self.env_steps:,} env steps, the best of {len(self.means)} by mean "
