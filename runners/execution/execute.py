@@ -29,6 +29,7 @@ from pathlib import Path
 
 from capprof.errors import CapprofError
 from capprof.io import require_space
+from capprof.runners.context import run_scope
 from capprof.runners.scenarios.assets import require_bots
 from capprof.runners.constants import BOT_PREFIX, CUSTOM_SUITES
 from capprof.runners.episode.episode import run_episode
@@ -173,12 +174,17 @@ def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: st
     interpreter fails its episode, not the run. ``None`` (the default)
     isolates exactly when some member is not a built-in. ``runtime_env`` is
     Ray's runtime environment for the workers (``backend="ray"`` only);
-    ``command`` names the caller in the free-space refusal."""
+    ``command`` names the caller in the free-space refusal.
+
+    The run plays in an ``ExecutionContext`` (runners/context.py) that is
+    closed when it returns or raises, so every member interpreter it started
+    is stopped by then; inside the caller's ``with ExecutionContext():`` it
+    uses that one and leaves it open."""
     out_dir = Path(out_dir)
     if not out_dir.exists():  # refused before the directory is made: a full disk gets no empty folder
         require_space(out_dir, run_space_bytes(len(tasks)), command)
     _prepare(out_dir)
-    with RunLock(out_dir):
+    with RunLock(out_dir), run_scope():
         remove_partial_files(out_dir)
         done = finished_keys(out_dir)
         mine = {t.key for t in tasks} & done
