@@ -14,8 +14,8 @@ raw published scores (team = MAPLA) and prints, per split:
 Parts: ``random``, ``scenario``, ``substrate`` (splits); ``leak`` (the old
 protocol, min-max over the whole table before splitting, on the same folds:
 how much the leak flattered each model); ``full`` (one joint layout fit on
-every scenario with the ``--baseline`` configuration (the layout as shipped
-before issue 18) and with each ``--candidates`` parameter list in the same
+every scenario with the ``--baseline`` configuration (the layout's former
+default) and with each ``--candidates`` parameter list in the same
 run, each compiling its model afresh, and after the default the default once more on a random
 90% of the cells, as one fold of ``evaluate`` does, which reuses the default's
 compiled model: wall time with its compile and sampling seconds, max R-hat,
@@ -42,7 +42,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT.parent / "shared" / "data" / "meltingpot-results-2.1.1.feather"
 PARTS = ("random", "scenario", "substrate", "leak", "full")
-# the joint layout's configuration before issue 18 (CLI defaults then)
+# the joint layout's former default configuration (no scenario residual)
 BASELINE = "draws=1000,tune=500,scenario_effect=false"
 CANDIDATES = ("default", "draws=1000,tune=500", "tune=300,draws=300", "tune=300,draws=300,mass_matrix=low-rank",
               "tune=300,draws=300,quadrature=8")
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tune", type=int, default=300)
     parser.add_argument("--baseline", default=BASELINE,
                         help="layout-joint parameters of the configuration every candidate is compared to in part "
-                        f"full (default: the layout as shipped before issue 18, {BASELINE})")
+                        f"full (default: the layout's former default, {BASELINE})")
     parser.add_argument("--candidates", default=";".join(CANDIDATES),
                         help="semicolon-separated layout-joint parameter lists (KEY=VALUE,...; TUNExDRAWS is "
                         "short for tune=TUNE,draws=DRAWS) timed against the baseline in part full; 'default' is "

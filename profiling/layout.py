@@ -163,10 +163,34 @@ def build_layout_model(
     ``pm.Data`` too, so the compiled graph depends only on the structure
     (``_structure_key``: options, priors, teams, demand groups and index),
     which lets ``sample_layout`` reuse it for other cells.
+
+    The model is built in four steps, in this order (the order of the free
+    variables, and so a seeded fit, depends on it): the data, the abilities,
+    the noise/precision/slope, then the cells' likelihood (with the scenario
+    residual, when asked for).
     """
     import pymc as pm
-    import pytensor.tensor as pt
 
+    _check_options(mode, chance, squeeze)
+    groups = demand_groups or ["behaviour"] * len(demand_index.columns)
+    group_names = sorted(set(groups))
+    coords = {"team": list(teams), "demand": list(demand_index.columns), "group": group_names,
+              "scenario": list(demand_index.scenarios), "cell": np.arange(len(y)),
+              "slot": np.arange(demand_index.index.shape[1])}
+    with pm.Model(coords=coords) as model:
+        data = _model_data(team_of_cell, scenario_of_cell, y, demand_index, squeeze, scale, quadrature)
+        theta = _abilities(mode, groups, group_names, prior_mean, prior_sd)
+        eps = pm.Beta("noise", 1.0, 9.0) if noise else None
+        phi = pm.LogNormal("precision", np.log(10.0), 1.0, dims="team")
+        slope = pm.LogNormal("slope", 0.0, 0.5) if scale is None else scale
+        delta = _scenario_residual(demand_index, groups, scenario_mean) if scenario_effect else None
+        _score_cells(data, theta, delta, eps, phi, slope, demand_index, squeeze, quadrature)
+    _KEYS[model] = _structure_key(mode, noise, scenario_effect, scenario_mean, quadrature, scale,
+                                  squeeze, prior_mean, prior_sd, teams, groups, demand_index)
+    return model
+
+
+def _check_options(mode: str, chance: float, squeeze: float) -> None:
     if mode not in LAYOUT_MODES:
         raise CapprofError(f'unknown layout mode "{mode}"; use {" or ".join(LAYOUT_MODES)}')
     if chance != 0.0:
@@ -174,102 +198,112 @@ def build_layout_model(
                            "normalise scores so that chance performance scores 0")
     if not 0.0 < squeeze < 0.5:
         raise CapprofError(f"squeeze must be in (0, 0.5), got {squeeze}")
+
+
+def _model_data(team_of_cell, scenario_of_cell, y, demand_index: DemandIndex, squeeze: float,
+                scale: float | None, quadrature: int) -> dict:
+    """The model's ``pm.Data``; returns the likelihood's handles to it.
+
+    Every array that changes with the training cells is model data, never a
+    constant of the graph: a fit on other cells of the same teams, scenarios
+    and demands then reuses the compiled model (``sample_layout``). The
+    cells, scores and demand index also travel with the posterior for the
+    predictive checks."""
+    import pymc as pm
+
     y = np.asarray(y, dtype=float)
-    n_teams, n_demands = len(teams), len(demand_index.columns)
-    groups = demand_groups or ["behaviour"] * n_demands
-    group_names = sorted(set(groups))
-    group_of_demand = np.array([group_names.index(g) for g in groups])
-    coords = {"team": list(teams), "demand": list(demand_index.columns), "group": group_names,
-              "scenario": list(demand_index.scenarios), "cell": np.arange(len(y)),
-              "slot": np.arange(demand_index.index.shape[1])}
-
-    # Every array that changes with the training cells is model data (pm.Data),
-    # never a constant of the graph: a fit on other cells of the same teams,
-    # scenarios and demands then reuses the compiled model (``sample_layout``).
     score = np.clip(unsqueeze(y, squeeze), 0.0, 1.0)
-    fold = {"cell_team": np.asarray(team_of_cell, dtype=int), "cell_scenario": np.asarray(scenario_of_cell, dtype=int),
-            "cell_score": score, "cell_squeezed": y}
-    fold.update({f"{part}_cells": np.flatnonzero(mask) for part, mask in cell_parts(score).items()})
+    data = {"team": pm.Data("cell_team", np.asarray(team_of_cell, dtype=int), dims="cell"),
+            "scenario": pm.Data("cell_scenario", np.asarray(scenario_of_cell, dtype=int), dims="cell")}
+    pm.Data("cell_score", score, dims="cell")
+    pm.Data("scenario_demand", demand_index.index, dims=("scenario", "slot"))
+    pm.Data("scenario_level", demand_index.level, dims=("scenario", "slot"))
+    pm.Data("censor_point", np.float64(squeeze))
+    pm.Data("fixed_slope", np.float64(scale if scale is not None else np.nan))
+    pm.Data("quadrature", np.int64(quadrature))
+    # the likelihood's own view of the cells (not saved with the posterior: LIKELIHOOD_DATA)
+    data["squeezed"] = pm.Data("cell_squeezed", y)
+    data["parts"] = {part: pm.Data(f"{part}_cells", np.flatnonzero(mask))
+                     for part, mask in cell_parts(score).items()}
+    return data
 
-    with pm.Model(coords=coords) as model:
-        # what the posterior predictive checks need, kept with the posterior
-        cell_team = pm.Data("cell_team", fold["cell_team"], dims="cell")
-        cell_scenario = pm.Data("cell_scenario", fold["cell_scenario"], dims="cell")
-        pm.Data("cell_score", fold["cell_score"], dims="cell")
-        pm.Data("scenario_demand", demand_index.index, dims=("scenario", "slot"))
-        pm.Data("scenario_level", demand_index.level, dims=("scenario", "slot"))
-        pm.Data("censor_point", np.float64(squeeze))
-        pm.Data("fixed_slope", np.float64(scale if scale is not None else np.nan))
-        pm.Data("quadrature", np.int64(quadrature))
-        # the likelihood's own view of the cells
-        y_cell = pm.Data("cell_squeezed", fold["cell_squeezed"])
-        parts = {part: pm.Data(f"{part}_cells", fold[f"{part}_cells"]) for part in CELL_PARTS}
 
-        z = pm.Normal("ability_z", 0.0, 1.0, dims=("team", "demand"))
-        if mode == "joint":
-            # demand mean over teams + team's general level (zero-sum over teams,
-            # so it cannot trade off against the demand means) + pooled deviation
-            mu_d = pm.Normal("demand_mean", prior_mean, prior_sd, dims="demand")
-            general = pm.ZeroSumNormal("team_level", prior_sd, dims="team")
-            tau = pm.HalfNormal("ability_spread", 1.0, dims="group")
-            theta = pm.Deterministic(
-                "ability", mu_d + general[:, None] + tau[group_of_demand] * z, dims=("team", "demand")
-            )
-        else:
-            # each team alone: its general level + its own deviations per demand
-            general = pm.Normal("team_level", prior_mean, prior_sd, dims="team")
-            tau = pm.HalfNormal("ability_spread", 1.0, dims="team")
-            theta = pm.Deterministic("ability", general[:, None] + tau[:, None] * z, dims=("team", "demand"))
-        # one noise share for all teams: per-team noise and low abilities explain a
-        # team at chance everywhere equally well (a ridge; docs/layout.md)
-        eps = pm.Beta("noise", 1.0, 9.0) if noise else None
-        phi = pm.LogNormal("precision", np.log(10.0), 1.0, dims="team")
-        slope = pm.LogNormal("slope", 0.0, 0.5) if scale is None else scale
+def _abilities(mode: str, groups: list[str], group_names: list[str], prior_mean: float, prior_sd: float):
+    """theta (team x demand), as a ``pm.Deterministic`` named ``ability``."""
+    import pymc as pm
 
-        # each cell's demanded slots (padded to the widest scenario); padding slots
-        # are masked out, so their factor is exactly 1. Cost grows with cells x
-        # width, not cells x demands.
-        slot_index = pt.as_tensor_variable(demand_index.index)[cell_scenario]
-        slot_level = pt.as_tensor_variable(demand_index.level)[cell_scenario]
-        active = pt.gt(slot_level, 0.0)
-        diff = theta.reshape((-1,))[cell_team[:, None] * n_demands + slot_index] - slot_level
-        if scenario_effect:
-            sigma_s = pm.HalfNormal("scenario_spread", 0.5)
-            delta_z = pm.Normal("scenario_difficulty_z", 0.0, 1.0, dims="scenario")
-            # centred within each substrate: a shift shared by all of a substrate's
-            # scenarios is its substrate demand's ability, not a residual (else a ridge)
-            family = _substrate_of_scenario(demand_index, groups)
-            if family is not None:
-                one_hot = (family[:, None] == np.unique(family)[None, :]).astype(float)
-                centre = one_hot @ np.linalg.pinv(one_hot)  # per-substrate mean
-                delta_z = delta_z - pt.dot(pt.as_tensor_variable(centre), delta_z)
-            delta = sigma_s * delta_z
-            if scenario_mean:
-                # what is known about a scenario beyond its substrate (tags, mode) sets
-                # the mean of its residual, so an unseen scenario borrows it
-                is_substrate = np.array([g == "substrate" for g in groups])
-                mean_slots = demand_index.level * ~is_substrate[demand_index.index]
-                sigma_w = pm.HalfNormal("scenario_mean_spread", 0.5)
-                w = pm.Deterministic("scenario_demand_effect",
-                                     sigma_w * pm.Normal("scenario_demand_effect_z", 0.0, 1.0, dims="demand")
-                                     * (~is_substrate).astype(float), dims="demand")
-                delta = delta + (w[demand_index.index] * mean_slots).sum(axis=1)
-            delta = pm.Deterministic("scenario_difficulty", delta, dims="scenario")
-            diff = diff - delta[cell_scenario][:, None]
-        log_factor = -pt.softplus(-slope * diff)
-        p = pt.exp(pt.switch(active, log_factor, 0.0).sum(axis=1))
-        a, b = beta_shape(p, phi[cell_team])
-        # Each part is scored on its own cells (the incomplete beta only where it
-        # is needed). Every part is in the graph even when it has no cells (its
-        # sum is 0), so the compiled model does not depend on which cells are which.
-        terms = []
-        for part in CELL_PARTS:
-            i = parts[part]
-            terms.append(cell_log_density(part, y_cell[i], a[i], b[i], eps, squeeze, quadrature).sum())
-        pm.Potential("score", pt.add(*terms))
-    _KEYS[model] = _structure_key(mode, noise, scenario_effect, scenario_mean, quadrature, scale,
-                                  squeeze, prior_mean, prior_sd, teams, groups, demand_index)
-    return model
+    z = pm.Normal("ability_z", 0.0, 1.0, dims=("team", "demand"))
+    if mode == "per-team":
+        # each team alone: its general level + its own deviations per demand
+        general = pm.Normal("team_level", prior_mean, prior_sd, dims="team")
+        tau = pm.HalfNormal("ability_spread", 1.0, dims="team")
+        return pm.Deterministic("ability", general[:, None] + tau[:, None] * z, dims=("team", "demand"))
+    # demand mean over teams + team's general level (zero-sum over teams, so it
+    # cannot trade off against the demand means) + pooled deviation per group
+    group_of_demand = np.array([group_names.index(g) for g in groups])
+    mu_d = pm.Normal("demand_mean", prior_mean, prior_sd, dims="demand")
+    general = pm.ZeroSumNormal("team_level", prior_sd, dims="team")
+    tau = pm.HalfNormal("ability_spread", 1.0, dims="group")
+    return pm.Deterministic("ability", mu_d + general[:, None] + tau[group_of_demand] * z,
+                            dims=("team", "demand"))
+
+
+def _scenario_residual(demand_index: DemandIndex, groups: list[str], scenario_mean: bool):
+    """delta_s (per scenario), as a ``pm.Deterministic`` named ``scenario_difficulty``."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    sigma_s = pm.HalfNormal("scenario_spread", 0.5)
+    delta_z = pm.Normal("scenario_difficulty_z", 0.0, 1.0, dims="scenario")
+    # centred within each substrate: a shift shared by all of a substrate's
+    # scenarios is its substrate demand's ability, not a residual (else a ridge)
+    family = _substrate_of_scenario(demand_index, groups)
+    if family is not None:
+        one_hot = (family[:, None] == np.unique(family)[None, :]).astype(float)
+        centre = one_hot @ np.linalg.pinv(one_hot)  # per-substrate mean
+        delta_z = delta_z - pt.dot(pt.as_tensor_variable(centre), delta_z)
+    delta = sigma_s * delta_z
+    if scenario_mean:
+        # what is known about a scenario beyond its substrate (tags, mode) sets
+        # the mean of its residual, so an unseen scenario borrows it
+        is_substrate = np.array([g == "substrate" for g in groups])
+        mean_slots = demand_index.level * ~is_substrate[demand_index.index]
+        sigma_w = pm.HalfNormal("scenario_mean_spread", 0.5)
+        w = pm.Deterministic("scenario_demand_effect",
+                             sigma_w * pm.Normal("scenario_demand_effect_z", 0.0, 1.0, dims="demand")
+                             * (~is_substrate).astype(float), dims="demand")
+        delta = delta + (w[demand_index.index] * mean_slots).sum(axis=1)
+    return pm.Deterministic("scenario_difficulty", delta, dims="scenario")
+
+
+def _score_cells(data: dict, theta, delta, eps, phi, slope, demand_index: DemandIndex,
+                 squeeze: float, quadrature: int) -> None:
+    """The cells' log density as the ``pm.Potential`` named ``score``."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    cell_team, cell_scenario = data["team"], data["scenario"]
+    # each cell's demanded slots (padded to the widest scenario); padding slots
+    # are masked out, so their factor is exactly 1. Cost grows with cells x
+    # width, not cells x demands.
+    slot_index = pt.as_tensor_variable(demand_index.index)[cell_scenario]
+    slot_level = pt.as_tensor_variable(demand_index.level)[cell_scenario]
+    active = pt.gt(slot_level, 0.0)
+    n_demands = len(demand_index.columns)
+    diff = theta.reshape((-1,))[cell_team[:, None] * n_demands + slot_index] - slot_level
+    if delta is not None:
+        diff = diff - delta[cell_scenario][:, None]
+    log_factor = -pt.softplus(-slope * diff)
+    p = pt.exp(pt.switch(active, log_factor, 0.0).sum(axis=1))
+    a, b = beta_shape(p, phi[cell_team])
+    # Each part is scored on its own cells (the incomplete beta only where it
+    # is needed). Every part is in the graph even when it has no cells (its
+    # sum is 0), so the compiled model does not depend on which cells are which.
+    terms = []
+    for part in CELL_PARTS:
+        i = data["parts"][part]
+        terms.append(cell_log_density(part, data["squeezed"][i], a[i], b[i], eps, squeeze, quadrature).sum())
+    pm.Potential("score", pt.add(*terms))
 
 
 def _substrate_of_scenario(demand_index: DemandIndex, groups: list[str]) -> np.ndarray | None:
