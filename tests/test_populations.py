@@ -130,6 +130,7 @@ def test_a_new_member_kind_is_one_record(monkeypatch):
     """A kind registered in KINDS parses, builds, may run elsewhere when its
     record says so, and is named by the help and the error texts."""
     from capprof.errors import CapprofError
+    from capprof.runners.context import ExecutionContext
     from capprof.runners.populations import populations
     from capprof.runners.populations.builtins import RandomPolicy
     from capprof.runners.populations.kinds import MemberKind, MemberKinds
@@ -145,8 +146,7 @@ def test_a_new_member_kind_is_one_record(monkeypatch):
     kinds = MemberKinds([*populations.KINDS, MemberKind("echo", prefix="echo:", spelling="echo:NAME",
                                                         help="echo:NAME (a test kind)", resolve=Echo)])
     monkeypatch.setattr(populations, "KINDS", kinds)
-    populations._source.cache_clear()
-    try:
+    with ExecutionContext():  # the kind's members resolve in a context of the test's own
         member = populations.parse_population("e=echo:hello").members[0]
         info = SubstrateInfo("x", ({"move": 0},) * 3, ())
         assert member.build(info, 0).step(dm_env.restart({}), 0)[0] in range(3)
@@ -156,8 +156,6 @@ def test_a_new_member_kind_is_one_record(monkeypatch):
         with pytest.raises(CapprofError, match=r'"echo:x@/usr/bin/python": only module:Class, FILE.py\[:Class\], '
                                                r"submission:DIR and rllib-legacy:CHECKPOINT members can run"):
             populations.parse_population("echo:x@/usr/bin/python")
-    finally:
-        populations._source.cache_clear()
 
 
 def test_a_kind_needs_a_way_to_be_recognised_and_resolved():

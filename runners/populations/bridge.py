@@ -20,7 +20,9 @@ What it knows:
 * ``serve()``: the child's loop: builds policies on request and answers
   ``initial_state`` / ``step`` / ``close`` over frames on its stdin / stdout
   (``frame``: a pickled list of requests or replies, arrays as out-of-band
-  buffers). The policies' own prints go to stderr.
+  buffers). The policies' own prints go to stderr. What the loop holds (the
+  policies, the submissions it loaded, an open /proc/loadavg) belongs to
+  the ``Server`` it runs, released when it ends.
 """
 
 from __future__ import annotations
@@ -161,7 +163,6 @@ class Submission:
         return random.Random(seed).choice(allowed)
 
 
-_SUBMISSIONS: dict = {}
 POLICY_MODULE = "meltingpot.utils.policies.policy"
 
 
@@ -217,14 +218,16 @@ def provide_policy_base() -> bool:
     return True
 
 
-def load_submission(directory: str) -> Submission:
+def load_submission(directory: str, loaded: dict | None = None) -> Submission:
     """Import ``DIR/my_policies/user_config.py`` with DIR on ``sys.path`` (as
     the kit's own evaluation does; removed again afterwards). Several
     submissions can be loaded in one process: each gets its own
-    ``my_policies`` package. Cached per process."""
+    ``my_policies`` package. ``loaded`` (resolved directory -> Submission,
+    e.g. the child's ``Server.submissions``) keeps what was loaded, so a
+    directory is imported once per holder."""
     root = Path(directory).expanduser().resolve()
-    if str(root) in _SUBMISSIONS:
-        return _SUBMISSIONS[str(root)]
+    if loaded is not None and str(root) in loaded:
+        return loaded[str(root)]
     if not root.is_dir():
         raise SpecError("submission directory %s does not exist; give the starter-kit directory that holds "
                         "my_policies/user_config.py" % directory)
@@ -252,7 +255,8 @@ def load_submission(directory: str) -> Submission:
                 "Policy class" if name == "SubmissionPolicies" else "{role: [policy ids]}"))
     _check_submission_config(directory, config.SubmissionPolicies, config.SubmissionRoles)
     found = Submission(str(directory), dict(config.SubmissionPolicies), dict(config.SubmissionRoles))
-    _SUBMISSIONS[str(root)] = found
+    if loaded is not None:
+        loaded[str(root)] = found
     return found
 
 
@@ -358,29 +362,32 @@ def _legacy(call, *args):
         raise SpecError(str(exc)) from None
 
 
-def build(spec: str, substrate: str, role: str, policy_id: str, seed: int) -> Opened:
+def build(spec: str, substrate: str, role: str, policy_id: str, seed: int, submissions: dict | None = None
+          ) -> Opened:
     """The policy ``spec`` plays in a slot: ``submission:DIR`` plays its
     substrate's class under an id allowed for ``role``; ``rllib-legacy:``
     the checkpoint's policy for ``policy_id``; other specs build their class
-    or function with ``policy_id``."""
+    or function with ``policy_id``. ``submissions``: loaded submissions to
+    reuse and add to (``load_submission``)."""
     if spec.startswith(LEGACY_PREFIX):
         policy = _legacy("build", spec, policy_id, seed)
         return Opened(policy, policy.close)
     if spec.startswith(SUBMISSION_PREFIX):
-        submission = load_submission(spec[len(SUBMISSION_PREFIX):])
+        submission = load_submission(spec[len(SUBMISSION_PREFIX):], submissions)
         cls = submission.policy_class(substrate)
         return open_policy(cls, submission.policy_id(substrate, role, policy_id, seed))
     return open_policy(load_target(spec), policy_id)
 
 
-def describe(spec: str) -> dict:
+def describe(spec: str, submissions: dict | None = None) -> dict:
     """What the parent checks before any episode: for a submission the
     substrates it covers and its roles; for ``rllib-legacy:`` the checkpoint's
-    policies (``rllib_legacy.describe``); for others the target's name."""
+    policies (``rllib_legacy.describe``); for others the target's name.
+    ``submissions`` as for ``build``."""
     if spec.startswith(LEGACY_PREFIX):
         return {"legacy": _legacy("describe", spec)}
     if spec.startswith(SUBMISSION_PREFIX):
-        sub = load_submission(spec[len(SUBMISSION_PREFIX):])
+        sub = load_submission(spec[len(SUBMISSION_PREFIX):], submissions)
         return {"substrates": sub.substrates,
                 "roles": {str(s): {str(r): [str(i) for i in ids] for r, ids in (roles or {}).items()}
                           for s, roles in sub.roles.items()}}
@@ -461,29 +468,50 @@ def readable(fd: int) -> bool:
     return bool(select.select((fd,), (), (), 0)[0])
 
 
-_LOADAVG: list = []  # an open /proc/loadavg, or nothing where there is none
-
-
-def cpu_free() -> bool:
+class CpuGauge:
     """Whether no more tasks are running than this process may use CPUs
-    (Linux: /proc/loadavg; False elsewhere)."""
-    if not _LOADAVG:
-        try:
-            _LOADAVG.append(os.open("/proc/loadavg", os.O_RDONLY))
-            _LOADAVG.append(len(os.sched_getaffinity(0)))
-        except (OSError, AttributeError):
-            _LOADAVG[:] = [None]
-    if _LOADAVG[0] is None:
-        return False
-    running = int(os.pread(_LOADAVG[0], 64, 0).split()[3].split(b"/")[0])
-    return running <= _LOADAVG[1]
+    (Linux: /proc/loadavg, opened at the first ``free()`` and kept open
+    until ``close()``, as it is read before every wait; False elsewhere)."""
+
+    def __init__(self):
+        self._fd = None
+        self._cpus = 0
+        self._tried = False
+
+    def free(self) -> bool:
+        if not self._tried:
+            self._tried = True
+            try:
+                self._fd = os.open("/proc/loadavg", os.O_RDONLY)
+                self._cpus = len(os.sched_getaffinity(0))
+            except (OSError, AttributeError):
+                self.close()
+        if self._fd is None:
+            return False
+        running = int(os.pread(self._fd, 64, 0).split()[3].split(b"/")[0])
+        return running <= self._cpus
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
-def wait_readable(fd: int, seconds: float = SPIN_SECONDS) -> None:
+def wait_readable(fd: int, seconds: float = SPIN_SECONDS, cpus: CpuGauge | None = None) -> None:
     """Before a blocking read: poll ``fd`` for up to ``seconds`` while a CPU
-    is free, yielding the CPU between polls (so a task that needs it gets
-    it), so that a message that comes soon finds this process awake."""
-    if seconds and cpu_free():
+    is free (by ``cpus``; without it, by a gauge opened for this call),
+    yielding the CPU between polls (so a task that needs it gets it), so
+    that a message that comes soon finds this process awake."""
+    if seconds and cpus is None:
+        with CpuGauge() as gauge:
+            return wait_readable(fd, seconds, gauge)
+    if seconds and cpus.free():
         deadline = time.perf_counter() + seconds
         while not select.select((fd,), (), (), 0)[0] and time.perf_counter() < deadline:
             os.sched_yield()
@@ -573,93 +601,177 @@ def serve(fd_in: int, fd_out: int) -> None:
     held steps with it took less than ``HOLD_SECONDS`` together (by their
     previous durations), so the parent wakes once for all the steps of an
     episode step. Each policy's recurrent state stays here; the parent holds
-    only a token."""
-    policies, specs, states, took = {}, {}, {}, {}
-    requests, replies = [], []  # requests read, not yet answered; replies not yet written
-    held = 0.0  # seconds the steps whose replies wait in ``replies`` took
-    last = None  # the policy of the last reply
-    clock = time.perf_counter
-    while True:
-        if not requests:
-            try:
-                if replies and not readable(fd_in):  # about to wait for the parent
-                    send(fd_out, replies)
-                    replies, held = [], 0.0
-                wait_readable(fd_in)
-                requests = receive(fd_in)
-            except EOFError:
-                break
-            requests.reverse()
-        request = requests.pop()
-        kind = request[0]
-        # Replies wait only for quick steps of the same spec, so that a step
-        # that hangs or kills the child is blamed on the same spec. (A
-        # policy's first step counts as HOLD_SECONDS: it may load lazily.)
-        if replies and not (kind == "step" and held + took.get(request[1], HOLD_SECONDS) < HOLD_SECONDS
-                            and specs.get(request[1]) == specs.get(last)):
-            send(fd_out, replies)
-            replies, held = [], 0.0
-        last = request[1] if kind == "step" else None
-        if kind == "step":
-            group = _batchable(request, requests, policies)
-            if len(group) > 1:
-                replies.extend(_step_group(group, policies, states, took))
-                held += sum(took.get(r[1], 0.0) for r in group)
-                last = group[-1][1]
-                continue
-        try:
+    only a token. Whatever the child holds (``Server``) is released when it
+    returns."""
+    server = Server(fd_in, fd_out)
+    try:
+        server.serve()
+    finally:
+        server.close()
+
+
+def _action_value(action):
+    """The action as the parent reads it: an int when it is one, else its repr."""
+    try:
+        return int(action) if int(action) == action else repr(action)
+    except (TypeError, ValueError):
+        return repr(action)
+
+
+class Server:
+    """The child's state while it serves: the policies by handle, their
+    specs, recurrent states and last step's seconds; the submissions loaded
+    (directory -> ``Submission``, so each is imported once); the CPU gauge
+    read before each wait; the requests read and not yet answered and the
+    replies not yet written."""
+
+    def __init__(self, fd_in: int, fd_out: int):
+        self.fd_in, self.fd_out = fd_in, fd_out
+        self.policies, self.specs, self.states, self.took = {}, {}, {}, {}
+        self.submissions: dict = {}
+        self.cpus = CpuGauge()
+        self.requests, self.replies = [], []  # requests: reversed (the next is last)
+        self.held = 0.0  # seconds the steps whose replies wait in ``replies`` took
+        self.last = None  # the policy of the last reply
+        self.done = False  # ``exit`` was answered
+        self.handlers = {"step": self.step, "initial": self.initial, "build": self.build, "close": self.close_one,
+                         "describe": self.describe, "exit": self.exit}
+
+    def serve(self) -> None:
+        """The loop: the next request, the replies held so far written unless
+        its reply may join them, then its reply (see ``serve``)."""
+        while True:
+            request = self.next_request()
+            if request is None:
+                return
+            kind = request[0]
+            if self.replies and not self.may_hold(request):
+                self.flush()
+            self.last = request[1] if kind == "step" else None
             if kind == "step":
-                handle = request[1]
-                timestep = decode_timestep(request[2])
-                began = clock()
-                action, states[handle] = policies[handle].step(timestep, states[handle])
-                took[handle] = seconds = clock() - began
-                held += seconds
-                try:
-                    action = int(action) if int(action) == action else repr(action)
-                except (TypeError, ValueError):
-                    action = repr(action)
-                reply = ("ok", (action, seconds))
-            elif kind == "initial":
-                states[request[1]] = policies[request[1]].initial_state()
-                reply = ("ok", None)
-            elif kind == "build":
-                _, handle, spec, substrate, role, policy_id, seed = request
-                # Policies may use the global generators: seeded per build, as
-                # capprof seeds its own per episode.
-                random.seed(seed)
-                sys.modules["numpy"].random.seed(seed % 2**32)
-                if spec.startswith(SUBMISSION_PREFIX):
-                    # The kit's evaluation ran from the submission root: its
-                    # policies read files by relative paths.
-                    os.chdir(os.path.abspath(os.path.expanduser(spec[len(SUBMISSION_PREFIX):])))
-                policies[handle] = build(spec, substrate, role, policy_id, seed)
-                specs[handle] = spec
-                reply = ("ok", None)
-            elif kind == "close":
-                for table in (states, took, specs):
-                    table.pop(request[1], None)
-                policy = policies.pop(request[1], None)
-                if policy is not None:
-                    policy.close()
-                reply = ("ok", None)
-            elif kind == "describe":
-                reply = ("ok", describe(request[1]))
-            elif kind == "exit":
-                send(fd_out, [("ok", None)])
-                break
-            else:
-                reply = ("error", "unknown request %r" % (kind,))
+                group = _batchable(request, self.requests, self.policies)
+                if len(group) > 1:
+                    self.replies.extend(self.step_group(group))
+                    self.held += sum(self.took.get(r[1], 0.0) for r in group)
+                    self.last = group[-1][1]
+                    continue
+            reply = self.answer(request)
+            if self.done:
+                return
+            self.replies.append(reply)
+
+    def next_request(self):
+        """The next request; when none is left, the held replies go out
+        (unless the parent's next frame is already here) and the next frame
+        is read. None at the end of input."""
+        if not self.requests:
+            try:
+                if self.replies and not readable(self.fd_in):  # about to wait for the parent
+                    self.flush()
+                wait_readable(self.fd_in, cpus=self.cpus)
+                self.requests = receive(self.fd_in)
+            except EOFError:
+                return None
+            self.requests.reverse()
+        return self.requests.pop()
+
+    def may_hold(self, request) -> bool:
+        """Whether the replies waiting may wait for ``request``'s too: only
+        for quick steps of the same spec, so that a step that hangs or kills
+        the child is blamed on the same spec. (A policy's first step counts
+        as HOLD_SECONDS: it may load lazily.)"""
+        return (request[0] == "step" and self.held + self.took.get(request[1], HOLD_SECONDS) < HOLD_SECONDS
+                and self.specs.get(request[1]) == self.specs.get(self.last))
+
+    def flush(self) -> None:
+        send(self.fd_out, self.replies)
+        self.replies, self.held = [], 0.0
+
+    def answer(self, request) -> tuple:
+        """``request``'s reply: its handler's, or its exception as one line."""
+        handler = self.handlers.get(request[0])
+        try:
+            if handler is None:
+                return ("error", "unknown request %r" % (request[0],))
+            return handler(request)
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # a policy's SystemExit too: the parent decides
-            reply = ("error", one_line(exc))
-        replies.append(reply)
-    for policy in policies.values():
-        try:
+            return ("error", one_line(exc))
+
+    def step(self, request) -> tuple:
+        handle = request[1]
+        timestep = decode_timestep(request[2])
+        began = time.perf_counter()
+        action, self.states[handle] = self.policies[handle].step(timestep, self.states[handle])
+        self.took[handle] = seconds = time.perf_counter() - began
+        self.held += seconds
+        return ("ok", (_action_value(action), seconds))
+
+    def initial(self, request) -> tuple:
+        self.states[request[1]] = self.policies[request[1]].initial_state()
+        return ("ok", None)
+
+    def build(self, request) -> tuple:
+        _, handle, spec, substrate, role, policy_id, seed = request
+        # Policies may use the global generators: seeded per build, as
+        # capprof seeds its own per episode.
+        random.seed(seed)
+        sys.modules["numpy"].random.seed(seed % 2**32)
+        if spec.startswith(SUBMISSION_PREFIX):
+            # The kit's evaluation ran from the submission root: its
+            # policies read files by relative paths.
+            os.chdir(os.path.abspath(os.path.expanduser(spec[len(SUBMISSION_PREFIX):])))
+        self.policies[handle] = build(spec, substrate, role, policy_id, seed, self.submissions)
+        self.specs[handle] = spec
+        return ("ok", None)
+
+    def close_one(self, request) -> tuple:
+        for table in (self.states, self.took, self.specs):
+            table.pop(request[1], None)
+        policy = self.policies.pop(request[1], None)
+        if policy is not None:
             policy.close()
-        except Exception:
-            pass
+        return ("ok", None)
+
+    def describe(self, request) -> tuple:
+        return ("ok", describe(request[1], self.submissions))
+
+    def exit(self, request) -> None:
+        send(self.fd_out, [("ok", None)])
+        self.done = True
+
+    def step_group(self, group: list) -> list:
+        """One ``step_batch`` call for the step requests of ``group`` (one
+        forward pass of their shared model); a reply per request, each with
+        an equal share of the time; an exception is every request's error."""
+        handles = [request[1] for request in group]
+        try:
+            timesteps = [decode_timestep(request[2]) for request in group]
+            members = [self.policies[h].policy for h in handles]
+            began = time.perf_counter()
+            results = type(members[0]).step_batch(members, timesteps, [self.states[h] for h in handles])
+            seconds = (time.perf_counter() - began) / len(group)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            return [("error", one_line(exc))] * len(group)
+        replies = []
+        for h, (action, state) in zip(handles, results):
+            self.states[h], self.took[h] = state, seconds
+            replies.append(("ok", (int(action), seconds)))
+        return replies
+
+    def close(self) -> None:
+        """Close the policies still open (quietly: the parent is done with
+        them) and the gauge."""
+        policies, self.policies = list(self.policies.values()), {}
+        for policy in policies:
+            try:
+                policy.close()
+            except Exception:
+                pass
+        self.cpus.close()
 
 
 def _batch_key(policies: dict, handle):
@@ -679,28 +791,6 @@ def _batchable(request, requests: list, policies: dict) -> list:
     while key is not None and requests and requests[-1][0] == "step" and _batch_key(policies, requests[-1][1]) == key:
         group.append(requests.pop())
     return group
-
-
-def _step_group(group: list, policies: dict, states: dict, took: dict) -> list:
-    """One ``step_batch`` call for the step requests of ``group`` (one
-    forward pass of their shared model); a reply per request, each with an
-    equal share of the time; an exception is every request's error."""
-    handles = [request[1] for request in group]
-    try:
-        timesteps = [decode_timestep(request[2]) for request in group]
-        members = [policies[h].policy for h in handles]
-        began = time.perf_counter()
-        results = type(members[0]).step_batch(members, timesteps, [states[h] for h in handles])
-        seconds = (time.perf_counter() - began) / len(group)
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:
-        return [("error", one_line(exc))] * len(group)
-    replies = []
-    for h, (action, state) in zip(handles, results):
-        states[h], took[h] = state, seconds
-        replies.append(("ok", (int(action), seconds)))
-    return replies
 
 
 def _check_imports() -> str | None:

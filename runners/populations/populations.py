@@ -39,6 +39,7 @@ import re
 from dataclasses import dataclass
 
 from capprof.errors import CapprofError, did_you_mean
+from capprof.runners.context import current
 from capprof.runners.populations import rllib_policy, shipped_populations
 from capprof.runners.populations.bridge import LEGACY_PREFIX, SUBMISSION_PREFIX, SpecError, load_target, open_policy
 from capprof.runners.populations.builtins import BUILTINS
@@ -93,8 +94,9 @@ class Member:
         policy that is a context manager it exits the context (meltingpot's
         ``Policy.__exit__`` calls ``close()``). Every call builds a new object;
         what is costly to load (RLlib modules, imported files, submission
-        directories, another interpreter) is loaded once per process and
-        cached here, so the loop needs no cache of its own. ``seed`` seeds the
+        directories, another interpreter) is loaded once per process or
+        per ``ExecutionContext`` (runners/context.py) and kept there, so the
+        loop needs no cache of its own. ``seed`` seeds the
         built-ins' generators and a submission's id choice; ``slot`` (default:
         player 0, role ``default``) gives the policy id and role. Raises
         whatever building raises (the loop records it as the episode's failure).
@@ -176,9 +178,18 @@ KINDS = MemberKinds([
 ])
 
 
-@functools.lru_cache(maxsize=None)
 def _source(spec: str):
-    """How ``spec`` builds, resolved once per process (a bad spec: CapprofError)."""
+    """How ``spec`` builds, resolved once per ``ExecutionContext`` (its
+    classes imported, its submission loaded; runners/context.py), so a run
+    does not hold them past its end; a bad spec: CapprofError (not kept)."""
+    sources = current().sources
+    source = sources.get(spec)
+    if source is None:
+        source = sources[spec] = _resolve(spec)
+    return source
+
+
+def _resolve(spec: str):
     venv = _IN_VENV.fullmatch(spec)
     if venv and KINDS.kind_of(spec) is not KINDS["builtin"]:
         inner = venv.group("spec")

@@ -6,8 +6,10 @@ RLlib checkpoint, ``capprof.runners.populations.rllib_legacy``, which runs in th
 ``PYTHON`` is the other environment's interpreter (``/opt/old/bin/python``).
 That environment needs only NumPy and dm_env besides the member's own
 dependencies: no capprof install. capprof runs its bridge there by file path
-(``PYTHON /path/to/capprof/runners/bridge.py``), once per episode worker
-process (started at the first build, reused by later episodes), builds the
+(``PYTHON /path/to/capprof/runners/populations/bridge.py``), once per
+``ExecutionContext`` of the process that plays the episodes (started at the
+first build, reused by later episodes, stopped when the context closes:
+at the end of the run; runners/context.py), builds the
 member's policies there and exchanges each step's timestep and action over
 two pipes, following meltingpot's Policy protocol (``initial_state``,
 ``step``, ``close``). A policy's state stays in the child; the loop holds a
@@ -26,7 +28,6 @@ that episode only; the next build starts a new child.
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import select
@@ -40,6 +41,7 @@ from pathlib import Path
 
 from capprof.errors import CapprofError, note
 from capprof.interrupts import die_with_parent
+from capprof.runners.context import current
 from capprof.runners.populations import bridge
 from capprof.runners.populations.substrate_info import substrate_info
 
@@ -189,14 +191,19 @@ class BridgeProcess:
             self.proc = None
 
     def stop(self) -> None:
-        """Ask the child to close its policies and exit; kill it if it does not."""
-        if self.alive():
-            try:
+        """Ask the child to close its policies and exit; kill it if it does
+        not within 5 s, or if the wait is interrupted (Ctrl-C)."""
+        try:
+            if self.alive():
                 bridge.send(self._to, [("exit",)])
                 self.proc.wait(timeout=5)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self.kill()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        finally:
+            self.kill()
+            if self._stderr is not None:
+                self._stderr.close()
+                self._stderr = None
 
     def new_handle(self) -> int:
         self._handles += 1
@@ -302,23 +309,19 @@ class BridgeProcess:
         return f"the policy interpreter {self.python} {how} during {during}" + (f" ({last})" if last else "")
 
 
-_PROCESSES: dict[str, BridgeProcess] = {}  # python -> this process's child
-
-
-def bridge_process(python: str) -> BridgeProcess:
-    """This process's child for ``python``, started (or restarted) if needed."""
-    process = _PROCESSES.get(python)
+def bridge_process(python: str, context=None) -> BridgeProcess:
+    """The child for ``python`` in ``context`` (default: the current
+    ``ExecutionContext``, runners/context.py), started (or restarted) if
+    needed. The context stops it when it closes: at the end of the run
+    for ``execute()``, at interpreter exit outside any run."""
+    context = context or current()
+    process = context.bridges.get(python)
     if process is None:
-        process = _PROCESSES[python] = BridgeProcess(python)
+        process = context.bridges[python] = BridgeProcess(python)
+        context.at_close(process.stop)
     if not process.alive():
         process.start()
     return process
-
-
-@atexit.register
-def _stop_all() -> None:
-    for process in _PROCESSES.values():
-        process.stop()
 
 
 class RemotePolicy:
