@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -230,70 +231,124 @@ def validate_scores(
     ``"line"``) names problem rows by their index; otherwise by team and
     scenario.
     """
-    problems: list[str] = []
+    checked = _Checked(table.copy(), where, row_names, known_scenarios, min_teams)
+    problems = [problem for check in _SCORE_CHECKS for problem in check(checked)]
+    if problems:
+        raise CapprofError("\n".join(problems))
+    return checked.table[list(SCORE_COLUMNS)].reset_index(drop=True)
+
+
+@dataclass
+class _Checked:
+    """A score table under validation: a copy whose columns the checks clean
+    in turn (names to text, scores and replicates to numbers), and what a
+    later check needs to know from an earlier one."""
+
+    table: pd.DataFrame
+    where: str
+    row_names: str | None
+    known_scenarios: object = None
+    min_teams: int = 1
+    # rows with an empty name: reported once, then left out of the scenario checks
+    blank: pd.Series | None = None
+    # repeated keys mean nothing until every replicate is a whole number
+    replicates_ok: bool = False
+
+    def rows(self, mask, limit: int = 3, table: pd.DataFrame | None = None) -> str:
+        return _row_names(self.table if table is None else table, mask, self.row_names, limit)
+
+
+def _check_columns(checked: _Checked) -> list[str]:
+    """Every required column, by its exact name; nothing else can be checked without them."""
+    table = checked.table
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
         spelled = {str(c).strip().lower().replace(" ", "_").replace("-", "_"): str(c) for c in table.columns}
         renames = [f'"{spelled[c]}" to "{c}"' for c in missing if c in spelled]
         hint = f" (column names are exact: rename {', '.join(renames)})" if renames else ""
         raise CapprofError(
-            f"{where}: missing column(s) {', '.join(missing)}{hint}; a score table needs "
+            f"{checked.where}: missing column(s) {', '.join(missing)}{hint}; a score table needs "
             f"{', '.join(REQUIRED_COLUMNS)} (docs/schema.md)"
         )
-    if len(table) == 0:
-        raise CapprofError(f"{where}: the score table has no rows; run some episodes or pick another file")
-    table = table.copy()
-    blank = pd.Series(False, index=table.index)  # rows already reported for an empty name
+    return []
+
+
+def _check_rows(checked: _Checked) -> list[str]:
+    if len(checked.table) == 0:
+        raise CapprofError(f"{checked.where}: the score table has no rows; run some episodes or pick another file")
+    return []
+
+
+def _check_names(checked: _Checked) -> list[str]:
+    """No empty team, scenario or substrate; all three become text."""
+    table, problems = checked.table, []
+    checked.blank = pd.Series(False, index=table.index)
     for col in ("team", "scenario", "substrate"):
         empty = table[col].isna() | table[col].astype(str).str.strip().eq("")
-        blank |= empty
+        checked.blank |= empty
         if empty.any():
             problems.append(
-                f"{where}: {int(empty.sum())} row(s) have an empty `{col}` "
-                f"({_row_names(table.assign(**{col: '?'}), empty, row_names)}); fill it in"
+                f"{checked.where}: {int(empty.sum())} row(s) have an empty `{col}` "
+                f"({checked.rows(empty, table=table.assign(**{col: '?'}))}); fill it in"
             )
         table[col] = table[col].astype(str)
+    return problems
+
+
+def _check_scores(checked: _Checked) -> list[str]:
+    """Every score a finite number of sensible size; the column becomes float."""
+    table, where, problems = checked.table, checked.where, []
     score, bad_type = _numbers(table["score"])
     if bad_type.any():
         example = table.loc[bad_type, "score"].iloc[0]
         problems.append(
             f"{where}: {int(bad_type.sum())} `score` value(s) are not numbers (e.g. \"{example}\" in "
-            f"{_row_names(table, bad_type, row_names, 1)}); scores must be numeric"
+            f"{checked.rows(bad_type, 1)}); scores must be numeric"
         )
     missing_score = score.isna() & ~bad_type
     if missing_score.any():
         problems.append(
             f"{where}: {int(missing_score.sum())} score(s) are empty or NaN "
-            f"({_row_names(table, missing_score, row_names)}); drop or fix those rows"
+            f"({checked.rows(missing_score)}); drop or fix those rows"
         )
     nonfinite = np.isinf(score)
     if nonfinite.any():
         problems.append(
-            f"{where}: {int(nonfinite.sum())} score(s) are infinite ({_row_names(table, nonfinite, row_names)}); "
+            f"{where}: {int(nonfinite.sum())} score(s) are infinite ({checked.rows(nonfinite)}); "
             "drop or fix those rows"
         )
     huge = np.isfinite(score) & (score.abs() > MAX_ABS_SCORE)
     if huge.any():
         problems.append(
             f"{where}: {int(huge.sum())} score(s) are beyond +-{MAX_ABS_SCORE:.0e} "
-            f"({_row_names(table, huge, row_names)}); such numbers overflow means and ranges: "
+            f"({checked.rows(huge)}); such numbers overflow means and ranges: "
             "fix the rows or rescale the scores"
         )
     table["score"] = score
-    replicate, bad_rep_type = _numbers(table["replicate"])
-    bad_rep = (
-        bad_rep_type | replicate.isna() | (replicate < 0) | (replicate != replicate.round())
-        | (replicate > MAX_REPLICATE)
-    )
-    if bad_rep.any():
-        example = table.loc[bad_rep, "replicate"].iloc[0]
-        problems.append(
-            f"{where}: {int(bad_rep.sum())} `replicate` value(s) are not non-negative integers "
-            f"(e.g. \"{example}\" in {_row_names(table, bad_rep, row_names, 1)}); "
-            "number episodes or training runs 0, 1, 2, ..."
-        )
-    else:
+    return problems
+
+
+def _check_replicates(checked: _Checked) -> list[str]:
+    """Replicates are whole numbers from 0 to MAX_REPLICATE; the column becomes int64."""
+    table = checked.table
+    replicate, bad_type = _numbers(table["replicate"])
+    bad = bad_type | replicate.isna() | (replicate < 0) | (replicate != replicate.round()) | (replicate > MAX_REPLICATE)
+    checked.replicates_ok = not bad.any()
+    if checked.replicates_ok:
         table["replicate"] = replicate.astype("int64")
+        return []
+    example = table.loc[bad, "replicate"].iloc[0]
+    return [
+        f"{checked.where}: {int(bad.sum())} `replicate` value(s) are not non-negative integers "
+        f"(e.g. \"{example}\" in {checked.rows(bad, 1)}); "
+        "number episodes or training runs 0, 1, 2, ..."
+    ]
+
+
+def _check_optional_columns(checked: _Checked) -> list[str]:
+    """``background_score``: numbers of sensible size or NaN (all NaN when
+    absent); ``source``: text (the table's name when absent)."""
+    table, where, problems = checked.table, checked.where, []
     if "background_score" in table.columns:
         bg, bad_bg = _numbers(table["background_score"])
         if bad_bg.any():
@@ -302,7 +357,7 @@ def validate_scores(
         if bad_bg_value.any():
             problems.append(
                 f"{where}: {int(bad_bg_value.sum())} `background_score` value(s) are infinite or beyond "
-                f"+-{MAX_ABS_SCORE:.0e} ({_row_names(table, bad_bg_value, row_names)}); leave them empty or fix them"
+                f"+-{MAX_ABS_SCORE:.0e} ({checked.rows(bad_bg_value)}); leave them empty or fix them"
             )
         table["background_score"] = bg
     else:
@@ -310,43 +365,83 @@ def validate_scores(
     if "source" not in table.columns:
         table["source"] = where
     table["source"] = table["source"].astype(str)
-    if not bad_rep.any():
-        dupes = table.duplicated(list(KEY_COLUMNS), keep=False)
-        if dupes.any():
-            row = table.loc[dupes].iloc[0]
-            problems.append(
-                f"{where}: {int(dupes.sum())} rows repeat a (team, scenario, replicate), e.g. "
-                f"(\"{row['team']}\", \"{row['scenario']}\", {row['replicate']}); keep one row per replicate"
-            )
-    named = table[~blank]  # an empty name is reported once above, not again below
-    expected = _expected_substrates(known_scenarios)
+    return problems
+
+
+def _check_duplicates(checked: _Checked) -> list[str]:
+    """One row per (team, scenario, replicate)."""
+    if not checked.replicates_ok:
+        return []
+    table = checked.table
+    dupes = table.duplicated(list(KEY_COLUMNS), keep=False)
+    if not dupes.any():
+        return []
+    row = table.loc[dupes].iloc[0]
+    return [
+        f"{checked.where}: {int(dupes.sum())} rows repeat a (team, scenario, replicate), e.g. "
+        f"(\"{row['team']}\", \"{row['scenario']}\", {row['replicate']}); keep one row per replicate"
+    ]
+
+
+def _check_substrates(checked: _Checked) -> list[str]:
+    """Each scenario on one substrate, the one the catalog or the custom
+    demands give it."""
+    named = checked.table[~checked.blank]  # an empty name is reported once, not again here
+    expected = _expected_substrates(checked.known_scenarios)
+    problems = []
     per_scenario = named.groupby("scenario")["substrate"].unique()
     several = per_scenario[(per_scenario.map(len) > 1) & ~per_scenario.index.isin(list(expected))]
     if len(several):
         s = several.index[0]
         listed = ", ".join(f'"{x}"' for x in sorted(several.iloc[0]))
         problems.append(
-            f"{where}: scenario \"{s}\" is listed under more than one substrate ({listed}); "
+            f"{checked.where}: scenario \"{s}\" is listed under more than one substrate ({listed}); "
             "fix the `substrate` column"
         )
-    problems += _substrate_contradictions(named, expected, where)
-    if known_scenarios is not None:
-        known = set(known_scenarios)
-        unknown = sorted(set(named["scenario"]) - known)
-        if unknown:
-            problems.append(
-                f"{where}: {len(unknown)} scenario(s) are not in the catalog, e.g. \"{unknown[0]}\""
-                f"{did_you_mean(unknown[0], known)}; describe them with --demands FILE (docs/demands.md)"
-            )
+    return problems + _substrate_contradictions(named, expected, checked.where)
+
+
+def _check_known_scenarios(checked: _Checked) -> list[str]:
+    """Every scenario in ``known_scenarios``, when it is given."""
+    if checked.known_scenarios is None:
+        return []
+    known = set(checked.known_scenarios)
+    unknown = sorted(set(checked.table[~checked.blank]["scenario"]) - known)
+    if not unknown:
+        return []
+    return [
+        f"{checked.where}: {len(unknown)} scenario(s) are not in the catalog, e.g. \"{unknown[0]}\""
+        f"{did_you_mean(unknown[0], known)}; describe them with --demands FILE (docs/demands.md)"
+    ]
+
+
+def _check_team_count(checked: _Checked) -> list[str]:
+    """At least ``min_teams`` teams (comparing needs two)."""
+    table = checked.table
     n_teams = table["team"].nunique()
-    if n_teams < min_teams:
-        problems.append(
-            f"{where}: only {n_teams} team(s) (\"{table['team'].iloc[0]}\"); comparing and profiling need "
-            f"at least {min_teams}: add another team's scores"
-        )
-    if problems:
-        raise CapprofError("\n".join(problems))
-    return table[list(SCORE_COLUMNS)].reset_index(drop=True)
+    if n_teams >= checked.min_teams:
+        return []
+    return [
+        f"{checked.where}: only {n_teams} team(s) (\"{table['team'].iloc[0]}\"); comparing and profiling need "
+        f"at least {checked.min_teams}: add another team's scores"
+    ]
+
+
+# The checks validate_scores runs, in order. The first two raise (nothing
+# else can be checked without them); the rest each return their problems,
+# and a later check relies on the columns an earlier one cleaned.
+_SCORE_CHECKS = (
+    _check_columns,
+    _check_rows,
+    _check_names,
+    _check_scores,
+    _check_replicates,
+    _check_optional_columns,
+    _check_duplicates,
+    _check_substrates,
+    _check_known_scenarios,
+    _check_team_count,
+)
 
 
 def _expected_substrates(known_scenarios) -> dict[str, str]:
