@@ -199,7 +199,7 @@ def main(argv=None) -> int:
         print(f"\n== joint layout on all {scores['scenario'].nunique()} scenarios, nutpie: each configuration "
               f"against the baseline ({args.baseline}), in this run (target: <= 20 s at R-hat <= 1.01, "
               f"min bulk ESS >= 400); wall time includes compilation ==")
-        rows = []
+        rows, posteriors = [], {}
         from capprof.profiling import layout as maths
 
         # after the default: the default again on a random 90% of the cells (as one
@@ -230,7 +230,10 @@ def main(argv=None) -> int:
                          "compile_s": compile_s, "sample_s": sample_s, "reused": reused,
                          "max_rhat": d["max_rhat"], "min_ess_bulk": d["min_ess_bulk"],
                          "min_ess_tail": d["min_ess_tail"], "divergences": d["divergences"],
-                         "leapfrog_per_draw": steps, "ess_per_s": d["min_ess_bulk"] / wall, "meets_target": meets})
+                         "leapfrog_per_draw": steps, "ess_per_s": d["min_ess_bulk"] / wall, "meets_target": meets,
+                         "loo_elpd": d.get("loo_elpd"), "loo_se": d.get("loo_se"), "loo_bad_k": d.get("loo_bad_k")})
+            if data is scores:
+                posteriors[label] = layout.posterior_
             print(f"{label}: wall {wall:.1f} s (compile {compile_s:.1f} s{', reused' if reused else ''}, sampling "
                   f"{sample_s:.1f} s), max R-hat {d['max_rhat']:.4f}, min bulk ESS "
                   f"{d['min_ess_bulk']:.0f}, min tail ESS {d['min_ess_tail']:.0f}, divergences "
@@ -246,7 +249,24 @@ def main(argv=None) -> int:
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         if out is not None:
             table.to_csv(out / "full_fit.csv", index=False, float_format="%.6g")
+        if len(posteriors) > 1:
+            compared = _loo_comparison(posteriors)
+            print("\n-- PSIS-LOO of the configurations fitted on all cells (az.compare; elpd_diff against "
+                  "the best, with its standard error dse; higher elpd_loo predicts the fitted cells better) --")
+            print(compared.to_string(float_format=lambda v: f"{v:.2f}"))
+            if out is not None:
+                compared.to_csv(out / "full_fit_loo.csv", float_format="%.6g")
     return 0
+
+
+def _loo_comparison(posteriors: dict) -> pd.DataFrame:
+    """``az.compare`` (PSIS-LOO, log scale) of posteriors fitted on the same cells."""
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the Pareto k counts are in the table
+        compared = az.compare(posteriors, ic="loo")
+    return compared[["rank", "elpd_loo", "p_loo", "elpd_diff", "se", "dse", "weight", "warning"]]
 
 
 if __name__ == "__main__":

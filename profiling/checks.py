@@ -68,7 +68,7 @@ def diagnostics(idata, var_names=("ability", "noise", "precision", "slope", "sce
         out["pit_ks"] = float(table.loc["PIT KS distance", "observed"])
         out["pit_p"] = float(table.loc["PIT KS p-value", "observed"])
         out["ppc_disagreements"] = int((~table["agrees"]).loc[list(DISAGREEMENT_CHECKS)].sum())
-        out.update(loo_summary(with_log_likelihood(idata)))
+        out.update(loo_summary(with_posterior_predictive(with_log_likelihood(idata), seed=seed)))
     return out
 
 
@@ -148,6 +148,28 @@ def with_log_likelihood(idata):
         "observed_data": xr.Dataset({"score": (("cell",), idata.constant_data["cell_score"].to_numpy())},
                                     coords={"cell": cell}),
     })
+    return idata
+
+
+def with_posterior_predictive(idata, seed: int = 0):
+    """``idata`` with ArviZ's ``posterior_predictive`` group: one replicated
+    score per posterior draw and fitted cell (``likelihood.simulate_observed``,
+    the model's generative process: the chance floor, the Beta, the clipping),
+    float32, under the name ``score`` with dimension ``cell``, as
+    ``observed_data``; so ``az.plot_ppc`` and ``az.loo_pit`` read the fit.
+    Unchanged when it has the group."""
+    import xarray as xr
+
+    if "posterior_predictive" in idata.groups():
+        return idata
+    cells = posterior_cells(idata, n_draws=None)
+    replicated = simulate_observed(cells["p"], cells["phi"], cells["eps"], cells["censor"],
+                                   np.random.default_rng(seed)).astype(np.float32)
+    shape = (idata.posterior.sizes["chain"], idata.posterior.sizes["draw"], replicated.shape[-1])
+    coords = {"chain": idata.posterior["chain"].values, "draw": idata.posterior["draw"].values,
+              "cell": np.arange(shape[-1])}
+    idata.add_groups({"posterior_predictive": xr.Dataset(
+        {"score": (("chain", "draw", "cell"), replicated.reshape(shape))}, coords=coords)})
     return idata
 
 

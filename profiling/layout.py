@@ -403,7 +403,7 @@ def _constant_data(model):
 
 def sample_layout(model, draws: int = 1000, tune: int = 500, chains: int = 2, seed: int = 0,
                   sampler: str = "nutpie", progressbar: bool = False, mass_matrix: str = "diag",
-                  backend: str = "numba"):
+                  backend: str = "numba", target_accept: float | None = None):
     """NUTS on the layout; returns InferenceData (posterior, sample_stats and
     the model's data in constant_data). ``mass_matrix``: nutpie's diagonal
     adaptation, or ``low-rank`` (its low-rank modified mass matrix, which
@@ -413,9 +413,13 @@ def sample_layout(model, draws: int = 1000, tune: int = 500, chains: int = 2, se
     "Speed"), so with numba a model of the same structure as an earlier one
     in this process (same options, teams and demands; other cells) samples
     with that one's compiled log density and its own data
-    (``compile_counts`` counts both cases)."""
+    (``compile_counts`` counts both cases). ``target_accept``: NUTS's target
+    acceptance rate (None: nutpie's 0.8, or 0.9 with ``sampler="pymc"``);
+    a higher one takes smaller steps and longer trajectories."""
     import pymc as pm
 
+    if target_accept is not None and not 0.0 < target_accept < 1.0:
+        raise CapprofError(f"target_accept must be in (0, 1), got {target_accept}")
     if mass_matrix not in MASS_MATRICES:
         raise CapprofError(f'unknown mass matrix "{mass_matrix}"; use {" or ".join(MASS_MATRICES)}')
     if sampler == "nutpie":
@@ -427,6 +431,8 @@ def sample_layout(model, draws: int = 1000, tune: int = 500, chains: int = 2, se
         from pymc.util import _get_seeds_per_chain
 
         options = {"low_rank_modified_mass_matrix": True} if mass_matrix == "low-rank" else {}
+        if target_accept is not None:
+            options["target_accept"] = target_accept
         start = time.time()
         # the seed pm.sample(nuts_sampler="nutpie", random_seed=seed) gives nutpie
         idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=_get_seeds_per_chain(seed, 1)[0],
@@ -437,7 +443,8 @@ def sample_layout(model, draws: int = 1000, tune: int = 500, chains: int = 2, se
     if mass_matrix != "diag":
         raise CapprofError("the low-rank mass matrix needs sampler=nutpie")
     idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=min(chains, 2), random_seed=seed,
-                      progressbar=progressbar, model=model, target_accept=0.9)
+                      progressbar=progressbar, model=model,
+                      target_accept=0.9 if target_accept is None else target_accept)
     del idata.constant_data
     idata.add_groups({"constant_data": _constant_data(model)})
     return idata

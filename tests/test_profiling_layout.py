@@ -272,6 +272,9 @@ def test_layout_rejects_bad_mode_and_chance():
         layout.build_layout_model(*args, mode="pooled")
     with pytest.raises(CapprofError, match="chance component is the floor"):
         layout.build_layout_model(*args, chance=0.5)
+    model = layout.build_layout_model(*args)
+    with pytest.raises(CapprofError, match=r"target_accept must be in \(0, 1\), got 1.5"):
+        layout.sample_layout(model, draws=10, tune=10, target_accept=1.5)
 
 
 def _fit(scores, demands, mode="joint", draws=150, tune=150, **options):
@@ -335,6 +338,14 @@ def test_pointwise_log_likelihood_is_the_fitted_density_and_arviz_loo_reads_it()
     loo = az.loo(idata)
     assert diag["loo_elpd"] == pytest.approx(float(loo["elpd_loo"]))
     assert diag["loo_cells"] == len(cells) and 0 <= diag["loo_bad_k"] <= len(cells)
+    # replicated scores from the generative model: ArviZ's LOO-PIT reads them,
+    # and they put cells at the floor as the model does
+    replicated = idata.posterior_predictive["score"]
+    assert replicated.shape == (2, 60, len(cells))
+    assert float(replicated.min()) >= 0.0 and float(replicated.max()) <= 1.0
+    assert float((replicated == 0).mean()) == pytest.approx(diag["floor_replicated"], abs=0.03)
+    pit = az.loo_pit(idata, y="score")
+    assert pit.shape == (len(cells),) and np.all((pit >= 0) & (pit <= 1))
 
 
 def test_model_structure_key_ignores_the_cells_but_not_the_options_or_demands():

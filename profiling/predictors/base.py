@@ -104,9 +104,10 @@ class Predictor(BaseEstimator):
     is_bayesian: ClassVar[bool] = False
     needs_demands: ClassVar[bool] = True
     # command-line checks of parameter values beyond their type
-    # (``registry.parse_model_spec``): allowed choices, smallest values
+    # (``registry.parse_model_spec``): allowed choices, smallest and largest values
     param_choices: ClassVar[dict[str, tuple]] = {}
     param_minimums: ClassVar[dict[str, float]] = {}
+    param_maximums: ClassVar[dict[str, float]] = {}
     # parameters that still matter after fitting (``capprof predict --models``)
     predict_params: ClassVar[tuple[str, ...]] = ()
 

@@ -50,7 +50,9 @@ class MeasurementLayout(Predictor):
     scenario draws it from a zero-mean prior), ``quadrature`` (points of the
     censored cells' incomplete beta): see ``layout.build_layout_model``;
     ``mass_matrix`` (diag | low-rank: nutpie's mass matrix adaptation) and
-    ``backend`` (numba | jax: what nutpie compiles with), ``layout.sample_layout``;
+    ``backend`` (numba | jax: what nutpie compiles with) and ``target_accept``
+    (NUTS's target acceptance rate; None: the sampler's own, 0.8 for nutpie,
+    0.9 for pymc), ``layout.sample_layout``;
     ``interval`` (probability of the predictive
     interval), ``sampler`` (nutpie | pymc), ``seed``, ``progressbar`` (the
     sampler's own progress display; nutpie draws it on terminals only).
@@ -65,7 +67,9 @@ class MeasurementLayout(Predictor):
     param_choices = {"mode": tuple(LAYOUT_MODES),
                      "sampler": ("nutpie", "pymc"), "mass_matrix": tuple(maths.MASS_MATRICES),
                      "backend": tuple(maths.BACKENDS)}
-    param_minimums = {"draws": 10, "tune": 10, "chains": 1, "squeeze": 1e-6, "interval": 1e-6, "quadrature": 2}
+    param_minimums = {"draws": 10, "tune": 10, "chains": 1, "squeeze": 1e-6, "interval": 1e-6, "quadrature": 2,
+                      "target_accept": 0.5}
+    param_maximums = {"target_accept": 0.99, "interval": 0.999999, "squeeze": 0.49}
     # what `capprof predict` may change on a fitted layout (the rest is fixed at fit time)
     predict_params = ("interval", "seed")
 
@@ -73,7 +77,7 @@ class MeasurementLayout(Predictor):
                  squeeze: float = 0.01, scale: float | None = 1.0, chance: float = 0.0,
                  noise: bool = True, scenario_effect: bool | None = None,
                  scenario_mean: bool = True, quadrature: int = 16, mass_matrix: str = "diag",
-                 backend: str = "numba",
+                 backend: str = "numba", target_accept: float | None = None,
                  interval: float = INTERVAL_LEVEL, sampler: str = "nutpie", seed: int = 0,
                  progressbar: bool = False):
         # a registered class has its mode; the base class takes either
@@ -93,6 +97,7 @@ class MeasurementLayout(Predictor):
         self.quadrature = quadrature
         self.mass_matrix = mass_matrix
         self.backend = backend
+        self.target_accept = target_accept
         self.interval = interval
         self.sampler = sampler
         self.seed = seed
@@ -126,7 +131,7 @@ class MeasurementLayout(Predictor):
         )
         self.posterior_ = maths.sample_layout(model, self.draws, self.tune, self.chains, self.seed, self.sampler,
                                               progressbar=self.progressbar, mass_matrix=self.mass_matrix,
-                                              backend=self.backend)
+                                              backend=self.backend, target_accept=self.target_accept)
         self.diagnostics_ = checks.diagnostics(self.posterior_)
 
     def _predict(self, teams, scenarios, demands):

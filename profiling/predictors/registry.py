@@ -179,6 +179,9 @@ def _coerce(spec_text: str, cls: type[Predictor], param: str, raw: str):
     minimum = getattr(cls, "param_minimums", {}).get(param)
     if minimum is not None and value is not None and not isinstance(value, bool) and value < minimum:
         raise CapprofError(f"{spec_text}: {param}={raw.strip()} is below {minimum}; give {param} >= {minimum}")
+    maximum = getattr(cls, "param_maximums", {}).get(param)
+    if maximum is not None and value is not None and not isinstance(value, bool) and value > maximum:
+        raise CapprofError(f"{spec_text}: {param}={raw.strip()} is above {maximum}; give {param} <= {maximum}")
     return value
 
 
