@@ -333,6 +333,120 @@ def test_bad_interpreters_are_one_line_exit_2(cli, tmp_path_factory, member, nee
     assert not out.exists()
 
 
+PID_ECHO = ECHO + """
+import os
+
+class PidEcho(Echo):
+    \"\"\"Echo that writes its interpreter's pid to $CAPPROF_PID_LOG.\"\"\"
+
+    def __init__(self, policy_id):
+        super().__init__(policy_id)
+        with open(os.environ["CAPPROF_PID_LOG"], "a") as f:
+            f.write("%d\\n" % os.getpid())
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_execute_stops_the_member_interpreters_it_started_when_it_returns_and_when_it_raises(tmp_path,
+                                                                                             monkeypatch):
+    """Every child interpreter a run started is stopped when execute()
+    returns, and when the run is interrupted (Ctrl-C while an episode is
+    written): none is left running behind the caller. Within a run the
+    episodes share one child; the next run starts its own."""
+    import capprof.runners.execution.execute as execute_module
+    from capprof.runners.episode.records import EpisodeTask
+    from capprof.runners.scenarios.scenarios import Scenario
+
+    path = tmp_path / "echo.py"
+    path.write_text(PID_ECHO)
+    pid_log = tmp_path / "pids.txt"
+    monkeypatch.setenv("CAPPROF_PID_LOG", str(pid_log))
+    scenario = Scenario(name="commons_harvest__open__checker", substrate="commons_harvest__open",
+                        roles=("default",) * 5, is_focal=(True, True, False, True, True),
+                        background=(("default", ("noop",)),), suite="bench")
+    monkeypatch.setattr("capprof.runners.episode.episode.build_substrate", lambda scenario, env_seed: Checker(5))
+    tasks = [EpisodeTask(run_id="t", population=f"{path}:PidEcho@{sys.executable}", team="t", scenario=scenario,
+                         episode=e, seed=0, max_steps=5) for e in range(2)]
+
+    def pids() -> set[int]:
+        return {int(line) for line in pid_log.read_text().split()} if pid_log.exists() else set()
+
+    summary = execute_module.execute(tasks, tmp_path / "returned", isolate=False, quiet=True)
+    assert (summary.ok, summary.failed) == (2, 0), summary.first_error
+    first = pids()
+    assert len(first) == 1  # both episodes' policies were built in one child
+    assert not any(_running(pid) for pid in first)
+
+    def interrupted(out_dir, record):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(execute_module, "write_record", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        execute_module.execute(tasks, tmp_path / "raised", isolate=False, quiet=True)
+    second = pids() - first
+    assert len(second) == 1  # a new run, a new child
+    assert not any(_running(pid) for pid in second)
+
+
+def test_outside_a_run_the_default_context_closes_the_member_at_interpreter_exit(tmp_path):
+    """A script that builds a member itself (no execute(), no with block)
+    and exits without closing it: at exit its child is asked to stop, so
+    the submission's policy is exited before the child ends."""
+    kit = plain_submission(tmp_path / "kit")
+    log = tmp_path / "log.jsonl"
+    script = textwrap.dedent(f"""
+        from capprof.runners.populations.populations import PolicySlot, parse_population
+        from capprof.runners.populations.substrate_info import SubstrateInfo
+
+        member = parse_population("kit=submission:{kit}@{sys.executable}").members[0]
+        info = SubstrateInfo("prisoners_dilemma_in_the_matrix__arena", ({{"move": 0}},) * 2, ())
+        policy = member.build(info, 0, PolicySlot.of(0, "default"))
+        policy.initial_state()
+    """)
+    env = {**os.environ, "CAPPROF_SUBMISSION_LOG": str(log)}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=120)
+    events = read_log(log)
+    assert [e["event"] for e in events] == ["init", "enter", "exit"]
+    assert not _running(events[0]["pid"])
+
+
+def test_a_with_block_stops_its_own_children_and_leaves_the_default_contexts_running(tmp_path, monkeypatch):
+    """Children started inside ``with ExecutionContext():`` stop when the
+    block ends; one started outside it, in the default context, runs on
+    until that context closes."""
+    from capprof.runners.context import ExecutionContext, current, default_context
+    from capprof.runners.populations.populations import PolicySlot, parse_population
+    from capprof.runners.populations.substrate_info import SubstrateInfo
+    from capprof.runners.populations.venv_member import bridge_process
+
+    default_context().close()  # children earlier tests left there have another environment
+    monkeypatch.setenv("CAPPROF_SUBMISSION_LOG", str(tmp_path / "log.jsonl"))
+    spec = f"kit=submission:{plain_submission(tmp_path / 'kit')}@{sys.executable}"
+    info = SubstrateInfo("prisoners_dilemma_in_the_matrix__arena", ({"move": 0},) * 2, ())
+    member = parse_population(spec).members[0]
+    outside = member.build(info, 0, PolicySlot.of(0, "default"))
+    try:
+        with ExecutionContext() as context:
+            assert current() is context
+            inside = member.build(info, 0, PolicySlot.of(0, "default"))
+            assert inside.process is not outside.process and inside.process.alive()
+            inner_pid = inside.process.proc.pid
+        assert current() is default_context()
+        assert not _running(inner_pid) and not context.bridges
+        assert outside.process.alive() and bridge_process(sys.executable) is outside.process
+        outside.initial_state()  # still served
+    finally:
+        default_context().close()
+    assert not outside.process.alive()
+
+
 # ------------------------------------------------------------ slow: a venv of its own
 
 
