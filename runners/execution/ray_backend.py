@@ -22,13 +22,12 @@ import os
 from collections import deque
 
 from capprof.errors import CapprofError, note
+from capprof.runners.context import ExecutionContext, current
 from capprof.runners.constants import STATUS_ERROR
 from capprof.runners.episode.records import EpisodeRecord, EpisodeTask, exception_line, failed_record
 
 MAX_ATTEMPTS = 3  # runs of one episode whose worker was lost, before it is recorded as failed
 WAIT_SECONDS = 30.0  # how often a driver waiting for records checks that the cluster still has a node
-
-_ACTORS: dict = {}  # (ray session, job, count) -> episode actors, reused across execute() calls
 
 
 class EpisodeWorker:
@@ -47,15 +46,30 @@ def _new_actor(ray):
     return ray.remote(num_cpus=1, max_restarts=0, max_concurrency=1)(EpisodeWorker).remote()
 
 
-def _actors(ray, count: int) -> list:
-    """The session's episode actors (a list kept in ``_ACTORS``, so a dead
-    actor removed from it stays removed for later calls)."""
+def _actors(ray, count: int, context: ExecutionContext) -> list:
+    """The session's episode actors in ``context`` (a list kept in
+    ``context.actors``, so a dead actor removed from it stays removed for
+    later runs in the same context); killed when the context closes."""
     key = (ray.get_runtime_context().get_session_name(), ray.get_runtime_context().get_job_id(), count)
-    for old in [k for k in _ACTORS if k != key]:
-        _ACTORS.pop(old)
-    if key not in _ACTORS:
-        _ACTORS[key] = [_new_actor(ray) for _ in range(count)]
-    return _ACTORS[key]
+    for old in [k for k in context.actors if k != key]:
+        _release(ray, context, old)
+    if key not in context.actors:
+        context.actors[key] = [_new_actor(ray) for _ in range(count)]
+        context.at_close(lambda: _release(ray, context, key))
+    return context.actors[key]
+
+
+def _release(ray, context: ExecutionContext, key) -> None:
+    """Kill the actors ``context`` holds under ``key`` (their episode
+    processes die with them) and forget them."""
+    actors = context.actors.pop(key, None)
+    if not actors or not ray.is_initialized() or ray.get_runtime_context().get_session_name() != key[0]:
+        return  # gone with their session
+    for actor in actors:
+        try:
+            ray.kill(actor)
+        except Exception:  # already dead
+            pass
 
 
 def _connect(ray, workers: int | None, address: str | None, runtime_env: dict | None) -> bool:
@@ -88,22 +102,27 @@ def execute_ray(tasks, finished, workers: int | None, address: str | None,
     """Run ``tasks`` on Ray actors, calling ``finished(record)`` for each as
     it arrives; returns the keys of episodes run again after a lost worker.
     ``runtime_env`` is Ray's runtime environment for the run's workers (e.g.
-    ``{"working_dir": "."}`` ships the policies' files to every node)."""
+    ``{"working_dir": "."}`` ships the policies' files to every node).
+    The actors belong to the current ``ExecutionContext`` (runners/context.py):
+    the run's own, so they are killed when ``execute()`` ends, or one its
+    caller entered, whose later runs in the same Ray session reuse them."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     try:
         import ray
     except ImportError:
         raise CapprofError("--ray needs ray; install the runners extra (`make install-runners`)") from None
+    context = current()
     started_here = _connect(ray, workers, address, runtime_env)
     try:
         count = max(1, int(ray.cluster_resources().get("CPU", 1)))
         if workers:
             count = min(count, workers)
-        actors = _actors(ray, min(count, max(1, len(tasks))) if started_here else count)
+        actors = _actors(ray, min(count, max(1, len(tasks))) if started_here else count, context)
         return _drive(ray, actors, tasks, finished)
     finally:
         if started_here:
-            _ACTORS.clear()
+            for key in list(context.actors):
+                _release(ray, context, key)
             ray.shutdown()
 
 
