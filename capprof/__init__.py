@@ -3,15 +3,15 @@
 Data flows tagging -> runners -> profiling -> reports; each stage is a
 subpackage (``capprof.tagging`` ...) and the CLI (``capprof.cli``) is the
 front door. The public API re-exported here is the stable surface.
+
+Importing capprof changes nothing outside it (no environment variables, no
+warning filters, no plotting backend): TensorFlow's log level is set where
+meltingpot is imported (``capprof.meltingpot_import``) and in the
+environment of the member interpreters capprof starts.
 """
 
-import os
-
-# meltingpot imports tensorflow; keep its C++ start-up chatter out of our output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from capprof.errors import CapprofError  # noqa: E402
-from capprof.scores import SCORE_COLUMNS, load_scores, validate_scores  # noqa: E402
+from capprof.errors import CapprofError
+from capprof.scores import SCORE_COLUMNS, load_scores, validate_scores
 
 __version__ = "0.1.0"
 

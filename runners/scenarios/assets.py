@@ -19,6 +19,9 @@ INSTALL_HINT = (
 
 def bot_model_path(bot_name: str) -> str | None:
     """Saved-model directory of a meltingpot bot, or None for the no-op bot."""
+    from capprof.meltingpot_import import import_meltingpot
+
+    import_meltingpot()  # quietly: the configs package imports meltingpot, hence TensorFlow
     from meltingpot.configs import bots as bot_configs
 
     from capprof.tagging.catalog import NOOP_BOT
@@ -50,6 +53,9 @@ def require_bots(scenario: str, bot_names) -> None:
 
 def assets_installed() -> bool:
     """True when at least one saved-model bot is present."""
+    from capprof.meltingpot_import import import_meltingpot
+
+    import_meltingpot()
     from meltingpot.configs import bots as bot_configs
 
     return any(bot_available(name) for name in bot_configs.BOT_CONFIGS)
