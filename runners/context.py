@@ -3,8 +3,9 @@
 Playing episodes starts things that must be stopped or dropped when the run
 ends: the child interpreters of ``SPEC@PYTHON`` members
 (``populations.venv_member.bridge_process``), the members' resolved sources
-(``populations.populations``; imported classes, loaded submissions) and
-Ray's episode actors (``execution.ray_backend``). An :class:`ExecutionContext`
+(``populations.populations``; imported classes, loaded submissions), the
+RLlib modules the ``rllib:`` members play (``populations.rllib_policy``)
+and Ray's episode actors (``execution.ray_backend``). An :class:`ExecutionContext`
 holds them, and its ``close()`` stops them all: each owner registers how to
 stop what it made (``at_close``) when it makes it, and ``close()`` runs those
 in the reverse order.
@@ -53,7 +54,9 @@ class ExecutionContext:
 
     ``bridges``: interpreter path -> its bridge child
     (``venv_member.BridgeProcess``); ``sources``: member spec -> its resolved
-    source; ``actors``: (Ray session, job, count) -> episode actors. Their
+    source; ``models``: RLlib module directory -> its loaded module's
+    ``InferenceBatch``; ``actors``: (Ray session, job, count) -> episode
+    actors. Their
     owners fill them and register, with ``at_close``, how to stop what they
     started. ``with context:`` makes it the current context for the block
     and closes it at the end of the block.
@@ -62,6 +65,7 @@ class ExecutionContext:
     def __init__(self):
         self.bridges: dict = {}
         self.sources: dict = {}
+        self.models: dict = {}
         self.actors: dict = {}
         self._closers: list[Callable[[], object]] = []
         self._tokens: list = []
@@ -84,7 +88,7 @@ class ExecutionContext:
                 closers.pop()()
             except BaseException as exc:  # Ctrl-C during one stop: the others still run
                 error = error or exc
-        for table in (self.bridges, self.sources, self.actors):
+        for table in (self.bridges, self.sources, self.models, self.actors):
             table.clear()
         if error is not None:
             raise error

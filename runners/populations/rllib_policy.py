@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from capprof.errors import CapprofError
+from capprof.runners.context import current
 from capprof.runners.populations.rllib_obs import infer_convention, read_convention, resolve_module
 
 PREFIX = "rllib:"
@@ -110,7 +111,6 @@ class _DropDeprecation(logging.Filter):
         return "RLModuleConfig object" not in record.getMessage()
 
 
-@functools.lru_cache(maxsize=None)
 def _load(module_dir: str):
     import torch
 
@@ -131,10 +131,15 @@ def _load(module_dir: str):
     return module
 
 
-@functools.lru_cache(maxsize=None)
 def _batch(module_dir: str) -> "InferenceBatch":
-    """The forward passes of every slot playing this module in this process."""
-    return InferenceBatch(_load(module_dir))
+    """The forward passes of every slot playing this module in the current
+    ``ExecutionContext`` (runners/context.py): the module is loaded once per
+    run, and dropped with the run."""
+    models = current().models
+    batch = models.get(module_dir)
+    if batch is None:
+        batch = models[module_dir] = InferenceBatch(_load(module_dir))
+    return batch
 
 
 def build(spec: str, info):
