@@ -85,8 +85,10 @@ QUICK_SAMPLING = (100, 100)
 # (the layout too), so few folds keep the demo's minutes down.
 DEMO_FOLDS = 5
 QUICK_FOLDS = 3
-# written by the demo's evaluate step beside evaluate.csv (`--summary`)
-EVALUATION_SUMMARY = "evaluate_summary.csv"
+# The demo's evaluate step saves the whole evaluation (`--save`) beside the
+# profile directory, not in it (`capprof profile` replaces its directory), and
+# the report and the console both show that evaluation's summary.
+EVALUATION_DIR = "evaluation"
 
 
 def find_published(explicit: str | None = None) -> str:
@@ -119,18 +121,15 @@ def _run(run: "DemoRun", runs: Path) -> None:
     print(f"capprof: {summary.counts()}; results in {summary.out_dir}")
 
 
-def _evaluate(scores: str, profile: Path, folds: int, sampling: tuple[int, int]):
-    from capprof.output import write_csvs
-    from capprof.profiling.evaluate import RESULT_COLUMNS, evaluate
+def _evaluate(scores: str, evaluation: Path, folds: int, sampling: tuple[int, int]):
+    from capprof.profiling.evaluate import evaluate
     from capprof.profiling.inputs import load_scores_and_demands
     from capprof.profiling.predictors import parse_model_list
 
     raw = load_scores_and_demands(scores, normalisation=None)  # evaluate normalises per fold
     result = evaluate(raw.scores, raw.demands, parse_model_list(DEMO_MODELS), split="random", folds=folds,
                       draws=sampling[0], tune=sampling[1])
-    profile.mkdir(parents=True, exist_ok=True)
-    write_csvs([(result.results[list(RESULT_COLUMNS)], profile / "evaluate.csv"),
-                (result.summary, profile / EVALUATION_SUMMARY)])
+    result.save(evaluation)
     return result
 
 
@@ -141,16 +140,18 @@ def _profile(scores: str, profile_dir: Path, sampling: tuple[int, int]):
     inputs = load_scores_and_demands(scores)
     profile = Profile.fit(inputs.scores, inputs.demands, draws=sampling[0], tune=sampling[1],
                           progressbar=sys.stderr.isatty(), metadata=inputs.metadata())
-    profile.save(profile_dir)  # keeps the evaluate CSVs already in the directory
+    profile.save(profile_dir)
     return profile
 
 
-def summarise(profile_dir: Path, out=sys.stdout, top: int = 3) -> None:
-    """Top abilities per team (behaviour and mode demands) and the MSE table."""
+def summarise(profile_dir: Path, out=sys.stdout, top: int = 3, evaluation: Path | None = None) -> None:
+    """Top abilities per team (behaviour and mode demands) and the held-out
+    MSE table of the saved ``evaluation`` (default: beside ``profile_dir``),
+    the summary the report shows."""
     import pandas as pd
 
     from capprof.profiling.constants import POOLED_TEAM
-    from capprof.profiling.evaluate import summarise as summarise_evaluation
+    from capprof.profiling.evaluate import Evaluation
     from capprof.profiling.files import read_csv
     from capprof.profiling.profile import PROFILE_FILES
     from capprof.tagging.demands import demand_groups
@@ -183,18 +184,13 @@ def summarise(profile_dir: Path, out=sys.stdout, top: int = 3) -> None:
         for team, rows in behaviours.groupby("team"):
             best = rows.sort_values("lead", ascending=False).head(top)
             print(f"  {team}: " + ", ".join(f"{r.ability} {r.lead:+.2f}" for r in best.itertuples()), file=out)
-    summary, evaluation = profile_dir / EVALUATION_SUMMARY, profile_dir / "evaluate.csv"
-    if summary.exists():
-        table = pd.read_csv(summary)
-        columns = [c for c in ("model", "n_cells", "mse", "mse_low", "mse_high", "coverage", "width") if c in table]
+    evaluation = profile_dir.parent / EVALUATION_DIR if evaluation is None else evaluation
+    if evaluation.exists():
+        table = Evaluation.load(evaluation).summary
+        columns = ["model", "n_cells", "mse", "mse_low", "mse_high", "coverage", "width"]
         print("\nHeld-out MSE (K-fold over cells, every cell held out once; 95% interval clustered by scenario):",
               file=out)
         pooled = table.loc[table["team"] == POOLED_TEAM, columns]
-        print(pooled.to_string(index=False, float_format=lambda v: f"{v:.4f}"), file=out)
-    elif evaluation.exists():
-        table = summarise_evaluation(pd.read_csv(evaluation))
-        pooled = table[table["team"] == POOLED_TEAM] if "team" in table.columns else table
-        print("\nHeld-out MSE (mean and 95% interval over repeats):", file=out)
         print(pooled.to_string(index=False, float_format=lambda v: f"{v:.4f}"), file=out)
 
 
@@ -270,7 +266,10 @@ def _describe_teams(teams: tuple[DemoTeam, ...], out=sys.stdout) -> None:
 
 def run_demo(published: str | None = None, out_dir: str = "capprof-demo", quick: bool = False) -> int:
     out = Path(out_dir)
-    profile = out / "profile"
+    profile, evaluation = out / "profile", out / EVALUATION_DIR
+    from capprof.profiling.evaluate import check_save_target
+
+    check_save_target(evaluation)  # before the runs, not after them
     start = time.perf_counter()
     if published is None:
         runs = out / "runs"
@@ -298,8 +297,8 @@ def run_demo(published: str | None = None, out_dir: str = "capprof-demo", quick:
     with _step("compare predictors on held-out cells",
                ["evaluate", scores, "--split", "random", "--folds", str(folds), "--models", DEMO_MODELS,
                 "--draws", str(evaluate_sampling[0]), "--tune", str(evaluate_sampling[1]),
-                "--out", str(profile / "evaluate.csv"), "--summary", str(profile / EVALUATION_SUMMARY)]):
-        _evaluate(scores, profile, folds, evaluate_sampling)
+                "--save", str(evaluation)]):
+        _evaluate(scores, evaluation, folds, evaluate_sampling)
     profile_sampling = QUICK_SAMPLING if quick else PROFILE_SAMPLING
     with _step("fit capability profiles (joint measurement layout) and the assessor",
                ["profile", scores, "--out", str(profile), "--draws", str(profile_sampling[0]),
@@ -311,12 +310,12 @@ def run_demo(published: str | None = None, out_dir: str = "capprof-demo", quick:
     html = out / "report.html"
     report_flag = "--episodes" if "episodes_path" in report_inputs else "--scores"
     with _step("write the report", ["report", str(profile), "--out", str(html), report_flag,
-                                    next(iter(report_inputs.values()))]):
+                                    next(iter(report_inputs.values())), "--evaluate", str(evaluation)]):
         from capprof.reports.report import build_report
 
-        written = build_report(profile, html, **report_inputs)
+        written = build_report(profile, html, evaluate_path=str(evaluation), **report_inputs)
         print(f"wrote {html} and {len(written) - 1} chart(s)")
-    summarise(profile)
+    summarise(profile, evaluation=evaluation)
     if published is None:
         trained = [team for team in teams if team.trained]
         print("\nTrained teams (capprof/data/populations/README.md has their commands and learning curves): "

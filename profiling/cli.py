@@ -78,53 +78,70 @@ def cmd_evaluate(args) -> int:
     loaded raw: ``evaluate`` normalises them per fold, from rows that hold no
     test cell, so a held-out cell never sets its own scale."""
     quiet_library_warnings()
-    import pandas as pd
-
-    from capprof.profiling.evaluate import RESULT_COLUMNS, evaluate
-
-    models = _model_list(args.models)
+    from capprof.profiling.evaluate import evaluate
+    from capprof.profiling.inputs import load_scores_and_demands
     from capprof.profiling.predictors import parse_model_spec
 
+    models = _model_list(args.models)
     reference = parse_model_spec(args.reference)
     _check_sampling(args)
     anchors = [a.strip() for a in args.anchors.split(",") if a.strip()] if args.anchors is not None else None
     _check_outputs(args.out, args.cells, args.summary)
-    from capprof.profiling.inputs import load_scores_and_demands
-
+    _check_save(args.save)
     raw = load_scores_and_demands(args.scores, args.demands, args.tags, normalisation=None)
-    scores, demands = raw.scores, raw.demands
-    result = evaluate(scores, demands, models, split=args.split, folds=args.folds, repeats=args.repeats,
+    result = evaluate(raw.scores, raw.demands, models, split=args.split, folds=args.folds, repeats=args.repeats,
                       seed=args.seed, normalisation=args.normalise, anchors=anchors, range_floor=args.range_floor,
                       reference=reference, draws=args.draws, tune=args.tune, progress=not args.quiet)
-    diag = result.diagnostics
+    _note_evaluation(result)
+    if args.save:
+        result.save(args.save)  # atomic: the whole directory, for `capprof report` and Evaluation.load
+    # --out: the per-repeat table; spreadsheet-safe, and the three files
+    # renamed in together (all or none)
+    write_csvs([(frame, path) for path, frame in ((args.out, result.results), (args.cells, result.cells),
+                                                  (args.summary, result.summary)) if path])
+    if args.format == "csv":
+        write_table(result.results, "csv")
+    else:
+        _print_evaluation(result)
+    return 0
+
+
+def _check_save(directory) -> None:
+    """Refuse before the cross-validation a --save directory that cannot
+    take the evaluation (``check_save_target``, then the space test)."""
+    from capprof.io import require_space
+    from capprof.profiling.evaluate import check_save_target
+
+    if directory:
+        check_save_target(directory)
+        require_space(Path(directory), SPACE_FLOOR, "capprof evaluate", fix="choose another --save")
+
+
+def _note_evaluation(result) -> None:
+    """The layouts' sampling diagnostics and the protocol, as notes."""
+    diag, protocol = result.diagnostics, result.protocol
     if len(diag):
         worst = diag.sort_values("max_rhat").iloc[-1]
         note(f"layout sampling: max R-hat {diag['max_rhat'].max():.3f}, min bulk ESS "
-              f"{diag['min_ess_bulk'].min():.0f}, {int(diag['divergences'].sum())} divergence(s) over "
-              f"{len(diag)} fit(s) (worst: {worst['model']} repeat {worst['repeat']} fold {worst['fold']})")
-    protocol = result.protocol
+             f"{diag['min_ess_bulk'].min():.0f}, {int(diag['divergences'].sum())} divergence(s) over "
+             f"{len(diag)} fit(s) (worst: {worst['model']} repeat {worst['repeat']} fold {worst['fold']})")
     anchors_text = f", anchors {','.join(protocol['anchors'])} (never scored)" if protocol["anchors"] else ""
-    note(f"{protocol['folds']}-fold cross-validation by {args.split}, {protocol['repeats']} repeat(s), "
-          f"{args.normalise} constants per fold from "
-          f"{'anchor' if protocol['anchors'] else 'training'} rows{anchors_text}; "
-          f"standard errors clustered by {protocol['cluster']}")
-    per_repeat = result.results[list(RESULT_COLUMNS)]
-    # --out: the per-repeat table `capprof report` reads as DIR/evaluate.csv;
-    # spreadsheet-safe, and the three files renamed in together (all or none)
-    write_csvs([(frame, path) for path, frame in ((args.out, per_repeat), (args.cells, result.cells),
-                                                  (args.summary, result.summary)) if path])
-    if args.format == "csv":
-        write_table(per_repeat, "csv")
-    else:
-        shown = ["model", "split", "team", "n_cells", "mse", "mse_low", "mse_high", "coverage", "width", "fit_s",
-                 "flag"]
-        write_table(result.summary[shown], "table")
-        if len(result.differences):
-            sys.stdout.write(f"\npaired difference in squared error per cell vs {protocol['reference']} "
-                             f"(negative: better; 95% interval, clustered by {protocol['cluster']})\n")
-            diffs = result.differences[["model", "split", "n_cells", "diff", "diff_low", "diff_high", "clusters"]]
-            write_table(pd.DataFrame(diffs), "table")
-    return 0
+    note(f"{protocol['folds']}-fold cross-validation by {protocol['split']}, {protocol['repeats']} repeat(s), "
+         f"{protocol['normalisation']} constants per fold from "
+         f"{'anchor' if protocol['anchors'] else 'training'} rows{anchors_text}; "
+         f"standard errors clustered by {protocol['cluster']}")
+
+
+def _print_evaluation(result) -> None:
+    """The summary, then the paired differences against the reference."""
+    shown = ["model", "split", "team", "n_cells", "mse", "mse_low", "mse_high", "coverage", "width", "fit_s", "flag"]
+    write_table(result.summary[shown], "table")
+    if len(result.differences):
+        protocol = result.protocol
+        sys.stdout.write(f"\npaired difference in squared error per cell vs {protocol['reference']} "
+                         f"(negative: better; 95% interval, clustered by {protocol['cluster']})\n")
+        write_table(result.differences[["model", "split", "n_cells", "diff", "diff_low", "diff_high", "clusters"]],
+                    "table")
 
 
 # ------------------------------------------------------------------ profile
@@ -261,6 +278,9 @@ def register(sub) -> None:
     p.add_argument("--cells", metavar="FILE", help="also write every test cell's prediction and error to FILE (CSV)")
     p.add_argument("--summary", metavar="FILE", help="also write the summary (clustered intervals, coverage, flags) "
                    "to FILE (CSV)")
+    p.add_argument("--save", metavar="DIR", help="also save the whole evaluation (every table and the protocol) to "
+                   "the directory DIR, atomically; `capprof report` shows its summary as is (PROFILE_DIR/evaluation, "
+                   "or --evaluate DIR)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("profile", help="fit capability profiles (measurement layout) and the assessor")

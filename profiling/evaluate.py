@@ -70,19 +70,25 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from capprof.errors import CapprofError, note
+from capprof.io import atomic_directory, atomic_path
 from capprof.profiling.cellstats import clustered_interval, coverage, mean_interval, mean_width, paired_difference
 from capprof.profiling.constants import POOLED_TEAM
+from capprof.profiling.files import write_json_atomic
 from capprof.profiling.folds import RANGE_FLOOR, default_anchors, fold_targets, kfold_assignments
 from capprof.profiling.normalise import NORMALISATIONS, degenerate, safe_mean, scale_constants
 from capprof.profiling.predictors import ModelSpec, parse_model_spec
+from capprof.readers import read_json
 
 SPLITS = ("random", "scenario", "substrate")
+# what a split holds out together (None: each cell on its own)
+HELD_OUT_COLUMN = {"random": None, "scenario": "scenario", "substrate": "substrate"}
 POOLED = POOLED_TEAM
 DEFAULT_FOLDS = 10
 DEFAULT_REFERENCE = "aggmean"
@@ -96,6 +102,22 @@ SUMMARY_COLUMNS = ("model", "split", "team", "n_cells", "repeats", "mse", "se", 
                    "coverage", "width", "interval_level", "fit_s", "flag")
 DIFFERENCE_COLUMNS = ("model", "split", "reference", "n_cells", "diff", "se", "diff_low", "diff_high", "clusters")
 
+# The directory ``Evaluation.save`` writes (docs/evaluation.md, "Output"): one
+# Parquet file per table (exact floats and dtypes, read back equal) and
+# evaluation.json, written last, with the protocol and "complete": true.
+EVALUATION_FILES = {
+    "results": "results.parquet",
+    "summary": "summary.parquet",
+    "differences": "differences.parquet",
+    "cells": "cells.parquet",
+    "fits": "fits.parquet",
+    "diagnostics": "diagnostics.parquet",
+    "meta": "evaluation.json",
+}
+EVALUATION_FORMAT = 1
+# the tables whose columns are fixed (fits and diagnostics follow the fits)
+TABLE_COLUMNS = {"results": RESULT_COLUMNS, "summary": SUMMARY_COLUMNS, "differences": DIFFERENCE_COLUMNS,
+                 "cells": CELL_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -103,7 +125,9 @@ class Evaluation:
     """What ``evaluate`` returns; the tables are described in the module
     docstring. ``protocol`` records the settings (split, folds, repeats,
     normalisation, anchors, range_floor, reference, seed, dropped scenarios,
-    unscored cells)."""
+    unscored cells). ``save(dir)`` writes it to a directory
+    (EVALUATION_FILES) that ``Evaluation.load(dir)`` and ``capprof report``
+    read back."""
 
     cells: pd.DataFrame
     results: pd.DataFrame
@@ -112,6 +136,90 @@ class Evaluation:
     fits: pd.DataFrame
     diagnostics: pd.DataFrame
     protocol: dict = field(default_factory=dict)
+
+    def save(self, directory) -> Path:
+        """Write every table and the protocol to ``directory`` atomically: the
+        files are written into a temporary directory beside it, evaluation.json
+        last, which then replaces ``directory`` whole
+        (``capprof.io.atomic_directory``), so a reader finds the old
+        evaluation or the new one, never a mixture. A directory holding
+        anything but a saved evaluation is refused (``check_save_target``)."""
+        target = check_save_target(directory)
+        meta = {"format": EVALUATION_FORMAT, "protocol": _json_ready(self.protocol),
+                "files": sorted(EVALUATION_FILES.values()), "complete": True}
+        with atomic_directory(target) as tmp:
+            for key, name in EVALUATION_FILES.items():
+                if key != "meta":
+                    with atomic_path(tmp / name) as path:
+                        getattr(self, key).to_parquet(path)
+            write_json_atomic(tmp / EVALUATION_FILES["meta"], meta)
+        return target
+
+    @classmethod
+    def load(cls, directory) -> "Evaluation":
+        """The evaluation saved in ``directory``, equal to the one saved; a
+        missing, incomplete or damaged file is one CapprofError line naming it
+        and the fix."""
+        directory = Path(directory)
+        fix = f"run `capprof evaluate SCORES --save {directory}` again"
+        meta_path = directory / EVALUATION_FILES["meta"]
+        meta = read_json(meta_path, fix, missing=f"{meta_path} is missing, so {directory} holds no saved evaluation; "
+                                                 f"write one with `capprof evaluate SCORES --save {directory}`")
+        if meta.get("complete") is not True:
+            raise CapprofError(f"{meta_path} is not marked complete; {fix}")
+        if meta.get("format") != EVALUATION_FORMAT:
+            raise CapprofError(f"{meta_path} is format {meta.get('format')!r}; this capprof reads format "
+                               f"{EVALUATION_FORMAT}; {fix}")
+        if not isinstance(meta.get("protocol"), dict):
+            raise CapprofError(f"{meta_path} lacks the protocol; {fix}")
+        tables = {key: _read_saved_table(directory / name, TABLE_COLUMNS.get(key, ()), fix)
+                  for key, name in EVALUATION_FILES.items() if key != "meta"}
+        return cls(**tables, protocol=meta["protocol"])
+
+
+def is_saved_evaluation(path) -> bool:
+    """``path`` is a directory ``Evaluation.save`` wrote, or one that holds
+    any of its files (a damaged one: ``Evaluation.load`` says what is
+    wrong, where reading it as a Parquet directory would mix its tables)."""
+    path = Path(path)
+    return path.is_dir() and any((path / name).exists() for name in EVALUATION_FILES.values())
+
+
+def check_save_target(directory) -> Path:
+    """Refuse, before any work, a save target that is a file or a non-empty
+    directory other than a saved evaluation (saving replaces it whole)."""
+    target = Path(directory)
+    if target.exists() and not target.is_dir():
+        raise CapprofError(f"{target} is a file; give a directory for the evaluation")
+    if target.is_dir() and not is_saved_evaluation(target) and any(target.iterdir()):
+        raise CapprofError(f"{target} holds files but no saved evaluation, and saving replaces the directory "
+                           "whole; give a new directory (e.g. PROFILE_DIR/evaluation)")
+    return target
+
+
+def _json_ready(value):
+    """``value`` with NumPy scalars and tuples as plain JSON types."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _read_saved_table(path: Path, columns: Sequence[str], fix: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise CapprofError(f"{path} is missing; {fix}")
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError, TypeError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CapprofError(f"{path} is not a readable Parquet file ({reason}); {fix}") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise CapprofError(f"{path} lacks column(s) {', '.join(missing)}; {fix}")
+    return frame
 
 
 # ------------------------------------------------------------------ statistics (formulas: cellstats)
@@ -148,8 +256,25 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: Sequence[str],
     registered name or ``NAME(KEY=VALUE,...)`` (``parse_model_spec``: the
     predictor's ``__init__`` parameters; they override ``draws``/``tune``/
     the per-fold seed), and the tables call it by its ``ModelSpec.label``."""
-    from tqdm.auto import tqdm
+    _check_settings(split, normalisation, seed, range_floor)
+    specs, reference = _model_specs(models, reference)
+    scores, constant = _informative_scores(scores)
+    anchors = _anchor_teams(scores, split, normalisation, anchors)
+    plan = _plan(_anchored_scores(scores, anchors), anchors, split, folds, repeats, seed, normalisation,
+                 range_floor)
+    cell_parts, fits, diagnostics = _cross_validate(plan, specs, demands, seed, draws, tune, progress)
+    cells, levels = _cell_results(cell_parts, plan.cluster_column)
+    unscored = _unscored_cells(fits)
+    protocol = {"split": split, "folds": plan.k, "repeats": repeats, "seed": seed, "normalisation": normalisation,
+                "anchors": anchors, "range_floor": range_floor, "reference": reference,
+                "dropped_scenarios": constant, "unscored_cells": unscored, "cluster": plan.cluster_column,
+                "level": level, "min_team_cells": MIN_TEAM_CELLS}
+    return Evaluation(cells=cells, results=per_repeat(cells, fits), summary=summarise_cells(cells, fits, levels, level),
+                      differences=differences(cells, reference, level), fits=fits, diagnostics=diagnostics,
+                      protocol=protocol)
 
+
+def _check_settings(split: str, normalisation: str, seed, range_floor: float) -> None:
     if split not in SPLITS:
         raise CapprofError(f'unknown split "{split}"; use one of {", ".join(SPLITS)}')
     if normalisation not in NORMALISATIONS:
@@ -158,6 +283,11 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: Sequence[str],
         raise CapprofError(f"--seed must be a whole number >= 0 (got {seed})")
     if not range_floor >= 0:
         raise CapprofError(f"--range-floor must be >= 0 (got {range_floor})")
+
+
+def _model_specs(models: Sequence, reference) -> tuple[dict[str, ModelSpec], str]:
+    """Label -> ModelSpec of every model to fit, the reference first when it
+    was not asked for, and the reference's label."""
     specs = {}
     for model in models:  # a name, NAME(KEY=VALUE,...) or a ModelSpec; tables use the spec's label
         spec = model if isinstance(model, ModelSpec) else parse_model_spec(str(model))
@@ -165,24 +295,34 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: Sequence[str],
     if not specs:
         raise CapprofError("--models is empty; name at least one model")
     reference_spec = reference if isinstance(reference, ModelSpec) else parse_model_spec(str(reference))
-    reference = reference_spec.label
-    if reference not in specs:
-        specs = {reference: reference_spec, **specs}
-    names = list(specs)
+    if reference_spec.label not in specs:
+        specs = {reference_spec.label: reference_spec, **specs}
+    return specs, reference_spec.label
+
+
+def _shown(names: Sequence[str]) -> str:
+    return ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+
+
+def _informative_scores(scores: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The scores without scenarios where every score is equal (they carry
+    no information about any team), and those scenarios."""
     if "score" not in scores.columns or scores.empty:
         raise CapprofError("no scores to evaluate; check the score table")
-
     scores = scores.reset_index(drop=True)
-    # scenarios where every score is equal carry no information about any team
     constant = degenerate(scale_constants(scores, "minmax"))
     if len(constant) == scores["scenario"].nunique():
         raise CapprofError("every scenario scores the same for every row, so there is nothing to predict; "
                            "check the score column")
     if constant:
-        shown = ", ".join(constant[:5]) + (" ..." if len(constant) > 5 else "")
-        note(f"{len(constant)} scenario(s) score the same for every row and are left out: {shown}")
+        note(f"{len(constant)} scenario(s) score the same for every row and are left out: {_shown(constant)}")
         scores = scores[~scores["scenario"].isin(constant)].reset_index(drop=True)
+    return scores, constant
 
+
+def _anchor_teams(scores: pd.DataFrame, split: str, normalisation: str, anchors: Sequence[str] | None) -> list[str]:
+    """The anchor teams asked for, or the default for ``split``; each must be
+    scored and at least one team must be left to score."""
     teams = sorted(scores["team"].unique())
     if anchors is None:
         anchors = default_anchors(teams) if split != "random" and normalisation != "none" else []
@@ -198,111 +338,172 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: Sequence[str],
         raise CapprofError(f'anchor team "{unknown[0]}" is not in the scores; use any of {", ".join(teams)}')
     if anchors and len(anchors) == len(teams):
         raise CapprofError("every team is an anchor, so no cell is left to score; name fewer --anchors")
-    if anchors:
-        anchored = set(scores.loc[scores["team"].isin(anchors), "scenario"])
-        lacking = sorted(set(scores["scenario"]) - anchored)
-        if lacking:
-            note(f"{len(lacking)} scenario(s) have no anchor-team scores to set their scale and are left out: "
-                 f"{', '.join(lacking[:5])}{' ...' if len(lacking) > 5 else ''}")
-            scores = scores[scores["scenario"].isin(anchored)].reset_index(drop=True)
+    return anchors
 
-    substrate_of = scores.drop_duplicates("scenario").set_index("scenario")["substrate"]
-    cells = _cell_table(scores)
-    scored = cells[~cells["team"].isin(anchors)].reset_index(drop=True)
-    unit = {"random": "cell", "scenario": "scenario", "substrate": "substrate"}[split]
-    group_column = {"random": None, "scenario": "scenario", "substrate": "substrate"}[split]
+
+def _anchored_scores(scores: pd.DataFrame, anchors: list[str]) -> pd.DataFrame:
+    """With anchors, only the scenarios some anchor team scored (the others
+    have nothing to set their scale)."""
+    if not anchors:
+        return scores
+    anchored = set(scores.loc[scores["team"].isin(anchors), "scenario"])
+    lacking = sorted(set(scores["scenario"]) - anchored)
+    if lacking:
+        note(f"{len(lacking)} scenario(s) have no anchor-team scores to set their scale and are left out: "
+             f"{_shown(lacking)}")
+        scores = scores[scores["scenario"].isin(anchored)].reset_index(drop=True)
+    return scores
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the folds are cut from: the scores, the scored (non-anchor)
+    cells and, per repeat, the fold of each scored cell (``assignments``,
+    K = ``k`` folds), with the per-fold normalisation settings."""
+
+    split: str
+    scores: pd.DataFrame
+    scored: pd.DataFrame
+    anchors: list[str]
+    assignments: list[np.ndarray]
+    k: int
+    normalisation: str
+    range_floor: float
+
+    @property
+    def group_column(self) -> str | None:
+        """The column whose values are held out together (None: each cell)."""
+        return HELD_OUT_COLUMN[self.split]
+
+    @property
+    def cluster_column(self) -> str:
+        return "scenario" if self.split != "substrate" else "substrate"
+
+
+def _plan(scores: pd.DataFrame, anchors: list[str], split: str, folds: int, repeats: int, seed: int,
+          normalisation: str, range_floor: float) -> _Plan:
+    scored = _cell_table(scores)
+    scored = scored[~scored["team"].isin(anchors)].reset_index(drop=True)
+    group_column = HELD_OUT_COLUMN[split]
     groups = (scored["team"] + "\x1f" + scored["scenario"]).to_numpy() if group_column is None \
         else scored[group_column].to_numpy()
-    assignments = kfold_assignments(groups, folds, repeats, seed, unit)
+    assignments = kfold_assignments(groups, folds, repeats, seed, group_column or "cell")
     k = int(max(a.max() for a in assignments)) + 1
-    cluster_column = "scenario" if split != "substrate" else "substrate"
+    return _Plan(split, scores, scored, anchors, assignments, k, normalisation, range_floor)
 
+
+@dataclass(frozen=True)
+class _Fold:
+    """One fold of one repeat: the normalised training rows, the test cells
+    that can be scored (team, scenario, observed, substrate), how many
+    could not, and what was held out."""
+
+    repeat: int
+    fold: int
+    train: pd.DataFrame
+    targets: pd.DataFrame
+    n_unscored: int
+    held_out: str
+
+
+def _folds(plan: _Plan) -> Iterator[_Fold]:
+    """Every fold of every repeat, its targets scaled by constants from rows
+    that hold none of its test cells (module docstring)."""
+    scores = plan.scores
+    substrate_of = scores.drop_duplicates("scenario").set_index("scenario")["substrate"]
     row_key = pd.MultiIndex.from_frame(scores[["team", "scenario"]])
-    anchor_rows = scores[scores["team"].isin(anchors)]
-    cell_rows, fit_rows, diag_rows = [], [], []
-    bar = tqdm(total=repeats * k * len(names), desc=f"evaluate ({split}, {k}-fold)", unit="fit",
-               disable=not progress, leave=False)
-    for repeat, fold_of in enumerate(assignments):
-        for fold in range(k):
-            test_cells = scored[fold_of == fold]
-            test_key = pd.MultiIndex.from_frame(test_cells[["team", "scenario"]])
-            is_test = row_key.isin(test_key)
-            if split == "random":
-                train_rows = scores[~is_test]
-            else:
-                # a held-out scenario contributes nothing to training, anchors included
-                held = set(test_cells["scenario"])
-                train_rows = scores[~scores["scenario"].isin(held)]
-            reference_rows = anchor_rows if anchors else train_rows
-            train, test = fold_targets(train_rows, scores[is_test], reference_rows, normalisation, substrate_of,
-                                       range_floor)
+    anchor_rows = scores[scores["team"].isin(plan.anchors)]
+    for repeat, fold_of in enumerate(plan.assignments):
+        for fold in range(plan.k):
+            test_cells = plan.scored[fold_of == fold]
+            is_test = row_key.isin(pd.MultiIndex.from_frame(test_cells[["team", "scenario"]]))
+            # a held-out scenario contributes nothing to training, anchors included
+            train_rows = scores[~is_test] if plan.split == "random" else \
+                scores[~scores["scenario"].isin(set(test_cells["scenario"]))]
+            reference_rows = anchor_rows if plan.anchors else train_rows
+            train, test = fold_targets(train_rows, scores[is_test], reference_rows, plan.normalisation,
+                                       substrate_of, plan.range_floor)
             targets = safe_mean(test["score"], [test["team"], test["scenario"]]).rename("observed").reset_index()
             targets = targets.merge(test_cells, on=["team", "scenario"], how="left")
             # a team with no training cell in this fold cannot be predicted (small tables only)
             targets = targets[targets["team"].isin(set(train["team"]))].reset_index(drop=True)
-            n_unscored = len(test_cells) - len(targets)
-            if targets.empty:
-                fit_rows.extend({"model": name, "split": split, "repeat": repeat, "fold": fold, "n_train_cells": 0,
-                                 "n_test_cells": 0, "n_unscored": n_unscored, "fit_s": np.nan, "held_out": ""}
-                                for name in names)
-                bar.update(len(names))
-                continue
-            held_out = ", ".join(sorted(test_cells[group_column].unique())) if group_column else \
+            held_out = ", ".join(sorted(test_cells[plan.group_column].unique())) if plan.group_column else \
                 f"{len(test_cells)} cells"
-            for name in names:
-                bar.set_postfix_str(f"{name}, repeat {repeat} fold {fold}")
-                predictor = specs[name].make(seed=seed + repeat * k + fold, draws=draws, tune=tune)
-                start = time.perf_counter()
-                predictor.fit(train, demands)
-                fit_s = time.perf_counter() - start
-                frame = predictor.predict(targets["team"].tolist(), targets["scenario"].tolist())
-                part = targets.assign(model=name, split=split, repeat=repeat, fold=fold,
-                                      predicted=frame["predicted"].to_numpy(float),
-                                      low=frame["low"].to_numpy(float), high=frame["high"].to_numpy(float),
-                                      interval_level=(predictor.interval_level if predictor.has_intervals
-                                                      else np.nan))
-                cell_rows.append(part)
-                fit_rows.append({"model": name, "split": split, "repeat": repeat, "fold": fold,
-                                 "n_train_cells": int(train[["team", "scenario"]].drop_duplicates().shape[0]),
-                                 "n_test_cells": len(targets), "n_unscored": n_unscored, "fit_s": fit_s,
-                                 "held_out": held_out})
-                if predictor.is_bayesian:
-                    diag_rows.append({"model": name, "split": split, "repeat": repeat, "fold": fold,
-                                      **predictor.diagnostics_})
-                bar.update()
-    bar.close()
+            yield _Fold(repeat, fold, train, targets, len(test_cells) - len(targets), held_out)
 
-    if not cell_rows:
+
+def _cross_validate(plan: _Plan, specs: dict[str, ModelSpec], demands: pd.DataFrame, seed: int, draws: int,
+                    tune: int, progress: bool) -> tuple[list[pd.DataFrame], pd.DataFrame, pd.DataFrame]:
+    """Fit and score every model on every fold: the scored cells (one frame
+    per fit), the ``fits`` table and the Bayesian fits' diagnostics."""
+    from tqdm.auto import tqdm
+
+    names = list(specs)
+    cell_parts, fit_rows, diag_rows = [], [], []
+    bar = tqdm(total=len(plan.assignments) * plan.k * len(names), desc=f"evaluate ({plan.split}, {plan.k}-fold)",
+               unit="fit", disable=not progress, leave=False)
+    for fold in _folds(plan):
+        if fold.targets.empty:
+            fit_rows.extend(_fit_row(name, plan.split, fold, 0, np.nan, held_out="") for name in names)
+            bar.update(len(names))
+            continue
+        for name in names:
+            bar.set_postfix_str(f"{name}, repeat {fold.repeat} fold {fold.fold}")
+            predictor = specs[name].make(seed=seed + fold.repeat * plan.k + fold.fold, draws=draws, tune=tune)
+            part, fit_s = _fit_and_predict(predictor, fold, demands)
+            cell_parts.append(part.assign(model=name, split=plan.split, repeat=fold.repeat, fold=fold.fold))
+            n_train = int(fold.train[["team", "scenario"]].drop_duplicates().shape[0])
+            fit_rows.append(_fit_row(name, plan.split, fold, n_train, fit_s, held_out=fold.held_out))
+            if predictor.is_bayesian:
+                diag_rows.append({"model": name, "split": plan.split, "repeat": fold.repeat, "fold": fold.fold,
+                                  **predictor.diagnostics_})
+            bar.update()
+    bar.close()
+    return cell_parts, pd.DataFrame(fit_rows), pd.DataFrame(diag_rows)
+
+
+def _fit_and_predict(predictor, fold: _Fold, demands: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """``predictor`` fitted on the fold's training rows: its predictions for
+    the fold's targets and the wall seconds of the fit."""
+    start = time.perf_counter()
+    predictor.fit(fold.train, demands)
+    fit_s = time.perf_counter() - start
+    frame = predictor.predict(fold.targets["team"].tolist(), fold.targets["scenario"].tolist())
+    part = fold.targets.assign(predicted=frame["predicted"].to_numpy(float), low=frame["low"].to_numpy(float),
+                               high=frame["high"].to_numpy(float),
+                               interval_level=predictor.interval_level if predictor.has_intervals else np.nan)
+    return part, fit_s
+
+
+def _fit_row(name: str, split: str, fold: _Fold, n_train_cells: int, fit_s: float, held_out: str) -> dict:
+    return {"model": name, "split": split, "repeat": fold.repeat, "fold": fold.fold, "n_train_cells": n_train_cells,
+            "n_test_cells": len(fold.targets), "n_unscored": fold.n_unscored, "fit_s": fit_s, "held_out": held_out}
+
+
+def _cell_results(parts: list[pd.DataFrame], cluster_column: str) -> tuple[pd.DataFrame, pd.Series]:
+    """The ``cells`` table (CELL_COLUMNS) and each model's interval level."""
+    if not parts:
         raise CapprofError(
             "no test cell could be scored: in every fold the held-out cells' scenarios had no training or anchor "
             "rows with a non-zero range to set their scale, or their teams no training cell; use more teams, "
             "scenarios or replicates, or --normalise none"
         )
-    cells_out = pd.concat(cell_rows, ignore_index=True)
-    cells_out["cluster"] = cells_out[cluster_column]
-    cells_out["sq_error"] = (cells_out["predicted"] - cells_out["observed"]) ** 2
-    inside = (cells_out["low"] <= cells_out["observed"]) & (cells_out["observed"] <= cells_out["high"])
-    cells_out["covered"] = inside.astype(float).where(cells_out["low"].notna() & cells_out["high"].notna())
-    levels = cells_out.groupby("model")["interval_level"].first()
-    cells_out = cells_out[list(CELL_COLUMNS)]
-    fits = pd.DataFrame(fit_rows)
+    cells = pd.concat(parts, ignore_index=True)
+    cells["cluster"] = cells[cluster_column]
+    cells["sq_error"] = (cells["predicted"] - cells["observed"]) ** 2
+    inside = (cells["low"] <= cells["observed"]) & (cells["observed"] <= cells["high"])
+    cells["covered"] = inside.astype(float).where(cells["low"].notna() & cells["high"].notna())
+    levels = cells.groupby("model")["interval_level"].first()
+    return cells[list(CELL_COLUMNS)], levels
+
+
+def _unscored_cells(fits: pd.DataFrame) -> int:
+    """Test cells no model could score (counted once per fold), with a note."""
     unscored = int(fits.drop_duplicates(["repeat", "fold"])["n_unscored"].sum())
     if unscored:
         note(f"{unscored} test cell(s) could not be scored: in their fold their scenario had no usable "
              "normalising constants (no training or anchor rows, or a zero range) or their team no training cell")
-    protocol = {"split": split, "folds": k, "repeats": repeats, "seed": seed, "normalisation": normalisation,
-                "anchors": anchors, "range_floor": range_floor, "reference": reference,
-                "dropped_scenarios": constant, "unscored_cells": unscored, "cluster": cluster_column,
-                "level": level, "min_team_cells": MIN_TEAM_CELLS}
-    return Evaluation(
-        cells=cells_out,
-        results=per_repeat(cells_out, fits),
-        summary=summarise_cells(cells_out, fits, levels, level),
-        differences=differences(cells_out, reference, level),
-        fits=fits,
-        diagnostics=pd.DataFrame(diag_rows),
-        protocol=protocol,
-    )
+    return unscored
 
 
 # ------------------------------------------------------------------ tables

@@ -88,13 +88,16 @@ def register(sub) -> None:
     p.add_argument("--out", default="report.html", help="HTML file to write; charts go next to it (default report.html)")
     p.add_argument("--teams", nargs="+", metavar="TEAM", help="teams overlaid on one radar (default: up to 4)")
     p.add_argument("--scores", help="score table (default: DIR/scores.* if present)")
-    p.add_argument("--evaluate", help="`capprof evaluate --format csv` output (default: DIR/evaluate.csv)")
+    p.add_argument("--evaluate", help="`capprof evaluate` output: the directory `--save` wrote (its summary is shown "
+                   "as is), or the `--summary` or per-repeat CSV (default: DIR/evaluation/, else "
+                   "DIR/evaluate_summary.csv, else DIR/evaluate.csv)")
     p.add_argument("--episodes", help="runner episode records (default: DIR/episodes.* if present)")
     p.add_argument("--timeseries", help="per-player cumulative returns over time (default: DIR/timeseries.* if present)")
     p.add_argument("--predictions", help="`capprof predict --format csv` output: predicted scores on new scenarios "
                                          "(default: DIR/predictions.* if present)")
-    p.add_argument("--normalise", choices=NORMALISATIONS, default="minmax",
-                   help="normalisation of the score sections (default: minmax)")
+    p.add_argument("--normalise", choices=NORMALISATIONS, default=None,
+                   help="normalisation of the score sections (default: the one the profile was fitted on, else "
+                   "minmax)")
     p.set_defaults(func=cmd_report)
 
 

@@ -28,7 +28,12 @@ NAME_COLUMNS = frozenset({"team", "scenario", "substrate", "model", "split", "ab
                           "source", "error", "policy", "role"})
 
 
-EVALUATION_SUMMARY_STEM = "evaluate_summary"  # preferred over DIR/evaluate.* when present
+# The evaluation inputs in DIR, first found first: the directory
+# `capprof evaluate --save` writes (its summary shown as is), the summary CSV
+# (`--summary`), the per-repeat table (`--out`).
+EVALUATION_DIR = "evaluation"
+EVALUATION_SUMMARY_STEM = "evaluate_summary"
+DEFAULT_NORMALISATION = "minmax"  # of the score sections, without a profile that records one
 COMPARE_SEED = 0  # the report's bootstrap seed (as `capprof compare`'s default)
 
 
@@ -58,8 +63,8 @@ def locate_inputs(directory: Path, explicit: Mapping[str, str | Path | None], pr
     ``profile`` (see ``read_profile``) its parts are the profile's files.
     The episode records default to DIR/episodes.* or DIR/episodes/, else to
     DIR itself when it is a `capprof run` output directory; the evaluation
-    to DIR/evaluate_summary.* (``capprof evaluate --summary``), else
-    DIR/evaluate.*."""
+    to the saved evaluation DIR/evaluation/ (``capprof evaluate --save``),
+    else DIR/evaluate_summary.* (``--summary``), else DIR/evaluate.*."""
     from capprof.profiling.profile import PROFILE_FILES
 
     paths = {}
@@ -70,10 +75,11 @@ def locate_inputs(directory: Path, explicit: Mapping[str, str | Path | None], pr
         elif name == "posterior":
             paths[name] = None  # only a whole profile has a usable posterior
         elif name == "evaluate" and explicit.get(name) is None:
-            # `capprof evaluate --summary` (the demo writes it beside
-            # evaluate.csv) has intervals clustered by scenario even for one
-            # repeat, where the per-repeat table has none
-            paths[name] = locate(directory, EVALUATION_SUMMARY_STEM) or locate(directory, name)
+            # the saved evaluation and the summary have intervals clustered by
+            # scenario even for one repeat, where the per-repeat table has none
+            saved = directory / EVALUATION_DIR
+            paths[name] = saved if saved.is_dir() else \
+                locate(directory, EVALUATION_SUMMARY_STEM) or locate(directory, name)
         else:
             paths[name] = locate(directory, name, explicit.get(name))
     if paths["episodes"] is None and _is_run_directory(directory):
@@ -103,6 +109,23 @@ def read_profile(directory: Path):
     if not (Path(directory) / PROFILE_FILES["meta"]).exists():
         return None
     return Profile.load(directory)
+
+
+def is_saved_evaluation(path: Path) -> bool:
+    """``path`` is a directory `capprof evaluate --save` wrote
+    (``profiling.evaluate.is_saved_evaluation``; imported here, not at the
+    top, since it brings the predictors and scikit-learn)."""
+    from capprof.profiling.evaluate import is_saved_evaluation as saved
+
+    return saved(path)
+
+
+def profile_normalisation(profile) -> str | None:
+    """The normalisation ``profile`` was fitted on (its record, model.json),
+    or None without a profile or a record."""
+    if profile is None:
+        return None
+    return profile.metadata.get("normalisation") or None
 
 
 def _profile_part(profile, name: str):
@@ -138,17 +161,18 @@ class Inputs:
 
     ``paths`` maps INPUT_NAMES to files (None when absent); ``teams`` are the
     teams chosen with --teams (None: default); ``normalisation`` is the
-    score normalisation of the score sections; ``profile`` the loaded
-    Profile (``read_profile``) or None.
+    score normalisation of the score sections (None: the one the profile
+    records, else DEFAULT_NORMALISATION); ``profile`` the loaded Profile
+    (``read_profile``) or None.
     """
 
     def __init__(self, directory: Path, paths: Mapping[str, Path | None], teams: Sequence[str] | None,
-                 normalisation: str, profile=None):
+                 normalisation: str | None = None, profile=None):
         self.directory = Path(directory)
         self.paths = dict(paths)
         self.profile = profile
         self.teams = list(teams) if teams else None
-        self.normalisation = normalisation
+        self.normalisation = normalisation or profile_normalisation(profile) or DEFAULT_NORMALISATION
         self._cache: dict[str, object] = {}
 
     def _cached(self, key: str, compute: Callable[[], object]):
@@ -173,10 +197,30 @@ class Inputs:
         path = self.paths.get(name)
         if path is None:
             raise Absent(f"no {name} input in {self.directory}")
+        if name == "evaluate" and is_saved_evaluation(path):
+            return self.evaluation().summary
         try:
             return read_input(path)
         except CapprofError as exc:
             raise Absent(str(exc)) from None
+
+    def evaluation(self):
+        """The saved evaluation (``Evaluation.load``) the evaluate input
+        names; Absent when it is a table or damaged (the message names the
+        file)."""
+        def load():
+            from capprof.profiling.evaluate import Evaluation
+
+            path = self.paths.get("evaluate")
+            if path is None or not is_saved_evaluation(path):
+                raise Absent(f"no saved evaluation in {self.directory} (`capprof evaluate --save "
+                             f"{self.directory / EVALUATION_DIR}` writes one)")
+            try:
+                return Evaluation.load(path)
+            except CapprofError as exc:
+                raise Absent(str(exc)) from None
+
+        return self._cached("evaluation", load)
 
     def table(self, name: str, required: Sequence[str] = ()) -> pd.DataFrame:
         """The named input as a DataFrame, or Absent naming what is missing."""

@@ -103,10 +103,12 @@ def build_report(
     episodes_path: str | None = None,
     timeseries_path: str | None = None,
     predictions_path: str | None = None,
-    normalisation: str = "minmax",
+    normalisation: str | None = None,
     progress: bool | None = None,
 ) -> list[Path]:
-    """Write the HTML report and its PNGs; returns [html, *pngs]."""
+    """Write the HTML report and its PNGs; returns [html, *pngs].
+    ``normalisation`` of the score sections: None takes the one the profile
+    in ``directory`` was fitted on, else minmax (``Inputs``)."""
     from tqdm import tqdm
 
     directory, out = Path(directory), Path(out)

@@ -12,7 +12,7 @@ import pytest
 
 from capprof.errors import CapprofError, CapprofNote
 from capprof.profiling.cellstats import clustered_se, coverage, paired_difference
-from capprof.profiling.evaluate import MIN_TEAM_CELLS, Evaluation, evaluate
+from capprof.profiling.evaluate import EVALUATION_FILES, MIN_TEAM_CELLS, Evaluation, evaluate
 from capprof.profiling.folds import distinct_partitions, kfold_assignments
 from capprof.profiling.normalise import aggregate, dropped_scenarios, normalise
 from capprof.profiling.predictors import PREDICTORS, Predictor, prediction_frame
@@ -312,3 +312,96 @@ def test_folds_that_leave_nothing_to_scale_are_one_error_line():
     with pytest.raises(CapprofError, match="no test cell could be scored") as info:
         _quiet_evaluate(scores, demands, ["aggmean"], folds=2)
     assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------ saving
+
+
+def _assert_same(loaded: Evaluation, saved: Evaluation) -> None:
+    for name in ("cells", "results", "summary", "differences", "fits", "diagnostics"):
+        pd.testing.assert_frame_equal(getattr(loaded, name), getattr(saved, name), check_exact=True, obj=name)
+    assert loaded.protocol == saved.protocol
+
+
+def test_a_saved_evaluation_loads_back_equal(recorder, tmp_path):
+    scores, demands = _table(anchors=True)
+    result = _quiet_evaluate(scores, demands, ["aggmean", "recorder"], split="scenario", folds=3, repeats=2,
+                             seed=np.int64(4))
+    target = result.save(tmp_path / "profile" / "evaluation")
+    assert sorted(p.name for p in target.iterdir()) == sorted(EVALUATION_FILES.values())
+    loaded = Evaluation.load(target)
+    _assert_same(loaded, result)
+    assert sorted(loaded.protocol["anchors"]) == ["exploiter_x", "random"] and loaded.protocol["seed"] == 4
+    assert loaded.summary["coverage"].notna().any()  # the recorder's intervals survive
+    other = _quiet_evaluate(scores, demands, ["aggmean"], split="random", folds=3)
+    other.save(target)  # a saved evaluation is replaced whole
+    _assert_same(Evaluation.load(target), other)
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+@pytest.mark.parametrize("damage, named, words", [
+    (lambda d: (d / "summary.parquet").unlink(), "summary.parquet", "is missing"),
+    (lambda d: (d / "cells.parquet").write_bytes(b"PAR1 not really"), "cells.parquet", "not a readable Parquet"),
+    (lambda d: (d / "evaluation.json").write_text('{"format": 1, "protoc'), "evaluation.json", "not JSON"),
+    (lambda d: (d / "evaluation.json").unlink(), "evaluation.json", "holds no saved evaluation"),
+    (lambda d: (d / "evaluation.json").write_text('{"format": 1, "protocol": {}}'), "evaluation.json",
+     "not marked complete"),
+    (lambda d: pd.DataFrame({"model": ["x"]}).to_parquet(d / "summary.parquet"), "summary.parquet",
+     "lacks column(s) split"),
+])
+def test_a_damaged_saved_evaluation_is_one_line_naming_the_file(tmp_path, damage, named, words):
+    scores, demands = _table()
+    target = _quiet_evaluate(scores, demands, ["aggmean"], folds=3).save(tmp_path / "evaluation")
+    damage(target)
+    with pytest.raises(CapprofError) as caught:
+        Evaluation.load(target)
+    message = str(caught.value)
+    assert "\n" not in message and str(target / named) in message and words in message
+    assert "capprof evaluate SCORES --save" in message
+
+
+def test_saving_refuses_a_directory_that_holds_something_else(tmp_path):
+    scores, demands = _table()
+    result = _quiet_evaluate(scores, demands, ["aggmean"], folds=3)
+    (tmp_path / "profiles.csv").write_text("team,ability\n")
+    with pytest.raises(CapprofError, match="holds files but no saved evaluation"):
+        result.save(tmp_path)
+    assert (tmp_path / "profiles.csv").read_text() == "team,ability\n"
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CapprofError, match="is a file"):
+        result.save(tmp_path / "file")
+
+
+def _write_cli_scores(path):
+    rows = ["team,scenario,substrate,replicate,score"]
+    for i in range(9):
+        for team, cu, tr in (("a", 0.2, 0.8), ("b", 0.7, 0.3), ("c", 0.5, 0.5)):
+            rows.append(f"{team},clean_up_{i},clean_up,0,{cu + 0.01 * i}")
+            rows.append(f"{team},territory__rooms_{i % 4},territory__rooms,{i // 4},{tr - 0.01 * i * (team != 'c')}")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_evaluate_save_writes_the_whole_evaluation_beside_the_csvs(cli, tmp_path):
+    scores = _write_cli_scores(tmp_path / "s.csv")
+    saved, summary = tmp_path / "profile" / "evaluation", tmp_path / "profile" / "evaluate_summary.csv"
+    r = cli("evaluate", scores, "--models", "aggmean,ridge", "--folds", "3", "--repeats", "2", "--quiet",
+            "--save", saved, "--summary", summary, "--format", "csv")
+    assert r.code == 0, r.err
+    loaded = Evaluation.load(saved)
+    assert loaded.protocol["repeats"] == 2 and loaded.protocol["folds"] == 3
+    assert set(loaded.results["model"]) == {"aggmean", "ridge"} and set(loaded.results["repeat"]) == {0, 1}
+    written = pd.read_csv(summary)
+    np.testing.assert_allclose(written["mse_high"], loaded.summary["mse_high"], rtol=1e-5)
+    assert r.out.splitlines()[0] == ",".join(loaded.results.columns)  # --format csv: the per-repeat table
+
+
+def test_evaluate_save_into_a_foreign_directory_is_refused_before_fitting(cli, tmp_path):
+    scores = _write_cli_scores(tmp_path / "s.csv")
+    (tmp_path / "profile").mkdir()
+    (tmp_path / "profile" / "profiles.csv").write_text("team\n")
+    r = cli("evaluate", scores, "--models", "aggmean", "--quiet", "--save", tmp_path / "profile")
+    assert r.code == 2 and "Traceback" not in r.err
+    assert r.err.strip().splitlines() == [f"capprof: error: {tmp_path / 'profile'} holds files but no saved "
+                                          "evaluation, and saving replaces the directory whole; give a new "
+                                          "directory (e.g. PROFILE_DIR/evaluation)"]
