@@ -37,6 +37,8 @@ def import_meltingpot():
     """Return the meltingpot package, importing it without start-up noise."""
     if "meltingpot" in sys.modules and "meltingpot.substrate" in sys.modules:
         return sys.modules["meltingpot"]
+    # Set here, where TensorFlow is first imported, not when capprof is: a
+    # program importing capprof keeps its own environment until it plays.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         with stderr_silenced():
