@@ -64,6 +64,11 @@ diff_low, diff_high, clusters.
 ``fits`` (one row per model, repeat, fold): n_train_cells, n_test_cells,
 n_unscored, fit_s, held_out. ``diagnostics`` (one row per Bayesian fit):
 model, split, repeat, fold and the predictor's ``diagnostics_``.
+
+``Evaluation.save(dir)`` (``capprof evaluate --save``) writes every table
+and the protocol to one directory (EVALUATION_FILES), atomically;
+``Evaluation.load(dir)`` reads it back equal, and ``capprof report`` shows
+its summary as it is.
 """
 
 from __future__ import annotations

@@ -132,7 +132,8 @@ def predictive_table(evaluate: pd.DataFrame, level: float = 0.95) -> pd.DataFram
     ci_high, fit_s, flag (why a cell has no MSE: evaluate leaves per-team
     rows with too few test cells without one). ``evaluate`` is a per-repeat
     table (``capprof evaluate --out``) or an already summarised one (with
-    mse_low, mse_high). A per-repeat table is pooled per repeat
+    mse_low, mse_high: ``--summary``, or a saved evaluation's summary), shown
+    as it is. A per-repeat table is pooled per repeat
     (``pool_repeats``) and summarised as ``profiling.evaluate.summarise``
     does: ``mse`` the mean over repeats and (ci_low, ci_high) its Student-t
     interval bounded below by 0, NaN with a single repeat. ``fit_s`` is the

@@ -251,3 +251,138 @@ def test_the_evaluation_summary_beside_evaluate_csv_is_preferred_unless_one_is_n
     assert "<b>ridge</b> predicts best, MSE 0.4000, clearly ahead" not in _section(out.read_text(), "summary")
     assert "<b>ridge</b> predicts best, MSE 0.4000, not clearly ahead of aggmean (0.5000)" \
         in _section(out.read_text(), "summary")
+
+
+# ------------------------------------------------------------ a saved evaluation
+
+
+def _interval_model():
+    """A predictor with 50% intervals: each team's training mean +- 0.1."""
+    from capprof.profiling.predictors import Predictor, prediction_frame
+
+    class Banded(Predictor, register=False):
+        name = "banded"
+        has_intervals = True
+        interval_level = 0.5
+
+        def __init__(self):
+            pass
+
+        def fit(self, scores, demands=None):
+            self.mean_ = scores.groupby("team")["score"].mean()
+            self.teams_ = sorted(self.mean_.index)
+            return self
+
+        def predict(self, teams, scenarios, demands=None):
+            mean = self.mean_.reindex(teams).to_numpy(float)
+            return prediction_frame(teams, scenarios, mean, mean - 0.1, mean + 0.1)
+
+    return Banded
+
+
+@pytest.fixture
+def saved_evaluation(tmp_path):
+    """A real evaluation of the demo fixture's raw scores (one repeat, so a
+    per-repeat table has no interval to show), saved to tmp/evaluation."""
+    import warnings
+
+    from capprof.errors import CapprofNote
+    from capprof.profiling.evaluate import evaluate
+    from capprof.profiling.predictors import PREDICTORS
+
+    banded = _interval_model()
+    PREDICTORS.register(banded)
+    try:
+        scores = load_scores(DEMO / "scores.csv", min_teams=1)
+        names = sorted(scores["scenario"].unique())
+        demands = pd.DataFrame({"a": np.arange(len(names)) % 2, "b": np.arange(len(names)) % 3 == 0},
+                               index=pd.Index(names, name="scenario")).astype(float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CapprofNote)
+            result = evaluate(scores, demands, ["aggmean", "ridge", "banded"], folds=3, progress=False)
+    finally:
+        del PREDICTORS["banded"]
+    return result, result.save(tmp_path / "evaluation")
+
+
+def _pooled(result):
+    return result.summary[result.summary["team"] == "ALL"].set_index("model")
+
+
+def test_a_saved_evaluation_in_dir_is_shown_as_saved_not_summarised_again(tmp_path, saved_evaluation):
+    result, saved = saved_evaluation
+    directory = saved.parent
+    (directory / "profiles.csv").write_bytes((DEMO / "profiles.csv").read_bytes())
+    # the loose tables beside it lose to the saved evaluation
+    result.results.to_csv(directory / "evaluate.csv", index=False)
+    pd.read_csv(DEMO / "evaluate.csv").to_csv(directory / "evaluate_summary.csv", index=False)
+    out = tmp_path / "r.html"
+    build_report(directory, out, progress=False)
+    html = out.read_text()
+    assert f"<td>evaluate</td><td>{saved}</td>" in html
+    pooled = _pooled(result)
+    predictive = _section(html, "predictive")
+    for model, row in pooled.iterrows():
+        assert f"{row['mse']:.4g} [{row['mse_low']:.4g}, {row['mse_high']:.4g}]" in predictive, model
+    best = pooled["mse"].idxmin()
+    row = pooled.loc[best]
+    summary = _section(html, "summary")
+    assert (f"<b>{best}</b> predicts best, MSE {row['mse']:.4f} [{row['mse_low']:.4f}, {row['mse_high']:.4f}]"
+            in summary)
+    banded = pooled.loc["banded"]
+    assert (f"banded's 50% intervals hold {banded['coverage']:.0%} ") in summary
+    assert f"of {int(banded['n_cells'])} held-out cells (random)" in summary
+    # the report's own table is the saved summary, row for row
+    from capprof.reports.inputs import Inputs, locate_inputs
+
+    inputs = Inputs(directory, locate_inputs(directory, {}), None)
+    tidy = tables.predictive_table(inputs.table("evaluate"))
+    shown = tidy[tidy["team"] == "ALL"].set_index("model")
+    np.testing.assert_array_equal(shown.loc[pooled.index, "ci_high"], pooled["mse_high"])
+
+
+def test_evaluate_option_takes_a_saved_evaluation_directory(cli, tmp_path, saved_evaluation):
+    result, saved = saved_evaluation
+    directory = tmp_path / "profile"
+    directory.mkdir()
+    (directory / "profiles.csv").write_bytes((DEMO / "profiles.csv").read_bytes())
+    out = tmp_path / "r.html"
+    r = cli("report", directory, "--out", out, "--evaluate", saved)
+    assert r.code == 0, r.err
+    row = _pooled(result).loc["ridge"]
+    assert f"{row['mse']:.4g} [{row['mse_low']:.4g}, {row['mse_high']:.4g}]" in _section(out.read_text(),
+                                                                                         "predictive")
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda d: (d / "summary.parquet").unlink(), "summary.parquet"),
+    (lambda d: (d / "evaluation.json").write_text("{not json"), "evaluation.json"),
+])
+def test_a_damaged_saved_evaluation_is_one_line_naming_the_file(cli, tmp_path, saved_evaluation, damage, named):
+    _, saved = saved_evaluation
+    damage(saved)
+    directory = tmp_path / "profile"
+    directory.mkdir()
+    (directory / "profiles.csv").write_bytes((DEMO / "profiles.csv").read_bytes())
+    out = tmp_path / "r.html"
+    r = cli("report", directory, "--out", out, "--evaluate", saved)
+    assert r.code == 2 and "Traceback" not in r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and str(saved / named) in lines[0] and "capprof evaluate SCORES --save" in lines[0]
+    assert not out.exists()
+    # found in DIR rather than named, it spoils only its own sections
+    saved.rename(directory / "evaluation")
+    build_report(directory, out, progress=False)
+    assert f"{directory / 'evaluation' / named}" in _section(out.read_text(), "predictive")
+
+
+def test_the_score_sections_take_the_normalisation_the_profile_records(tmp_path):
+    from types import SimpleNamespace
+
+    from capprof.reports.inputs import Inputs
+
+    profile = SimpleNamespace(metadata={"normalisation": "random-exploiter"})
+    assert Inputs(tmp_path, {}, None, None, profile).normalisation == "random-exploiter"
+    assert Inputs(tmp_path, {}, None, "none", profile).normalisation == "none"  # --normalise still wins
+    assert Inputs(tmp_path, {}, None, None, SimpleNamespace(metadata={})).normalisation == "minmax"
+    assert Inputs(tmp_path, {}, None, None, None).normalisation == "minmax"
