@@ -115,7 +115,7 @@ def profiled(tmp_path, monkeypatch):
     posterior = object()
     profile = SimpleNamespace(abilities=pd.read_csv(FIXTURE / "profiles.csv"),
                               diagnostics=pd.read_csv(FIXTURE / "diagnostics.csv").assign(ppc_disagreements=[0, 2]),
-                              importances=None, posterior=posterior)
+                              importances=None, posterior=posterior, metadata={"normalisation": "minmax"})
     monkeypatch.setattr("capprof.reports.report.read_profile", lambda d: profile)
     seen = []
 
