@@ -94,7 +94,7 @@ def cmd_evaluate(args) -> int:
                       reference=reference, draws=args.draws, tune=args.tune, progress=not args.quiet)
     _note_evaluation(result)
     if args.save:
-        result.save(args.save)  # atomic: the whole directory, for `capprof report` and Evaluation.load
+        _save(result, args.save)
     # --out: the per-repeat table; spreadsheet-safe, and the three files
     # renamed in together (all or none)
     write_csvs([(frame, path) for path, frame in ((args.out, result.results), (args.cells, result.cells),
@@ -115,6 +115,20 @@ def _check_save(directory) -> None:
     if directory:
         check_save_target(directory)
         require_space(Path(directory), SPACE_FLOOR, "capprof evaluate", fix="choose another --save")
+
+
+def _save(result, directory) -> None:
+    """``result.save``: atomic, so a full disk leaves the old directory and is
+    one line naming the --save directory."""
+    from capprof.io import write_problem
+
+    try:
+        result.save(directory)
+    except OSError as exc:
+        problem = write_problem(exc, directory, fix="choose another --save")
+        if problem is None:
+            raise
+        raise CapprofError(problem) from None
 
 
 def _note_evaluation(result) -> None:

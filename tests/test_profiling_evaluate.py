@@ -405,3 +405,22 @@ def test_evaluate_save_into_a_foreign_directory_is_refused_before_fitting(cli, t
     assert r.err.strip().splitlines() == [f"capprof: error: {tmp_path / 'profile'} holds files but no saved "
                                           "evaluation, and saving replaces the directory whole; give a new "
                                           "directory (e.g. PROFILE_DIR/evaluation)"]
+
+
+def test_evaluate_save_cut_short_by_the_file_size_limit_is_one_line_and_leaves_nothing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from test_reliability import _file_size_limited
+
+    scores = _write_cli_scores(tmp_path / "s.csv")
+    saved = tmp_path / "evaluation"
+    done = subprocess.run([sys.executable, "-m", "capprof", "evaluate", str(scores), "--models", "aggmean",
+                           "--folds", "2", "--quiet", "--save", str(saved)], capture_output=True, text=True,
+                          timeout=600, preexec_fn=_file_size_limited(2048),
+                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    lines = [line for line in done.stderr.strip().splitlines() if not line.startswith("capprof: note: ")]
+    assert done.returncode == 2 and lines == [f"capprof: error: cannot write {saved}: file too large for the file "
+                                              f"system in {tmp_path}; free space there or choose another --save"]
+    assert sorted(os.listdir(tmp_path)) == ["s.csv"]  # no directory, no temporaries
