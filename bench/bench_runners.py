@@ -126,6 +126,7 @@ def ray_speedup(tmp, episodes: int, steps: int) -> tuple[float, float, float]:
     run after warm-up), and the mean episode wall time under Ray."""
     import ray
 
+    from capprof.runners.context import ExecutionContext
     from capprof.runners.execution.execute import execute, plan
     from capprof.runners.execution.results import read_results
 
@@ -133,15 +134,17 @@ def ray_speedup(tmp, episodes: int, steps: int) -> tuple[float, float, float]:
     for workers in (1, 2):
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
         try:
-            # Starts the episode actors (each imports meltingpot in its child
-            # process); they are reused by the measured run.
-            warm = plan(["random"], ["prisoners_dilemma_in_the_matrix__arena__visitor_defector"],
-                        episodes=workers * 2, max_steps=5, run_id="warm", seed=99)
-            execute(warm, tmp / f"warm{workers}", backend="ray", quiet=True)
-            tasks = plan(["random"], ["clean_up__visitor_cleaner"], episodes=episodes, max_steps=steps)
-            start = time.perf_counter()
-            execute(tasks, tmp / f"ray{workers}", backend="ray", quiet=True)
-            rates[workers] = episodes / (time.perf_counter() - start)
+            # one context for both runs: the warm-up starts the episode actors
+            # (each imports meltingpot in its child process) and the measured
+            # run reuses them
+            with ExecutionContext():
+                warm = plan(["random"], ["prisoners_dilemma_in_the_matrix__arena__visitor_defector"],
+                            episodes=workers * 2, max_steps=5, run_id="warm", seed=99)
+                execute(warm, tmp / f"warm{workers}", backend="ray", quiet=True)
+                tasks = plan(["random"], ["clean_up__visitor_cleaner"], episodes=episodes, max_steps=steps)
+                start = time.perf_counter()
+                execute(tasks, tmp / f"ray{workers}", backend="ray", quiet=True)
+                rates[workers] = episodes / (time.perf_counter() - start)
             episode_seconds += list(read_results(tmp / f"ray{workers}")["wall_seconds"])
         finally:
             ray.shutdown()
