@@ -78,7 +78,7 @@ def locate_inputs(directory: Path, explicit: Mapping[str, str | Path | None], pr
             # the saved evaluation and the summary have intervals clustered by
             # scenario even for one repeat, where the per-repeat table has none
             saved = directory / EVALUATION_DIR
-            paths[name] = saved if saved.is_dir() else \
+            paths[name] = saved if saved.is_dir() and is_saved_evaluation(saved) else \
                 locate(directory, EVALUATION_SUMMARY_STEM) or locate(directory, name)
         else:
             paths[name] = locate(directory, name, explicit.get(name))
