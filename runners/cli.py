@@ -106,6 +106,7 @@ def stopped_by_the_file_system(exc: OSError, out, resume: str) -> CapprofError |
 
 def cmd_run(args) -> int:
     from capprof.interrupts import sigterm_as_interrupt
+    from capprof.runners.context import ExecutionContext
     from capprof.runners.execution.execute import execute, expand_scenarios, plan
     from capprof.runners.episode.records import Limits
 
@@ -121,10 +122,12 @@ def cmd_run(args) -> int:
     limits = Limits(step_seconds=args.step_timeout, episode_seconds=args.episode_timeout,
                     memory_gb_per_focal=args.memory_gb)
     scenarios = expand_scenarios(args.scenario, args.suite)
-    tasks = plan(args.population, scenarios, args.episodes, seed=args.seed, max_steps=args.max_steps,
-                 limits=limits, series_every=args.series_every)
     try:
-        with sigterm_as_interrupt():  # `kill PID` / a scheduler's stop: as Ctrl-C (Ray may install its own)
+        # one context for planning and playing: a member resolved while
+        # planning (an imported submission) is the one the episodes play
+        with ExecutionContext(), sigterm_as_interrupt():  # `kill PID`: as Ctrl-C (Ray may install its own)
+            tasks = plan(args.population, scenarios, args.episodes, seed=args.seed, max_steps=args.max_steps,
+                         limits=limits, series_every=args.series_every)
             summary = execute(tasks, args.out, resume=args.resume, backend="ray" if args.ray else "serial",
                               workers=args.workers, address=args.address, quiet=args.quiet, isolate=args.isolate,
                               runtime_env=args.runtime_env)
