@@ -144,30 +144,17 @@ def build_layout_model(
     chance component (with probability ``noise`` the cell scores 0).
     ``scale``: the logistic slope (None: free, ``slope ~ LogNormal(0, 0.5)``,
     sensible only with graded levels). ``scenario_effect``: a residual
-    difficulty per scenario, subtracted in every factor: ``delta_s = m_s +
-    sigma * z_s`` with ``z`` centred within each substrate (a substrate-wide
-    shift is that substrate's ability) and, with ``scenario_mean``, a
-    hierarchical mean ``m_s = sum_d w_d L_sd`` over the scenario's
-    non-substrate demands (its tags and mode), ``w_d = sigma_w * u_d``,
-    ``u_d ~ Normal(0, 1)``, ``sigma_w ~ HalfNormal(0.5)``: a scenario the fit
-    has not seen borrows the residual difficulty of scenarios that share its
-    tags (``m_s``) and its substrate (through the substrate's ability)
-    instead of a bare prior (without ``scenario_mean``, ``m_s = 0``).
-    ``chance`` must be 0 (the noise component is the floor). ``quadrature``:
+    difficulty per scenario, with ``scenario_mean`` its hierarchical mean
+    over the scenario's tags and mode (``_scenario_residual``). ``chance``
+    must be 0 (the noise component is the floor). ``quadrature``:
     Gauss-Legendre points of the censored cells' incomplete beta (16; 8 is
     cheaper at a larger error, ``likelihood.log_beta_cdf``).
 
-    The data needed for posterior predictive checks (cells, observed scores,
-    the demand index) are stored as ``pm.Data`` and travel in the
-    InferenceData's ``constant_data``. The likelihood reads the cells from
-    ``pm.Data`` too, so the compiled graph depends only on the structure
-    (``_structure_key``: options, priors, teams, demand groups and index),
-    which lets ``sample_layout`` reuse it for other cells.
-
-    The model is built in four steps, in this order (the order of the free
-    variables, and so a seeded fit, depends on it): the data, the abilities,
-    the noise/precision/slope, then the cells' likelihood (with the scenario
-    residual, when asked for).
+    Built in steps, in this order (the order of the free variables, and so a
+    seeded fit, depends on it): the data (``_model_data``: ``pm.Data``, so the
+    compiled graph depends only on the structure, ``_structure_key``), the
+    abilities, noise, precision and slope, the scenario residual, then the
+    cells' likelihood.
     """
     import pymc as pm
 
@@ -249,7 +236,18 @@ def _abilities(mode: str, groups: list[str], group_names: list[str], prior_mean:
 
 
 def _scenario_residual(demand_index: DemandIndex, groups: list[str], scenario_mean: bool):
-    """delta_s (per scenario), as a ``pm.Deterministic`` named ``scenario_difficulty``."""
+    """delta_s (per scenario), as a ``pm.Deterministic`` named ``scenario_difficulty``.
+
+    A residual difficulty subtracted in every factor of the scenario:
+    ``delta_s = m_s + sigma * z_s`` with ``z`` centred within each substrate
+    (a substrate-wide shift is that substrate's ability) and, with
+    ``scenario_mean``, a hierarchical mean ``m_s = sum_d w_d L_sd`` over the
+    scenario's non-substrate demands (its tags and mode), ``w_d = sigma_w *
+    u_d``, ``u_d ~ Normal(0, 1)``, ``sigma_w ~ HalfNormal(0.5)``: a scenario
+    the fit has not seen borrows the residual difficulty of scenarios that
+    share its tags (``m_s``) and its substrate (through the substrate's
+    ability) instead of a bare prior (without ``scenario_mean``, ``m_s = 0``).
+    """
     import pymc as pm
     import pytensor.tensor as pt
 
