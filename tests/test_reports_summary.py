@@ -324,6 +324,9 @@ def test_a_saved_evaluation_in_dir_is_shown_as_saved_not_summarised_again(tmp_pa
     predictive = _section(html, "predictive")
     for model, row in pooled.iterrows():
         assert f"{row['mse']:.4g} [{row['mse_low']:.4g}, {row['mse_high']:.4g}]" in predictive, model
+    # the section says which interval it shows: the evaluation's own, not one over repeats
+    assert "its 95% interval, clustered by scenario" in predictive
+    assert "Student-t" not in predictive
     best = pooled["mse"].idxmin()
     row = pooled.loc[best]
     summary = _section(html, "summary")

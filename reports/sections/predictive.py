@@ -43,10 +43,14 @@ def build(inputs, charts) -> Body:
     if "repeat" not in evaluate.columns and not {"mse_low", "mse_high"} <= set(evaluate.columns):
         raise Absent(f"{inputs.paths['evaluate'].name} lacks column(s) repeat (or mse_low, mse_high)")
     blocks = tables.predictive_blocks(tables.predictive_table(evaluate))
-    intro = (
-        f"Test MSE per team (rows; {POOLED_TEAM} = pooled over teams) and model (columns): mean over repeats "
-        "[95% Student-t interval over repeats]. The lowest mean in each row is in bold."
-    )
+    # a summarised evaluation (saved, or --summary) carries capprof evaluate's own
+    # intervals, clustered by scenario; a per-repeat table is summarised here
+    if "repeat" not in evaluate.columns:
+        estimate = "the evaluation's MSE [its 95% interval, clustered by scenario]"
+    else:
+        estimate = "mean over repeats [95% Student-t interval over repeats]"
+    intro = (f"Test MSE per team (rows; {POOLED_TEAM} = pooled over teams) and model (columns): {estimate}. "
+             "The lowest mean in each row is in bold.")
     return Body(intro, tuple(_block_table(block) for block in blocks))
 
 
