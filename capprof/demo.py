@@ -86,8 +86,8 @@ QUICK_SAMPLING = (100, 100)
 DEMO_FOLDS = 5
 QUICK_FOLDS = 3
 # The demo's evaluate step saves the whole evaluation (`--save`) beside the
-# profile directory, not in it (`capprof profile` replaces its directory), and
-# the report and the console both show that evaluation's summary.
+# profile directory, and the report and the console both show that
+# evaluation's summary.
 EVALUATION_DIR = "evaluation"
 
 

@@ -182,9 +182,15 @@ class Profile:
             os.chmod(tmp, 0o777 & ~umask())  # mkdtemp's 0700 would outlive the rename
             self._write(tmp)
             if target.exists():
-                for entry in target.iterdir():  # other tools' files (evaluate.csv, ...) stay
-                    if entry.name not in PROFILE_FILES.values() and entry.is_file():
-                        shutil.copy2(entry, tmp / entry.name)
+                # other tools' files and folders (evaluate.csv, a saved evaluation/, ...)
+                # stay; copied, not moved, so a save that fails leaves them where they were
+                for entry in target.iterdir():
+                    if entry.name in PROFILE_FILES.values():
+                        continue
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.copytree(entry, tmp / entry.name, symlinks=True)
+                    else:
+                        shutil.copy2(entry, tmp / entry.name, follow_symlinks=False)
             replace_directory(tmp, target)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -104,9 +104,12 @@ def test_save_replaces_an_old_profile_and_keeps_other_files(profile, tmp_path):
     out = tmp_path / "prof"
     profile.save(out)
     (out / "evaluate.csv").write_text("model,mse\naggmean,0.1\n")
+    (out / "evaluation" / "nested").mkdir(parents=True)  # e.g. a saved `capprof evaluate --save`
+    (out / "evaluation" / "nested" / "summary.parquet").write_bytes(b"kept")
     (out / "profiles.csv").write_text("stale\n")
     profile.save(out)
     assert (out / "evaluate.csv").read_text().startswith("model,mse")
+    assert (out / "evaluation" / "nested" / "summary.parquet").read_bytes() == b"kept"
     assert pd.read_csv(out / "profiles.csv").columns[0] == "team"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prof"]  # no temporary directory left
 
