@@ -153,7 +153,7 @@ def summarise(profile_dir: Path, out=sys.stdout, top: int = 3, evaluation: Path 
     from capprof.profiling.constants import POOLED_TEAM
     from capprof.profiling.evaluate import Evaluation
     from capprof.profiling.files import read_csv
-    from capprof.profiling.profile import PROFILE_FILES
+    from capprof.profiling.profile import PROFILE_FILES, Profile
     from capprof.tagging.demands import demand_groups
 
     profiles = read_csv(profile_dir / PROFILE_FILES["profiles"], "run the demo again")  # names unguarded
@@ -176,14 +176,20 @@ def summarise(profile_dir: Path, out=sys.stdout, top: int = 3, evaluation: Path 
         print(f"  {team}: {text}", file=out)
     if behaviours["team"].nunique() > 1:
         # Demands every team meets rank high for all of them; what sets a team
-        # apart is its ability minus the other teams' mean on the same demand.
-        totals = behaviours.groupby("ability")["mean"].agg(["sum", "count"])
-        n = behaviours["ability"].map(totals["count"])
-        behaviours["lead"] = behaviours["mean"] - (behaviours["ability"].map(totals["sum"]) - behaviours["mean"]) / (n - 1)
-        print("\nWhere each team stands out (ability minus the other teams' mean):", file=out)
-        for team, rows in behaviours.groupby("team"):
-            best = rows.sort_values("lead", ascending=False).head(top)
-            print(f"  {team}: " + ", ".join(f"{r.ability} {r.lead:+.2f}" for r in best.itertuples()), file=out)
+        # apart is its ability minus the other teams' mean on the same demand,
+        # a contrast taken draw by draw (so its interval is the contrast's own)
+        # (the report's strengths table, tables.standouts, computes the same)
+        from capprof.reports.tables import standouts
+
+        has_posterior = (profile_dir / PROFILE_FILES["meta"]).exists()
+        found = standouts(profiles, Profile.load(profile_dir).contrasts() if has_posterior else None)
+        print("\nWhere each team stands out (ability minus the other teams' mean"
+              + (", posterior mean [90% HDI]; * the interval excludes 0" if has_posterior else "") + "):", file=out)
+        for team, rows in found.groupby("team"):
+            best = rows.head(top)  # sorted by lead, largest first
+            print(f"  {team}: " + ", ".join(
+                f"{r.ability} {r.lead:+.2f}" + (f" [{r.lead_low:+.2f}, {r.lead_high:+.2f}]{'*' if r.clear else ''}"
+                                                if has_posterior else "") for r in best.itertuples()), file=out)
     evaluation = profile_dir.parent / EVALUATION_DIR if evaluation is None else evaluation
     if evaluation.exists():
         table = Evaluation.load(evaluation).summary

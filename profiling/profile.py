@@ -103,6 +103,14 @@ class Profile:
         """The layout's posterior (ArviZ InferenceData)."""
         return self.layout.posterior_
 
+    def contrasts(self, hdi_prob: float = 0.9) -> pd.DataFrame:
+        """Where each team stands out (``team_contrasts``), each team compared
+        with the other teams whose cells inform the same ability."""
+        informed = None
+        if "cells" in self.abilities.columns:
+            informed = self.abilities.pivot(index="team", columns="ability", values="cells").fillna(0) > 0
+        return team_contrasts(self.posterior, hdi_prob, informed)
+
     @property
     def importances(self) -> pd.DataFrame | None:
         """The assessor's feature importances (feature, importance), or None."""
@@ -419,28 +427,42 @@ def _own_scenarios(names) -> pd.DataFrame:
     return own_scenario_demands(known) if known else pd.DataFrame()
 
 
-def team_contrasts(idata, hdi_prob: float = 0.9) -> pd.DataFrame:
+CONTRAST_COLUMNS = ("team", "ability", "lead", "lead_low", "lead_high", "hdi_prob", "n_others", "clear")
+
+
+def team_contrasts(idata, hdi_prob: float = 0.9, informed: pd.DataFrame | None = None) -> pd.DataFrame:
     """Where each team stands out, as a posterior contrast.
 
     For team t and ability a, per posterior draw s:
-    ``lead[s] = ability[s, t, a] - mean over teams u != t of ability[s, u, a]``.
-    Returns columns team, ability, lead (posterior mean of ``lead``),
-    lead_low, lead_high (its ``hdi_prob`` highest density interval, ArviZ)
-    and hdi_prob. Needs at least two teams; one team gives an empty table."""
+    ``lead[s] = ability[s, t, a] - mean over teams u != t of ability[s, u, a]``,
+    the mean taken over the other teams ``informed`` about a (``informed``:
+    a team x ability table of booleans, e.g. the ``cells > 0`` of the
+    abilities summary: a team no cell informs is its prior, compared with
+    nobody and left out; None: every team). Returns CONTRAST_COLUMNS: lead
+    (posterior mean of ``lead``), lead_low, lead_high (its ``hdi_prob``
+    highest density interval, ArviZ), hdi_prob, n_others (the teams compared
+    with) and clear (the interval excludes 0); one row per informed (team,
+    ability) with at least one informed other team."""
     import arviz as az
     import numpy as np
 
-    ability = idata.posterior["ability"]  # chain, draw, team, demand
+    ability = idata.posterior["ability"].transpose("chain", "draw", "team", "demand")
     teams, demands = list(ability.coords["team"].values), list(ability.coords["demand"].values)
-    columns = ["team", "ability", "lead", "lead_low", "lead_high", "hdi_prob"]
-    if len(teams) < 2:
-        return pd.DataFrame(columns=columns)
-    values = ability.transpose("chain", "draw", "team", "demand").values
-    total = values.sum(axis=2, keepdims=True)
-    lead = values - (total - values) / (len(teams) - 1)
-    flat = lead.reshape(lead.shape[0], lead.shape[1], -1)
-    interval = np.asarray(az.hdi(flat, hdi_prob=hdi_prob)).reshape(len(teams), len(demands), 2)
-    mean = lead.mean(axis=(0, 1))
-    rows = [(team, demand, mean[i, j], interval[i, j, 0], interval[i, j, 1], hdi_prob)
-            for i, team in enumerate(teams) for j, demand in enumerate(demands)]
-    return pd.DataFrame(rows, columns=columns)
+    mask = (np.ones((len(teams), len(demands)), dtype=bool) if informed is None
+            else informed.reindex(index=teams, columns=demands).fillna(False).to_numpy(dtype=bool))
+    values = ability.values
+    n_others = mask.sum(axis=0, keepdims=True) - mask  # informed teams other than t, per ability
+    total = (values * mask).sum(axis=2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lead = values - (total - values * mask) / n_others
+    keep = mask & (n_others > 0)
+    team_index, demand_index = np.nonzero(keep)
+    if not len(team_index):
+        return pd.DataFrame(columns=list(CONTRAST_COLUMNS))
+    chosen = lead[:, :, team_index, demand_index]
+    interval = np.asarray(az.hdi(chosen, hdi_prob=hdi_prob))
+    frame = pd.DataFrame({"team": [teams[i] for i in team_index], "ability": [demands[j] for j in demand_index],
+                          "lead": chosen.mean(axis=(0, 1)), "lead_low": interval[:, 0], "lead_high": interval[:, 1],
+                          "hdi_prob": hdi_prob, "n_others": n_others[0, demand_index].astype(int)})
+    frame["clear"] = (frame["lead_low"] > 0) | (frame["lead_high"] < 0)
+    return frame[list(CONTRAST_COLUMNS)]

@@ -384,10 +384,11 @@ def timeseries_curves(timeseries: pd.DataFrame, gini_per_sample: pd.DataFrame | 
 # ------------------------------------------------------------ the summary
 
 
-STANDOUT_COLUMNS = ("team", "ability", "group", "mean", "hdi_low", "hdi_high", "others", "n_others", "lead", "clear")
+STANDOUT_COLUMNS = ("team", "ability", "group", "mean", "hdi_low", "hdi_high", "others", "n_others", "lead",
+                    "lead_low", "lead_high", "clear")
 
 
-def standouts(profiles: pd.DataFrame) -> pd.DataFrame:
+def standouts(profiles: pd.DataFrame, contrasts: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every (team, ability) measured for the team and for at least one other
     team, with ``others`` (the other measured teams' mean of posterior
     means; ``n_others`` of them), ``lead`` = mean - others and ``clear`` (the team's HDI lies
@@ -396,7 +397,11 @@ def standouts(profiles: pd.DataFrame) -> pd.DataFrame:
     good at is read from behaviour and mode demands (a substrate ability
     mostly says how that substrate is scored). An ability whose ``cells`` is 0
     for a team is its prior, not a finding: left out for that team.
-    Columns STANDOUT_COLUMNS."""
+    With ``contrasts`` (``Profile.contrasts()``: the lead as a posterior
+    contrast, draw by draw, with its HDI) ``lead``, ``lead_low``,
+    ``lead_high`` and ``clear`` (the contrast's HDI excludes 0) come from
+    it; without, ``lead_low``/``lead_high`` are NaN and ``clear`` is the
+    rougher test above. Columns STANDOUT_COLUMNS."""
     from capprof.tagging.demands import demand_groups
 
     frame = profile_frame(profiles).drop_duplicates(["team", "ability"]).copy()
@@ -413,6 +418,17 @@ def standouts(profiles: pd.DataFrame) -> pd.DataFrame:
     frame["n_others"] = (count - 1).astype(int)
     frame["lead"] = frame["mean"] - frame["others"]
     frame["clear"] = (frame["hdi_low"] > frame["others"]) | (frame["hdi_high"] < frame["others"])
+    frame["lead_low"] = frame["lead_high"] = np.nan
+    if contrasts is not None and not contrasts.empty:
+        posterior = contrasts.set_index(["team", "ability"])[["lead", "lead_low", "lead_high", "clear"]]
+        keys = pd.MultiIndex.from_frame(frame[["team", "ability"]])
+        found = posterior.reindex(keys)
+        has = found["lead"].notna().to_numpy()
+        for column in ("lead", "lead_low", "lead_high", "clear"):
+            values = frame[column].to_numpy(dtype=object if column == "clear" else float, copy=True)
+            values[has] = found[column].to_numpy()[has]
+            frame[column] = values
+        frame["clear"] = frame["clear"].astype(bool)
     frame = frame.sort_values(["team", "lead"], ascending=[True, False])
     return frame[list(STANDOUT_COLUMNS)].reset_index(drop=True)
 

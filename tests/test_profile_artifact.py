@@ -209,3 +209,28 @@ def test_a_profile_whose_assessor_entry_lacks_teams_is_one_line(profile, tmp_pat
     with pytest.raises(CapprofError, match="lacks the assessor's teams; ") as err:
         Profile.load(tmp_path / "p")
     assert "\n" not in str(err.value)
+
+
+def test_team_contrasts_are_per_draw_differences_against_informed_teams_only():
+    import arviz as az
+
+    from capprof.profiling.profile import team_contrasts
+
+    rng = np.random.default_rng(0)
+    draws = np.empty((2, 500, 3, 2))
+    draws[..., 0, :] = 3.0 + rng.normal(0, 0.1, (2, 500, 2))  # a
+    draws[..., 1, :] = 1.0 + rng.normal(0, 0.1, (2, 500, 2))  # b
+    draws[..., 2, :] = 1.0 + rng.normal(0, 3.0, (2, 500, 2))  # c: a wide prior
+    idata = az.from_dict(posterior={"ability": draws}, coords={"team": ["a", "b", "c"], "demand": ["x", "y"]},
+                         dims={"ability": ["team", "demand"]})
+    every = team_contrasts(idata).set_index(["team", "ability"])
+    assert every.loc[("a", "x"), "lead"] == pytest.approx(2.0, abs=0.2)
+    assert every.loc[("a", "x"), "n_others"] == 2
+    # c's cells do not inform y: a on y is compared with b alone, and c on y is left out
+    informed = pd.DataFrame({"x": [True, True, True], "y": [True, True, False]}, index=["a", "b", "c"])
+    some = team_contrasts(idata, informed=informed).set_index(["team", "ability"])
+    assert ("c", "y") not in some.index and some.loc[("a", "y"), "n_others"] == 1
+    row = some.loc[("a", "y")]
+    assert row["lead"] == pytest.approx(2.0, abs=0.05) and row["lead_low"] > 1.5 and row["clear"]
+    # the interval is the contrast's own: c's wide prior makes a's lead on x unclear where it was sharp on y
+    assert (every.loc[("a", "x"), "lead_high"] - every.loc[("a", "x"), "lead_low"]) > 3 * (row["lead_high"] - row["lead_low"])

@@ -166,6 +166,9 @@ def test_report_of_a_real_profile_shows_its_predictive_checks(cli, tmp_path):
     checks = _section(html, "predictive-checks")
     assert "Not shown" not in checks and checks.count("<img ") == 1 and "floor share" in checks
     assert "Not shown" not in _section(html, "profiles") and "Not shown" not in _section(html, "importances")
+    # with the posterior, strengths are posterior contrasts with their own interval
+    summary = _section(html, "summary")
+    assert "a posterior contrast, draw by draw" in summary and ", difference " in summary
 
 
 def test_report_flags_sampling_problems(full_report):

@@ -90,7 +90,10 @@ def _ranking(inputs, charts) -> str:
 def _ability(row) -> str:
     others = f"{row.n_others} other team" + ("s" if row.n_others != 1 else "")
     text = (f"{esc(row.ability)} {esc(_interval(row.mean, row.hdi_low, row.hdi_high))} "
-            f"<small>vs {esc(_num(row.others))} ({others})</small>")
+            f"<small>vs {esc(_num(row.others))} ({others})")
+    if np.isfinite(row.lead_low):
+        text += f", difference {esc(_interval(row.lead, row.lead_low, row.lead_high))}"
+    text += "</small>"
     return f'<span class="clear">{text}</span>' if row.clear else text
 
 
@@ -99,11 +102,14 @@ def _standouts(inputs) -> str:
         frame = inputs.profiles()
     except Absent as exc:
         return "<h3>At what</h3>" + _missing("Strengths and weaknesses", str(exc))
-    found = tables.standouts(frame)
+    level = tables.hdi_level(frame)
+    # with the posterior, a team's lead is a contrast taken draw by draw, with its own HDI
+    profile = getattr(inputs, "profile", None)
+    contrasts = profile.contrasts(level or 0.9) if hasattr(profile, "contrasts") else None
+    found = tables.standouts(frame, contrasts)
     if found.empty:
         return "<h3>At what</h3>" + _missing("Strengths and weaknesses",
                                               "no ability is measured for two or more teams")
-    level = tables.hdi_level(frame)
     rows = []
     for team, own in found.groupby("team", sort=True):
         strong = [r for r in own.itertuples() if r.lead > 0][:STANDOUTS_SHOWN]
@@ -111,12 +117,14 @@ def _standouts(inputs) -> str:
         rows.append(f"<tr><th>{esc(team)}</th><td>{'<br>'.join(_ability(r) for r in strong) or '—'}</td>"
                     f"<td>{'<br>'.join(_ability(r) for r in weak) or '—'}</td></tr>")
     hdi = "HDI" if level is None else f"{level:.0%} HDI"
+    clear_rule = (f"the difference's {hdi} (a posterior contrast, draw by draw) excludes 0" if contrasts is not None
+                  else f"the {hdi} excludes the other teams' mean")
     return (
         "<h3>At what: strengths and weaknesses</h3>"
         '<table class="standouts"><thead><tr><th>team</th><th>above the other teams</th>'
         f"<th>below the other teams</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         f'<p class="small">Ability: posterior mean [{hdi}] <small>vs the mean of the other teams measured on it</small>, largest '
-        f'differences first; <span class="clear">underlined</span>: the {hdi} excludes the other teams\' mean. '
+        f'differences first; <span class="clear">underlined</span>: {clear_rule}. '
         'Behaviour and mode demands; abilities a team has no cells for are left out. '
         '<a href="#profiles">Every team\'s radar</a>.</p>'
     )
