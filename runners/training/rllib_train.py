@@ -38,6 +38,7 @@ import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
@@ -349,106 +350,173 @@ def train(settings: TrainSettings, out: Path, steps: int, *, checkpoint_every: i
     settings.check()
     out = Path(out).resolve()
     found = check_out(out, resume)
+    _check_budget(settings, steps)
+    scenario = training_scenario(settings)
+    progress, checkpoint = found or (Progress(), None)
+    session = _Session(settings, scenario, out, steps, progress, checkpoint, resumed=found is not None)
+    if session.resumed and progress.env_steps >= steps:
+        return _finish_at_budget(session, command)
+    record = _open_session(session, command)
+    if on_start:
+        on_start(session.progress)
+    with _ray_running():
+        _train_session(session, checkpoint_every, on_iteration, on_ready)
+    _close_session(session, record)
+    return TrainResult(out, session.checkpoint, session.progress, session.interrupted, session.rows)
+
+
+@dataclass
+class _Session:
+    """One session of training: what it trains, where and to which budget,
+    and how far it is (the last completed iteration's counts, the last
+    checkpoint saved, the curve rows it wrote)."""
+
+    settings: TrainSettings
+    scenario: object
+    out: Path
+    steps: int
+    progress: Progress
+    checkpoint: Path | None  # the one resumed from, until this session saves one
+    resumed: bool
+    rows: list = field(default_factory=list)
+    interrupted: bool = False
+
+
+def _check_budget(settings: TrainSettings, steps: int) -> None:
     if steps < minimum_steps(settings):
         raise CapprofError(f"--steps {steps} is below one iteration ({minimum_steps(settings)} env steps, "
                            f"--batch-size); give --steps {minimum_steps(settings)} or more, or lower --batch-size")
-    scenario = training_scenario(settings)
-    progress = found[0] if found else Progress()
-    if found and progress.env_steps >= steps:
-        record = read_train_file(out)
-        if record.get("status") == "interrupted":
-            # A run stopped early (Ctrl-C, SIGTERM at the end of a time budget)
-            # and resumed with a budget it has reached: it ends here, at its
-            # last checkpoint, and says so in train.json.
-            record.update(status="done", budget_env_steps=progress.env_steps)
-            record.setdefault("sessions", []).append({
-                "command": list(command or sys.argv), "started": _now(), "ended": _now(),
-                "from_env_steps": progress.env_steps, "to_env_steps": progress.env_steps,
-                "versions": versions(), "cpus": os.cpu_count(), "finished_at_checkpoint": True})
-            _write_json(out / TRAIN_FILE, record)
-            note(f"{out} holds {progress.env_steps} env steps of training (budget {steps}): finished at its last "
-                 "checkpoint")
-        else:
-            note(f"{out} already holds {progress.env_steps} env steps of training (budget {steps}); nothing to do: "
-                 "raise --steps to train further")
-        return TrainResult(out, found[1], progress)
+
+
+def _finish_at_budget(session: _Session, command: list[str] | None) -> TrainResult:
+    """A resumed run that already holds its budget: nothing is trained."""
+    out, progress, steps = session.out, session.progress, session.steps
+    record = read_train_file(out)
+    if record.get("status") == "interrupted":
+        # A run stopped early (Ctrl-C, SIGTERM at the end of a time budget)
+        # and resumed with a budget it has reached: it ends here, at its
+        # last checkpoint, and says so in train.json.
+        record.update(status="done", budget_env_steps=progress.env_steps)
+        record.setdefault("sessions", []).append({
+            "command": list(command or sys.argv), "started": _now(), "ended": _now(),
+            "from_env_steps": progress.env_steps, "to_env_steps": progress.env_steps,
+            "versions": versions(), "cpus": os.cpu_count(), "finished_at_checkpoint": True})
+        _write_json(out / TRAIN_FILE, record)
+        note(f"{out} holds {progress.env_steps} env steps of training (budget {steps}): finished at its last "
+             "checkpoint")
+    else:
+        note(f"{out} already holds {progress.env_steps} env steps of training (budget {steps}); nothing to do: "
+             "raise --steps to train further")
+    return TrainResult(out, session.checkpoint, progress)
+
+
+def _open_session(session: _Session, command: list[str] | None) -> dict:
+    """Record the session in train.json (a new run's record first) and cut
+    the learning curve back to the checkpoint resumed from; the record."""
+    out, scenario, progress = session.out, session.scenario, session.progress
     out.mkdir(parents=True, exist_ok=True)
-    record = read_train_file(out) if found else {
+    record = read_train_file(out) if session.resumed else {
         "target": scenario.name, "substrate": scenario.substrate,
         "overrides": [o.describe() for o in scenario.overrides],
-        "settings": asdict(settings), "sessions": []}
-    record["budget_env_steps"] = steps
+        "settings": asdict(session.settings), "sessions": []}
+    record["budget_env_steps"] = session.steps
     record.setdefault("sessions", []).append({
         "command": list(command or sys.argv), "started": _now(), "from_env_steps": progress.env_steps,
         "versions": versions(), "cpus": os.cpu_count()})
     record["status"] = "running"
     _write_json(out / TRAIN_FILE, record)
-    if found:
+    if session.resumed:
         _write_curve(out, _read_curve(out, progress.iteration))  # drop rows past the checkpoint
-    if on_start:
-        on_start(progress)
+    return record
 
+
+@contextmanager
+def _ray_running():
+    """Ray up for the block (a private instance unless one is already up in
+    this process), shut down after it if it was started here."""
     from capprof.meltingpot_import import import_meltingpot
 
     import_meltingpot()  # first, so TensorFlow's start-up lines stay hidden when RLlib imports it
     started_ray = _ray_init()
-    session_rows: list[dict] = []
-    interrupted = False
     try:
-        import ray  # noqa: F401  (initialised above)
-
-        set_torch_threads(settings.torch_threads)
-        algo = ppo_config(settings, scenario).build_algo()
-        try:
-            if found:
-                algo.restore_from_path(str(found[1]))
-                # restore_from_path restores the learner's modules but leaves the
-                # samplers' copies as built: sample the next batch with the restored ones.
-                algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group,
-                                                   inference_only=True)
-            modules = trained_module_ids(settings, scenario.n_players)
-            num_actions = int(algo.get_module(modules[0]).action_space.n)
-            saved_at = progress.env_steps
-            checkpoint = found[1] if found else None
-            try:
-                if on_ready:
-                    on_ready()
-                while progress.env_steps < steps:
-                    start = time.perf_counter()
-                    result = algo.train()
-                    seconds = time.perf_counter() - start
-                    runners = result.get("env_runners", {}) or {}
-                    done = int(runners.get("num_env_steps_sampled", 0) or 0) or settings.batch_size
-                    if settings.sampler == "vector":  # RLlib counted one step per player
-                        done = max(1, round(done / scenario.n_players))
-                    progress = Progress(progress.iteration + 1, progress.env_steps + done,
-                                        progress.wall_seconds + seconds)
-                    row = _curve_row(result, progress, scenario.n_players, seconds, done, modules,
-                                     return_per_player=settings.sampler == "vector")
-                    _append_curve(out, row)
-                    session_rows.append(row)
-                    if on_iteration:
-                        on_iteration(row)
-                    if checkpoint_every and progress.env_steps - saved_at >= checkpoint_every \
-                            and progress.env_steps < steps:
-                        checkpoint = _save(algo, out, progress, settings, scenario, num_actions)
-                        saved_at = progress.env_steps
-            except KeyboardInterrupt:
-                interrupted = True
-            checkpoint = _save(algo, out, progress, settings, scenario, num_actions)
-        finally:
-            algo.stop()
+        yield
     finally:
         if started_ray:
             import ray
 
             ray.shutdown()
-    record["sessions"][-1].update(ended=_now(), to_env_steps=progress.env_steps, interrupted=interrupted)
-    record.update(status="interrupted" if interrupted else "done", env_steps=progress.env_steps,
+
+
+def _train_session(session: _Session, checkpoint_every: int | None, on_iteration, on_ready) -> None:
+    """Build the algorithm (restored from the checkpoint resumed from), train
+    to the budget or a KeyboardInterrupt, and save a last checkpoint."""
+    settings, scenario = session.settings, session.scenario
+    set_torch_threads(settings.torch_threads)
+    algo = ppo_config(settings, scenario).build_algo()
+    try:
+        if session.resumed:  # the checkpoint is still the one resumed from
+            algo.restore_from_path(str(session.checkpoint))
+            # restore_from_path restores the learner's modules but leaves the
+            # samplers' copies as built: sample the next batch with the restored ones.
+            algo.env_runner_group.sync_weights(from_worker_or_learner_group=algo.learner_group,
+                                               inference_only=True)
+        modules = trained_module_ids(settings, scenario.n_players)
+        num_actions = int(algo.get_module(modules[0]).action_space.n)
+        try:
+            if on_ready:
+                on_ready()
+            _training_loop(algo, session, modules, num_actions, checkpoint_every, on_iteration)
+        except KeyboardInterrupt:
+            session.interrupted = True
+        session.checkpoint = _save(algo, session.out, session.progress, settings, scenario, num_actions)
+    finally:
+        algo.stop()
+
+
+def _training_loop(algo, session: _Session, modules: list[str], num_actions: int, checkpoint_every: int | None,
+                   on_iteration) -> None:
+    """Iterations until the budget, each a row of the learning curve; a
+    checkpoint (and its snapshot) every ``checkpoint_every`` env steps
+    before the last, which ``_train_session`` saves."""
+    saved_at = session.progress.env_steps
+    while session.progress.env_steps < session.steps:
+        row = _iteration(algo, session, modules)
+        if on_iteration:
+            on_iteration(row)
+        if checkpoint_every and session.progress.env_steps - saved_at >= checkpoint_every \
+                and session.progress.env_steps < session.steps:
+            session.checkpoint = _save(algo, session.out, session.progress, session.settings, session.scenario,
+                                       num_actions)
+            saved_at = session.progress.env_steps
+
+
+def _iteration(algo, session: _Session, modules: list[str]) -> dict:
+    """One training iteration: the session's counts advanced, its row
+    appended to the learning curve; the row."""
+    settings, n_players, progress = session.settings, session.scenario.n_players, session.progress
+    start = time.perf_counter()
+    result = algo.train()
+    seconds = time.perf_counter() - start
+    runners = result.get("env_runners", {}) or {}
+    done = int(runners.get("num_env_steps_sampled", 0) or 0) or settings.batch_size
+    if settings.sampler == "vector":  # RLlib counted one step per player
+        done = max(1, round(done / n_players))
+    session.progress = Progress(progress.iteration + 1, progress.env_steps + done, progress.wall_seconds + seconds)
+    row = _curve_row(result, session.progress, n_players, seconds, done, modules,
+                     return_per_player=settings.sampler == "vector")
+    _append_curve(session.out, row)
+    session.rows.append(row)
+    return row
+
+
+def _close_session(session: _Session, record: dict) -> None:
+    """The session's end, its counts and its last checkpoint in train.json."""
+    progress, out = session.progress, session.out
+    record["sessions"][-1].update(ended=_now(), to_env_steps=progress.env_steps, interrupted=session.interrupted)
+    record.update(status="interrupted" if session.interrupted else "done", env_steps=progress.env_steps,
                   iterations=progress.iteration, wall_seconds=round(progress.wall_seconds, 1),
-                  checkpoint=str(checkpoint.relative_to(out)))
+                  checkpoint=str(session.checkpoint.relative_to(out)))
     _write_json(out / TRAIN_FILE, record)
-    return TrainResult(out, checkpoint, progress, interrupted, session_rows)
 
 
 def resume_settings(out: Path, target: str | None, given: dict) -> TrainSettings:
