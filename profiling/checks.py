@@ -68,7 +68,10 @@ def diagnostics(idata, var_names=("ability", "noise", "precision", "slope", "sce
         out["pit_ks"] = float(table.loc["PIT KS distance", "observed"])
         out["pit_p"] = float(table.loc["PIT KS p-value", "observed"])
         out["ppc_disagreements"] = int((~table["agrees"]).loc[list(DISAGREEMENT_CHECKS)].sum())
-        out.update(loo_summary(with_posterior_predictive(with_log_likelihood(idata), seed=seed)))
+        # every draw's success probabilities, computed once for both groups
+        cells = posterior_cells(idata, n_draws=None)
+        with_log_likelihood(idata, cells)
+        out.update(loo_summary(with_posterior_predictive(idata, seed=seed, cells=cells)))
     return out
 
 
@@ -101,15 +104,16 @@ def loo_summary(idata) -> dict:
             "loo_cells": int(np.asarray(loo["pareto_k"]).size)}
 
 
-def pointwise_log_likelihood(idata) -> np.ndarray:
+def pointwise_log_likelihood(idata, cells: dict | None = None) -> np.ndarray:
     """log p(y_c | draw) for every posterior draw and fitted cell, shape
     (chain, draw, cell): ``likelihood.cell_log_density`` of the cell's part
     (floor, ceiling, inner) at the draw's Beta parameters, the density the
-    model was fitted with (its censoring point and quadrature)."""
+    model was fitted with (its censoring point and quadrature). ``cells``:
+    ``posterior_cells(idata, n_draws=None)`` when already computed."""
     import pytensor
     import pytensor.tensor as pt
 
-    cells = posterior_cells(idata, n_draws=None)
+    cells = posterior_cells(idata, n_draws=None) if cells is None else cells
     data = idata.constant_data
     quadrature = int(scalar(data["quadrature"])) if "quadrature" in data else 16
     a, b = beta_shape(cells["p"], cells["phi"])
@@ -127,11 +131,21 @@ def pointwise_log_likelihood(idata) -> np.ndarray:
         f = pytensor.function(inputs, density, on_unused_input="ignore")
         args = [squeeze(y[cols], censor), a[:, cols], b[:, cols]] + ([cells["eps"]] if noise else [])
         out[:, cols] = f(*args)
-    shape = (idata.posterior.sizes["chain"], idata.posterior.sizes["draw"], len(y))
-    return out.reshape(shape)
+    return out.reshape(idata.posterior.sizes["chain"], idata.posterior.sizes["draw"], len(y))
 
 
-def with_log_likelihood(idata):
+def _per_draw_and_cell(idata, values: np.ndarray):
+    """``values`` (draws stacked chain-major x cells, or chain x draw x cell)
+    as a Dataset of one variable ``score`` over (chain, draw, cell)."""
+    import xarray as xr
+
+    chain, draw = idata.posterior["chain"].values, idata.posterior["draw"].values
+    values = np.asarray(values, dtype=np.float32).reshape(len(chain), len(draw), -1)
+    coords = {"chain": chain, "draw": draw, "cell": np.arange(values.shape[-1])}
+    return xr.Dataset({"score": (("chain", "draw", "cell"), values)}, coords=coords)
+
+
+def with_log_likelihood(idata, cells: dict | None = None):
     """``idata`` with ArviZ's ``observed_data`` (each fitted cell's score)
     and ``log_likelihood`` (``pointwise_log_likelihood``, float32) groups,
     both under the name ``score`` with dimension ``cell``; unchanged when it
@@ -140,36 +154,28 @@ def with_log_likelihood(idata):
 
     if "log_likelihood" in idata.groups():
         return idata
-    values = pointwise_log_likelihood(idata).astype(np.float32)
-    cell = np.arange(values.shape[-1])
-    coords = {"chain": idata.posterior["chain"].values, "draw": idata.posterior["draw"].values, "cell": cell}
+    log_likelihood = _per_draw_and_cell(idata, pointwise_log_likelihood(idata, cells))
+    observed = idata.constant_data["cell_score"].to_numpy()
     idata.add_groups({
-        "log_likelihood": xr.Dataset({"score": (("chain", "draw", "cell"), values)}, coords=coords),
-        "observed_data": xr.Dataset({"score": (("cell",), idata.constant_data["cell_score"].to_numpy())},
-                                    coords={"cell": cell}),
+        "log_likelihood": log_likelihood,
+        "observed_data": xr.Dataset({"score": (("cell",), observed)}, coords={"cell": log_likelihood["cell"].values}),
     })
     return idata
 
 
-def with_posterior_predictive(idata, seed: int = 0):
+def with_posterior_predictive(idata, seed: int = 0, cells: dict | None = None):
     """``idata`` with ArviZ's ``posterior_predictive`` group: one replicated
     score per posterior draw and fitted cell (``likelihood.simulate_observed``,
     the model's generative process: the chance floor, the Beta, the clipping),
     float32, under the name ``score`` with dimension ``cell``, as
     ``observed_data``; so ``az.plot_ppc`` and ``az.loo_pit`` read the fit.
-    Unchanged when it has the group."""
-    import xarray as xr
-
+    Unchanged when it has the group. ``cells``: as ``pointwise_log_likelihood``."""
     if "posterior_predictive" in idata.groups():
         return idata
-    cells = posterior_cells(idata, n_draws=None)
+    cells = posterior_cells(idata, n_draws=None) if cells is None else cells
     replicated = simulate_observed(cells["p"], cells["phi"], cells["eps"], cells["censor"],
-                                   np.random.default_rng(seed)).astype(np.float32)
-    shape = (idata.posterior.sizes["chain"], idata.posterior.sizes["draw"], replicated.shape[-1])
-    coords = {"chain": idata.posterior["chain"].values, "draw": idata.posterior["draw"].values,
-              "cell": np.arange(shape[-1])}
-    idata.add_groups({"posterior_predictive": xr.Dataset(
-        {"score": (("chain", "draw", "cell"), replicated.reshape(shape))}, coords=coords)})
+                                   np.random.default_rng(seed))
+    idata.add_groups({"posterior_predictive": _per_draw_and_cell(idata, replicated)})
     return idata
 
 
@@ -223,10 +229,10 @@ def pit_values(cells: dict, seed: int = 0) -> np.ndarray:
     parts = cell_parts(y)
     floor, ceiling = parts["floor"], parts["ceiling"]
     # F(y) = P(Y <= y) and F(y-) = P(Y < y) for the observed score's law
-    cdf = eps + (1 - eps) * betainc(a, b, latent)
-    cdf = np.where(ceiling, 1.0, cdf).mean(axis=0)
-    below = eps + (1 - eps) * betainc(a, b, latent)
-    below = np.where(floor, 0.0, below).mean(axis=0)
+    # (the same mixture at the latent score; the atoms differ only in which side is 0 or 1)
+    mixture = eps + (1 - eps) * betainc(a, b, latent)
+    cdf = np.where(ceiling, 1.0, mixture).mean(axis=0)
+    below = np.where(floor, 0.0, mixture).mean(axis=0)
     u = np.random.default_rng(seed).random(len(y))
     return below + u * (cdf - below)
 

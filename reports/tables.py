@@ -420,15 +420,10 @@ def standouts(profiles: pd.DataFrame, contrasts: pd.DataFrame | None = None) -> 
     frame["clear"] = (frame["hdi_low"] > frame["others"]) | (frame["hdi_high"] < frame["others"])
     frame["lead_low"] = frame["lead_high"] = np.nan
     if contrasts is not None and not contrasts.empty:
-        posterior = contrasts.set_index(["team", "ability"])[["lead", "lead_low", "lead_high", "clear"]]
-        keys = pd.MultiIndex.from_frame(frame[["team", "ability"]])
-        found = posterior.reindex(keys)
-        has = found["lead"].notna().to_numpy()
-        for column in ("lead", "lead_low", "lead_high", "clear"):
-            values = frame[column].to_numpy(dtype=object if column == "clear" else float, copy=True)
-            values[has] = found[column].to_numpy()[has]
-            frame[column] = values
-        frame["clear"] = frame["clear"].astype(bool)
+        # the posterior contrast replaces the difference of means where it has the (team, ability)
+        frame = frame.set_index(["team", "ability"])
+        frame.update(contrasts.set_index(["team", "ability"])[["lead", "lead_low", "lead_high", "clear"]])
+        frame = frame.reset_index().astype({"clear": bool})
     frame = frame.sort_values(["team", "lead"], ascending=[True, False])
     return frame[list(STANDOUT_COLUMNS)].reset_index(drop=True)
 

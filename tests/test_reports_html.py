@@ -110,12 +110,15 @@ def profiled(tmp_path, monkeypatch):
     Profile-like object whose posterior the (stubbed) PPCs read."""
     from types import SimpleNamespace
 
+    from capprof.profiling.profile import CONTRAST_COLUMNS
+
     directory = tmp_path / "profile"
     shutil.copytree(FIXTURE, directory)
     posterior = object()
     profile = SimpleNamespace(abilities=pd.read_csv(FIXTURE / "profiles.csv"),
                               diagnostics=pd.read_csv(FIXTURE / "diagnostics.csv").assign(ppc_disagreements=[0, 2]),
-                              importances=None, posterior=posterior, metadata={"normalisation": "minmax"})
+                              importances=None, posterior=posterior, metadata={"normalisation": "minmax"},
+                              contrasts=lambda hdi_prob: pd.DataFrame(columns=list(CONTRAST_COLUMNS)))
     monkeypatch.setattr("capprof.reports.report.read_profile", lambda d: profile)
     seen = []
 

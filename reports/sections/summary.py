@@ -104,8 +104,7 @@ def _standouts(inputs) -> str:
         return "<h3>At what</h3>" + _missing("Strengths and weaknesses", str(exc))
     level = tables.hdi_level(frame)
     # with the posterior, a team's lead is a contrast taken draw by draw, with its own HDI
-    profile = getattr(inputs, "profile", None)
-    contrasts = profile.contrasts(level or 0.9) if hasattr(profile, "contrasts") else None
+    contrasts = inputs.profile.contrasts(level or INTERVAL_LEVEL) if inputs.profile is not None else None
     found = tables.standouts(frame, contrasts)
     if found.empty:
         return "<h3>At what</h3>" + _missing("Strengths and weaknesses",
@@ -117,8 +116,8 @@ def _standouts(inputs) -> str:
         rows.append(f"<tr><th>{esc(team)}</th><td>{'<br>'.join(_ability(r) for r in strong) or '—'}</td>"
                     f"<td>{'<br>'.join(_ability(r) for r in weak) or '—'}</td></tr>")
     hdi = "HDI" if level is None else f"{level:.0%} HDI"
-    clear_rule = (f"the difference's {hdi} (a posterior contrast, draw by draw) excludes 0" if contrasts is not None
-                  else f"the {hdi} excludes the other teams' mean")
+    clear_rule = (f"the difference's {hdi} (a posterior contrast, draw by draw) excludes 0"
+                  if found["lead_low"].notna().any() else f"the {hdi} excludes the other teams' mean")
     return (
         "<h3>At what: strengths and weaknesses</h3>"
         '<table class="standouts"><thead><tr><th>team</th><th>above the other teams</th>'
