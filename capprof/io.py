@@ -28,8 +28,8 @@ Every file or directory capprof writes goes through this module:
   training checkpoint): temporaries
   ``.NAME.*.tmp`` and ``.NAME.old-*`` whose writer process is gone (kill -9,
   power loss) are deleted. A temporary whose PID is alive is left alone (a
-  concurrent writer); one without a PID in its name (older capprof) counts as
-  stale. The PID test is per machine: two hosts writing one NFS directory at
+  concurrent writer); one without a PID in its name (not one of ours as
+  written) counts as stale. The PID test is per machine: two hosts writing one NFS directory at
   once are not supported.
 * ``check_space(directory)``: a probe write (64 KiB, fsynced, deleted) that a
   command runs before its work, so a full, read-only or quota-bound file
