@@ -275,7 +275,7 @@ def test_through_the_bridge_the_actions_are_the_contest_evaluations(legacy_pytho
     script.write_text(textwrap.dedent(f"""
         import sys, json
         import cv2, numpy as np, dm_env
-        sys.path.insert(0, {str(ROOT / 'runners')!r})
+        sys.path.insert(0, {str(ROOT / 'runners' / 'populations')!r})
         import rllib_legacy
         from ray.rllib.policy.policy import Policy
         checkpoint = {str(trained['lstm'] / 'checkpoint_000001')!r}
