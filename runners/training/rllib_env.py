@@ -68,11 +68,68 @@ def resolve_target(name: str):
 # ------------------------------------------------------------ the environment
 
 
+def _convention(cfg: dict) -> ObsConvention:
+    """The observation convention ``env_config`` asks for (RGB downsampled by 8
+    and scaled to [0, 1] unless it says otherwise)."""
+    return ObsConvention(downsample=int(cfg.get("downsample", 8)), scale=bool(cfg.get("scale", True)))
+
+
+def _seeded_substrates(scenario, cfg: dict, env_config, count: int, *salt: int) -> list:
+    """``count`` substrates of ``scenario``, their build seeds drawn from the
+    run's ``seed``, the env runner's index and ``salt``, so that no two envs
+    of a run start alike."""
+    from capprof.runners.episode.substrate import build_substrate
+
+    # RLlib's EnvContext carries the runner's index; a plain dict is the local runner.
+    worker = int(getattr(env_config, "worker_index", 0) or 0)
+    states = np.random.SeedSequence([int(cfg.get("seed", 0)), worker, *salt]).generate_state(count)
+    return [build_substrate(scenario, int(s) % (2**31 - 1) + 1) for s in states]
+
+
+def _num_actions(env) -> int:
+    """How many actions the substrate's players choose from (all alike)."""
+    return int(env.action_spec()[0].num_values)
+
+
+class _SubstrateAgents:
+    """How ``MeltingPotMultiAgentEnv`` plays its one substrate: observations,
+    rewards and episode ends as dicts by agent id. Kept apart from the class
+    ``_env_class`` builds, which needs RLlib imported for its base class;
+    that class's ``__init__`` sets ``_env``, ``agents``, ``convention``,
+    ``max_steps`` and ``_steps``."""
+
+    def _observations(self, timestep) -> dict:
+        return {a: self.convention.convert(o) for a, o in zip(self.agents, timestep.observation)}
+
+    def reset(self, *, seed=None, options=None):
+        # meltingpot draws each episode's seed from the one given at build.
+        timestep = self._env.reset()
+        self._steps = 0
+        return self._observations(timestep), {a: {} for a in self.agents}
+
+    def step(self, action_dict):
+        actions = [int(action_dict.get(a, 0)) for a in self.agents]
+        timestep = self._env.step(actions)
+        self._steps += 1
+        rewards = np.asarray(timestep.reward, dtype=np.float64)
+        done = timestep.last()
+        cut = not done and self.max_steps is not None and self._steps >= self.max_steps
+        terminateds = {a: done for a in self.agents} | {"__all__": done}
+        truncateds = {a: cut for a in self.agents} | {"__all__": cut}
+        return (self._observations(timestep), {a: float(r) for a, r in zip(self.agents, rewards)},
+                terminateds, truncateds, {a: {} for a in self.agents})
+
+    def close(self):
+        self._env.close()
+
+
 def _env_class():
+    """The multi-agent sampler's environment class (``sampler="multi-agent"``),
+    built on first use because its base class is RLlib's."""
     torch_only_rllib()
     from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-    class MeltingPotMultiAgentEnv(MultiAgentEnv):
+    class MeltingPotMultiAgentEnv(_SubstrateAgents, MultiAgentEnv):
         """A Melting Pot substrate (with a capprof scenario's overrides) as an
         RLlib multi-agent env.
 
@@ -88,51 +145,93 @@ def _env_class():
             import gymnasium as gym
 
             from capprof.meltingpot_import import import_meltingpot
-            from capprof.runners.episode.substrate import build_substrate
 
             import_meltingpot()
             cfg = dict(env_config or {})
             self.scenario = cfg["scenario"]
-            self.convention = ObsConvention(downsample=int(cfg.get("downsample", 8)),
-                                            scale=bool(cfg.get("scale", True)))
+            self.convention = _convention(cfg)
             self.max_steps = cfg.get("max_steps")
-            worker = int(getattr(env_config, "worker_index", 0) or 0)
             type(self)._built += 1
-            state = np.random.SeedSequence([int(cfg.get("seed", 0)), worker, type(self)._built]).generate_state(1)
-            self._env = build_substrate(self.scenario, int(state[0]) % (2**31 - 1) + 1)
-            self.num_actions = int(self._env.action_spec()[0].num_values)
-            n = self.scenario.n_players
-            self.agents = self.possible_agents = [f"player_{i}" for i in range(n)]
+            self._env, = _seeded_substrates(self.scenario, cfg, env_config, 1, type(self)._built)
+            self.num_actions = _num_actions(self._env)
+            self.agents = self.possible_agents = [f"player_{i}" for i in range(self.scenario.n_players)]
             space = self.convention.space()
             self.observation_spaces = {a: space for a in self.agents}
             self.action_spaces = {a: gym.spaces.Discrete(self.num_actions) for a in self.agents}
             self._steps = 0
 
-        def _observations(self, timestep) -> dict:
-            return {a: self.convention.convert(o) for a, o in zip(self.agents, timestep.observation)}
-
-        def reset(self, *, seed=None, options=None):
-            # meltingpot draws each episode's seed from the one given at build.
-            timestep = self._env.reset()
-            self._steps = 0
-            return self._observations(timestep), {a: {} for a in self.agents}
-
-        def step(self, action_dict):
-            actions = [int(action_dict.get(a, 0)) for a in self.agents]
-            timestep = self._env.step(actions)
-            self._steps += 1
-            rewards = np.asarray(timestep.reward, dtype=np.float64)
-            done = timestep.last()
-            cut = not done and self.max_steps is not None and self._steps >= self.max_steps
-            terminateds = {a: done for a in self.agents} | {"__all__": done}
-            truncateds = {a: cut for a in self.agents} | {"__all__": cut}
-            return (self._observations(timestep), {a: float(r) for a, r in zip(self.agents, rewards)},
-                    terminateds, truncateds, {a: {} for a in self.agents})
-
-        def close(self):
-            self._env.close()
-
     return MeltingPotMultiAgentEnv
+
+
+def _num_envs(cfg: dict, players: int) -> int:
+    """The vector's length ``env_config`` asks for (one substrate's players by
+    default); ValueError unless it is a whole number of substrates."""
+    total = int(cfg.get("num_envs", players))
+    if total % players:
+        raise ValueError(f"num_envs {total} is not a multiple of the {players} players")
+    return total
+
+
+class _SubstratesPlayers:
+    """How ``MeltingPotPlayersVectorEnv`` steps its substrates: the players of
+    substrate ``k`` are rows ``k * players`` .. ``(k + 1) * players - 1`` of
+    every batch, and a substrate whose episode ended restarts on its next
+    step. Kept apart from the class ``_vector_env_class`` builds, whose
+    ``__init__`` sets ``_envs``, ``players``, ``substrates``, ``convention``,
+    ``max_steps`` and ``single_observation_space``, then calls ``_allocate``."""
+
+    def _allocate(self, total: int) -> None:
+        """Zeroed step counts and end flags per substrate, and the observation
+        buffer of all ``total`` players."""
+        self._steps = np.zeros(self.substrates, dtype=np.int64)
+        self._ended = np.zeros(self.substrates, dtype=bool)
+        shape = (total, *self.single_observation_space.shape)
+        self._obs = np.zeros(shape, dtype=self.single_observation_space.dtype)
+
+    def _put(self, k: int, timestep) -> None:
+        rows = slice(k * self.players, (k + 1) * self.players)
+        self._obs[rows] = self.convention.convert_many(timestep.observation)
+
+    def _restart(self, k: int) -> None:
+        """Substrate ``k`` at the first step of a new episode."""
+        # meltingpot draws each episode's seed from the one given at build.
+        self._put(k, self._envs[k].reset())
+        self._steps[k] = 0
+        self._ended[k] = False
+
+    def _step_substrate(self, k: int, actions) -> tuple:
+        """Substrate ``k`` one step on: its players' rewards, whether the
+        episode terminated, whether ``max_steps`` truncated it."""
+        timestep = self._envs[k].step(actions)
+        self._steps[k] += 1
+        self._put(k, timestep)
+        terminated = timestep.last()
+        truncated = not terminated and self.max_steps is not None and self._steps[k] >= self.max_steps
+        self._ended[k] = terminated or truncated
+        return np.asarray(timestep.reward, dtype=np.float32), terminated, truncated
+
+    def reset(self, *, seed=None, options=None):
+        for k in range(len(self._envs)):
+            self._restart(k)
+        return self._obs.copy(), {}
+
+    def step(self, actions):
+        actions = np.asarray(actions, dtype=np.int64).reshape(self.substrates, self.players)
+        rewards = np.zeros((self.substrates, self.players), dtype=np.float32)
+        terminated = np.zeros(self.substrates, dtype=bool)
+        truncated = np.zeros(self.substrates, dtype=bool)
+        for k in range(len(self._envs)):
+            if self._ended[k]:  # NEXT_STEP autoreset: this step starts a new episode
+                self._restart(k)
+                continue
+            rewards[k], terminated[k], truncated[k] = self._step_substrate(k, actions[k])
+        spread = np.repeat  # every player of a substrate shares its end
+        return (self._obs.copy(), rewards.reshape(-1), spread(terminated, self.players),
+                spread(truncated, self.players), {})
+
+    def close_extras(self, **kwargs):
+        for env in self._envs:
+            env.close()
 
 
 def _vector_env_class():
@@ -143,7 +242,7 @@ def _vector_env_class():
     torch_only_rllib()
     import gymnasium as gym
 
-    class MeltingPotPlayersVectorEnv(gym.vector.VectorEnv):
+    class MeltingPotPlayersVectorEnv(_SubstratesPlayers, gym.vector.VectorEnv):
         """``substrates`` Melting Pot substrates x ``n`` players as one vector of
         ``substrates * n`` single-agent envs (sub-env ``k * n + i`` is player
         ``i`` of substrate ``k``), as SuperSuit's Markov vector env presents a
@@ -162,70 +261,21 @@ def _vector_env_class():
 
         def __init__(self, env_config=None):
             from capprof.meltingpot_import import import_meltingpot
-            from capprof.runners.episode.substrate import build_substrate
 
             import_meltingpot()
             cfg = dict(env_config or {})
             self.scenario = cfg["scenario"]
             self.players = self.scenario.n_players
-            total = int(cfg.get("num_envs", self.players))
-            if total % self.players:
-                raise ValueError(f"num_envs {total} is not a multiple of the {self.players} players")
+            self.num_envs = total = _num_envs(cfg, self.players)
             self.substrates = total // self.players
-            self.num_envs = total
-            self.convention = ObsConvention(downsample=int(cfg.get("downsample", 8)),
-                                            scale=bool(cfg.get("scale", True)))
+            self.convention = _convention(cfg)
             self.max_steps = cfg.get("max_steps")
-            worker = int(getattr(env_config, "worker_index", 0) or 0)
-            seeds = np.random.SeedSequence([int(cfg.get("seed", 0)), worker]).generate_state(self.substrates)
-            self._envs = [build_substrate(self.scenario, int(s) % (2**31 - 1) + 1) for s in seeds]
-            self.num_actions = int(self._envs[0].action_spec()[0].num_values)
+            self._envs = _seeded_substrates(self.scenario, cfg, env_config, self.substrates)
+            self.num_actions = _num_actions(self._envs[0])
             self.single_observation_space = self.convention.space()
             self.single_action_space = gym.spaces.Discrete(self.num_actions)
             self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, total)
             self.action_space = gym.spaces.MultiDiscrete(np.full(total, self.num_actions))
-            self._steps = np.zeros(self.substrates, dtype=np.int64)
-            self._ended = np.zeros(self.substrates, dtype=bool)
-            shape = (total, *self.single_observation_space.shape)
-            self._obs = np.zeros(shape, dtype=self.single_observation_space.dtype)
-
-        def _put(self, k: int, timestep) -> None:
-            rows = slice(k * self.players, (k + 1) * self.players)
-            self._obs[rows] = self.convention.convert_many(timestep.observation)
-
-        def reset(self, *, seed=None, options=None):
-            # meltingpot draws each episode's seed from the one given at build.
-            for k, env in enumerate(self._envs):
-                self._put(k, env.reset())
-            self._steps[:] = 0
-            self._ended[:] = False
-            return self._obs.copy(), {}
-
-        def step(self, actions):
-            actions = np.asarray(actions, dtype=np.int64).reshape(self.substrates, self.players)
-            rewards = np.zeros((self.substrates, self.players), dtype=np.float32)
-            terminated = np.zeros(self.substrates, dtype=bool)
-            truncated = np.zeros(self.substrates, dtype=bool)
-            for k, env in enumerate(self._envs):
-                if self._ended[k]:  # NEXT_STEP autoreset: this step starts a new episode
-                    self._put(k, env.reset())
-                    self._steps[k] = 0
-                    self._ended[k] = False
-                    continue
-                timestep = env.step(actions[k])
-                self._steps[k] += 1
-                self._put(k, timestep)
-                rewards[k] = np.asarray(timestep.reward, dtype=np.float32)
-                terminated[k] = timestep.last()
-                truncated[k] = (not terminated[k] and self.max_steps is not None
-                                and self._steps[k] >= self.max_steps)
-                self._ended[k] = terminated[k] or truncated[k]
-            spread = np.repeat  # every player of a substrate shares its end
-            return (self._obs.copy(), rewards.reshape(-1), spread(terminated, self.players),
-                    spread(truncated, self.players), {})
-
-        def close_extras(self, **kwargs):
-            for env in self._envs:
-                env.close()
+            self._allocate(total)
 
     return MeltingPotPlayersVectorEnv
