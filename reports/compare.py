@@ -131,45 +131,43 @@ def _statistics(arrays, counts, codes) -> dict:
     return found
 
 
-def compare_teams(
-    scores: pd.DataFrame,
-    teams: Sequence[str] | None = None,
-    reps: int = DEFAULT_REPS,
-    seed: int = 0,
-    level: float = 0.95,
-    rank_by: str = "iqm",
-    progress: bool | None = None,
-) -> Comparison:
-    """Aggregates, ranks and pairwise probabilities of improvement with
-    stratified-bootstrap intervals (``Comparison.table`` has COMPARE_COLUMNS).
-
-    ``scores`` is a (normalised) score table; ``progress=None`` shows a
-    progress bar only on a terminal.
-    """
-    from tqdm import tqdm
-
+def _check_options(reps: int, rank_by: str) -> None:
+    """Raise CapprofError when ``reps`` is too small for an interval or
+    ``rank_by`` is not one of METRICS; returns nothing."""
     if reps < 10:
         raise CapprofError(f"--reps {reps} is too few for a 95% interval; use at least 10 (default {DEFAULT_REPS})")
     if rank_by not in METRICS:
         raise CapprofError(f'cannot rank by "{rank_by}"; use one of {", ".join(METRICS)}')
-    rows, teams = select_common(scores, teams)
-    arrays = team_arrays(rows, teams)
+
+
+def _note_single_replicates(arrays, teams: Sequence[str]) -> None:
+    """Note the teams with one replicate per scenario (their intervals come
+    out too narrow); returns nothing."""
     single = [t for t in teams if arrays[t][1].max() == 1]
     if single:
         note(f"{', '.join(single)} ha{'s' if len(single) == 1 else 've'} one replicate per "
              "scenario, so the bootstrap sees no run-to-run spread there: intervals are narrower than the truth")
 
-    # Every statistic is computed from multiplicities (how often each
-    # observation was drawn; reports.stats "weighted form"): linear in rows,
-    # and equal to resampling the scores themselves (same generator stream).
-    pairs = list(combinations(teams, 2))
-    codes = {(a, b): stats.pair_codes(*arrays[a], *arrays[b]) for a, b in pairs}
-    point_draws = _statistics(arrays, {t: np.ones((1, len(v))) for t, (v, _) in arrays.items()}, codes)
+
+def _point_estimates(arrays, teams: Sequence[str], pairs, codes) -> tuple[dict, dict]:
+    """Returns (point[metric][team], point_poi[pair]) on the observed scores."""
+    # the observed scores are the resample that draws every row once
+    ones = {t: np.ones((1, len(v))) for t, (v, _) in arrays.items()}
+    point_draws = _statistics(arrays, ones, codes)
     point = {m: {t: float(point_draws[m][t][0]) for t in teams} for m in METRICS}
     point_poi = {p: float(point_draws["poi"][p][0]) for p in pairs}
+    return point, point_poi
+
+
+def _bootstrap_draws(arrays, teams: Sequence[str], pairs, codes, reps: int, seed: int,
+                     progress: bool | None) -> tuple[dict, dict]:
+    """Returns (draws[metric][team], draws_poi[pair]), each an array of
+    ``reps`` stratified-bootstrap values, computed ``chunk`` resamples at a time."""
+    from tqdm import tqdm
 
     draws = {m: {t: np.empty(reps) for t in teams} for m in METRICS}
     draws_poi = {p: np.empty(reps) for p in pairs}
+    # one generator per team, so a team's draws do not depend on the others
     rngs = {t: _team_rng(seed, t) for t in teams}
     total = sum(len(v) for v, _ in arrays.values())
     chunk = max(1, min(CHUNK, CHUNK_ELEMENTS // max(1, total)))
@@ -186,11 +184,30 @@ def compare_teams(
             for p in pairs:
                 draws_poi[p][start:start + k] = found["poi"][p]
             bar.update(k)
+    return draws, draws_poi
 
+
+def _ranks(point: dict, draws: dict, teams: Sequence[str], rank_by: str) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (rank per team on the observed scores, (reps, teams) ranks per
+    resample), 1 = best by ``rank_by``."""
     # aggregates equal to 12 decimals tie (summation order differs by ~1e-16)
     rank_point = stats.rank_descending(np.round(np.array([point[rank_by][t] for t in teams]), RANK_DECIMALS))
     rank_draws = stats.rank_descending(np.round(np.stack([draws[rank_by][t] for t in teams], axis=1), RANK_DECIMALS))
+    return rank_point, rank_draws
 
+
+def _improvement(t: str, other: str, point_poi: dict, draws_poi: dict) -> tuple[float, np.ndarray]:
+    """Returns (point, resamples) of P(a run of ``t`` beats a run of ``other``)."""
+    if (t, other) in point_poi:
+        return point_poi[(t, other)], draws_poi[(t, other)]
+    # P(B > A) = 1 - P(A > B): ties count half to each side
+    return 1.0 - point_poi[(other, t)], 1.0 - draws_poi[(other, t)]
+
+
+def _records(teams: Sequence[str], point, draws, ranks, point_poi, draws_poi, level: float) -> list[tuple]:
+    """Returns the COMPARE_COLUMNS rows: per team its metrics, its rank,
+    then its probability of improvement over every other team."""
+    rank_point, rank_draws = ranks
     records = []
     for i, t in enumerate(teams):
         for m in METRICS:
@@ -199,11 +216,41 @@ def compare_teams(
         for other in teams:
             if other == t:
                 continue
-            if (t, other) in point_poi:
-                value, sample = point_poi[(t, other)], draws_poi[(t, other)]
-            else:  # P(B > A) = 1 - P(A > B): ties count half to each side
-                value, sample = 1.0 - point_poi[(other, t)], 1.0 - draws_poi[(other, t)]
+            value, sample = _improvement(t, other, point_poi, draws_poi)
             records.append((t, f"p_improve:{other}", value, *stats.percentile_interval(sample, level)))
+    return records
+
+
+def compare_teams(
+    scores: pd.DataFrame,
+    teams: Sequence[str] | None = None,
+    reps: int = DEFAULT_REPS,
+    seed: int = 0,
+    level: float = 0.95,
+    rank_by: str = "iqm",
+    progress: bool | None = None,
+) -> Comparison:
+    """Aggregates, ranks and pairwise probabilities of improvement with
+    stratified-bootstrap intervals (``Comparison.table`` has COMPARE_COLUMNS).
+
+    ``scores`` is a (normalised) score table; ``progress=None`` shows a
+    progress bar only on a terminal.
+    """
+    _check_options(reps, rank_by)
+    rows, teams = select_common(scores, teams)
+    arrays = team_arrays(rows, teams)
+    _note_single_replicates(arrays, teams)
+
+    # Every statistic is computed from multiplicities (how often each
+    # observation was drawn; reports.stats "weighted form"): linear in rows,
+    # and equal to resampling the scores themselves (same generator stream).
+    pairs = list(combinations(teams, 2))
+    codes = {(a, b): stats.pair_codes(*arrays[a], *arrays[b]) for a, b in pairs}
+    point, point_poi = _point_estimates(arrays, teams, pairs, codes)
+    draws, draws_poi = _bootstrap_draws(arrays, teams, pairs, codes, reps, seed, progress)
+    ranks = _ranks(point, draws, teams, rank_by)
+
+    records = _records(teams, point, draws, ranks, point_poi, draws_poi, level)
     table = pd.DataFrame.from_records(records, columns=list(COMPARE_COLUMNS))
     return Comparison(table, tuple(teams), int(rows["scenario"].nunique()), reps, seed, level, rank_by)
 
