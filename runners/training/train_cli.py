@@ -122,41 +122,72 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def run(args, command: list[str]) -> int:
-    from pathlib import Path
-
+def _resumed_settings(args, out, given: dict) -> tuple:
+    """``--resume``: the recorded settings (with the options given again) and
+    the budget, the recorded one unless --steps is given."""
     from capprof.runners.populations import rllib_obs
+    from capprof.runners.training import rllib_train_dir
+    from capprof.runners.training import rllib_train as lib
+
+    rllib_train_dir.check_out(out, resume=True)  # a clear line before reading train.json
+    settings = lib.resume_settings(out, args.target, given)
+    recorded = rllib_obs.read_train_file(out)
+    steps = args.steps if args.steps is not None else int(recorded.get("budget_env_steps", DEFAULT_STEPS))
+    return settings, steps
+
+
+def _new_settings(args, out, given: dict) -> tuple:
+    """A new run: its settings and budget, checked together with --out and
+    the name of what to train on before Ray starts."""
     from capprof.runners.training import rllib_env, rllib_train_dir
     from capprof.runners.training import rllib_train as lib
 
-    out = Path(args.out).expanduser()
-    given = _given_settings(args)
-    if args.resume:
-        rllib_train_dir.check_out(out, resume=True)  # a clear line before reading train.json
-        settings = lib.resume_settings(out, args.target, given)
-        recorded = rllib_obs.read_train_file(out)
-        steps = args.steps if args.steps is not None else int(recorded.get("budget_env_steps", DEFAULT_STEPS))
-    else:
-        if args.target is None:
-            raise CapprofError("name a substrate or scenario to train on, e.g. `capprof train commons_harvest__open "
-                               "--out DIR` (or continue a run with --resume)")
-        settings = lib.TrainSettings(args.target, **{k: v for k, v in given.items() if v is not None})
-        steps = args.steps if args.steps is not None else DEFAULT_STEPS
-        settings.check()
-        rllib_train_dir.check_out(out, resume=False)
-        if steps < lib.minimum_steps(settings):
-            raise CapprofError(f"--steps {steps} is below one iteration ({lib.minimum_steps(settings)} env steps, "
-                               f"--batch-size); give --steps {lib.minimum_steps(settings)} or more, or lower "
-                               "--batch-size")
-        rllib_env.resolve_target(settings.target)
-    bar = _Bar(steps, args.quiet, settings.batch_size)
+    if args.target is None:
+        raise CapprofError("name a substrate or scenario to train on, e.g. `capprof train commons_harvest__open "
+                           "--out DIR` (or continue a run with --resume)")
+    settings = lib.TrainSettings(args.target, **{k: v for k, v in given.items() if v is not None})
+    steps = args.steps if args.steps is not None else DEFAULT_STEPS
+    settings.check()
+    rllib_train_dir.check_out(out, resume=False)
+    if steps < lib.minimum_steps(settings):
+        raise CapprofError(f"--steps {steps} is below one iteration ({lib.minimum_steps(settings)} env steps, "
+                           f"--batch-size); give --steps {lib.minimum_steps(settings)} or more, or lower "
+                           "--batch-size")
+    rllib_env.resolve_target(settings.target)
+    return settings, steps
+
+
+def _say_training(settings, steps: int, out) -> None:
+    """The line that opens a run: what trains, for how long, where."""
+    modules = "one module per player" if settings.per_player else "one shared module"
+    reward = ", prosocial rewards" if settings.prosocial else ""
+    print(f"capprof: training {settings.target} ({modules}{reward}) for {steps} env steps, "
+          f"{settings.batch_size} per iteration, into {out}", file=sys.stderr, flush=True)
+
+
+def _disk_error(exc: Exception, out) -> CapprofError | None:
+    """The one-line error for a disk that filled (or failed) mid-training,
+    naming the resume command; None when ``exc`` is something else or no
+    checkpoint was kept to resume from."""
+    from capprof.io import disk_problem
+    from capprof.runners.training import rllib_train_dir
+
+    problem = disk_problem(exc, out)  # what failed, where and why; the fix is ours
+    if problem is None or not rllib_train_dir.checkpoints(out):
+        return None
+    remedy = "free space there" if problem.space else "fix that"
+    return CapprofError(f"{problem.what}; the last checkpoint is kept: {remedy}, then continue with "
+                        f"`capprof train --out {shlex.quote(str(out))} --resume`")
+
+
+def _train(args, settings, out, steps: int, command: list[str], bar: _Bar):
+    """The library's ``TrainResult``; the bar is closed and SIGTERM's handler
+    restored whatever happens."""
+    from capprof.runners.training import rllib_train as lib
 
     def on_start(progress) -> None:
         if not args.quiet:
-            modules = "one module per player" if settings.per_player else "one shared module"
-            reward = ", prosocial rewards" if settings.prosocial else ""
-            print(f"capprof: training {settings.target} ({modules}{reward}) for {steps} env steps, "
-                  f"{settings.batch_size} per iteration, into {out}", file=sys.stderr, flush=True)
+            _say_training(settings, steps, out)
         _quiet_libraries()
         bar.start(progress)
 
@@ -166,23 +197,38 @@ def run(args, command: list[str]) -> int:
         previous.append(install_sigterm_as_interrupt())
 
     try:
-        result = lib.train(settings, out, steps, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                           command=command, on_start=on_start, on_iteration=bar.update, on_ready=on_ready)
+        return lib.train(settings, out, steps, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                         command=command, on_start=on_start, on_iteration=bar.update, on_ready=on_ready)
     except Exception as exc:  # a disk that fills mid-training: the last whole checkpoint is kept
-        from capprof.io import disk_problem
-
-        problem = disk_problem(exc, out)  # what failed, where and why; the fix is ours
-        if problem is None or not rllib_train_dir.checkpoints(out):
+        error = _disk_error(exc, out)
+        if error is None:
             raise
-        remedy = "free space there" if problem.space else "fix that"
-        raise CapprofError(f"{problem.what}; the last checkpoint is kept: {remedy}, then continue with "
-                           f"`capprof train --out {shlex.quote(str(out))} --resume`") from None
+        raise error from None
     finally:
         bar.close()
         if previous and previous[0] is not None:
             import signal
 
             signal.signal(signal.SIGTERM, previous[0])
+
+
+def _member(settings, where: str) -> str:
+    """The ``--population TEAM=...`` member spec that plays the trained run
+    at ``where`` (one ``rllib:`` member per module with --per-player)."""
+    from capprof.runners.training import rllib_env
+    from capprof.runners.training import rllib_train as lib
+
+    if not settings.per_player:
+        return f"rllib:{where}"
+    scenario = rllib_env.resolve_target(settings.target)
+    return "+".join(f"rllib:{where}:{m}" for m in lib.module_ids(settings, scenario.n_players))
+
+
+def _report(result, settings, steps: int) -> int:
+    """Says how the run ended (unless there was nothing to do) and returns the
+    exit code: 130 when interrupted, else 0."""
+    from capprof.runners.training import rllib_train_dir
+
     p = result.progress
     if result.progress.env_steps >= steps and not result.curve and not result.interrupted:
         return 0  # nothing to do (the library's note said so)
@@ -190,15 +236,21 @@ def run(args, command: list[str]) -> int:
         print(f"capprof: interrupted at {p.env_steps} env steps; checkpoint saved in {result.checkpoint}; "
               f"continue with `capprof train --out {shlex.quote(str(result.out))} --resume`", file=sys.stderr)
         return 130
-    where = shlex.quote(str(result.out))
-    if settings.per_player:
-        scenario = rllib_env.resolve_target(settings.target)
-        member = "+".join(f"rllib:{where}:{m}" for m in lib.module_ids(settings, scenario.n_players))
-    else:
-        member = f"rllib:{where}"
+    member = _member(settings, shlex.quote(str(result.out)))
     print(f"capprof: trained {p.env_steps} env steps in {p.iteration} iterations ({p.wall_seconds:.0f} s); "
           f"learning curve in {result.out / rllib_train_dir.CURVE_FILE}; play it with --population TEAM={member}")
     return 0
+
+
+def run(args, command: list[str]) -> int:
+    from pathlib import Path
+
+    out = Path(args.out).expanduser()
+    given = _given_settings(args)
+    settings, steps = (_resumed_settings if args.resume else _new_settings)(args, out, given)
+    bar = _Bar(steps, args.quiet, settings.batch_size)
+    result = _train(args, settings, out, steps, command, bar)
+    return _report(result, settings, steps)
 
 
 def _command(args) -> list[str]:
