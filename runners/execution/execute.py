@@ -162,6 +162,68 @@ def run_space_bytes(episodes: int) -> int:
     return RUN_SPACE_FLOOR + episodes * EPISODE_SPACE
 
 
+def _todo(tasks: list[EpisodeTask], out_dir: Path, resume: bool) -> list[EpisodeTask]:
+    """The tasks whose episodes ``out_dir`` does not hold yet, after removing
+    any partial file a killed run left. Without ``resume``, a directory that
+    holds some of these episodes is refused."""
+    remove_partial_files(out_dir)
+    done = finished_keys(out_dir)
+    mine = {t.key for t in tasks} & done
+    if mine and not resume:
+        raise CapprofError(f"{out_dir} already holds {len(mine)} of these episodes; pass --resume to skip "
+                           "them or choose another --out directory")
+    return [t for t in tasks if t.key not in done]
+
+
+def _recorder(out_dir: Path, summary: RunSummary, bar, start: float):
+    """The callback each finished episode goes to: it writes the record,
+    counts it into ``summary`` and moves the progress bar on."""
+
+    def finished(record: EpisodeRecord) -> None:
+        write_record(out_dir, record)
+        if record.ok:
+            summary.ok += 1
+        else:
+            summary.failed += 1
+            summary.first_error = summary.first_error or record.error
+        summary.steps += record.steps
+        elapsed = time.perf_counter() - start
+        bar.set_postfix(steps_per_s=f"{summary.steps / max(elapsed, 1e-9):.0f}", failed=summary.failed)
+        bar.update(1)
+
+    return finished
+
+
+def _play_isolated(todo: list[EpisodeTask], finished) -> None:
+    """Plays ``todo`` one after another in one watched child process."""
+    from capprof.runners.execution.isolation import EpisodeProcess
+
+    process = EpisodeProcess()
+    try:
+        for task in todo:
+            finished(process.run(task))
+    except BaseException:  # Ctrl-C: stop the child now, not after its episode
+        process.kill()
+        raise
+    process.close()
+
+
+def _play(todo: list[EpisodeTask], finished, backend: str, isolate: bool, workers: int | None,
+          address: str | None, runtime_env: dict | None) -> list[tuple[str, str, int]]:
+    """Plays ``todo``, each record to ``finished``, on the chosen backend;
+    returns the episodes re-run after a lost Ray worker (none when serial)."""
+    if backend == "ray":
+        from capprof.runners.execution.ray_backend import execute_ray
+
+        return execute_ray(todo, finished, workers, address, runtime_env)
+    if isolate and todo:
+        _play_isolated(todo, finished)
+    else:
+        for task in todo:
+            finished(run_episode(task))
+    return []
+
+
 def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: str = "serial",
             workers: int | None = None, address: str | None = None, quiet: bool = False,
             isolate: bool | None = None, runtime_env: dict | None = None, command: str = "capprof run"
@@ -185,13 +247,7 @@ def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: st
         require_space(out_dir, run_space_bytes(len(tasks)), command)
     _prepare(out_dir)
     with RunLock(out_dir), run_scope():
-        remove_partial_files(out_dir)
-        done = finished_keys(out_dir)
-        mine = {t.key for t in tasks} & done
-        if mine and not resume:
-            raise CapprofError(f"{out_dir} already holds {len(mine)} of these episodes; pass --resume to skip "
-                               "them or choose another --out directory")
-        todo = [t for t in tasks if t.key not in done]
+        todo = _todo(tasks, out_dir, resume)
         require_space(out_dir, run_space_bytes(len(todo)), command)
         demands_file = write_run_demands(tasks, out_dir)
         if isolate is None:
@@ -201,38 +257,9 @@ def execute(tasks: list[EpisodeTask], out_dir, resume: bool = False, backend: st
                              demands_file=demands_file)
         start = time.perf_counter()
         bar = _progress(len(tasks), summary.skipped, quiet)
-
-        def finished(record: EpisodeRecord) -> None:
-            write_record(out_dir, record)
-            if record.ok:
-                summary.ok += 1
-            else:
-                summary.failed += 1
-                summary.first_error = summary.first_error or record.error
-            summary.steps += record.steps
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(steps_per_s=f"{summary.steps / max(elapsed, 1e-9):.0f}", failed=summary.failed)
-            bar.update(1)
-
         try:
-            if backend == "ray":
-                from capprof.runners.execution.ray_backend import execute_ray
-
-                summary.retried = execute_ray(todo, finished, workers, address, runtime_env)
-            elif isolate and todo:
-                from capprof.runners.execution.isolation import EpisodeProcess
-
-                process = EpisodeProcess()
-                try:
-                    for task in todo:
-                        finished(process.run(task))
-                except BaseException:  # Ctrl-C: stop the child now, not after its episode
-                    process.kill()
-                    raise
-                process.close()
-            else:
-                for task in todo:
-                    finished(run_episode(task))
+            summary.retried = _play(todo, _recorder(out_dir, summary, bar, start), backend, isolate, workers,
+                                    address, runtime_env)
         finally:
             bar.close()
             summary.seconds = time.perf_counter() - start
