@@ -257,15 +257,16 @@ def _score_arguments(p) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0, help="random seed, a whole number >= 0 (default 0)")
 
 
-def register(sub) -> None:
-    from capprof.profiling.constants import DEFAULT_LAYOUT_MODE, LAYOUT_MODES
+def _format_argument(p, default: str) -> None:
+    """Add --format (table or csv) with the command's own default; returns nothing."""
+    p.add_argument("--format", choices=("table", "csv"), default=default)
 
-    p = sub.add_parser("evaluate", help="cross-validate score predictors on held-out cells, scenarios or substrates")
-    _score_arguments(p)
-    from capprof.arguments import positive_int
+
+def _cross_validation_arguments(p) -> None:
+    """Add evaluate's protocol options: what is held out, how often, against
+    which reference, with which anchors and range floor; returns nothing."""
     from capprof.profiling.evaluate import DEFAULT_FOLDS, DEFAULT_REFERENCE, SPLITS
     from capprof.profiling.folds import RANGE_FLOOR
-    from capprof.profiling.predictors import predictor_names
 
     p.add_argument("--split", choices=SPLITS, default="random",
                    help="what is held out: cells (random), whole scenarios or whole substrates")
@@ -280,13 +281,11 @@ def register(sub) -> None:
                    "random splits; random and exploiter* for scenario and substrate splits)")
     p.add_argument("--range-floor", type=float, default=RANGE_FLOOR,
                    help=f"raise a scenario's range to this share of its substrate's median range (default {RANGE_FLOOR})")
-    p.add_argument("--models", default="aggmean,ridge,assessor,lltm,lowrank,layout-joint",
-                   help=f"comma-separated, from {', '.join(predictor_names())}; each NAME or NAME(KEY=VALUE,...) "
-                   "to set its __init__ parameters (true/false, none, numbers or text), e.g. "
-                   "'layout-joint(scenario_effect=false,draws=500)'; a model given parameters is reported under "
-                   "that spec, so variants compare in one run (docs/evaluation.md)")
-    p.add_argument("--format", choices=("table", "csv"), default="table")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _evaluation_output_arguments(p) -> None:
+    """Add evaluate's optional files: --out, --cells, --summary and the
+    --save directory; returns nothing."""
     p.add_argument("--out", metavar="FILE", help="also write the per-repeat CSV to FILE (e.g. PROFILE_DIR/evaluate.csv "
                    "for `capprof report`)")
     p.add_argument("--cells", metavar="FILE", help="also write every test cell's prediction and error to FILE (CSV)")
@@ -295,7 +294,30 @@ def register(sub) -> None:
     p.add_argument("--save", metavar="DIR", help="also save the whole evaluation (every table and the protocol) to "
                    "the directory DIR, atomically; `capprof report` shows its summary as is (PROFILE_DIR/evaluation, "
                    "or --evaluate DIR)")
+
+
+def _register_evaluate(sub) -> None:
+    """Add `capprof evaluate` to the subparsers ``sub``; returns nothing."""
+    from capprof.profiling.predictors import predictor_names
+
+    p = sub.add_parser("evaluate", help="cross-validate score predictors on held-out cells, scenarios or substrates")
+    # the option order below is the order --help lists them in
+    _score_arguments(p)
+    _cross_validation_arguments(p)
+    p.add_argument("--models", default="aggmean,ridge,assessor,lltm,lowrank,layout-joint",
+                   help=f"comma-separated, from {', '.join(predictor_names())}; each NAME or NAME(KEY=VALUE,...) "
+                   "to set its __init__ parameters (true/false, none, numbers or text), e.g. "
+                   "'layout-joint(scenario_effect=false,draws=500)'; a model given parameters is reported under "
+                   "that spec, so variants compare in one run (docs/evaluation.md)")
+    _format_argument(p, "table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _evaluation_output_arguments(p)
     p.set_defaults(func=cmd_evaluate)
+
+
+def _register_profile(sub) -> None:
+    """Add `capprof profile` to the subparsers ``sub``; returns nothing."""
+    from capprof.profiling.constants import DEFAULT_LAYOUT_MODE, LAYOUT_MODES
 
     p = sub.add_parser("profile", help="fit capability profiles (measurement layout) and the assessor")
     _score_arguments(p)
@@ -312,6 +334,9 @@ def register(sub) -> None:
                    "docs/evaluation.md)")
     p.set_defaults(func=cmd_profile)
 
+
+def _register_predict(sub) -> None:
+    """Add `capprof predict` to the subparsers ``sub``; returns nothing."""
     p = sub.add_parser("predict", help="predict profiled teams' scores on new scenarios")
     p.add_argument("dir", metavar="DIR", help="a directory written by `capprof profile`")
     p.add_argument("--scenario", action="append", metavar="NAME",
@@ -323,5 +348,13 @@ def register(sub) -> None:
                    help="the profile's layout (layout-joint, alias layout, or layout-per-team) and/or assessor "
                    "(default: both); the layout takes the parameters that still matter after fitting, e.g. "
                    "'layout-joint(interval=0.5,seed=1)'")
-    p.add_argument("--format", choices=("table", "csv"), default="csv")
+    _format_argument(p, "csv")
     p.set_defaults(func=cmd_predict)
+
+
+def register(sub) -> None:
+    """Add `capprof evaluate`, `capprof profile` and `capprof predict` to the
+    subparsers ``sub``; returns nothing."""
+    _register_evaluate(sub)
+    _register_profile(sub)
+    _register_predict(sub)
