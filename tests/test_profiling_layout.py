@@ -430,3 +430,32 @@ def test_layout_recovers_known_abilities_with_calibrated_intervals(setting):
     assert coverage_low >= 0.7, coverage_low
     assert corr >= 0.8, corr
     assert diag["divergences"] <= 2
+
+
+def test_a_scenario_without_training_cells_is_predicted_the_same_whether_or_not_its_demands_came_with_the_fit():
+    """The demand rows of scenarios the fit has no cells for (a held-out
+    scenario in cross-validation) must not enter the model: there the
+    residual's centring within the substrate would make the held-out
+    scenario's residual minus the sum of its substrate's and move every
+    prediction for it. Fitted with or without those rows, the posterior and
+    the predictions for the held-out scenario are the same."""
+    from capprof.profiling.predictors import make_predictor
+
+    names = [f"clean_up_{i}" for i in range(6)] + [f"territory__rooms_{i}" for i in range(6)]
+    rng = np.random.default_rng(4)
+    demands = pd.DataFrame({"clean_up": [1.0] * 6 + [0.0] * 6, "territory__rooms": [0.0] * 6 + [1.0] * 6,
+                            "visitor": rng.integers(0, 2, 12).astype(float)},
+                           index=pd.Index(names, name="scenario"))
+    scores, _ = simulate_layout_scores(demands, n_teams=3, seed=3, ability_mean=2.0, scenario_sd=0.8)
+    held_out = ["clean_up_0", "territory__rooms_5"]
+    train = scores[~scores["scenario"].isin(held_out)]
+
+    def fit(rows):
+        return make_predictor("layout-joint", draws=60, tune=60, seed=1).fit(train, rows)
+
+    with_rows, without_rows = fit(demands), fit(demands.drop(index=held_out))
+    assert set(map(str, with_rows.posterior_.posterior["scenario"].values)).isdisjoint(held_out)
+    np.testing.assert_array_equal(with_rows.posterior_.posterior["ability"].values,
+                                  without_rows.posterior_.posterior["ability"].values)
+    pairs = (["team_0", "team_1", "team_2"], ["clean_up_0", "territory__rooms_5", "clean_up_0"])
+    pd.testing.assert_frame_equal(with_rows.predict(*pairs), without_rows.predict(*pairs, demands=demands))

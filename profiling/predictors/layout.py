@@ -118,7 +118,15 @@ class MeasurementLayout(Predictor):
         from capprof.tagging.demands import demand_groups
 
         maths.check_unit_range(cells["score"])
-        demand_index = maths.DemandIndex.from_matrix(self.demands_)
+        # Only scenarios with training cells enter the model. A scenario without
+        # cells would still be tied to the others by the residual's centring
+        # within its substrate (its residual becomes minus the sum of its
+        # substrate's), so a held-out scenario would be predicted from that
+        # artefact, and the fitted ones would lose their centring. Scenarios the
+        # fit has not seen draw their residual at prediction time instead
+        # (``layout.predict_scores``); their demand rows stay in ``demands_``.
+        seen = set(cells["scenario"])
+        demand_index = maths.DemandIndex.from_matrix(self.demands_[self.demands_.index.isin(seen)])
         team_codes = pd.Categorical(cells["team"], categories=self.teams_).codes.astype(int)
         scen_codes = pd.Categorical(cells["scenario"], categories=demand_index.scenarios).codes.astype(int)
         groups = demand_groups(self.demands_.columns)
