@@ -95,10 +95,9 @@ install-browser:
 test-slow: install-runners install-browser
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
-# The tests that play contest-era agents in .venv-legacy (they skip, saying
-# so, without it). Not part of test-slow: the build (203 s, 5 GB) plus these
-# tests (382 s on the loaded 2-core machine) would take CI's 45 minutes too
-# close to the limit (docs/runners.md, "Contest-era agents in CI").
+# The tests that play contest-era agents in .venv-legacy, alone (they skip,
+# saying so, without it; CI builds it first, so there they run within
+# `make test` and `make test-slow`: docs/runners.md, "Contest-era agents in CI").
 test-legacy: install-runners legacy-env
 	$(BIN)/python -m pytest tests/test_legacy_rllib.py \
 	  tests/test_spec_validation.py::test_a_submission_runs_unchanged_in_an_interpreter_without_meltingpot $(PYTEST_ARGS)
