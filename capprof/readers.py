@@ -44,18 +44,25 @@ def csv_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
-def _read_csv(path: Path, compression: str | None) -> pd.DataFrame:
+def _sniff(path: Path, compression: str | None) -> bytes:
+    """Returns the file's first _SNIFF_BYTES bytes (decompressed for gzip);
+    an unreadable file or a broken gzip is one CapprofError line."""
     import gzip
-    import re
 
     opener = gzip.open if compression == "gzip" else open
     try:
         with opener(path, "rb") as handle:
-            head = handle.read(_SNIFF_BYTES)
+            return handle.read(_SNIFF_BYTES)
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         if compression == "gzip" and not isinstance(exc, PermissionError):
             raise CapprofError(f"{path}: not a readable gzip file ({exc}); gunzip it to check, or name it .csv") from None
         raise CapprofError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc}); check the path and its permissions") from None
+
+
+def _header_line(path: Path, head: bytes) -> str:
+    """Returns the header line of the sniffed bytes ``head`` (byte-order mark
+    removed); an empty file, another format or non-UTF-8 text is one
+    CapprofError line naming what the file is."""
     if not head.strip():
         raise CapprofError(f"{path}: the file is empty; a score table needs a header line and rows (docs/schema.md)")
     kind = _kind(head)
@@ -70,10 +77,17 @@ def _read_csv(path: Path, compression: str | None) -> pd.DataFrame:
                 "save it as UTF-8 CSV"
             ) from None
         text = head[: exc.start].decode("utf-8")
-    header = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
-    sep = csv_delimiter(header)
+    return text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+
+
+def _parse_cells(path: Path, sep: str, compression: str | None) -> pd.DataFrame:
+    """Returns every line of the CSV as text cells, the header as row 0 and
+    blank lines kept (so row numbers stay line numbers); a parse failure is
+    one CapprofError line, naming the line whose field count is off."""
+    import re
+
     try:
-        raw = pd.read_csv(
+        return pd.read_csv(
             path, sep=sep, header=None, dtype=str, keep_default_na=False, compression=compression,
             encoding="utf-8-sig", skip_blank_lines=False,
         )
@@ -90,6 +104,12 @@ def _read_csv(path: Path, compression: str | None) -> pd.DataFrame:
         raise CapprofError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
     except UnicodeDecodeError as exc:
         raise CapprofError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV") from None
+
+
+def _named_rows(path: Path, raw: pd.DataFrame) -> pd.DataFrame:
+    """Returns the rows of ``raw`` under the header's column names, guard
+    removed, blank lines dropped, indexed by file line number; a repeated
+    column name is one CapprofError line."""
     names = [unguard_text(str(c).strip()) for c in raw.iloc[0]]
     repeated = sorted({c for c in names if names.count(c) > 1})
     if repeated:
@@ -98,15 +118,37 @@ def _read_csv(path: Path, compression: str | None) -> pd.DataFrame:
     table.columns = names
     table = table[(table != "").any(axis=1)]  # blank lines carry nothing
     table.index = table.index + 1  # the file's line number of each row
+    return table
+
+
+def _decimal_commas_to_points(table: pd.DataFrame) -> pd.DataFrame:
+    """Returns ``table`` with the score columns' decimal commas made points,
+    for a column whose every comma is a decimal comma (a semicolon- or
+    tab-delimited export from a comma-decimal locale)."""
+    import re
+
+    decimal_comma = re.compile(r"^\s*[+-]?\d*,\d+\s*$")
+    for col in ("score", "background_score", "focal_per_capita_return", "background_per_capita_return"):
+        if col in table.columns:
+            values = table[col][table[col].str.strip() != ""]
+            if len(values) and values.str.contains(",").any() and values.map(
+                    lambda v: bool(decimal_comma.match(v)) or "," not in v).all():
+                table[col] = table[col].str.replace(",", ".", regex=False)
+    return table
+
+
+def _read_csv(path: Path, compression: str | None) -> pd.DataFrame:
+    """Returns the CSV at ``path`` as text cells indexed by line number
+    (docs/schema.md); what is wrong with the file is one CapprofError line."""
+    # sniff first, so a file that is not CSV text is named for what it is
+    # rather than failing inside the parser
+    head = _sniff(path, compression)
+    sep = csv_delimiter(_header_line(path, head))
+    table = _named_rows(path, _parse_cells(path, sep, compression))
     if sep != ",":
         note(f"{path.name}: read as {_DELIMITERS[sep]}-delimited")
-        decimal_comma = re.compile(r"^\s*[+-]?\d*,\d+\s*$")
-        for col in ("score", "background_score", "focal_per_capita_return", "background_per_capita_return"):
-            if col in table.columns:
-                values = table[col][table[col].str.strip() != ""]
-                if len(values) and values.str.contains(",").any() and values.map(
-                        lambda v: bool(decimal_comma.match(v)) or "," not in v).all():
-                    table[col] = table[col].str.replace(",", ".", regex=False)
+        # with a comma free as decimal mark, a score may carry one
+        table = _decimal_commas_to_points(table)
     return table
 
 

@@ -167,16 +167,34 @@ def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abiliti
     r_low, r_high = limits if limits is not None else radar_limits(frames)
     styles = styles_for(labels, styles)
     for frame, label in zip(frames, labels):
-        style = styles[str(label)]
-        colour = style.colour
-        mean = np.append(frame["mean"].to_numpy(dtype=float), float(frame["mean"].iloc[0]))
-        low = np.append(frame["hdi_low"].to_numpy(dtype=float), float(frame["hdi_low"].iloc[0]))
-        high = np.append(frame["hdi_high"].to_numpy(dtype=float), float(frame["hdi_high"].iloc[0]))
-        known = np.isfinite(low) & np.isfinite(high)
-        ax.fill_between(closed, np.where(known, low, r_low), np.where(known, high, r_low), where=known,
-                        color=colour, alpha=0.18 if len(profiles) > 1 else 0.3, linewidth=0)
-        ax.plot(closed, mean, color=colour, linewidth=1.8, linestyle=style.linestyle, marker=style.marker,
-                markersize=3, label=mpl_text(label))
+        _radar_trace(ax, closed, frame, label, styles[str(label)], r_low, shaded=0.18 if len(profiles) > 1 else 0.3)
+    _radar_axes(ax, theta, abilities, r_low, r_high, compact)
+    ax.set_title(mpl_text(title), fontsize=10 if compact else 11, pad=14 if compact else 24)
+    if not compact:
+        handles = [legend_line(styles[str(lbl)], with_marker=True) for lbl in labels]
+        band = Rectangle((0, 0), 1, 1, color="#888888", alpha=0.3)
+        fig.legend(handles + [band], [mpl_text(lbl) for lbl in labels] + ["HDI band"],
+                   loc="lower center", ncol=min(len(labels) + 1, 5), fontsize=8, frameon=False)
+    return fig
+
+
+def _radar_trace(ax, closed, frame: pd.DataFrame, label, style: TeamStyle, r_low: float, shaded: float) -> None:
+    """One team's trace: its posterior means as a closed line, its HDI as a
+    band where both bounds are known (a gap where they are not)."""
+    def loop(column):  # the first spoke again at the end, so the line closes
+        values = frame[column].to_numpy(dtype=float)
+        return np.append(values, values[0])
+
+    mean, low, high = loop("mean"), loop("hdi_low"), loop("hdi_high")
+    known = np.isfinite(low) & np.isfinite(high)
+    ax.fill_between(closed, np.where(known, low, r_low), np.where(known, high, r_low), where=known,
+                    color=style.colour, alpha=shaded, linewidth=0)
+    ax.plot(closed, mean, color=style.colour, linewidth=1.8, linestyle=style.linestyle, marker=style.marker,
+            markersize=3, label=mpl_text(label))
+
+
+def _radar_axes(ax, theta, abilities: Sequence[str], r_low: float, r_high: float, compact: bool) -> None:
+    """The radial range, rings and spoke labels of a radar."""
     ax.set_ylim(r_low, r_high)
     # A hollow centre a quarter of the radius wide: the lowest ring is a
     # circle, so its label does not sit on the pole where every spoke meets.
@@ -188,6 +206,7 @@ def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abiliti
     ax.set_yticklabels([f"{t:g}" for t in rings])
     for tick in ax.get_yticklabels():
         tick.set_bbox(dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.8))
+    n = len(abilities)
     ax.set_rlabel_position(np.degrees(theta[1] / 2) if n > 1 else 0)
     ax.set_xticks(theta)
     label_size = 8 if compact else (7.5 if n > 12 else 9)
@@ -195,13 +214,6 @@ def radar_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abiliti
     ax.tick_params(axis="x", pad=5 if compact else 14)
     ax.tick_params(axis="y", labelsize=7, labelcolor="#555555")
     ax.grid(color="#cccccc", linewidth=0.6)
-    ax.set_title(mpl_text(title), fontsize=10 if compact else 11, pad=14 if compact else 24)
-    if not compact:
-        handles = [legend_line(styles[str(lbl)], with_marker=True) for lbl in labels]
-        band = Rectangle((0, 0), 1, 1, color="#888888", alpha=0.3)
-        fig.legend(handles + [band], [mpl_text(lbl) for lbl in labels] + ["HDI band"],
-                   loc="lower center", ncol=min(len(labels) + 1, 5), fontsize=8, frameon=False)
-    return fig
 
 
 def interval_chart(profiles: Sequence[pd.DataFrame], labels: Sequence[str], abilities: Sequence[str], title: str,

@@ -333,39 +333,54 @@ def load_custom_demands(path: str | Path, catalog: pd.DataFrame | None = None) -
     known_substrates = set(catalog["substrate"])
     rows, index = [], []
     for scenario, substrate, demands in records:
-        if substrate is None:
-            if scenario not in catalog.index:
-                raise CapprofError(
-                    f'{path}: scenario "{scenario}" is not in the catalog'
-                    f"{did_you_mean(scenario, catalog.index)}; give its `substrate` to describe a new scenario"
-                )
-            substrate = catalog.loc[scenario, "substrate"]
-        elif substrate not in known_substrates:
-            raise CapprofError(
-                f'{path}: unknown substrate "{substrate}" for scenario "{scenario}"'
-                f"{did_you_mean(substrate, known_substrates)}"
-            )
-        elif scenario in catalog.index and catalog.loc[scenario, "substrate"] != substrate:
-            raise CapprofError(
-                f'{path}: scenario "{scenario}" is given substrate "{substrate}" but runs on '
-                f'"{catalog.loc[scenario, "substrate"]}" in the catalog; drop its `substrate` to grade the '
-                "catalog scenario, or give your scenario a new name (a new scenario row with its substrate)"
-            )
+        substrate = _substrate_of(path, scenario, substrate, catalog, known_substrates)
         row = {"substrate": substrate}
         for name, value in demands.items():
             name = str(name)
-            canonical = correct_tag(name)
-            if canonical not in known and name not in new_demands:
-                raise CapprofError(
-                    f'{path}: unknown demand "{name}" for scenario "{scenario}"'
-                    f"{did_you_mean(name, known - set(TAG_CORRECTIONS))}; declare brand-new demands "
-                    f"(YAML `new_demands:` list, or CSV column `{NEW_DEMAND_PREFIX}{name}`)"
-                )
-            if canonical in known_substrates:
-                raise CapprofError(
-                    f'{path}: "{canonical}" is a substrate, set by the `substrate` field, not a demand level'
-                )
+            canonical = _demand_name(path, scenario, name, known, new_demands, known_substrates)
             row[canonical] = _parse_level(value, scenario, name, str(path))
         rows.append(row)
         index.append(scenario)
     return pd.DataFrame(rows, index=pd.Index(index, name="scenario"))
+
+
+def _substrate_of(path: Path, scenario: str, substrate, catalog: pd.DataFrame, known_substrates: set) -> str:
+    """The substrate a demands row describes: the catalog's for a catalog
+    scenario given without one, else the one given, which must be known and
+    agree with the catalog's."""
+    if substrate is None:
+        if scenario not in catalog.index:
+            raise CapprofError(
+                f'{path}: scenario "{scenario}" is not in the catalog'
+                f"{did_you_mean(scenario, catalog.index)}; give its `substrate` to describe a new scenario"
+            )
+        return catalog.loc[scenario, "substrate"]
+    if substrate not in known_substrates:
+        raise CapprofError(
+            f'{path}: unknown substrate "{substrate}" for scenario "{scenario}"'
+            f"{did_you_mean(substrate, known_substrates)}"
+        )
+    if scenario in catalog.index and catalog.loc[scenario, "substrate"] != substrate:
+        raise CapprofError(
+            f'{path}: scenario "{scenario}" is given substrate "{substrate}" but runs on '
+            f'"{catalog.loc[scenario, "substrate"]}" in the catalog; drop its `substrate` to grade the '
+            "catalog scenario, or give your scenario a new name (a new scenario row with its substrate)"
+        )
+    return substrate
+
+
+def _demand_name(path: Path, scenario: str, name: str, known: set, new_demands, known_substrates: set) -> str:
+    """The canonical name of demand ``name`` in a row, refused when it is
+    neither known nor declared new, or when it names a substrate."""
+    canonical = correct_tag(name)
+    if canonical not in known and name not in new_demands:
+        raise CapprofError(
+            f'{path}: unknown demand "{name}" for scenario "{scenario}"'
+            f"{did_you_mean(name, known - set(TAG_CORRECTIONS))}; declare brand-new demands "
+            f"(YAML `new_demands:` list, or CSV column `{NEW_DEMAND_PREFIX}{name}`)"
+        )
+    if canonical in known_substrates:
+        raise CapprofError(
+            f'{path}: "{canonical}" is a substrate, set by the `substrate` field, not a demand level'
+        )
+    return canonical

@@ -328,8 +328,6 @@ def _scale_of(box) -> str:
 def conversion_for(space, folder: str, where: str) -> Conversion:
     """The conversion for a policy trained on ``space`` (its original,
     unflattened space), settings taken as the module docstring says."""
-    import gymnasium as gym
-
     declared, declared_path = declared_settings(folder)
     scaled, params_path = trial_downsample(folder)
     sources = {}
@@ -347,6 +345,20 @@ def conversion_for(space, folder: str, where: str) -> Conversion:
         sources[name] = "the contest baseline's default"
         return default
 
+    keys, image, flatten, expected = _read_space(space, declared, declared_path, where, pick)
+    downsample = pick("downsample", _downsample_from_shape(expected), 8)
+    interpolation = pick("interpolation", None, "area")
+    scale = pick("scale", _scale_of(image) if image is not None else None, "none")
+    conversion = Conversion(keys, int(downsample), interpolation, scale, bool(flatten), sources)
+    _check_gives(conversion, expected, where)
+    return conversion
+
+
+def _read_space(space, declared: dict, declared_path: str, where: str, pick) -> tuple:
+    """(keys, RGB space, flatten, the RGB shape the policy expects) from the
+    policy's observation ``space``: a dict holding RGB, or RGB as one Box."""
+    import gymnasium as gym
+
     if isinstance(space, gym.spaces.Dict):
         keys = pick("keys", list(space.spaces), None)
         if sorted(keys) != sorted(space.spaces):
@@ -357,42 +369,47 @@ def conversion_for(space, folder: str, where: str) -> Conversion:
         if image is None and RGB_KEY in keys:
             raise CheckpointError("%s: the policy's observation space %s has no %s; declare its \"keys\" in %s"
                                   % (where, space, RGB_KEY, SETTINGS_FILE))
-        flatten = pick("flatten", False, False)
-        expected = tuple(image.shape) if image is not None else None
-    elif isinstance(space, gym.spaces.Box) and len(space.shape) in (1, 3):
+        return keys, image, pick("flatten", False, False), tuple(image.shape) if image is not None else None
+    if isinstance(space, gym.spaces.Box) and len(space.shape) in (1, 3):
         keys = declared.get("keys")
         if keys is not None and keys != [RGB_KEY]:
             raise CheckpointError("%s: the policy takes one array (%s), not a dict; declare keys [\"RGB\"] or "
                                   "none in %s" % (where, _space_text(space), SETTINGS_FILE))
-        keys, image = None, space
-        flatten = pick("flatten", len(space.shape) == 1, False)
-        expected = tuple(space.shape)
-    else:
-        raise CheckpointError("%s: the policy's observation space %s is not supported (a dict with RGB, or the "
-                              "RGB view as a Box, flat or not)" % (where, space))
-    side_from_space = None
-    if expected is not None:
-        pixels = int(np.prod(expected)) // 3
-        side = int(round(math.sqrt(pixels))) if len(expected) == 1 else expected[0]
-        if side and RGB_SIZE % side == 0 and (len(expected) != 1 or side * side * 3 == expected[0]):
-            side_from_space = RGB_SIZE // side
-    downsample = pick("downsample", side_from_space, 8)
-    interpolation = pick("interpolation", None, "area")
-    scale = pick("scale", _scale_of(image) if image is not None else None, "none")
-    conversion = Conversion(keys, int(downsample), interpolation, scale, bool(flatten), sources)
-    if expected is not None:
-        side = RGB_SIZE // conversion.downsample
-        gives = (side * side * 3,) if conversion.flatten else (side, side, 3)
-        if gives != expected:
-            raise CheckpointError("%s: the policy expects RGB as %s, but the conversion (%s) gives %s; declare "
-                                  "\"downsample\" / \"flatten\" in %s beside the checkpoint"
-                                  % (where, expected, conversion.describe(), gives, SETTINGS_FILE))
-    return conversion
+        return None, space, pick("flatten", len(space.shape) == 1, False), tuple(space.shape)
+    raise CheckpointError("%s: the policy's observation space %s is not supported (a dict with RGB, or the "
+                          "RGB view as a Box, flat or not)" % (where, space))
+
+
+def _downsample_from_shape(expected):
+    """The downsampling factor an RGB shape implies (88 / its side, flat or
+    not), None when there is no shape or it is not a square fraction of 88."""
+    if expected is None:
+        return None
+    pixels = int(np.prod(expected)) // 3
+    side = int(round(math.sqrt(pixels))) if len(expected) == 1 else expected[0]
+    if side and RGB_SIZE % side == 0 and (len(expected) != 1 or side * side * 3 == expected[0]):
+        return RGB_SIZE // side
+    return None
+
+
+def _check_gives(conversion: Conversion, expected, where: str) -> None:
+    """Refuse a conversion whose RGB shape is not the one the policy expects."""
+    if expected is None:
+        return
+    side = RGB_SIZE // conversion.downsample
+    gives = (side * side * 3,) if conversion.flatten else (side, side, 3)
+    if gives != expected:
+        raise CheckpointError("%s: the policy expects RGB as %s, but the conversion (%s) gives %s; declare "
+                              "\"downsample\" / \"flatten\" in %s beside the checkpoint"
+                              % (where, expected, conversion.describe(), gives, SETTINGS_FILE))
 
 
 # ------------------------------------------------------------ loading and playing
 
 
+# The two caches below live in the bridge's child process, which serves one
+# run and exits, so they hold per-run state by construction; the parent never
+# imports this module.
 @functools.lru_cache(maxsize=None)
 def load_policy(folder: str):
     """The ray Policy saved in ``folder`` (once per process), torch on one
