@@ -70,7 +70,7 @@ def test_rllib_on_an_old_checkpoint_points_to_rllib_legacy(cli, tmp_path, layout
     assert res.code == 2
     lines = res.err.strip().splitlines()
     assert len(lines) == 1 and "is an old-stack RLlib checkpoint" in lines[0], res.err
-    assert f"play it with rllib-legacy:{checkpoint}@.venv-legacy/bin/python" in lines[0]
+    assert f"play it with rllib-legacy:{checkpoint}@{ROOT / '.venv-legacy/bin/python'}" in lines[0]
     assert "`make legacy-env`" in lines[0]
 
 
@@ -80,8 +80,19 @@ def test_rllib_legacy_without_an_interpreter_asks_for_one(cli, tmp_path):
               "--out", tmp_path / "out")
     assert res.code == 2
     assert res.err.strip() == (f'capprof: error: "rllib-legacy:{checkpoint}": rllib-legacy: members play in the '
-                               f"contest's interpreter; write rllib-legacy:{checkpoint}@.venv-legacy/bin/python "
+                               f"contest's interpreter; write rllib-legacy:{checkpoint}@{ROOT / '.venv-legacy/bin/python'} "
                                "(build it with `make legacy-env`) or @ another python with ray 2.x's old API stack")
+
+
+def test_a_missing_legacy_interpreter_says_how_to_build_it(cli, tmp_path):
+    checkpoint = trial(tmp_path / "t")
+    missing = tmp_path / ".venv-legacy" / "bin" / "python"
+    res = cli("run", "--population", f"old=rllib-legacy:{checkpoint}@{missing}", "--scenario", COMMONS,
+              "--episodes", "1", "--out", tmp_path / "out")
+    assert res.code == 2
+    assert res.err.strip() == (f"capprof: error: interpreter {missing} does not exist; build the contest's "
+                               "environment with `make legacy-env` in the capprof checkout, then write "
+                               f"@{LEGACY_PYTHON}")
 
 
 # ------------------------------------------------------------ fast: finding the policies

@@ -8,6 +8,7 @@ import textwrap
 import time
 
 import pytest
+from pathlib import Path
 
 from capprof.errors import CapprofError
 from capprof.runners.populations import bridge, venv_member
@@ -174,7 +175,7 @@ def test_a_submission_runs_unchanged_in_an_interpreter_without_meltingpot(tmp_pa
 
     from capprof.runners.populations.substrate_info import SubstrateInfo
 
-    python = ".venv-legacy/bin/python"
+    python = str(Path(__file__).resolve().parents[1] / ".venv-legacy" / "bin" / "python")
     if not __import__("os").path.exists(python):
         pytest.skip("no .venv-legacy (make legacy-env)")
     kit = tmp_path / "kit" / "my_policies"

@@ -112,6 +112,70 @@ def test_submission_runs_in_a_child_interpreter(tmp_path, monkeypatch):
     assert events[0]["pid"] != os.getpid()
 
 
+def reading_submission(root: Path, action: int) -> Path:
+    """A kit whose policy reads its action from ``action.txt`` by a relative
+    path, when built and at every step (as kits load their weights)."""
+    (root / "my_policies").mkdir(parents=True)
+    (root / "my_policies" / "__init__.py").write_text("")
+    (root / "action.txt").write_text(str(action))
+    (root / "my_policies" / "user_config.py").write_text(textwrap.dedent("""
+        class Reader:
+            def __init__(self, policy_id):
+                self.action = int(open("action.txt").read())
+
+            def initial_state(self):
+                return 0
+
+            def step(self, timestep, state):
+                return int(open("action.txt").read()), state
+
+            def close(self):
+                pass
+
+        SubmissionPolicies = {"prisoners_dilemma_in_the_matrix__arena": Reader}
+        SubmissionRoles = {"prisoners_dilemma_in_the_matrix__arena": {"default": ["agent_0"]}}
+    """))
+    return root
+
+
+def test_members_given_by_relative_paths_share_a_child_and_each_runs_in_its_own_directory(tmp_path, monkeypatch):
+    # One child serves every member of an interpreter; a submission's policy
+    # runs in its kit's root, so the relative paths of the next member (or of
+    # the next slot of the same kit) must still be read against the run's
+    # directory, and each kit's steps must read its own files.
+    from capprof.runners.populations.populations import PolicySlot, parse_population
+    from capprof.runners.populations.substrate_info import substrate_info
+
+    reading_submission(tmp_path / "kit_a", 3)
+    reading_submission(tmp_path / "kit_b", 5)
+    (tmp_path / "echo.py").write_text(textwrap.dedent("""
+        class Seven:
+            def initial_state(self):
+                return 0
+            def step(self, timestep, state):
+                return 7, state
+            def close(self):
+                pass
+    """))
+    monkeypatch.chdir(tmp_path)
+    python = sys.executable
+    population = parse_population(f"t=submission:kit_a@{python}+submission:kit_b@{python}+echo.py:Seven@{python}")
+    info = substrate_info("prisoners_dilemma_in_the_matrix__arena")
+    policies = []
+    for slot, member in enumerate([0, 1, 0, 2, 1]):
+        policies.append(population.members[member].build(info, slot, PolicySlot.of(slot, "default")))
+    states = [p.initial_state() for p in policies]
+    for _ in range(2):
+        actions = []
+        for i, policy in enumerate(policies):
+            action, states[i] = policy.step(observation(), states[i])
+            actions.append(action)
+        assert actions == [3, 5, 3, 7, 5]
+    for policy in policies:
+        policy.close()
+    assert Path.cwd() == tmp_path  # the parent's own directory is untouched
+
+
 def test_a_child_that_exits_fails_the_step_and_the_next_build_restarts_it(tmp_path):
     from capprof.runners.populations.populations import PolicySlot, parse_population
     from capprof.runners.populations.substrate_info import substrate_info

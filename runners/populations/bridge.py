@@ -623,11 +623,18 @@ class Server:
     specs, recurrent states and last step's seconds; the submissions loaded
     (directory -> ``Submission``, so each is imported once); the CPU gauge
     read before each wait; the requests read and not yet answered and the
-    replies not yet written."""
+    replies not yet written; the directory each policy runs in.
+
+    One child serves every member of its interpreter, so the working
+    directory is per policy: a spec's relative paths are read against the
+    directory the child started in (the parent's), and a submission's policy
+    is built and stepped in its own root, as the kit's evaluation ran it."""
 
     def __init__(self, fd_in: int, fd_out: int):
         self.fd_in, self.fd_out = fd_in, fd_out
         self.policies, self.specs, self.states, self.took = {}, {}, {}, {}
+        self.start = self.cwd = os.getcwd()
+        self.homes: dict = {}  # handle -> the directory its policy runs in
         self.submissions: dict = {}
         self.cpus = CpuGauge()
         self.requests, self.replies = [], []  # requests: reversed (the next is last)
@@ -702,13 +709,21 @@ class Server:
     def step(self, request) -> tuple:
         handle = request[1]
         timestep = decode_timestep(request[2])
+        self.enter(self.homes.get(handle, self.start))
         began = time.perf_counter()
         action, self.states[handle] = self.policies[handle].step(timestep, self.states[handle])
         self.took[handle] = seconds = time.perf_counter() - began
         self.held += seconds
         return ("ok", (_action_value(action), seconds))
 
+    def enter(self, directory: str) -> None:
+        """Work in ``directory`` (a syscall only when it changes)."""
+        if directory != self.cwd:
+            os.chdir(directory)
+            self.cwd = directory
+
     def initial(self, request) -> tuple:
+        self.enter(self.homes.get(request[1], self.start))
         self.states[request[1]] = self.policies[request[1]].initial_state()
         return ("ok", None)
 
@@ -718,23 +733,30 @@ class Server:
         # capprof seeds its own per episode.
         random.seed(seed)
         sys.modules["numpy"].random.seed(seed % 2**32)
+        self.enter(self.start)  # the spec's relative paths are the parent's
+        home = self.start
         if spec.startswith(SUBMISSION_PREFIX):
             # The kit's evaluation ran from the submission root: its
             # policies read files by relative paths.
-            os.chdir(os.path.abspath(os.path.expanduser(spec[len(SUBMISSION_PREFIX):])))
+            home = os.path.abspath(os.path.expanduser(spec[len(SUBMISSION_PREFIX):]))
+            spec = SUBMISSION_PREFIX + home
+            self.enter(home)
         self.policies[handle] = build(spec, substrate, role, policy_id, seed, self.submissions)
-        self.specs[handle] = spec
+        self.specs[handle], self.homes[handle] = spec, home
         return ("ok", None)
 
     def close_one(self, request) -> tuple:
         for table in (self.states, self.took, self.specs):
             table.pop(request[1], None)
+        home = self.homes.pop(request[1], self.start)
         policy = self.policies.pop(request[1], None)
         if policy is not None:
+            self.enter(home)
             policy.close()
         return ("ok", None)
 
     def describe(self, request) -> tuple:
+        self.enter(self.start)  # the spec's relative paths are the parent's
         return ("ok", describe(request[1], self.submissions))
 
     def exit(self, request) -> None:

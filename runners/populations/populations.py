@@ -45,7 +45,7 @@ from capprof.runners.populations.bridge import LEGACY_PREFIX, SUBMISSION_PREFIX,
 from capprof.runners.populations.builtins import BUILTINS
 from capprof.runners.populations.kinds import MemberKind, MemberKinds
 from capprof.runners.populations.submission import SubmissionSource
-from capprof.runners.populations.venv_member import VenvSource
+from capprof.runners.populations.venv_member import VenvSource, legacy_python
 
 __all__ = ["KINDS", "Member", "PolicySlot", "Population", "SubstrateInfo", "check_covers", "parse_population",
            "policy_slots", "substrate_info"]
@@ -169,7 +169,7 @@ KINDS = MemberKinds([
                     "`make legacy-env`)",
                remote=True,
                only_remote="rllib-legacy: members play in the contest's interpreter; write "
-                           "{spec}@.venv-legacy/bin/python (build it with `make legacy-env`) or @ another python "
+                           "{spec}@" + legacy_python() + " (build it with `make legacy-env`) or @ another python "
                            "with ray 2.x's old API stack"),
     MemberKind("shipped", prefix=shipped_populations.PREFIX, spelling="shipped:NAME",
                help=lambda: "shipped:NAME (a trained population capprof ships: "

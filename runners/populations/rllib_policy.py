@@ -85,9 +85,11 @@ def check_spec(spec: str) -> Path:
     path = Path(directory).expanduser()
     sign = old_stack_sign(path) if path.is_dir() else None
     if sign:
+        from capprof.runners.populations.venv_member import legacy_python
+
         raise CapprofError(
             f'"{spec}": {path} is an old-stack RLlib checkpoint ({sign}, as ray 2.6 saved them), which this '
-            f"ray cannot load; play it with rllib-legacy:{directory}@.venv-legacy/bin/python (build that "
+            f"ray cannot load; play it with rllib-legacy:{directory}@{legacy_python()} (build that "
             "interpreter with `make legacy-env`)")
     module_dir = resolve_module(directory, module_id, spec)
     read_convention(Path(directory).expanduser())  # a malformed file fails here too

@@ -46,6 +46,8 @@ from capprof.runners.populations import bridge
 from capprof.runners.populations.substrate_info import substrate_info
 
 BRIDGE = str(Path(bridge.__file__).resolve())
+# the directory `make legacy-env` builds the contest-era environment in
+LEGACY_VENV = ".venv-legacy"
 CHECK_SECONDS = float(os.environ.get("CAPPROF_CHECK_SECONDS", "300") or 300)  # the check imports the member (TensorFlow, ray)
 # Every wait for a child's reply (build, initial_state, step, close) ends
 # here at the latest; --step-timeout cuts a step shorter.
@@ -70,12 +72,25 @@ def child_env() -> dict:
     return env
 
 
+def legacy_python() -> str:
+    """The contest-era interpreter ``make legacy-env`` builds, as a user should
+    write it after ``@``: absolute when capprof runs from its checkout (so the
+    advice works from any directory), else the Makefile's relative path."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "Makefile").is_file():
+        return str(root / LEGACY_VENV / "bin" / "python")
+    return f"{LEGACY_VENV}/bin/python"
+
+
 def check_interpreter(python: str, spec: str) -> dict:
     """Run the bridge's ``--check`` in ``python``: one CapprofError line unless
     the interpreter runs it, has NumPy and dm_env, and resolves ``spec``.
     Returns what the bridge reports (``ok``: the spec's description, ``prefix``)."""
     path = Path(python).expanduser()
     if not path.exists():
+        if LEGACY_VENV in path.parts:
+            raise CapprofError(f"interpreter {python} does not exist; build the contest's environment with "
+                               f"`make legacy-env` in the capprof checkout, then write @{legacy_python()}")
         raise CapprofError(f"interpreter {python} does not exist; after @ give the python of the member's "
                            "environment, e.g. /path/to/venv/bin/python")
     if path.is_dir() or not os.access(path, os.X_OK):
