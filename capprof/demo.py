@@ -154,11 +154,12 @@ def summarise(profile_dir: Path, out=sys.stdout, top: int = 3, evaluation: Path 
     from capprof.profiling.evaluate import Evaluation
     from capprof.profiling.files import read_csv
     from capprof.profiling.profile import PROFILE_FILES, Profile
+    from capprof.tagging.constants import SETTING_GROUPS
     from capprof.tagging.demands import demand_groups
 
     profiles = read_csv(profile_dir / PROFILE_FILES["profiles"], "run the demo again")  # names unguarded
     profiles["group"] = profiles["ability"].map(demand_groups(profiles["ability"].unique()))
-    behaviours = profiles[profiles["group"] != "substrate"].copy()
+    behaviours = profiles[~profiles["group"].isin(SETTING_GROUPS)].copy()
     if "cells" in behaviours:
         # an ability no cell of the team informs is its prior: not a finding
         behaviours = behaviours[behaviours["cells"] > 0]

@@ -53,7 +53,7 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F
 # long is unreadable anyway.
 LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D")
-GROUP_TITLES = {"substrate": "substrates", "mode": "mode (resident / visitor)", "behaviour": "behaviours"}
+GROUP_TITLES = {"substrate": "substrates", "family": "substrate families", "mode": "mode (resident / visitor)", "behaviour": "behaviours"}
 
 
 def mpl_text(text) -> str:

@@ -14,13 +14,13 @@ import pandas as pd
 
 from capprof.profiling.constants import POOLED_TEAM, RHAT_MAX
 from capprof.inequality import gini
+from capprof.tagging.constants import DEMAND_GROUPS, SETTING_GROUPS
 
 PROFILE_COLUMNS = ("team", "ability", "mean", "hdi_low", "hdi_high")
 TIMESERIES_COLUMNS = ("team", "scenario", "episode", "step", "player", "cumulative_return")
 PREDICTIVE_COLUMNS = ("split", "team", "model", "repeats", "mse", "ci_low", "ci_high", "fit_s", "flag")
 GINI_KEYS = ("team", "scenario", "episode", "step")  # one sample of one episode
 ESS_MIN = 400  # bulk effective sample size below which a fit is flagged (Vehtari et al. 2021)
-DEMAND_GROUP_ORDER = ("substrate", "mode", "behaviour")
 
 
 # ------------------------------------------------------------ profiles
@@ -50,11 +50,11 @@ def unobserved_abilities(abilities: pd.DataFrame) -> list[str]:
 
 
 def ability_groups(abilities: Iterable[str]) -> dict[str, list[str]]:
-    """Abilities by demand group (substrate, mode, behaviour, in that order),
+    """Abilities by demand group (substrate, family, mode, behaviour, in that order),
     each sorted; empty groups are left out (tagging.demands.demand_groups)."""
     from capprof.tagging.demands import demand_groups
 
-    groups: dict[str, list[str]] = {g: [] for g in DEMAND_GROUP_ORDER}
+    groups: dict[str, list[str]] = {g: [] for g in DEMAND_GROUPS}
     for ability, group in demand_groups(sorted(set(abilities))).items():
         groups.setdefault(group, []).append(ability)
     return {g: a for g, a in groups.items() if a}
@@ -393,9 +393,10 @@ def standouts(profiles: pd.DataFrame, contrasts: pd.DataFrame | None = None) -> 
     team, with ``others`` (the other measured teams' mean of posterior
     means; ``n_others`` of them), ``lead`` = mean - others and ``clear`` (the team's HDI lies
     wholly above or below ``others``); sorted by team, then lead descending.
-    Substrate abilities are left out when other groups exist: what a team is
-    good at is read from behaviour and mode demands (a substrate ability
-    mostly says how that substrate is scored). An ability whose ``cells`` is 0
+    Substrate and family abilities are left out when other groups exist
+    (``SETTING_GROUPS``): what a team is good at is read from behaviour and
+    mode demands (a substrate ability mostly says how that substrate is
+    scored). An ability whose ``cells`` is 0
     for a team is its prior, not a finding: left out for that team.
     With ``contrasts`` (``Profile.contrasts()``: the lead as a posterior
     contrast, draw by draw, with its HDI) ``lead``, ``lead_low``,
@@ -406,8 +407,9 @@ def standouts(profiles: pd.DataFrame, contrasts: pd.DataFrame | None = None) -> 
 
     frame = profile_frame(profiles).drop_duplicates(["team", "ability"]).copy()
     frame["group"] = frame["ability"].map(demand_groups(sorted(frame["ability"].unique())))
-    if (frame["group"] != "substrate").any():
-        frame = frame[frame["group"] != "substrate"]
+    setting = frame["group"].isin(SETTING_GROUPS)
+    if (~setting).any():
+        frame = frame[~setting]
     if "cells" in frame.columns:
         frame = frame[~(pd.to_numeric(frame["cells"], errors="coerce") == 0)]
     totals = frame.groupby("ability")["mean"].agg(["sum", "count"])

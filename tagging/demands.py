@@ -4,12 +4,15 @@ A demand matrix is a DataFrame indexed by scenario with one float column per
 demand (see docs/schema.md):
 
 * one column per substrate (one-hot: 1 where the scenario runs on it);
+* one column per substrate family that has two or more substrates
+  (``substrate_families``: chemistry, collaborative_cooking, ...,
+  in_the_matrix), 1 where the scenario's substrate belongs to it;
 * ``resident`` and ``visitor`` from the focal / background counts;
 * one column per behavioural tag, 1 where meltingpot tags the scenario.
 
 Custom demand files may raise any demand to a graded level in 0..5 (as in
 demand-level annotation schemes), add demands, or describe new scenarios.
-Which group a demand column belongs to (substrate, mode, behaviour) comes from
+Which group a demand column belongs to (substrate, family, mode, behaviour) comes from
 one function, ``demand_groups(columns)``; every stage uses it.
 """
 
@@ -32,7 +35,7 @@ from capprof.tagging.catalog import (
     correct_tag,
     load_catalog,
 )
-from capprof.tagging.constants import DEMAND_GROUPS, MODE_DEMANDS, TAG_SETS
+from capprof.tagging.constants import DEMAND_GROUPS, FAMILY_SEPARATOR, MATRIX_GAMES, MODE_DEMANDS, TAG_SETS
 
 MAX_LEVEL = 5.0
 # `capprof run` writes the demands of the offline and variant scenarios it ran
@@ -73,22 +76,58 @@ def resolve_tag_set(tag_set: str | Sequence[str], catalog: pd.DataFrame | None =
     return sorted(resolved)
 
 
+def substrate_families(substrates: Iterable[str]) -> dict[str, list[str]]:
+    """Each family of two or more of ``substrates``, with its substrates (sorted).
+
+    A substrate's game is its name before "__" (``chemistry`` for
+    chemistry__two_metabolic_cycles and its three siblings), and every
+    ``*_in_the_matrix`` game also belongs to ``in_the_matrix``. Sibling
+    substrates share mechanics, so a team's ability on one says something
+    about the others: a scenario of an unseen substrate borrows it through
+    the family column (docs/evaluation.md, held-out substrates). A family of
+    one substrate would only repeat its substrate column, and a family named
+    like a substrate would clash with it; neither is a column.
+    """
+    substrates = sorted(set(substrates))
+    members: dict[str, list[str]] = {}
+    for substrate in substrates:
+        game = substrate.split(FAMILY_SEPARATOR)[0]
+        names = [game] + ([MATRIX_GAMES] if game.endswith("_" + MATRIX_GAMES) else [])
+        for name in names:
+            members.setdefault(name, []).append(substrate)
+    return {name: subs for name, subs in sorted(members.items()) if len(subs) > 1 and name not in substrates}
+
+
 def demand_groups(columns: Iterable[str], catalog: pd.DataFrame | None = None) -> dict[str, str]:
-    """The group of each demand column: ``"substrate"``, ``"mode"`` or
-    ``"behaviour"`` (in the order given).
+    """The group of each demand column: ``"substrate"``, ``"family"``,
+    ``"mode"`` or ``"behaviour"`` (in the order given).
 
     The one place demand groups come from: substrate columns are the
-    catalog's substrates (custom scenarios must run on one of them), mode
-    columns are ``resident`` and ``visitor``, everything else (catalog tags and
-    custom ``new_demands``) is a behaviour.
+    catalog's substrates (custom scenarios must run on one of them), family
+    columns their families (``substrate_families``), mode columns are
+    ``resident`` and ``visitor``, everything else (catalog tags and custom
+    ``new_demands``) is a behaviour.
     """
     catalog = load_catalog() if catalog is None else catalog
     substrates = set(catalog["substrate"])
-    substrate_group, mode_group, behaviour_group = DEMAND_GROUPS
-    return {
-        str(c): substrate_group if str(c) in substrates else mode_group if str(c) in MODE_DEMANDS else behaviour_group
-        for c in columns
-    }
+    families = set(substrate_families(substrates))
+    substrate_group, family_group, mode_group, behaviour_group = DEMAND_GROUPS
+
+    def group(column: str) -> str:
+        if column in substrates:
+            return substrate_group
+        if column in families:
+            return family_group
+        return mode_group if column in MODE_DEMANDS else behaviour_group
+
+    return {str(c): group(str(c)) for c in columns}
+
+
+def _family_levels(substrate_levels: pd.DataFrame, families: dict[str, list[str]]) -> pd.DataFrame:
+    """The family columns of scenarios given their substrate columns: 1 where
+    the scenario runs on one of the family's substrates."""
+    return pd.DataFrame({name: (substrate_levels.reindex(columns=subs, fill_value=0.0) > 0).any(axis=1).astype(float)
+                         for name, subs in families.items()}, index=substrate_levels.index)
 
 
 def catalog_demands(
@@ -103,6 +142,7 @@ def catalog_demands(
     columns = {}
     for s in substrates:
         columns[s] = (catalog["substrate"].to_numpy() == s).astype(float)
+    columns.update(_family_levels(pd.DataFrame(columns, index=index), substrate_families(substrates)))
     for m in MODE_DEMANDS:
         columns[m] = (catalog["mode"].to_numpy() == m).astype(float)
     tag_sets = [set(t) for t in catalog["tags"]]
@@ -123,7 +163,9 @@ def demand_matrix(
     ``custom`` (from ``load_custom_demands``) overrides catalog levels for the
     scenarios it names and adds new scenarios and demands. With
     ``drop_unused``, demands that are zero for every requested scenario are
-    dropped: they cannot be learned from these rows.
+    dropped: they cannot be learned from these rows; so is a family column
+    whose requested scenarios all run on one substrate (it would repeat
+    that substrate's column).
     """
     catalog = load_catalog() if catalog is None else catalog
     base = catalog_demands(catalog, tags)
@@ -137,6 +179,8 @@ def demand_matrix(
             extra = pd.DataFrame(0.0, index=pd.Index(new_rows, name="scenario"), columns=base.columns)
             for s in new_rows:
                 extra.loc[s, custom.loc[s, "substrate"]] = 1.0
+            families = substrate_families(catalog["substrate"])
+            extra[list(families)] = _family_levels(extra, families)
             base = pd.concat([base, extra])
         for s in custom.index:
             given = custom_levels.loc[s].dropna()
@@ -153,7 +197,22 @@ def demand_matrix(
         base = base.loc[scenarios]
     if drop_unused:
         base = base.loc[:, (base != 0).any(axis=0)]
+        base = base.drop(columns=_single_substrate_families(base, catalog))
     return base
+
+
+def _single_substrate_families(matrix: pd.DataFrame, catalog: pd.DataFrame) -> list[str]:
+    """Family columns of ``matrix`` whose scenarios with the family run on
+    fewer than two of its substrates."""
+    present = [s for s in set(catalog["substrate"]) if s in matrix.columns]
+    single = []
+    for name, subs in substrate_families(catalog["substrate"]).items():
+        if name not in matrix.columns:
+            continue
+        used = [s for s in subs if s in present and (matrix.loc[matrix[name] > 0, s] > 0).any()]
+        if len(used) < 2:
+            single.append(name)
+    return single
 
 
 def custom_demands_for(scores_path, demands_path=None, catalog: pd.DataFrame | None = None):
@@ -187,7 +246,8 @@ def known_scenarios(custom: pd.DataFrame | None = None, catalog: pd.DataFrame | 
 
 
 def _known_demand_names(catalog: pd.DataFrame) -> set[str]:
-    return set(all_tags(catalog)) | set(MODE_DEMANDS) | set(catalog["substrate"]) | set(TAG_CORRECTIONS)
+    return (set(all_tags(catalog)) | set(MODE_DEMANDS) | set(catalog["substrate"]) | set(TAG_CORRECTIONS)
+            | set(substrate_families(catalog["substrate"])))
 
 
 def _parse_level(value, scenario: str, demand: str, source: str) -> float:
@@ -371,7 +431,8 @@ def _substrate_of(path: Path, scenario: str, substrate, catalog: pd.DataFrame, k
 
 def _demand_name(path: Path, scenario: str, name: str, known: set, new_demands, known_substrates: set) -> str:
     """The canonical name of demand ``name`` in a row, refused when it is
-    neither known nor declared new, or when it names a substrate."""
+    neither known nor declared new, or when it names a substrate or a
+    substrate family."""
     canonical = correct_tag(name)
     if canonical not in known and name not in new_demands:
         raise CapprofError(
@@ -382,5 +443,9 @@ def _demand_name(path: Path, scenario: str, name: str, known: set, new_demands, 
     if canonical in known_substrates:
         raise CapprofError(
             f'{path}: "{canonical}" is a substrate, set by the `substrate` field, not a demand level'
+        )
+    if canonical in substrate_families(known_substrates):
+        raise CapprofError(
+            f'{path}: "{canonical}" is a substrate family, set from the `substrate` field, not a demand level'
         )
     return canonical

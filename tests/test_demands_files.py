@@ -33,6 +33,21 @@ scenarios:
     assert demands.loc["clean_up_0", "night_vision"] == 0
 
 
+def test_a_new_scenario_belongs_to_its_substrates_family(tmp_path):
+    path = write(tmp_path, "d.yaml", """
+scenarios:
+  my_pd:
+    substrate: prisoners_dilemma_in_the_matrix__arena
+    demands: {reciprocity: 2}
+""")
+    demands = demand_matrix(["my_pd", "prisoners_dilemma_in_the_matrix__repeated_0", "stag_hunt_in_the_matrix__arena_0"],
+                            custom=load_custom_demands(path))
+    assert demands.loc["my_pd", "prisoners_dilemma_in_the_matrix"] == 1
+    assert demands.loc["my_pd", "in_the_matrix"] == 1
+    assert demands.loc["stag_hunt_in_the_matrix__arena_0", "prisoners_dilemma_in_the_matrix"] == 0
+    assert "stag_hunt_in_the_matrix" not in demands.columns  # one of its substrates here: its column would repeat it
+
+
 def test_csv_with_new_demand_column_and_misspelt_meltingpot_tag(tmp_path):
     path = write(tmp_path, "d.csv", "scenario,substrate,parter_choice,new:crowding\nnew_pd,prisoners_dilemma_in_the_matrix__arena,3,1\n")
     custom = load_custom_demands(path)
@@ -54,6 +69,8 @@ BAD_FILES = [
     ("noscen.csv", "name,defense\nx,1\n", "missing the `scenario` column"),
     ("empty.yaml", "scenarios: {}\n", "describes no scenario"),
     ("d.txt", "scenario\n", "must end in .csv"),
+    ("family.yaml", "scenarios:\n  chemistry__two_metabolic_cycles_0:\n    demands: {chemistry: 2}\n",
+     '"chemistry" is a substrate family, set from the `substrate` field'),
 ]
 
 

@@ -11,7 +11,7 @@ from capprof.tagging.catalog import (
     load_catalog,
     mode_from_counts,
 )
-from capprof.tagging.demands import contest_tags, demand_groups, demand_matrix, resolve_tag_set
+from capprof.tagging.demands import contest_tags, demand_groups, demand_matrix, resolve_tag_set, substrate_families
 
 
 def test_catalog_has_every_meltingpot_2_4_1_scenario():
@@ -79,6 +79,33 @@ def test_demand_groups_of_a_demand_matrix_follow_its_columns():
     assert groups["visitor"] == "mode"
     assert groups["night_vision"] == groups["reciprocity"] == "behaviour"
     assert set(groups.values()) == {"substrate", "mode", "behaviour"}
+    assert "territory" not in columns  # one territory substrate among these rows: its family would repeat it
+
+
+def test_substrate_families_are_sibling_substrates_and_the_matrix_games():
+    families = substrate_families(load_catalog()["substrate"])
+    assert families["chemistry"] == ["chemistry__three_metabolic_cycles",
+                                     "chemistry__three_metabolic_cycles_with_plentiful_distractors",
+                                     "chemistry__two_metabolic_cycles", "chemistry__two_metabolic_cycles_with_distractors"]
+    assert len(families["in_the_matrix"]) == 15 and "running_with_scissors_in_the_matrix__one_shot" in families["in_the_matrix"]
+    assert "clean_up" not in families and "allelopathic_harvest" not in families  # a family of one is its substrate
+    demands = demand_matrix(["chemistry__two_metabolic_cycles_0", "chemistry__three_metabolic_cycles_0", "territory__rooms_0"])
+    assert demands["chemistry"].tolist() == [1.0, 1.0, 0.0]
+    assert demand_groups(["chemistry", "in_the_matrix", "chemistry__two_metabolic_cycles"]) == {
+        "chemistry": "family", "in_the_matrix": "family", "chemistry__two_metabolic_cycles": "substrate"}
+
+
+def test_the_family_table_in_the_docs_is_the_catalogs_families():
+    # docs/tags.md lists each family with its number of substrates; a family
+    # added or lost in the code must show there.
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "tags.md").read_text()
+    section = text.split("## Substrate families")[1].split("\n## ")[0]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| `")]
+    documented = {cells[1].strip().strip("`"): int(cells[2]) for cells in rows}
+    families = substrate_families(load_catalog()["substrate"])
+    assert documented == {name: len(subs) for name, subs in families.items()}
 
 
 def test_filter_catalog_by_substrate_and_tag():

@@ -728,7 +728,10 @@ class Server:
         return ("ok", None)
 
     def build(self, request) -> tuple:
-        _, handle, spec, substrate, role, policy_id, seed = request
+        _, handle, spec, substrate, role, policy_id, seed, *parent = request
+        # the parent's working directory now (the child may have been started
+        # from another one by an earlier run in the same process)
+        self.start = parent[0] if parent else self.start
         # Policies may use the global generators: seeded per build, as
         # capprof seeds its own per episode.
         random.seed(seed)

@@ -472,7 +472,7 @@ class VenvSource:
         process = bridge_process(self.python)
         handle = process.new_handle()
         name = f"{self.spec}@{self.python}"
-        process.request(("build", handle, self.spec, info.name, slot.role, slot.policy_id, seed),
+        process.request(("build", handle, self.spec, info.name, slot.role, slot.policy_id, seed, os.getcwd()),
                         f"building {name}")
         process.open_policies += 1
         return RemotePolicy(process, handle, name)
