@@ -204,12 +204,11 @@ def demand_matrix(
 def _single_substrate_families(matrix: pd.DataFrame, catalog: pd.DataFrame) -> list[str]:
     """Family columns of ``matrix`` whose scenarios with the family run on
     fewer than two of its substrates."""
-    present = [s for s in set(catalog["substrate"]) if s in matrix.columns]
     single = []
     for name, subs in substrate_families(catalog["substrate"]).items():
         if name not in matrix.columns:
             continue
-        used = [s for s in subs if s in present and (matrix.loc[matrix[name] > 0, s] > 0).any()]
+        used = [s for s in subs if s in matrix.columns and (matrix.loc[matrix[name] > 0, s] > 0).any()]
         if len(used) < 2:
             single.append(name)
     return single
@@ -391,13 +390,14 @@ def load_custom_demands(path: str | Path, catalog: pd.DataFrame | None = None) -
         if d in known:
             raise CapprofError(f'{path}: new demand "{d}" already exists; use it without declaring it')
     known_substrates = set(catalog["substrate"])
+    families = set(substrate_families(known_substrates))
     rows, index = [], []
     for scenario, substrate, demands in records:
         substrate = _substrate_of(path, scenario, substrate, catalog, known_substrates)
         row = {"substrate": substrate}
         for name, value in demands.items():
             name = str(name)
-            canonical = _demand_name(path, scenario, name, known, new_demands, known_substrates)
+            canonical = _demand_name(path, scenario, name, known, new_demands, known_substrates, families)
             row[canonical] = _parse_level(value, scenario, name, str(path))
         rows.append(row)
         index.append(scenario)
@@ -429,7 +429,8 @@ def _substrate_of(path: Path, scenario: str, substrate, catalog: pd.DataFrame, k
     return substrate
 
 
-def _demand_name(path: Path, scenario: str, name: str, known: set, new_demands, known_substrates: set) -> str:
+def _demand_name(path: Path, scenario: str, name: str, known: set, new_demands, known_substrates: set,
+                 families: set) -> str:
     """The canonical name of demand ``name`` in a row, refused when it is
     neither known nor declared new, or when it names a substrate or a
     substrate family."""
@@ -444,7 +445,7 @@ def _demand_name(path: Path, scenario: str, name: str, known: set, new_demands, 
         raise CapprofError(
             f'{path}: "{canonical}" is a substrate, set by the `substrate` field, not a demand level'
         )
-    if canonical in substrate_families(known_substrates):
+    if canonical in families:
         raise CapprofError(
             f'{path}: "{canonical}" is a substrate family, set from the `substrate` field, not a demand level'
         )

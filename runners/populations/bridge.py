@@ -627,8 +627,9 @@ class Server:
 
     One child serves every member of its interpreter, so the working
     directory is per policy: a spec's relative paths are read against the
-    directory the child started in (the parent's), and a submission's policy
-    is built and stepped in its own root, as the kit's evaluation ran it."""
+    parent's working directory (sent with each build; ``start``), and a
+    submission's policy is built and stepped in its own root, as the kit's
+    evaluation ran it."""
 
     def __init__(self, fd_in: int, fd_out: int):
         self.fd_in, self.fd_out = fd_in, fd_out
