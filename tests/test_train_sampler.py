@@ -74,7 +74,8 @@ def _runner(sampler: str, max_steps: int):
     from capprof.runners.training import rllib_train as lib
 
     settings = lib.TrainSettings("commons_harvest__open", sampler=sampler, envs_per_runner=3, batch_size=30,
-                                 minibatch_size=15, max_episode_steps=max_steps, seed=4)
+                                 minibatch_size=15, max_episode_steps=max_steps, seed=4,
+                                 substrate_processes=0)  # spawned workers would not see the fake substrate
     config = lib.ppo_config(settings, lib.training_scenario(settings))
     return lib._env_runner_class(sampler)(config=config)
 
