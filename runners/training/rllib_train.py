@@ -179,7 +179,7 @@ def set_torch_threads(threads: int) -> None:
 
 
 def default_sampler(per_player: bool) -> str:
-    """The sampler a new run uses unless told: vector for one shared module."""
+    """The sampler a new run uses unless told: the array sampler for one shared module."""
     return "multi-agent" if per_player else "array"
 
 
