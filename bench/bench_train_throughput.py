@@ -55,7 +55,7 @@ CONFIGS = {
     "16-substrates": {"envs_per_runner": 16},
     "2-runners": {"env_runners": 2, "envs_per_runner": 8},
     "vector-8": {"sampler": "vector"},
-    "array": {"sampler": "array"},
+    "array": {"sampler": "array", "substrate_processes": 0},
     "array-1-process": {"sampler": "array", "substrate_processes": 1},
     "array-2-processes": {"sampler": "array", "substrate_processes": 2},
     "array-16-2-processes": {"sampler": "array", "substrate_processes": 2, "envs_per_runner": 16},

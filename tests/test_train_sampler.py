@@ -167,3 +167,31 @@ def test_substrates_in_worker_processes_step_restart_and_close():
         processes = list(workers._processes)
         workers.close()
     assert processes and not any(p.is_alive() for p in processes)
+
+
+def test_a_script_that_trains_without_a_main_guard_is_told_how_to_fix_it(tmp_path):
+    """Spawned workers import the script that started them; a script that
+    builds the substrates at import would build them again in each worker,
+    which multiprocessing refuses: the training says what to do."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "train_it.py"
+    script.write_text(textwrap.dedent("""
+        from capprof.errors import CapprofError
+        from capprof.meltingpot_import import import_meltingpot
+        from capprof.runners.populations.rllib_obs import ObsConvention
+        from capprof.runners.training.rllib_env import resolve_target
+        from capprof.runners.training.substrate_processes import SubstrateProcesses
+
+        import_meltingpot()
+        try:
+            SubstrateProcesses(resolve_target("commons_harvest__open"), [1], ObsConvention(), 3, 1)
+        except CapprofError as error:
+            print(error)
+    """))
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    line = res.stdout.strip().splitlines()[-1]
+    assert "a substrate worker process" in line and "ended before it was ready (exit code 1)" in line
+    assert 'put that code under `if __name__ == "__main__":`' in line and "--substrate-processes 0" in line

@@ -210,7 +210,8 @@ class _SubstratesPlayers:
         return (obs, rewards.reshape(-1), spread(terminated, self.players), spread(truncated, self.players), {})
 
     def close_extras(self, **kwargs):
-        self.substrates.close()
+        if hasattr(self, "substrates"):  # not when building them failed
+            self.substrates.close()
 
 
 def _substrates(scenario, cfg: dict, env_config, count: int, convention) -> tuple:

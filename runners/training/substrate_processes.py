@@ -146,19 +146,29 @@ class SubstrateProcesses:
                 child.close()
                 self._connections.append(parent)
                 self._processes.append(process)
-            self._gather()  # each worker's "ready"
+            self._gather(starting=True)  # each worker's "ready"
         except BaseException:
             self.close()
             raise
 
-    def _gather(self) -> list:
+    def _gather(self, starting: bool = False) -> list:
         replies = []
         for connection, process in zip(self._connections, self._processes):
             try:
                 status, reply = connection.recv()
             except EOFError:
-                raise CapprofError(f"a substrate process (pid {process.pid}) ended unexpectedly (exit code "
-                                   f"{process.exitcode}); rerun, or train with --substrate-processes 0") from None
+                process.join(timeout=5)  # for its exit code
+                if starting:
+                    # Spawned workers import the script that started training
+                    # (multiprocessing's rule): unguarded, it trains again in them.
+                    raise CapprofError(
+                        f"a substrate worker process (pid {process.pid}) ended before it was ready (exit code "
+                        f"{process.exitcode}); if your own script starts the training, put that code under "
+                        f"`if __name__ == \"__main__\":` (the workers are spawned and import it), or train with "
+                        f"--substrate-processes 0") from None
+                raise CapprofError(f"a substrate worker process (pid {process.pid}) ended unexpectedly (exit code "
+                                   f"{process.exitcode}); resume with --resume, or train with "
+                                   f"--substrate-processes 0") from None
             if status == "error":
                 raise RuntimeError(f"a substrate process failed:\n{reply}")
             replies.append(reply)
