@@ -16,16 +16,26 @@ Configurations (``--configs``, comma-separated):
                   strided axes (the conversion as it was; same numbers)
                   and torch's own thread count (one per core)
     multi-agent   the multi-agent runner with today's conversion (1 torch thread)
-    vector        the players as a vector of single-agent envs, one substrate,
-                  sampling in the trainer
-    threads-per-core  the default sampler with a torch thread per core
+    vector        the players as a vector of single-agent envs in RLlib's
+                  own single-agent runner, one substrate, in the trainer
+    vector-8      the same with 8 substrates (the default before the array
+                  sampler)
+    threads-per-core  the default with a torch thread per core
     16-substrates the default with 16 substrates per sampler
     2-runners     the vectorised sampler in 2 remote env runners of 8
                   substrates each (one per core), the learner in the trainer
-    default       what `capprof train` uses today without options
+    array         the array sampler (one forward pass and numpy episode
+                  records for all players), 8 substrates in the trainer
+    array-1-process, array-2-processes
+                  the array sampler with its 8 substrates in 1 or 2 worker
+                  processes (``--substrate-processes``)
+    array-16-2-processes  the same with 16 substrates
+    default       what `capprof train` uses today without options (the array
+                  sampler, 8 substrates in 2 worker processes)
 
 Usage:
-    .venv/bin/python bench/bench_train_throughput.py                 # ~5 min on 2 idle cores
+    .venv/bin/python bench/bench_train_throughput.py                 # ~10 min on 2 idle cores
+    .venv/bin/python bench/bench_train_throughput.py --iterations 8 --configs before,vector-8,array,default
     .venv/bin/python bench/bench_train_throughput.py --iterations 1 --configs multi-agent,default
 """
 
@@ -44,6 +54,11 @@ CONFIGS = {
     "threads-per-core": {"torch_threads": 0},
     "16-substrates": {"envs_per_runner": 16},
     "2-runners": {"env_runners": 2, "envs_per_runner": 8},
+    "vector-8": {"sampler": "vector"},
+    "array": {"sampler": "array", "substrate_processes": 0},
+    "array-1-process": {"sampler": "array", "substrate_processes": 1},
+    "array-2-processes": {"sampler": "array", "substrate_processes": 2},
+    "array-16-2-processes": {"sampler": "array", "substrate_processes": 2, "envs_per_runner": 16},
     "default": {},
 }
 
@@ -108,9 +123,12 @@ def train_steps_per_second(lib, overrides: dict, batch_size: int, iterations: in
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=2000, help="env steps per iteration (default 2000)")
-    parser.add_argument("--iterations", type=int, default=3, help="timed iterations per configuration")
+    parser.add_argument("--iterations", type=int, default=8,
+                        help="timed iterations per configuration (8: with 8 substrates an episode, and its"
+                             " ~0.9 s reset, ends every 4 iterations)")
     parser.add_argument("--raw-steps", type=int, default=5000, help="env steps of the raw ceiling")
-    parser.add_argument("--configs", default="before,multi-agent,vector,threads-per-core,16-substrates,default")
+    parser.add_argument("--configs", default="before,vector-8,array,array-1-process,default",
+                        help="comma-separated configurations (the module docstring lists them)")
     args = parser.parse_args(argv)
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in names if c not in CONFIGS]
@@ -142,7 +160,7 @@ def main(argv=None) -> int:
             results[name] = r
             s = r["settings"]
             print(f"{name:12s} sampler={s.sampler} env_runners={s.env_runners} envs_per_runner={s.envs_per_runner} "
-                  f"torch_threads={s.torch_threads}: "
+                  f"substrate_processes={s.substrate_processes} torch_threads={s.torch_threads}: "
                   f"{r['steps_per_second']:.0f} env steps/s (sampling {r['sampling_ms_per_step']:.2f} ms, "
                   f"learning {r['learning_ms_per_step']:.2f} ms per env step; {args.iterations} x "
                   f"{args.batch_size} env steps in {r['seconds']:.1f} s)", flush=True)

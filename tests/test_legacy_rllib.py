@@ -95,6 +95,45 @@ def test_a_missing_legacy_interpreter_says_how_to_build_it(cli, tmp_path):
                                f"@{LEGACY_PYTHON}")
 
 
+def _make_legacy_env(tmp_path, *variables, env=None):
+    venv = tmp_path / "legacy-venv"
+    res = subprocess.run(["make", "-s", "--no-print-directory", "-C", str(ROOT), "legacy-env",
+                          f"LEGACY_VENV={venv}", *variables],
+                         capture_output=True, text=True, timeout=60, env=env)
+    return res, venv
+
+
+def test_make_legacy_env_refuses_a_python_that_is_not_3_10_in_one_line(tmp_path):
+    import sys
+
+    res, venv = _make_legacy_env(tmp_path, f"LEGACY_PYTHON={sys.executable}")
+    assert res.returncode == 2
+    line = res.stderr.splitlines()[0]
+    assert line.startswith("capprof: make legacy-env needs a Python 3.10 interpreter and found none")
+    assert f"and {sys.executable} is not 3.10" in line
+    assert "pyenv install 3.10.13" in line and "LEGACY_PYTHON=/path/to/python3.10" in line
+    assert "Traceback" not in res.stderr and not venv.exists()  # nothing built, nothing half-built
+
+
+def test_make_legacy_env_without_any_python_3_10_says_how_to_get_one(tmp_path):
+    # a PATH with the tools make's recipe uses, and no python3.10; an empty pyenv
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("sh", "make", "ls", "sort", "cat", "date", "du", "cut", "rm"):
+        found = subprocess.run(["sh", "-c", f"command -v {tool}"], capture_output=True, text=True).stdout.strip()
+        if found:
+            (tools / tool).symlink_to(found)
+    env = {"PATH": str(tools), "PYENV_ROOT": str(tmp_path / "no-pyenv"), "HOME": str(tmp_path)}
+    res, venv = _make_legacy_env(tmp_path, env=env)
+    assert res.returncode == 2
+    line = res.stderr.splitlines()[0]
+    assert line == ("capprof: make legacy-env needs a Python 3.10 interpreter and found none (no python3.10 on "
+                    f"PATH, none under {tmp_path / 'no-pyenv'}/versions/3.10*): install one with 'pyenv install "
+                    "3.10.13' (or apt-get install python3.10), or name it: make legacy-env "
+                    "LEGACY_PYTHON=/path/to/python3.10")
+    assert not venv.exists()
+
+
 # ------------------------------------------------------------ fast: finding the policies
 
 

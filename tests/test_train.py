@@ -271,7 +271,8 @@ def test_train_interrupt_resume_and_play(tmp_path, cli_subprocess):
     convention = json.loads((out / "capprof_rllib.json").read_text())
     assert convention["substrate"] == "commons_harvest__open" and convention["modules"] == ["shared"]
     assert convention["explore"] is True  # plays sampling from its policy, as PPO acted while it learnt
-    assert record["settings"]["sampler"] == "vector" and record["settings"]["envs_per_runner"] == 8
+    assert record["settings"]["sampler"] == "array" and record["settings"]["envs_per_runner"] == 8
+    assert record["settings"]["substrate_processes"] == 2
 
     # every checkpoint leaves a playable snapshot, kept when the checkpoint is pruned
     snapshots = sorted(p.name for p in (out / "snapshots").iterdir())
@@ -343,7 +344,7 @@ def test_sampler_defaults_and_refusals(cli, tmp_path):
     from capprof.runners.training.rllib_train import TrainSettings
 
     shared = TrainSettings("commons_harvest__open")
-    assert (shared.sampler, shared.envs_per_runner) == ("vector", 8)
+    assert (shared.sampler, shared.envs_per_runner, shared.substrate_processes) == ("array", 8, 2)
     per_player = TrainSettings("commons_harvest__open", per_player=True)
     assert (per_player.sampler, per_player.envs_per_runner) == ("multi-agent", 1)
     # runs recorded before the vectorised sampler resume with the sampler they used
@@ -351,6 +352,11 @@ def test_sampler_defaults_and_refusals(cli, tmp_path):
     _one_error_line(cli("train", "commons_harvest__open", "--out", tmp_path / "a", "--per-player",
                         "--sampler", "vector"), "--per-player trains one module per player, which needs --sampler "
                                                 "multi-agent")
+    assert TrainSettings("commons_harvest__open", sampler="vector").substrate_processes == 0
+    _one_error_line(cli("train", "commons_harvest__open", "--out", tmp_path / "c", "--sampler", "multi-agent",
+                        "--substrate-processes", "2"), "--substrate-processes needs --sampler array or vector")
+    _one_error_line(cli("train", "commons_harvest__open", "--out", tmp_path / "d", "--substrate-processes", "-1"),
+                    "--substrate-processes")
     _one_error_line(cli("train", "commons_harvest__open", "--out", tmp_path / "b", "--batch-size", "2001"),
                     "--batch-size 2001 is not a multiple of --envs-per-runner 8")
 

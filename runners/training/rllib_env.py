@@ -74,16 +74,20 @@ def _convention(cfg: dict) -> ObsConvention:
     return ObsConvention(downsample=int(cfg.get("downsample", 8)), scale=bool(cfg.get("scale", True)))
 
 
-def _seeded_substrates(scenario, cfg: dict, env_config, count: int, *salt: int) -> list:
-    """``count`` substrates of ``scenario``, their build seeds drawn from the
-    run's ``seed``, the env runner's index and ``salt``, so that no two envs
-    of a run start alike."""
-    from capprof.runners.episode.substrate import build_substrate
-
+def _substrate_seeds(cfg: dict, env_config, count: int, *salt: int) -> list[int]:
+    """Build seeds of ``count`` substrates, drawn from the run's ``seed``, the
+    env runner's index and ``salt``, so that no two envs of a run start alike."""
     # RLlib's EnvContext carries the runner's index; a plain dict is the local runner.
     worker = int(getattr(env_config, "worker_index", 0) or 0)
     states = np.random.SeedSequence([int(cfg.get("seed", 0)), worker, *salt]).generate_state(count)
-    return [build_substrate(scenario, int(s) % (2**31 - 1) + 1) for s in states]
+    return [int(s) % (2**31 - 1) + 1 for s in states]
+
+
+def _seeded_substrates(scenario, cfg: dict, env_config, count: int, *salt: int) -> list:
+    """``count`` substrates of ``scenario`` built with ``_substrate_seeds``."""
+    from capprof.runners.episode.substrate import build_substrate
+
+    return [build_substrate(scenario, s) for s in _substrate_seeds(cfg, env_config, count, *salt)]
 
 
 def _num_actions(env) -> int:
@@ -175,63 +179,55 @@ def _num_envs(cfg: dict, players: int) -> int:
 class _SubstratesPlayers:
     """How ``MeltingPotPlayersVectorEnv`` steps its substrates: the players of
     substrate ``k`` are rows ``k * players`` .. ``(k + 1) * players - 1`` of
-    every batch, and a substrate whose episode ended restarts on its next
-    step. Kept apart from the class ``_vector_env_class`` builds, whose
-    ``__init__`` sets ``_envs``, ``players``, ``substrates``, ``convention``,
-    ``max_steps`` and ``single_observation_space``, then calls ``_allocate``."""
+    every batch. ``substrates`` (``capprof.runners.training.substrate_processes``)
+    steps them, here or in worker processes, and restarts a substrate as soon
+    as its episode ends; to gymnasium's NEXT_STEP autoreset, which RLlib's
+    single-agent runner expects, the step that ended it reports its last
+    views and the next step reports the restarted episode's first, without
+    stepping it. Kept apart from the class ``_vector_env_class`` builds,
+    whose ``__init__`` sets ``substrates`` (the stepper), ``players`` and
+    ``n_substrates``, then calls ``_allocate``."""
 
-    def _allocate(self, total: int) -> None:
-        """Zeroed step counts and end flags per substrate, and the observation
-        buffer of all ``total`` players."""
-        self._steps = np.zeros(self.substrates, dtype=np.int64)
-        self._ended = np.zeros(self.substrates, dtype=bool)
-        shape = (total, *self.single_observation_space.shape)
-        self._obs = np.zeros(shape, dtype=self.single_observation_space.dtype)
-
-    def _put(self, k: int, timestep) -> None:
-        rows = slice(k * self.players, (k + 1) * self.players)
-        self._obs[rows] = self.convention.convert_many(timestep.observation)
-
-    def _restart(self, k: int) -> None:
-        """Substrate ``k`` at the first step of a new episode."""
-        # meltingpot draws each episode's seed from the one given at build.
-        self._put(k, self._envs[k].reset())
-        self._steps[k] = 0
-        self._ended[k] = False
-
-    def _step_substrate(self, k: int, actions) -> tuple:
-        """Substrate ``k`` one step on: its players' rewards, whether the
-        episode terminated, whether ``max_steps`` truncated it."""
-        timestep = self._envs[k].step(actions)
-        self._steps[k] += 1
-        self._put(k, timestep)
-        terminated = timestep.last()
-        truncated = not terminated and self.max_steps is not None and self._steps[k] >= self.max_steps
-        self._ended[k] = terminated or truncated
-        return np.asarray(timestep.reward, dtype=np.float32), terminated, truncated
+    def _allocate(self) -> None:
+        self._pending = np.zeros(self.n_substrates, dtype=bool)  # ended on the last step
 
     def reset(self, *, seed=None, options=None):
-        for k in range(len(self._envs)):
-            self._restart(k)
-        return self._obs.copy(), {}
+        self._pending[:] = False
+        return self.substrates.restart_all().copy(), {}
 
     def step(self, actions):
-        actions = np.asarray(actions, dtype=np.int64).reshape(self.substrates, self.players)
-        rewards = np.zeros((self.substrates, self.players), dtype=np.float32)
-        terminated = np.zeros(self.substrates, dtype=bool)
-        truncated = np.zeros(self.substrates, dtype=bool)
-        for k in range(len(self._envs)):
-            if self._ended[k]:  # NEXT_STEP autoreset: this step starts a new episode
-                self._restart(k)
-                continue
-            rewards[k], terminated[k], truncated[k] = self._step_substrate(k, actions[k])
+        actions = np.asarray(actions, dtype=np.int64).reshape(self.n_substrates, self.players)
+        rewards, ended = self.substrates.advance(actions, ~self._pending)
+        obs = self.substrates.obs.copy()
+        terminated = np.zeros(self.n_substrates, dtype=bool)
+        truncated = np.zeros(self.n_substrates, dtype=bool)
+        self._pending[:] = False
+        for e in ended:
+            obs[e.k * self.players:(e.k + 1) * self.players] = e.final
+            terminated[e.k], truncated[e.k] = e.terminated, not e.terminated
+            self._pending[e.k] = True
         spread = np.repeat  # every player of a substrate shares its end
-        return (self._obs.copy(), rewards.reshape(-1), spread(terminated, self.players),
-                spread(truncated, self.players), {})
+        return (obs, rewards.reshape(-1), spread(terminated, self.players), spread(truncated, self.players), {})
 
     def close_extras(self, **kwargs):
-        for env in self._envs:
-            env.close()
+        if hasattr(self, "substrates"):  # not when building them failed
+            self.substrates.close()
+
+
+def _substrates(scenario, cfg: dict, env_config, count: int, convention) -> tuple:
+    """The vector env's stepper (in this process, or in ``cfg["processes"]``
+    worker processes) and the substrate's number of actions."""
+    from capprof.runners.training.substrate_processes import LocalSubstrates, SubstrateProcesses
+
+    processes, max_steps = int(cfg.get("processes", 0) or 0), cfg.get("max_steps")
+    if processes:
+        from meltingpot import substrate as mp_substrate
+
+        num_actions = len(mp_substrate.get_config(scenario.substrate).action_set)
+        seeds = _substrate_seeds(cfg, env_config, count)
+        return SubstrateProcesses(scenario, seeds, convention, max_steps, processes), num_actions
+    envs = _seeded_substrates(scenario, cfg, env_config, count)
+    return LocalSubstrates(envs, scenario.n_players, convention, max_steps), _num_actions(envs[0])
 
 
 def _vector_env_class():
@@ -251,10 +247,13 @@ def _vector_env_class():
         the per-player conversion ``rllib:`` members play with).
 
         ``env_config`` is that of ``MeltingPotMultiAgentEnv`` plus ``num_envs``
-        (RLlib passes ``num_envs_per_env_runner``; a multiple of the players).
-        Episodes of a substrate end together; the next ``step`` resets it and
-        returns its first observations (gymnasium's NEXT_STEP autoreset, which
-        RLlib's single-agent runner expects).
+        (RLlib passes ``num_envs_per_env_runner``; a multiple of the players)
+        and ``processes`` (worker processes stepping the substrates; 0: in
+        this process). Episodes of a substrate end together; the next
+        ``step`` returns the restarted episode's first observations
+        (gymnasium's NEXT_STEP autoreset, which RLlib's single-agent runner
+        expects). The array sampler (``rllib_sampler.ArraySampler``) steps
+        ``substrates`` directly.
         """
 
         metadata = {"autoreset_mode": gym.vector.AutoresetMode.NEXT_STEP}
@@ -267,15 +266,14 @@ def _vector_env_class():
             self.scenario = cfg["scenario"]
             self.players = self.scenario.n_players
             self.num_envs = total = _num_envs(cfg, self.players)
-            self.substrates = total // self.players
+            self.n_substrates = total // self.players
             self.convention = _convention(cfg)
-            self.max_steps = cfg.get("max_steps")
-            self._envs = _seeded_substrates(self.scenario, cfg, env_config, self.substrates)
-            self.num_actions = _num_actions(self._envs[0])
+            self.substrates, self.num_actions = _substrates(self.scenario, cfg, env_config, self.n_substrates,
+                                                            self.convention)
             self.single_observation_space = self.convention.space()
             self.single_action_space = gym.spaces.Discrete(self.num_actions)
             self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, total)
             self.action_space = gym.spaces.MultiDiscrete(np.full(total, self.num_actions))
-            self._allocate(total)
+            self._allocate()
 
     return MeltingPotPlayersVectorEnv

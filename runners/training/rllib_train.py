@@ -57,12 +57,17 @@ KEEP_CHECKPOINTS = 2
 # RLlib's id for a single-agent module: the vectorised sampler trains one, and
 # the playable export renames it to SHARED_MODULE.
 SINGLE_AGENT_MODULE = "default_policy"
-SAMPLERS = ("vector", "multi-agent")
+SAMPLERS = ("array", "vector", "multi-agent")
+# The samplers that train one single-agent module on every player's experience.
+SINGLE_AGENT_SAMPLERS = ("array", "vector")
 # Substrates the vectorised sampler steps together by default: more batch the
 # forward pass over more players and amortise RLlib's per-step work
 # (a short timing script beside bench/bench_train_throughput.py: 1 -> ~310, 2 -> ~390, 4 -> ~455,
 # 8 -> ~525 env steps/s on 2 cores, resets included).
 VECTOR_SUBSTRATES = 8
+# Worker processes stepping the array sampler's substrates by default: one per
+# core of the 2-core machine the bench ran on (bench/bench_train_throughput.py).
+DEFAULT_SUBSTRATE_PROCESSES = 2
 
 
 # ------------------------------------------------------------ settings
@@ -99,23 +104,37 @@ class TrainSettings:
     # pass spends more time handing work between threads than computing,
     # and two runs on 2 cores fight over them (docs/training.md, "Threads").
     torch_threads: int = 1
+    # Worker processes stepping the substrates of the single-agent samplers
+    # (0: the sampler steps them itself): the substrates step on every core
+    # while the sampler's process computes actions and learns
+    # (capprof.runners.training.substrate_processes).
+    substrate_processes: int = -1  # -1 = the sampler's default (DEFAULT_SUBSTRATE_PROCESSES or 0)
 
     def __post_init__(self):
         if not self.sampler:
             object.__setattr__(self, "sampler", default_sampler(self.per_player))
         if not self.envs_per_runner:
-            object.__setattr__(self, "envs_per_runner", VECTOR_SUBSTRATES if self.sampler == "vector" else 1)
+            object.__setattr__(self, "envs_per_runner", VECTOR_SUBSTRATES if self.sampler in SINGLE_AGENT_SAMPLERS else 1)
+        if self.substrate_processes < 0:
+            object.__setattr__(self, "substrate_processes", DEFAULT_SUBSTRATE_PROCESSES if self.sampler == "array"
+                               else 0)
 
     def check(self) -> None:
         if self.sampler not in SAMPLERS:
             raise CapprofError(f"--sampler {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
-        if self.per_player and self.sampler == "vector":
+        if self.per_player and self.sampler in SINGLE_AGENT_SAMPLERS:
             raise CapprofError("--per-player trains one module per player, which needs --sampler multi-agent; "
                                "add --sampler multi-agent or drop --per-player")
         if self.downsample < 1 or RGB_SIZE % self.downsample:
             raise CapprofError(f"--downsample must divide {RGB_SIZE} (got {self.downsample}); use 1, 2, 4, 8 or 11")
         if self.torch_threads < 0:
             raise CapprofError(f"--torch-threads must be 0 (one per core) or more (got {self.torch_threads})")
+        if self.substrate_processes < 0:
+            raise CapprofError(f"--substrate-processes must be 0 (step the substrates in the sampler) or more "
+                               f"(got {self.substrate_processes})")
+        if self.substrate_processes and self.sampler not in SINGLE_AGENT_SAMPLERS:
+            raise CapprofError(f"--substrate-processes needs --sampler {' or '.join(SINGLE_AGENT_SAMPLERS)} "
+                               f"(got --sampler {self.sampler}); drop it, or choose one of those samplers")
         if self.minibatch_size > self.batch_size:
             raise CapprofError(f"--minibatch-size {self.minibatch_size} exceeds --batch-size {self.batch_size}; "
                                "lower it or raise --batch-size")
@@ -160,8 +179,8 @@ def set_torch_threads(threads: int) -> None:
 
 
 def default_sampler(per_player: bool) -> str:
-    """The sampler a new run uses unless told: vector for one shared module."""
-    return "multi-agent" if per_player else "vector"
+    """The sampler a new run uses unless told: the array sampler for one shared module."""
+    return "multi-agent" if per_player else "array"
 
 
 def minimum_steps(settings: TrainSettings) -> int:
@@ -179,7 +198,7 @@ def module_ids(settings: TrainSettings, n_players: int) -> list[str]:
 
 def trained_module_ids(settings: TrainSettings, n_players: int) -> list[str]:
     """The modules as RLlib names them while training."""
-    return [SINGLE_AGENT_MODULE] if settings.sampler == "vector" else module_ids(settings, n_players)
+    return [SINGLE_AGENT_MODULE] if settings.sampler in SINGLE_AGENT_SAMPLERS else module_ids(settings, n_players)
 
 
 def _shared_mapping(agent_id, episode, **kwargs):
@@ -207,8 +226,9 @@ def ppo_config(settings: TrainSettings, scenario):
         head_fcnet_hiddens=[64], vf_share_layers=True,
         use_lstm=settings.lstm, lstm_cell_size=32, max_seq_len=20)
     env_config = {"scenario": scenario, "downsample": settings.downsample, "scale": settings.scale,
-                  "max_steps": settings.max_episode_steps, "seed": settings.seed}
-    if settings.sampler == "vector":
+                  "max_steps": settings.max_episode_steps, "seed": settings.seed,
+                  "processes": settings.substrate_processes}
+    if settings.sampler in SINGLE_AGENT_SAMPLERS:
         n = scenario.n_players
         # Sizes count agent steps here (one sub-env per player): scaled so that
         # --batch-size and --minibatch-size keep meaning env steps.
@@ -218,7 +238,7 @@ def ppo_config(settings: TrainSettings, scenario):
             .framework("torch")
             .env_runners(num_env_runners=settings.env_runners, num_envs_per_env_runner=settings.envs_per_runner * n,
                          gym_env_vectorize_mode="vector_entry_point", rollout_fragment_length="auto",
-                         num_cpus_per_env_runner=1)
+                         num_cpus_per_env_runner=1, env_runner_cls=_env_runner_class(settings.sampler))
             .learners(num_learners=0)
             .rl_module(rl_module_spec=RLModuleSpec(model_config=model))
             .training(train_batch_size_per_learner=settings.batch_size * n, minibatch_size=settings.minibatch_size * n,
@@ -246,6 +266,18 @@ def ppo_config(settings: TrainSettings, scenario):
         .reporting(metrics_num_episodes_for_smoothing=episodes_per_iteration(settings))
         .debugging(seed=settings.seed, log_level="ERROR")
     )
+
+
+def _env_runner_class(sampler: str):
+    """RLlib's single-agent runner, or for ``sampler="array"`` the one whose
+    sampling keeps experience in arrays (``rllib_sampler.ArraySampler``)."""
+    if sampler == "array":
+        from capprof.runners.training.rllib_sampler import ArraySampler
+
+        return ArraySampler
+    from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
+
+    return SingleAgentEnvRunner
 
 
 def episodes_per_iteration(settings: TrainSettings) -> int:
@@ -301,7 +333,7 @@ def _export(checkpoint: Path, destination: Path, progress: Progress, settings: T
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = temporary_directory(target)
     shutil.copytree(checkpoint / MODULES_SUBDIR, staging, dirs_exist_ok=True)
-    if settings.sampler == "vector":  # RLlib's single-agent module plays as the shared one
+    if settings.sampler in SINGLE_AGENT_SAMPLERS:  # RLlib's single-agent module plays as the shared one
         os.replace(staging / SINGLE_AGENT_MODULE, staging / SHARED_MODULE)
     replace_directory(staging, target)
     convention = ObsConvention(downsample=settings.downsample, scale=settings.scale)
@@ -499,11 +531,11 @@ def _iteration(algo, session: _Session, modules: list[str]) -> dict:
     seconds = time.perf_counter() - start
     runners = result.get("env_runners", {}) or {}
     done = int(runners.get("num_env_steps_sampled", 0) or 0) or settings.batch_size
-    if settings.sampler == "vector":  # RLlib counted one step per player
+    if settings.sampler in SINGLE_AGENT_SAMPLERS:  # RLlib counted one step per player
         done = max(1, round(done / n_players))
     session.progress = Progress(progress.iteration + 1, progress.env_steps + done, progress.wall_seconds + seconds)
     row = _curve_row(result, session.progress, n_players, seconds, done, modules,
-                     return_per_player=settings.sampler == "vector")
+                     return_per_player=settings.sampler in SINGLE_AGENT_SAMPLERS)
     _append_curve(session.out, row)
     session.rows.append(row)
     return row

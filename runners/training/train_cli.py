@@ -22,7 +22,7 @@ DEFAULT_CHECKPOINT_EVERY = 50_000
 # Options that shape the training (recorded in train.json; --resume keeps them).
 SETTING_OPTIONS = ("per_player", "prosocial", "seed", "batch_size", "minibatch_size", "epochs", "lr",
                    "entropy_coeff", "gamma", "max_episode_steps", "downsample", "scale", "lstm",
-                   "env_runners", "envs_per_runner", "sampler", "torch_threads")
+                   "env_runners", "envs_per_runner", "sampler", "torch_threads", "substrate_processes")
 
 
 def _non_negative_float(text: str) -> float:
@@ -304,11 +304,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="truncate training episodes (default 1000, the substrates' own length)")
     g.add_argument("--env-runners", type=non_negative_int, metavar="N",
                    help="remote sampling processes (default 0: sample in this process)")
-    g.add_argument("--sampler", choices=("vector", "multi-agent"),
-                   help="vector (default with one shared module): each player a single-agent env, forward passes "
-                        "batched; multi-agent: RLlib's multi-agent runner (the default with --per-player)")
+    g.add_argument("--sampler", choices=("array", "vector", "multi-agent"),
+                   help="array (default with one shared module): every player's experience kept in arrays, one "
+                        "forward pass per step; vector: each player a single-agent env of RLlib's own runner; "
+                        "multi-agent: RLlib's multi-agent runner (the default with --per-player)")
+    g.add_argument("--substrate-processes", type=non_negative_int, metavar="N",
+                   help="worker processes stepping the substrates (default 2 with the array sampler, else 0: "
+                        "the sampler steps them itself)")
     g.add_argument("--envs-per-runner", type=positive_int, metavar="N",
-                   help="substrates stepped together per sampler (default 8 with the vector sampler, "
+                   help="substrates stepped together per sampler (default 8 with the array and vector samplers, "
                         "1 with multi-agent)")
     g.add_argument("--torch-threads", type=non_negative_int, metavar="N",
                    help="torch threads in the training process (default 1, fastest for the small CNN; "
