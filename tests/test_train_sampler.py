@@ -153,6 +153,7 @@ def test_substrates_in_worker_processes_step_restart_and_close():
     workers = SubstrateProcesses(scenario, [1, 2, 3], ObsConvention(), max_steps=3, processes=2)
     try:
         assert [g.stop - g.start for g in workers.groups] == [2, 1]
+        assert workers.num_actions == 8  # commons_harvest's action set, as the workers' substrates report it
         first = workers.restart_all().copy()
         assert first.shape == (21, 11, 11, 3) and 0 < first.max() <= 1
         everyone = np.ones(3, dtype=bool)

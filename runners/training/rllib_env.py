@@ -214,20 +214,17 @@ class _SubstratesPlayers:
             self.substrates.close()
 
 
-def _substrates(scenario, cfg: dict, env_config, count: int, convention) -> tuple:
-    """The vector env's stepper (in this process, or in ``cfg["processes"]``
-    worker processes) and the substrate's number of actions."""
+def _substrates(scenario, cfg: dict, env_config, count: int, convention):
+    """The vector env's stepper: its substrates in this process, or in
+    ``cfg["processes"]`` worker processes."""
     from capprof.runners.training.substrate_processes import LocalSubstrates, SubstrateProcesses
 
     processes, max_steps = int(cfg.get("processes", 0) or 0), cfg.get("max_steps")
     if processes:
-        from meltingpot import substrate as mp_substrate
-
-        num_actions = len(mp_substrate.get_config(scenario.substrate).action_set)
         seeds = _substrate_seeds(cfg, env_config, count)
-        return SubstrateProcesses(scenario, seeds, convention, max_steps, processes), num_actions
+        return SubstrateProcesses(scenario, seeds, convention, max_steps, processes)
     envs = _seeded_substrates(scenario, cfg, env_config, count)
-    return LocalSubstrates(envs, scenario.n_players, convention, max_steps), _num_actions(envs[0])
+    return LocalSubstrates(envs, scenario.n_players, convention, max_steps)
 
 
 def _vector_env_class():
@@ -268,8 +265,8 @@ def _vector_env_class():
             self.num_envs = total = _num_envs(cfg, self.players)
             self.n_substrates = total // self.players
             self.convention = _convention(cfg)
-            self.substrates, self.num_actions = _substrates(self.scenario, cfg, env_config, self.n_substrates,
-                                                            self.convention)
+            self.substrates = _substrates(self.scenario, cfg, env_config, self.n_substrates, self.convention)
+            self.num_actions = self.substrates.num_actions
             self.single_observation_space = self.convention.space()
             self.single_action_space = gym.spaces.Discrete(self.num_actions)
             self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, total)

@@ -9,7 +9,7 @@ every core at once while the sampler's process waits, and the observation
 conversion (``ObsConvention.convert_many``) runs there too, so only the
 small converted views cross the pipe.
 
-Both kinds present one interface (``Substrates``): ``restart_all()`` and
+Both kinds present one interface: ``num_actions``, ``obs``, ``restart_all()`` and
 ``advance(actions, active)``, which steps the ``active`` substrates, and
 restarts at once any whose episode ended (terminated by the substrate, or
 truncated at ``max_steps``), returning the ended episode's last views
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from capprof.errors import CapprofError
+from capprof.runners.training.rllib_env import _num_actions
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class LocalSubstrates:
 
     def __init__(self, envs: list, players: int, convention, max_steps: int | None):
         self.envs, self.players, self.convention, self.max_steps = envs, players, convention, max_steps
+        self.num_actions = _num_actions(envs[0])
         self.steps = np.zeros(len(envs), dtype=np.int64)
         self.obs = np.zeros((len(envs) * players, *convention.space().shape), dtype=convention.space().dtype)
 
@@ -100,7 +102,7 @@ def _serve(connection, scenario, seeds: list[int], convention, max_steps: int | 
         import_meltingpot()
         local = LocalSubstrates([build_substrate(scenario, s) for s in seeds], scenario.n_players, convention,
                                 max_steps)
-        connection.send(("ready", None))
+        connection.send(("ready", local.num_actions))
     except Exception:  # noqa: BLE001 - the parent raises it, with the worker's traceback
         connection.send(("error", traceback.format_exc()))
         return
@@ -146,7 +148,7 @@ class SubstrateProcesses:
                 child.close()
                 self._connections.append(parent)
                 self._processes.append(process)
-            self._gather(starting=True)  # each worker's "ready"
+            self.num_actions = self._gather(starting=True)[0]  # each worker's "ready"
         except BaseException:
             self.close()
             raise

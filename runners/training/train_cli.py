@@ -274,6 +274,7 @@ def cmd_train(args) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from capprof.runners.training.rllib_train import SAMPLERS
     p.add_argument("target", nargs="?", metavar="SUBSTRATE_OR_SCENARIO",
                    help="a Melting Pot substrate (e.g. commons_harvest__open) or an all-focal capprof variant "
                         "(`capprof scenarios --suite variants`); optional with --resume")
@@ -304,7 +305,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="truncate training episodes (default 1000, the substrates' own length)")
     g.add_argument("--env-runners", type=non_negative_int, metavar="N",
                    help="remote sampling processes (default 0: sample in this process)")
-    g.add_argument("--sampler", choices=("array", "vector", "multi-agent"),
+    g.add_argument("--sampler", choices=SAMPLERS,
                    help="array (default with one shared module): every player's experience kept in arrays, one "
                         "forward pass per step; vector: each player a single-agent env of RLlib's own runner; "
                         "multi-agent: RLlib's multi-agent runner (the default with --per-player)")
