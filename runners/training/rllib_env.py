@@ -18,6 +18,7 @@ import numpy as np
 
 from capprof.errors import CapprofError, did_you_mean
 from capprof.runners.populations.rllib_obs import ObsConvention
+from capprof.runners.training.substrate_processes import num_actions
 
 
 def torch_only_rllib() -> None:
@@ -90,11 +91,6 @@ def _seeded_substrates(scenario, cfg: dict, env_config, count: int, *salt: int) 
     return [build_substrate(scenario, s) for s in _substrate_seeds(cfg, env_config, count, *salt)]
 
 
-def _num_actions(env) -> int:
-    """How many actions the substrate's players choose from (all alike)."""
-    return int(env.action_spec()[0].num_values)
-
-
 class _SubstrateAgents:
     """How ``MeltingPotMultiAgentEnv`` plays its one substrate: observations,
     rewards and episode ends as dicts by agent id. Kept apart from the class
@@ -157,7 +153,7 @@ def _env_class():
             self.max_steps = cfg.get("max_steps")
             type(self)._built += 1
             self._env, = _seeded_substrates(self.scenario, cfg, env_config, 1, type(self)._built)
-            self.num_actions = _num_actions(self._env)
+            self.num_actions = num_actions(self._env)
             self.agents = self.possible_agents = [f"player_{i}" for i in range(self.scenario.n_players)]
             space = self.convention.space()
             self.observation_spaces = {a: space for a in self.agents}

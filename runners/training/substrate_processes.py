@@ -27,7 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from capprof.errors import CapprofError
-from capprof.runners.training.rllib_env import _num_actions
+
+
+def num_actions(env) -> int:
+    """How many actions the substrate's players choose from (all alike)."""
+    return int(env.action_spec()[0].num_values)
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class LocalSubstrates:
 
     def __init__(self, envs: list, players: int, convention, max_steps: int | None):
         self.envs, self.players, self.convention, self.max_steps = envs, players, convention, max_steps
-        self.num_actions = _num_actions(envs[0])
+        self.num_actions = num_actions(envs[0])
         self.steps = np.zeros(len(envs), dtype=np.int64)
         self.obs = np.zeros((len(envs) * players, *convention.space().shape), dtype=convention.space().dtype)
 
