@@ -18,7 +18,7 @@ import numpy as np
 
 from capprof.errors import CapprofError, did_you_mean
 from capprof.runners.populations.rllib_obs import ObsConvention
-from capprof.runners.training.substrate_processes import num_actions
+from capprof.runners.training.substrate_processes import LocalSubstrates, SubstrateProcesses, num_actions
 
 
 def torch_only_rllib() -> None:
@@ -213,8 +213,6 @@ class _SubstratesPlayers:
 def _substrates(scenario, cfg: dict, env_config, count: int, convention):
     """The vector env's stepper: its substrates in this process, or in
     ``cfg["processes"]`` worker processes."""
-    from capprof.runners.training.substrate_processes import LocalSubstrates, SubstrateProcesses
-
     processes, max_steps = int(cfg.get("processes", 0) or 0), cfg.get("max_steps")
     if processes:
         seeds = _substrate_seeds(cfg, env_config, count)
