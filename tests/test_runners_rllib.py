@@ -307,3 +307,10 @@ def test_explore_samples_from_the_module_distribution_reproducibly(trained, tmp_
     assert len(set(draws(greedy, 0))) == 1  # greedy: one action for one observation
     assert len(set(draws(sampling, 0))) > 1  # a one-iteration policy is far from deterministic
     assert draws(sampling, 5) == draws(sampling, 5)
+    # a temperature sharpens the distribution: towards greedy below 1, towards uniform above
+    greedy_action = draws(greedy, 0)[0]
+    cold, hot = (rllib_policy.build(f"rllib:{trained}#sample={t}", info) for t in (0.05, 50))
+    assert draws(cold, 0).count(greedy_action) > draws(sampling, 0).count(greedy_action)
+    assert len(set(draws(hot, 0))) > len(set(draws(cold, 0)))
+    (copy / "capprof_rllib.json").write_text(json.dumps({**convention, "explore": True, "temperature": 0.05}))
+    assert draws(rllib_policy.build(f"rllib:{copy}", info), 0) == draws(cold, 0)  # as the directory says

@@ -364,13 +364,19 @@ def test_sampler_defaults_and_refusals(cli, tmp_path):
 def test_play_mode_suffix_overrides_how_the_directory_plays(cli, tmp_path):
     from capprof.runners.populations.rllib_policy import play_mode, split_spec
 
-    assert play_mode("rllib:/pops/open#greedy") == ("rllib:/pops/open", False)
-    assert play_mode("rllib:/pops/open:shared#sample") == ("rllib:/pops/open:shared", True)
+    assert play_mode("rllib:/pops/open#greedy") == ("rllib:/pops/open", 0.0)
+    assert play_mode("rllib:/pops/open:shared#sample") == ("rllib:/pops/open:shared", 1.0)
+    assert play_mode("rllib:/pops/open#sample=0.5") == ("rllib:/pops/open", 0.5)
     assert play_mode("rllib:/pops/open") == ("rllib:/pops/open", None)
     assert split_spec("rllib:/pops/open:shared#greedy") == ("/pops/open", "shared")
-    res = cli("run", "--population", f"ppo=rllib:{tmp_path}#fast", "--scenario",
-              "commons_harvest__open__resident_harvester", "--episodes", "1", "--out", tmp_path / "r")
-    _one_error_line(res, 'unknown play mode "#fast"; write #greedy', "or #sample")
+    assert split_spec("rllib:/pops/open:shared#sample=0.7") == ("/pops/open", "shared")
+    for suffix, words in (("#fast", ('unknown play mode "#fast"; write #greedy', "#sample=T (at temperature T")),
+                          ("#greedy=2", ('unknown play mode "#greedy=2"',)),
+                          ("#sample=hot", ("temperature 'hot' is not a number in (0, 100]",)),
+                          ("#sample=0", ("temperature '0' is not a number in (0, 100]", "below 1 is sharper"))):
+        res = cli("run", "--population", f"ppo=rllib:{tmp_path}{suffix}", "--scenario",
+                  "commons_harvest__open__resident_harvester", "--episodes", "1", "--out", tmp_path / "r")
+        _one_error_line(res, *words)
 
 
 @pytest.mark.parametrize("code, reason, remedy", [

@@ -16,8 +16,10 @@ where each MEMBER is
   a zero-argument one is called with none;
 * ``submission:DIR``: a 2023-contest starter-kit directory
   (``DIR/my_policies/user_config.py``; see ``capprof.runners.populations.submission``);
-* ``rllib:CHECKPOINT_DIR[:MODULE_ID]``: an RLModule from an RLlib (new API
-  stack, torch) checkpoint, acting through ``capprof.runners.populations.rllib_policy``;
+* ``rllib:CHECKPOINT_DIR[:MODULE_ID][#greedy|#sample|#sample=T]``: an RLModule
+  from an RLlib (new API stack, torch) checkpoint, acting through
+  ``capprof.runners.populations.rllib_policy`` (greedily, by sampling, or
+  sampling at temperature T);
 * ``rllib-legacy:CHECKPOINT[:POLICY_ID][#greedy|#sample]@PYTHON``: an RLlib 2.x
   old-API-stack checkpoint (the 2023 contest's), always in another
   interpreter (``capprof.runners.populations.rllib_legacy``, ``make legacy-env``);
@@ -160,8 +162,8 @@ KINDS = MemberKinds([
                help="submission:DIR (a 2023 contest starter-kit directory)",
                resolve=lambda spec: SubmissionSource(spec[len(SUBMISSION_PREFIX):]), remote=True),
     MemberKind("rllib", prefix=rllib_policy.PREFIX, spelling="rllib:CHECKPOINT_DIR[:MODULE_ID]",
-               help="rllib:CHECKPOINT_DIR[:MODULE_ID][#greedy|#sample] (an RLlib new-API-stack checkpoint, "
-                    "e.g. a capprof train directory)",
+               help="rllib:CHECKPOINT_DIR[:MODULE_ID][#greedy|#sample|#sample=T] (an RLlib new-API-stack "
+                    "checkpoint, e.g. a capprof train directory; T: sampling temperature)",
                resolve=rllib_policy.RLlibSource),
     MemberKind("rllib-legacy", prefix=LEGACY_PREFIX, spelling="rllib-legacy:CHECKPOINT",
                help="rllib-legacy:CHECKPOINT[:POLICY_ID][#greedy|#sample]@PYTHON (an RLlib 2.x old-stack, 2023 "

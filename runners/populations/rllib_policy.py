@@ -11,7 +11,8 @@ Each step converts the player's observation with the checkpoint's
 and takes the greedy action of the inference distribution (RLlib's
 ``explore=False``). With ``"explore": true`` in ``capprof_rllib.json`` it
 samples instead, from NumPy's global generator, which capprof seeds per
-episode. Stateful (recurrent) modules keep their recurrent state in the
+episode, at the directory's ``"temperature"`` (1 when absent: the policy as
+trained; below 1 sharper, towards greedy). Stateful (recurrent) modules keep their recurrent state in the
 meltingpot Policy state, so slots sharing the module stay independent. torch
 runs on one thread (the contest gave one vCPU per agent).
 
@@ -37,21 +38,48 @@ from capprof.runners.context import current
 from capprof.runners.populations.rllib_obs import infer_convention, read_convention, resolve_module
 
 PREFIX = "rllib:"
-# ``rllib:DIR[:MODULE_ID]#greedy`` / ``#sample`` overrides how the directory
-# says it plays (``"explore"`` in capprof_rllib.json; capprof train writes true).
-PLAY_MODES = {"greedy": False, "sample": True}
+# ``rllib:DIR[:MODULE_ID]#greedy`` / ``#sample`` / ``#sample=T`` overrides how
+# the directory says it plays (``"explore"`` and ``"temperature"`` in
+# capprof_rllib.json; capprof train writes explore true). The play mode is a
+# temperature: 0 is greedy, T > 0 samples from softmax(logits / T).
+GREEDY = 0.0
+PLAY_MODES = {"greedy": GREEDY, "sample": 1.0}
+MAX_TEMPERATURE = 100.0
 
 
-def play_mode(spec: str) -> tuple[str, bool | None]:
-    """``spec`` without its ``#greedy`` / ``#sample`` suffix, and the explore
-    flag it asks for (None: as the directory says)."""
+def play_mode(spec: str) -> tuple[str, float | None]:
+    """``spec`` without its ``#greedy`` / ``#sample[=T]`` suffix, and the
+    temperature it asks for (0: greedy; None: as the directory says)."""
     body, hash_, mode = spec.rpartition("#")
     if not hash_:
         return spec, None
-    if mode not in PLAY_MODES:
-        raise CapprofError(f'"{spec}": unknown play mode "#{mode}"; write #greedy (the most likely action) or '
-                           "#sample (sample from the policy), or leave it out to play as the directory says")
-    return body, PLAY_MODES[mode]
+    name, equals, value = mode.partition("=")
+    if name not in PLAY_MODES or (equals and name != "sample"):
+        raise CapprofError(f'"{spec}": unknown play mode "#{mode}"; write #greedy (the most likely action), '
+                           "#sample (sample from the policy) or #sample=T (at temperature T, e.g. #sample=0.5), "
+                           "or leave it out to play as the directory says")
+    if not equals:
+        return body, PLAY_MODES[name]
+    return body, check_temperature(value, f'"{spec}"')
+
+
+def check_temperature(value, where: str) -> float:
+    """``value`` as a sampling temperature in (0, MAX_TEMPERATURE]."""
+    try:
+        temperature = float(value)
+    except (TypeError, ValueError):
+        temperature = float("nan")
+    if isinstance(value, bool) or not 0.0 < temperature <= MAX_TEMPERATURE:
+        raise CapprofError(f"{where}: temperature {value!r} is not a number in (0, {MAX_TEMPERATURE:g}]; "
+                           "1 samples from the policy as trained, below 1 is sharper (towards greedy)")
+    return temperature
+
+
+def directory_temperature(extra: dict, where: str) -> float:
+    """How a directory's capprof_rllib.json says it plays, as a temperature."""
+    if not extra.get("explore", False):
+        return GREEDY
+    return check_temperature(extra.get("temperature", 1.0), where)
 
 
 def split_spec(spec: str) -> tuple[str, str | None]:
@@ -169,8 +197,10 @@ def build(spec: str, info):
     import_meltingpot()
     from meltingpot.utils.policies.policy import Policy
 
-    explore = play_mode(spec)[1]
-    return _make_class(Policy)(batch, convention, bool(extra.get("explore", False)) if explore is None else explore)
+    temperature = play_mode(spec)[1]
+    if temperature is None:
+        temperature = directory_temperature(extra, f"{directory}/capprof_rllib.json")
+    return _make_class(Policy)(batch, convention, temperature)
 
 
 class InferenceBatch:
@@ -178,9 +208,10 @@ class InferenceBatch:
     state, ``run`` converts and stacks every queued one, runs
     ``forward_inference`` once and leaves each slot its (action, state).
 
-    Greedy: the argmax of the inference distribution (``to_deterministic``).
-    Sampling: for row i, a ~ Categorical(softmax(logits_i)) drawn with
-    ``np.random.choice`` in the order the slots were queued."""
+    Greedy (temperature 0): the argmax of the inference distribution
+    (``to_deterministic``). Sampling at temperature T > 0: for row i,
+    a ~ Categorical(softmax(logits_i / T)) drawn with ``np.random.choice`` in
+    the order the slots were queued (T = 1: the policy as trained)."""
 
     def __init__(self, module):
         self.module = module
@@ -241,12 +272,12 @@ class InferenceBatch:
         else:
             logits = out[Columns.ACTION_DIST_INPUTS]
             greedy = None
-            if not all(p.explore for p in policies):
+            if not all(p.temperature > GREEDY for p in policies):
                 dist = self.dist_cls.from_logits(logits)
                 greedy = np.asarray(dist.to_deterministic().sample()).reshape(len(queued), -1)[:, 0]
         for i, policy in enumerate(policies):
-            if logits is not None and policy.explore:
-                probs = torch.softmax(logits[i].reshape(-1).double(), 0).numpy()
+            if logits is not None and policy.temperature > GREEDY:
+                probs = torch.softmax(logits[i].reshape(-1).double() / policy.temperature, 0).numpy()
                 action = int(np.random.choice(len(probs), p=probs / probs.sum()))
             else:
                 action = int(greedy[i])
@@ -262,11 +293,11 @@ def _make_class(Policy):
         ``InferenceBatch``; ``step`` takes its result (running the batch when
         this slot is the first asked). ``step`` alone is a batch of one."""
 
-        def __init__(self, batch: InferenceBatch, convention, explore: bool):
+        def __init__(self, batch: InferenceBatch, convention, temperature: float):
             self.batch = batch
             self.module = batch.module
             self.convention = convention
-            self.explore = explore
+            self.temperature = temperature  # 0: greedy
             self.stateful = batch.stateful
 
         @property
