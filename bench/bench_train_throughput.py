@@ -31,7 +31,11 @@ Configurations (``--configs``, comma-separated):
                   processes (``--substrate-processes``)
     array-16-2-processes  the same with 16 substrates
     default       what `capprof train` uses today without options (the array
-                  sampler, 8 substrates in 2 worker processes)
+                  sampler, 8 substrates in 2 worker processes that build
+                  and start each substrate's next reset while the learner
+                  updates)
+    default-unprepared  the default with every reset built when its episode
+                  ends (as before the workers prepared them)
 
 Usage:
     .venv/bin/python bench/bench_train_throughput.py                 # ~10 min on 2 idle cores
@@ -46,7 +50,10 @@ import time
 
 import numpy as np
 
+from capprof.runners.training import substrate_processes
+
 SUBSTRATE = "commons_harvest__open"
+DEFAULT_IDLE_SECONDS = substrate_processes.IDLE_SECONDS
 CONFIGS = {
     "before": {"sampler": "multi-agent", "torch_threads": 0},
     "multi-agent": {"sampler": "multi-agent"},
@@ -60,6 +67,7 @@ CONFIGS = {
     "array-2-processes": {"sampler": "array", "substrate_processes": 2},
     "array-16-2-processes": {"sampler": "array", "substrate_processes": 2, "envs_per_runner": 16},
     "default": {},
+    "default-unprepared": {"prepare_resets": False},
 }
 
 
@@ -98,6 +106,10 @@ def train_steps_per_second(lib, overrides: dict, batch_size: int, iterations: in
     """One configuration: env steps/s over ``iterations`` timed iterations."""
     from capprof.runners.training.rllib_env import resolve_target
 
+    overrides = dict(overrides)
+    prepare = overrides.pop("prepare_resets", True)
+    # read by the substrate worker processes when they start (the algorithm's build)
+    substrate_processes.IDLE_SECONDS = DEFAULT_IDLE_SECONDS if prepare else None
     settings = lib.TrainSettings(SUBSTRATE, batch_size=batch_size, minibatch_size=batch_size // 4, **overrides)
     settings.check()
     scenario = resolve_target(settings.target)
@@ -127,7 +139,7 @@ def main(argv=None) -> int:
                         help="timed iterations per configuration (8: with 8 substrates an episode, and its"
                              " ~0.9 s reset, ends every 4 iterations)")
     parser.add_argument("--raw-steps", type=int, default=5000, help="env steps of the raw ceiling")
-    parser.add_argument("--configs", default="before,vector-8,array,array-1-process,default",
+    parser.add_argument("--configs", default="before,vector-8,array,array-1-process,default-unprepared,default",
                         help="comma-separated configurations (the module docstring lists them)")
     args = parser.parse_args(argv)
     names = [c.strip() for c in args.configs.split(",") if c.strip()]

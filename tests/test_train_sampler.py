@@ -170,6 +170,70 @@ def test_substrates_in_worker_processes_step_restart_and_close():
     assert processes and not any(p.is_alive() for p in processes)
 
 
+def test_a_reset_prepared_ahead_of_time_plays_the_environment_the_reset_would_have_built():
+    """The next lab2d environment, built and started while a substrate is
+    idle, is the one its reset would have built (the next of the substrate's
+    rebuilds, so the next seed of its sequence): each episode plays on the
+    same rebuild, prepared or not, and the worker processes prepare them."""
+    import time
+
+    from capprof.meltingpot_import import import_meltingpot
+    from capprof.runners.episode.substrate import build_substrate
+    from capprof.runners.populations.rllib_obs import ObsConvention
+    from capprof.runners.training.rllib_env import resolve_target
+    from capprof.runners.training.substrate_processes import LocalSubstrates, SubstrateProcesses
+
+    import_meltingpot()
+    scenario, seeds, steps = resolve_target("commons_harvest__open"), [4, 9], 12
+
+    def episodes_played(prepare: bool):
+        """Per substrate, which of its rebuilds each episode played on (0:
+        the environment built with the substrate), and how many rebuilds."""
+        substrates = LocalSubstrates([build_substrate(scenario, s) for s in seeds], 7, ObsConvention(), max_steps=4)
+        rebuilt = [[] for _ in seeds]
+        assert substrates.prepared_resets() == 0
+        for k, p in enumerate(substrates.prepared):
+            rebuild = p.wrapper._rebuild_environment
+
+            def counted(rebuild=rebuild, k=k):
+                rebuilt[k].append(rebuild())
+                return rebuilt[k][-1]
+            p.wrapper._rebuild_environment = counted
+        assert not substrates.prepare_reset()  # before the first reset: nothing to prepare
+        first = substrates.restart_all()
+        assert first.max() > 0
+        played = [[0] for _ in seeds]
+        rng = np.random.default_rng(0)
+        for _ in range(steps):
+            if prepare:
+                while substrates.prepare_reset():
+                    pass
+                assert all(p.ready is not None for p in substrates.prepared)
+            _, ended = substrates.advance(rng.integers(0, 8, (2, 7)), np.ones(2, bool))
+            for e in ended:
+                env = substrates.prepared[e.k].wrapper._env
+                played[e.k].append(next(i + 1 for i, built in enumerate(rebuilt[e.k]) if built is env))
+                assert substrates.steps[e.k] == 0 and substrates.obs[e.k * 7:(e.k + 1) * 7].max() > 0
+        assert substrates.prepared_resets() == (6 if prepare else 0)
+        substrates.close()
+        return played, [len(r) for r in rebuilt]
+
+    assert episodes_played(prepare=False) == ([[0, 1, 2, 3]] * 2, [3, 3])
+    assert episodes_played(prepare=True) == ([[0, 1, 2, 3]] * 2, [3, 3])  # the same rebuild for each episode
+
+    workers = SubstrateProcesses(scenario, seeds, ObsConvention(), max_steps=4, processes=1)
+    try:  # pauses in which the worker prepares; its episodes still end and restart on time
+        workers.restart_all()
+        for step in range(8):
+            time.sleep(0.6)
+            _, ended = workers.advance(np.zeros((2, 7), np.int64), np.ones(2, bool))
+            assert [e.k for e in ended] == ([0, 1] if step % 4 == 3 else [])
+            assert workers.obs.max() > 0
+        assert workers.prepared_resets() == 4  # both substrates' two restarts took a prepared environment
+    finally:
+        workers.close()
+
+
 def test_a_script_that_trains_without_a_main_guard_is_told_how_to_fix_it(tmp_path):
     """Spawned workers import the script that started them; a script that
     builds the substrates at import would build them again in each worker,

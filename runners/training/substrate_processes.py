@@ -9,6 +9,13 @@ every core at once while the sampler's process waits, and the observation
 conversion (``ObsConvention.convert_many``) runs there too, so only the
 small converted views cross the pipe.
 
+A worker also uses the time its parent leaves it idle (the learner's update,
+between sampling rounds) to build and start, ahead of time, the lab2d
+environment each substrate's next reset would build (``PreparedReset``):
+the reset itself then only swaps it in. It is the environment the reset
+would have built (the same seed, drawn in the same order), so the episodes
+are the same whether a reset was prepared or not.
+
 Both kinds present one interface: ``num_actions``, ``obs``, ``restart_all()`` and
 ``advance(actions, active)``, which steps the ``active`` substrates, and
 restarts at once any whose episode ended (terminated by the substrate, or
@@ -45,14 +52,95 @@ class Ended:
     final: np.ndarray
 
 
+def _reset_wrapper(env):
+    """meltingpot's ``ResetWrapper`` inside ``env`` (capprof's and
+    meltingpot's wrappers hold what they wrap as ``_substrate`` or
+    ``_env``), or None (e.g. a substrate that is not meltingpot's)."""
+    try:
+        from meltingpot.utils.substrates.wrappers.reset_wrapper import ResetWrapper
+    except ImportError:
+        return None
+    for _ in range(16):
+        if isinstance(env, ResetWrapper):
+            # what PreparedReset relies on (meltingpot 2.4's ResetWrapper)
+            if all(hasattr(env, name) for name in ("_env", "_reset", "_rebuild_environment")):
+                return env
+            return None
+        env = getattr(env, "_substrate", None) or getattr(env, "_env", None)
+        if env is None:
+            return None
+    return None
+
+
+class PreparedReset:
+    """A substrate's next reset, built and started ahead of time.
+
+    meltingpot's ``ResetWrapper`` rebuilds the lab2d environment on every
+    reset after the first (``_rebuild_environment``: the next seed of the
+    substrate's seed sequence, a new ``dmlab2d.Environment``, ~0.5 s) and
+    starts it (``reset``, ~0.8 s). ``prepare()`` does both now; the
+    wrapper's next reset then closes the old environment, swaps the prepared
+    one in and returns its first timestep, as its own reset would have (the
+    seed sequence is drawn only by rebuilds, so the order, and with it every
+    episode, is unchanged). ``prepare()`` before the first reset (which does
+    not rebuild) does nothing."""
+
+    def __init__(self, wrapper):
+        self.wrapper = wrapper
+        self.ready = None  # (environment, its first timestep)
+        self.used = 0  # resets that swapped a prepared environment in
+        self._reset = wrapper.reset
+        wrapper.reset = self.reset  # the instance's reset: its outer wrappers call it
+
+    @property
+    def due(self) -> bool:
+        """Whether the next reset rebuilds and nothing is prepared yet."""
+        return self.ready is None and bool(self.wrapper._reset)
+
+    def prepare(self) -> None:
+        if self.due:
+            fresh = self.wrapper._rebuild_environment()
+            self.ready = (fresh, fresh.reset())
+
+    def reset(self, *args, **kwargs):
+        if self.ready is None or args or kwargs:
+            return self._reset(*args, **kwargs)
+        (fresh, first), self.ready = self.ready, None
+        self.used += 1
+        self.wrapper._env.close()
+        self.wrapper._env = fresh
+        return first
+
+    def close(self) -> None:
+        if self.ready is not None:
+            self.ready[0].close()
+            self.ready = None
+
+
 class LocalSubstrates:
-    """Substrates stepped in this process."""
+    """Substrates stepped in this process. ``prepare_reset()`` builds and
+    starts one substrate's next reset ahead of time (``PreparedReset``); the
+    worker processes call it while their parent leaves them idle."""
 
     def __init__(self, envs: list, players: int, convention, max_steps: int | None):
         self.envs, self.players, self.convention, self.max_steps = envs, players, convention, max_steps
         self.num_actions = num_actions(envs[0])
         self.steps = np.zeros(len(envs), dtype=np.int64)
         self.obs = np.zeros((len(envs) * players, *convention.space().shape), dtype=convention.space().dtype)
+        self.prepared = [PreparedReset(w) if (w := _reset_wrapper(env)) is not None else None for env in envs]
+
+    def prepared_resets(self) -> int:
+        """How many resets so far swapped in a prepared environment."""
+        return sum(p.used for p in self.prepared if p is not None)
+
+    def prepare_reset(self) -> bool:
+        """Prepare the next reset of the substrate nearest its episode's end
+        that has none prepared; False when there is none to prepare."""
+        due = [k for k, p in enumerate(self.prepared) if p is not None and p.due]
+        if not due:
+            return False
+        self.prepared[max(due, key=lambda k: self.steps[k])].prepare()
+        return True
 
     def _put(self, k: int, timestep) -> None:
         self.obs[k * self.players:(k + 1) * self.players] = self.convention.convert_many(timestep.observation)
@@ -86,13 +174,25 @@ class LocalSubstrates:
         return rewards, ended
 
     def close(self) -> None:
+        for prepared in self.prepared:
+            if prepared is not None:
+                prepared.close()
         for env in self.envs:
             env.close()
 
 
-def _serve(connection, scenario, seeds: list[int], convention, max_steps: int | None) -> None:
+# a worker that hears nothing from its parent for this long prepares resets
+# (a sampling step's round trip, the policy's forward pass included, is a
+# few milliseconds; the learner's update takes seconds). None: never (read
+# when the workers start; bench/bench_train_throughput.py compares both).
+IDLE_SECONDS: float | None = 0.05
+
+
+def _serve(connection, scenario, seeds: list[int], convention, max_steps: int | None,
+           idle_seconds: float | None) -> None:
     """A worker process: build its substrates, then answer the parent's
-    requests (``restart_all``, ``advance``, ``close``) until it closes.
+    requests (``restart_all``, ``advance``, ``prepared_resets``, ``close``)
+    until it closes, preparing resets while it is idle.
     Ctrl-C and SIGTERM reach the whole process group; the worker ignores
     them, so that the training process saves its checkpoint with its
     substrates still there, then closes them (and a worker whose parent
@@ -112,12 +212,18 @@ def _serve(connection, scenario, seeds: list[int], convention, max_steps: int | 
         return
     try:
         while True:
+            # idle for IDLE_SECONDS (the parent is updating its policy, not
+            # stepping): prepare the next reset, one substrate at a time
+            while idle_seconds is not None and not connection.poll(idle_seconds) and local.prepare_reset():
+                pass
             request, *args = connection.recv()
             if request == "close":
                 break
             try:
                 if request == "restart_all":
                     reply = local.restart_all()
+                elif request == "prepared_resets":
+                    reply = local.prepared_resets()
                 else:
                     reply = (*local.advance(*args), local.obs)
                 connection.send(("ok", reply))
@@ -146,7 +252,8 @@ class SubstrateProcesses:
         try:
             for group in self.groups:
                 parent, child = context.Pipe()
-                process = context.Process(target=_serve, args=(child, scenario, seeds[group], convention, max_steps),
+                process = context.Process(target=_serve, args=(child, scenario, seeds[group], convention, max_steps,
+                                                                      IDLE_SECONDS),
                                           daemon=True, name="capprof-substrates")
                 process.start()
                 child.close()
@@ -186,6 +293,13 @@ class SubstrateProcesses:
         for group, obs in zip(self.groups, self._gather()):
             self.obs[self._rows(group)] = obs
         return self.obs
+
+    def prepared_resets(self) -> int:
+        """How many resets so far, over all workers, swapped in an
+        environment prepared while the worker was idle."""
+        for connection in self._connections:
+            connection.send(("prepared_resets",))
+        return sum(self._gather())
 
     def _rows(self, group: slice) -> slice:
         return slice(group.start * self.players, group.stop * self.players)
