@@ -127,3 +127,15 @@ def test_an_unknown_shipped_name_is_one_line_exit_2(cli_subprocess, tmp_path):
                             "commons_harvest__open__resident_harvester", "--episodes", "1", "--out", tmp_path / "r")
     assert result.code == 2 and "Traceback" not in result.err
     assert 'no shipped population "selfsh"; capprof ships: farmer, no_zap, open, prosocial, scarcity' in result.err
+
+
+def test_a_shipped_population_takes_the_rllib_play_suffix(cli_subprocess, tmp_path):
+    from capprof.runners.populations.shipped_populations import source
+
+    assert source("shipped:open#sample=0.5").spec == shipped_population("open").spec + "#sample=0.5"
+    assert source("shipped:open#greedy").spec == shipped_population("open").spec + "#greedy"
+    assert source("shipped:open").spec == shipped_population("open").spec
+    result = cli_subprocess("run", "--population", "shipped:open#hot", "--scenario",
+                            "commons_harvest__open__resident_harvester", "--episodes", "1", "--out", tmp_path / "r")
+    assert result.code == 2 and "Traceback" not in result.err
+    assert '"shipped:open#hot": unknown play mode "#hot"; write #greedy' in result.err

@@ -23,8 +23,9 @@ where each MEMBER is
 * ``rllib-legacy:CHECKPOINT[:POLICY_ID][#greedy|#sample]@PYTHON``: an RLlib 2.x
   old-API-stack checkpoint (the 2023 contest's), always in another
   interpreter (``capprof.runners.populations.rllib_legacy``, ``make legacy-env``);
-* ``shipped:NAME``: a population trained by ``capprof train`` that capprof
-  ships (``capprof.runners.populations.shipped_populations``), played as ``rllib:``;
+* ``shipped:NAME[#greedy|#sample|#sample=T]``: a population trained by
+  ``capprof train`` that capprof ships
+  (``capprof.runners.populations.shipped_populations``), played as ``rllib:``;
 * any of the imported forms followed by ``@PYTHON`` (the path of another
   environment's interpreter, e.g. ``mine.py:Agent@/opt/old/bin/python``): the
   member runs in that interpreter (``capprof.runners.populations.venv_member``).
@@ -174,7 +175,7 @@ KINDS = MemberKinds([
                            "{spec}@" + legacy_python() + " (build it with `make legacy-env`) or @ another python "
                            "with ray 2.x's old API stack"),
     MemberKind("shipped", prefix=shipped_populations.PREFIX, spelling="shipped:NAME",
-               help=lambda: "shipped:NAME (a trained population capprof ships: "
+               help=lambda: "shipped:NAME[#greedy|#sample|#sample=T] (a trained population capprof ships: "
                             f"{', '.join(shipped_populations.shipped_names()) or 'none'})",
                resolve=shipped_populations.source),
 ])

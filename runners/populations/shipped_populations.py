@@ -22,7 +22,7 @@ from pathlib import Path
 from capprof.errors import CapprofError
 from capprof.io import atomic_write_text
 from capprof.runners.populations.rllib_obs import CONVENTION_FILE, SNAPSHOTS, read_convention, read_train_file
-from capprof.runners.populations.rllib_policy import RLlibSource
+from capprof.runners.populations.rllib_policy import RLlibSource, play_mode
 
 __all__ = ["PREFIX", "SHIPPED_FILES", "Selection", "ShippedPopulation", "played_as", "ship", "shipped_dir", "shipped_names",
            "shipped_population", "shipped_populations", "source"]
@@ -161,8 +161,12 @@ def shipped_names() -> list[str]:
 
 
 def source(spec: str) -> RLlibSource:
-    """``shipped:NAME`` resolved: the ``rllib:`` member that plays it."""
-    return RLlibSource(shipped_population(spec[len(PREFIX):]).spec)
+    """``shipped:NAME[#greedy|#sample|#sample=T]`` resolved: the ``rllib:``
+    member that plays it (the suffix, if any, overrides how it plays)."""
+    body, hash_, mode = spec.partition("#")
+    play = hash_ + mode
+    play_mode(f"{body}{play}")  # a bad suffix is one line naming the allowed ones
+    return RLlibSource(shipped_population(body[len(PREFIX):]).spec + play)
 
 
 def shipped_population(name: str) -> ShippedPopulation:
