@@ -12,9 +12,10 @@ and takes the greedy action of the inference distribution (RLlib's
 ``explore=False``). With ``"explore": true`` in ``capprof_rllib.json`` it
 samples instead, from NumPy's global generator, which capprof seeds per
 episode, at the directory's ``"temperature"`` (1 when absent: the policy as
-trained; below 1 sharper, towards greedy). Stateful (recurrent) modules keep their recurrent state in the
-meltingpot Policy state, so slots sharing the module stay independent. torch
-runs on one thread (the contest gave one vCPU per agent).
+trained; below 1 sharper, towards greedy). Stateful (recurrent) modules
+keep their recurrent state in the meltingpot Policy state, so slots sharing
+the module stay independent. torch runs on one thread (the contest gave one
+vCPU per agent).
 
 Slots playing the same module in one process share one forward pass per
 step: the episode loop hands each its timestep first (``step_ahead``), and

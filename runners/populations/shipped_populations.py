@@ -163,10 +163,8 @@ def shipped_names() -> list[str]:
 def source(spec: str) -> RLlibSource:
     """``shipped:NAME[#greedy|#sample|#sample=T]`` resolved: the ``rllib:``
     member that plays it (the suffix, if any, overrides how it plays)."""
-    body, hash_, mode = spec.partition("#")
-    play = hash_ + mode
-    play_mode(f"{body}{play}")  # a bad suffix is one line naming the allowed ones
-    return RLlibSource(shipped_population(body[len(PREFIX):]).spec + play)
+    body = play_mode(spec)[0]  # a bad suffix is one line naming the allowed ones
+    return RLlibSource(shipped_population(body[len(PREFIX):]).spec + spec[len(body):])
 
 
 def shipped_population(name: str) -> ShippedPopulation:

@@ -89,7 +89,7 @@ class PreparedReset:
         self.wrapper = wrapper
         self.ready = None  # (environment, its first timestep)
         self.used = 0  # resets that swapped a prepared environment in
-        self._reset = wrapper.reset
+        self._rebuilding_reset = wrapper.reset  # meltingpot's own
         wrapper.reset = self.reset  # the instance's reset: its outer wrappers call it
 
     @property
@@ -104,7 +104,7 @@ class PreparedReset:
 
     def reset(self, *args, **kwargs):
         if self.ready is None or args or kwargs:
-            return self._reset(*args, **kwargs)
+            return self._rebuilding_reset(*args, **kwargs)
         (fresh, first), self.ready = self.ready, None
         self.used += 1
         self.wrapper._env.close()
@@ -252,9 +252,8 @@ class SubstrateProcesses:
         try:
             for group in self.groups:
                 parent, child = context.Pipe()
-                process = context.Process(target=_serve, args=(child, scenario, seeds[group], convention, max_steps,
-                                                                      IDLE_SECONDS),
-                                          daemon=True, name="capprof-substrates")
+                args = (child, scenario, seeds[group], convention, max_steps, IDLE_SECONDS)
+                process = context.Process(target=_serve, args=args, daemon=True, name="capprof-substrates")
                 process.start()
                 child.close()
                 self._connections.append(parent)
