@@ -9,6 +9,7 @@ import json
 import pandas as pd
 import pytest
 
+from capprof.profiling.predictors import predictor_names
 from capprof.profiling.simulate import simulate_layout_scores
 from capprof.tagging.catalog import load_catalog
 from capprof.tagging.demands import demand_matrix
@@ -82,6 +83,14 @@ def test_evaluate_reference_takes_a_spec(cli, scores_file):
     ("layout-joint(target_accept=0.2)", ["target_accept=0.2 is below 0.5; give target_accept >= 0.5"]),
     ("layout-joint(interval=1.5)", ["interval=1.5 is above 0.999999"]),
     ("ridge(alpha=x)", ["alpha takes a number (default 1", 'got "x"']),
+    ("ridge(alpha=-1)", ["alpha=-1 is below 0; give alpha >= 0"]),
+    ("ridge(alpha=nan)", ["alpha=nan is not a finite number"]),
+    ("lowrank(rank=0)", ["rank=0 is below 1; give rank >= 1"]),
+    ("lltm(max_iter=0)", ["max_iter=0 is below 1; give max_iter >= 1"]),
+    ("assessor(learning_rate=0)", ["learning_rate=0 must be above 0; give learning_rate > 0"]),
+    ("assessor(subsample=1.5)", ["subsample=1.5 is above 1; give subsample <= 1"]),
+    ("assessor(n_estimators=0)", ["n_estimators=0 is below 1; give n_estimators >= 1"]),
+    ("layout-joint(scale=0)", ["scale=0 must be above 0; give scale > 0"]),
     ("aggmean(alpha=1)", ['unknown parameter "alpha"', "aggmean takes no parameters"]),
     ("ridge(alpha=1", ["unbalanced parentheses", "NAME(KEY=VALUE,...)"]),
     ("ridge(alpha)", ['"alpha" is not KEY=VALUE', "ridge takes alpha"]),
@@ -135,3 +144,56 @@ def test_predict_refuses_parameters_fixed_at_fit_time(cli, profile_dir):
                     '"draws" is fixed when the profile is fitted', "predict can set interval, seed of layout-joint")
     _one_error_line(cli("predict", profile_dir, "--scenario", "clean_up_0", "--models", "layout-joint(interval=x)"),
                     "interval takes a number")
+
+
+def _numeric_params(cls):
+    from capprof.profiling.predictors.registry import _accepted_kinds
+
+    return [p for p in cls.param_names() if p not in cls.param_choices
+            and set(_accepted_kinds(cls, p)) & {int, float} and bool not in _accepted_kinds(cls, p)]
+
+
+@pytest.mark.parametrize("name", predictor_names())
+def test_every_numeric_parameter_at_0_and_minus_1_is_refused_or_fits(name, scores_file):
+    """The whole class, not only the parameters above: every registered
+    predictor's numeric parameters, set to 0 or -1, are either refused with
+    one CapprofError line naming the parameter, or the model fits and predicts
+    finite scores (never a library's own error). The layout is only tried
+    where its fit stops before sampling."""
+    from capprof.errors import CapprofError
+    from capprof.profiling.normalise import normalise
+    from capprof.profiling.predictors import make_predictor, predictor_class
+    import numpy as np
+
+    cls = predictor_class(name)
+    scores = normalise(pd.read_parquet(scores_file), "minmax")
+    demands = demand_matrix(sorted(scores["scenario"].unique()), tags="contest")
+    for param in _numeric_params(cls):
+        for value in (0, -1):
+            if cls.is_bayesian and value == 0:
+                continue  # 0 is a valid seed or chance; fitting would sample
+            try:
+                cls.check_param(param, value)
+            except CapprofError as error:
+                assert f"{param}={value} " in str(error), str(error)
+                continue
+            predictor = make_predictor(name, **{param: value})
+            try:
+                predictor.fit(scores, demands)
+            except CapprofError as error:
+                assert "\n" not in str(error)
+                continue
+            assert not cls.is_bayesian, f"{name}({param}={value}) started sampling"
+            teams, scenarios = list(scores["team"][:5]), list(scores["scenario"][:5])
+            predicted = predictor.predict(teams, scenarios, demands)["predicted"]
+            assert np.isfinite(predicted).all(), (name, param, value)
+
+
+def test_fit_checks_parameters_given_in_python_too(scores_file):
+    from capprof.errors import CapprofError
+    from capprof.profiling.predictors import make_predictor
+
+    scores = pd.read_parquet(scores_file)
+    with pytest.raises(CapprofError, match=r"^lowrank: rank=0 is below 1; give rank >= 1$"):
+        make_predictor("lowrank", rank=0).fit(scores, demand_matrix(sorted(scores["scenario"].unique()),
+                                                                    tags="contest"))

@@ -17,6 +17,8 @@ class AdditiveTeamScenario(Predictor):
     name = "additive"
     needs_demands = False
 
+    param_minimums = {"alpha": 0.0}
+
     def __init__(self, alpha: float = 1.0):
         self.alpha = alpha
 

@@ -20,6 +20,10 @@ class Assessor(Predictor):
 
     name = "assessor"
 
+    param_minimums = {"n_estimators": 1, "max_depth": 1, "seed": 0, "n_jobs": 1}
+    param_above = {"learning_rate": 0.0, "subsample": 0.0}
+    param_maximums = {"subsample": 1.0}
+
     def __init__(self, n_estimators: int = 300, max_depth: int = 4, learning_rate: float = 0.05,
                  subsample: float = 0.9, seed: int = 0, n_jobs: int = 2):
         self.n_estimators = n_estimators

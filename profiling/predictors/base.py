@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import time
 from pathlib import Path
 from typing import ClassVar, Sequence
@@ -103,10 +104,12 @@ class Predictor(BaseEstimator):
     interval_level: ClassVar[float | None] = None
     is_bayesian: ClassVar[bool] = False
     needs_demands: ClassVar[bool] = True
-    # command-line checks of parameter values beyond their type
-    # (``registry.parse_model_spec``): allowed choices, smallest and largest values
+    # checks of parameter values beyond their type, on the command line
+    # (``registry.parse_model_spec``) and at ``fit``: allowed choices, smallest values, values a number must
+    # exceed (a rate or a scale that 0 makes meaningless), largest values
     param_choices: ClassVar[dict[str, tuple]] = {}
     param_minimums: ClassVar[dict[str, float]] = {}
+    param_above: ClassVar[dict[str, float]] = {}
     param_maximums: ClassVar[dict[str, float]] = {}
     # parameters that still matter after fitting (``capprof predict --models``)
     predict_params: ClassVar[tuple[str, ...]] = ()
@@ -129,6 +132,41 @@ class Predictor(BaseEstimator):
         return [p.name for p in signature.parameters.values()
                 if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
+    @classmethod
+    def check_param(cls, param: str, value, written: str | None = None) -> None:
+        """One CapprofError line when ``value`` is outside what ``param``
+        allows (``param_choices``, ``param_minimums``, ``param_above``,
+        ``param_maximums``); None passes (a parameter's "not set").
+        ``written``: the value as the user typed it, for the message."""
+        if value is None or isinstance(value, bool):
+            return
+        shown = written if written is not None else str(value)
+        choices = cls.param_choices.get(param)
+        if choices is not None:
+            if value not in choices:
+                raise CapprofError(f'{param}={shown} is not one of {", ".join(map(str, choices))}'
+                                   f'{did_you_mean(str(value), choices)}')
+            return
+        if not isinstance(value, (int, float)):
+            return
+        if not math.isfinite(value):
+            raise CapprofError(f"{param}={shown} is not a finite number; give a number")
+        minimum, above, maximum = (cls.param_minimums.get(param), cls.param_above.get(param),
+                                   cls.param_maximums.get(param))
+        if minimum is not None and value < minimum:
+            raise CapprofError(f"{param}={shown} is below {minimum:g}; give {param} >= {minimum:g}")
+        if above is not None and value <= above:
+            raise CapprofError(f"{param}={shown} must be above {above:g}; give {param} > {above:g}")
+        if maximum is not None and value > maximum:
+            raise CapprofError(f"{param}={shown} is above {maximum:g}; give {param} <= {maximum:g}")
+
+    def _check_params(self) -> None:
+        for param, value in self.get_params().items():
+            try:
+                self.check_param(param, value)
+            except CapprofError as error:
+                raise CapprofError(f"{self.name}: {error}") from None
+
     def clone(self) -> "Predictor":
         """An unfitted copy with the same parameters (``sklearn.base.clone``)."""
         return sklearn_clone(self)
@@ -140,6 +178,7 @@ class Predictor(BaseEstimator):
     # ------------------------------------------------------------ fit / predict
 
     def fit(self, scores: pd.DataFrame, demands: pd.DataFrame | None = None) -> "Predictor":
+        self._check_params()
         if len(scores) == 0:
             raise CapprofError("no training scores to fit; check the split or the score table")
         if demands is None and self.needs_demands:

@@ -40,6 +40,9 @@ class DemandLogistic(Predictor):
 
     name = "lltm"
 
+    param_minimums = {"team_penalty": 0.0, "demand_penalty": 0.0, "ability_penalty": 0.0,
+                      "scenario_penalty": 0.0, "max_iter": 1}
+
     def __init__(self, team_penalty: float = 0.1, demand_penalty: float = 0.1, ability_penalty: float = 0.1,
                  scenario_penalty: float = 0.3, max_iter: int = 1000):
         self.team_penalty = team_penalty

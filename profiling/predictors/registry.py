@@ -172,16 +172,10 @@ def _coerce(spec_text: str, cls: type[Predictor], param: str, raw: str):
         wanted = " or ".join(_KIND_WORDS[k] for k in kinds)
         raise CapprofError(f'{spec_text}: {param} takes {wanted}{_default_text(cls, param)}, '
                            f'got "{raw.strip()}"')
-    choices = getattr(cls, "param_choices", {}).get(param)
-    if choices is not None and value not in choices:
-        raise CapprofError(f'{spec_text}: {param}={raw.strip()} is not one of {", ".join(map(str, choices))}'
-                           f'{did_you_mean(str(value), choices)}')
-    minimum = getattr(cls, "param_minimums", {}).get(param)
-    if minimum is not None and value is not None and not isinstance(value, bool) and value < minimum:
-        raise CapprofError(f"{spec_text}: {param}={raw.strip()} is below {minimum}; give {param} >= {minimum}")
-    maximum = getattr(cls, "param_maximums", {}).get(param)
-    if maximum is not None and value is not None and not isinstance(value, bool) and value > maximum:
-        raise CapprofError(f"{spec_text}: {param}={raw.strip()} is above {maximum}; give {param} <= {maximum}")
+    try:
+        cls.check_param(param, value, raw.strip())
+    except CapprofError as error:
+        raise CapprofError(f"{spec_text}: {error}") from None
     return value
 
 

@@ -15,6 +15,8 @@ class DemandRidge(Predictor):
 
     name = "ridge"
 
+    param_minimums = {"alpha": 0.0}
+
     def __init__(self, alpha: float = 1.0):
         self.alpha = alpha
 
