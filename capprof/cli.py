@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start from the published Melting Pot 2.0 results instead of running episodes "
                         "(PATH, or ../shared/data, or download)")
     p.add_argument("--out", default="capprof-demo", metavar="DIR", help="where runs, profile and report go")
-    p.add_argument("--quick", action="store_true", help="fewer episodes and draws (a smoke test, not a result)")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer scenarios, steps, folds and draws, the layout on the JAX backend (a smoke test, not a result)")
     p.set_defaults(func=cmd_demo)
 
     # Each stage adds its own commands (stage/cli.py: register(subparsers)).

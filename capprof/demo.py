@@ -81,6 +81,12 @@ DEMO_MODELS = "aggmean,ridge,assessor,layout-joint"
 EVALUATE_SAMPLING = (500, 500)  # (draws, tune) per chain
 PROFILE_SAMPLING = (1000, 1000)
 QUICK_SAMPLING = (100, 100)
+# A quick run's layout fits are tiny and short, so compiling is most of their
+# time: nutpie's JAX backend compiles such a model in ~2 s against numba's
+# 20-100 s (a cold numba cache), and samples 200 draws in ~10 s against ~2 s
+# (docs/evaluation.md, "Speed"). The full demo keeps the default numba.
+QUICK_LAYOUT = "layout-joint(backend=jax)"
+QUICK_MODELS = DEMO_MODELS.replace("layout-joint", QUICK_LAYOUT)
 # K-fold over cells: every cell is held out once, each fold refits every model
 # (the layout too), so few folds keep the demo's minutes down.
 DEMO_FOLDS = 5
@@ -121,25 +127,27 @@ def _run(run: "DemoRun", runs: Path) -> None:
     print(f"capprof: {summary.counts()}; results in {summary.out_dir}")
 
 
-def _evaluate(scores: str, evaluation: Path, folds: int, sampling: tuple[int, int]):
+def _evaluate(scores: str, evaluation: Path, folds: int, sampling: tuple[int, int], models: str = DEMO_MODELS):
     from capprof.profiling.evaluate import evaluate
     from capprof.profiling.inputs import load_scores_and_demands
     from capprof.profiling.predictors import parse_model_list
 
     raw = load_scores_and_demands(scores, normalisation=None)  # evaluate normalises per fold
-    result = evaluate(raw.scores, raw.demands, parse_model_list(DEMO_MODELS), split="random", folds=folds,
+    result = evaluate(raw.scores, raw.demands, parse_model_list(models), split="random", folds=folds,
                       draws=sampling[0], tune=sampling[1])
     result.save(evaluation)
     return result
 
 
-def _profile(scores: str, profile_dir: Path, sampling: tuple[int, int]):
+def _profile(scores: str, profile_dir: Path, sampling: tuple[int, int], layout: str | None = None):
     from capprof.profiling.inputs import load_scores_and_demands
+    from capprof.profiling.predictors import parse_model_spec
     from capprof.profiling.profile import Profile
 
     inputs = load_scores_and_demands(scores)
+    layout_params = parse_model_spec(layout).kwargs if layout else None
     profile = Profile.fit(inputs.scores, inputs.demands, draws=sampling[0], tune=sampling[1],
-                          progressbar=sys.stderr.isatty(), metadata=inputs.metadata())
+                          progressbar=sys.stderr.isatty(), metadata=inputs.metadata(), layout_params=layout_params)
     profile.save(profile_dir)
     return profile
 
@@ -301,16 +309,18 @@ def run_demo(published: str | None = None, out_dir: str = "capprof-demo", quick:
         report_inputs = {"scores_path": scores}
     folds = QUICK_FOLDS if quick else DEMO_FOLDS
     evaluate_sampling = QUICK_SAMPLING if quick else EVALUATE_SAMPLING
+    models = QUICK_MODELS if quick else DEMO_MODELS
     with _step("compare predictors on held-out cells",
-               ["evaluate", scores, "--split", "random", "--folds", str(folds), "--models", DEMO_MODELS,
+               ["evaluate", scores, "--split", "random", "--folds", str(folds), "--models", models,
                 "--draws", str(evaluate_sampling[0]), "--tune", str(evaluate_sampling[1]),
                 "--save", str(evaluation)]):
-        _evaluate(scores, evaluation, folds, evaluate_sampling)
+        _evaluate(scores, evaluation, folds, evaluate_sampling, models)
     profile_sampling = QUICK_SAMPLING if quick else PROFILE_SAMPLING
+    layout = QUICK_LAYOUT if quick else None
     with _step("fit capability profiles (joint measurement layout) and the assessor",
                ["profile", scores, "--out", str(profile), "--draws", str(profile_sampling[0]),
-                "--tune", str(profile_sampling[1])]):
-        fitted = _profile(scores, profile, profile_sampling)
+                "--tune", str(profile_sampling[1]), *(["--models", f"{layout},assessor"] if layout else [])]):
+        fitted = _profile(scores, profile, profile_sampling, layout)
         d = fitted.layout.diagnostics_
         from capprof.profiling import checks
         print(checks.describe_fit(d, fitted.layout.fit_seconds_))
