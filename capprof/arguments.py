@@ -38,3 +38,30 @@ def positive_float(text: str) -> float:
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"{text} is not a finite number > 0")
     return value
+
+
+# Seeds travel through numpy, RLlib (< 2**32, with per-runner offsets added)
+# and int64 columns of the episode tables: one range that fits them all.
+SEED_MAX = 2**31 - 1
+
+
+def seed_int(text: str) -> int:
+    """A seed: a whole number from 0 to ``SEED_MAX``."""
+    value = _integer(text)
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{value} is outside the seeds capprof takes; give a whole number "
+                                         f"from 0 to {SEED_MAX}")
+    return value
+
+
+def bounded_int(low: int, high: int, what: str):
+    """An argparse type: a whole number from ``low`` to ``high`` (``what``
+    says why the bound is there, for the message)."""
+    def parse(text: str) -> int:
+        value = _integer(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high} ({what})")
+        return value
+
+    parse.__name__ = f"whole number {low}..{high}"
+    return parse

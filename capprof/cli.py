@@ -164,9 +164,36 @@ def _show_note(message, category, filename, lineno, file=None, line=None) -> Non
     (file or sys.stderr).write(f"capprof: {prefix}: {text}\n")
 
 
+def _chosen_parser(parser: argparse.ArgumentParser, args) -> argparse.ArgumentParser:
+    """The (sub)command parser that read ``args``, following subcommands down."""
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or getattr(args, subs[0].dest, None) not in subs[0].choices:
+            return parser
+        parser = subs[0].choices[getattr(args, subs[0].dest)]
+
+
+def _refuse_empty_values(parser: argparse.ArgumentParser, args) -> None:
+    """An option or argument given as an empty (or blank) text, e.g. ``--out ""``
+    from an unset shell variable, is one usage line: an empty path would
+    otherwise mean the current directory, a default, or nothing written."""
+    chosen = _chosen_parser(parser, args)
+    for action in chosen._actions:
+        if not action.dest or action.dest == argparse.SUPPRESS or action.const == "" or action.default == "":
+            continue
+        value = getattr(args, action.dest, None)
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            if action.option_strings:
+                name = action.option_strings[-1]
+                chosen.error(f"{name} is empty; give a value, or leave {name} out")
+            chosen.error(f"{action.metavar or action.dest} is empty; give a value")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _refuse_empty_values(parser, args)
     with warnings.catch_warnings():
         warnings.simplefilter("default", CapprofNote)  # once per distinct note and place
         warnings.showwarning = _show_note

@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from capprof.arguments import non_negative_int, positive_int
+from capprof.arguments import positive_int, seed_int
 from capprof.errors import CapprofError
 from capprof.runners.constants import EXIT_INTERRUPTED
 
@@ -118,7 +118,7 @@ def register(sub) -> None:
     p.add_argument("--episodes", type=positive_int, metavar="N",
                    help="episodes per population and scenario (default: the design's, 10)")
     p.add_argument("--max-steps", type=positive_int, metavar="K", help="cut episodes after K steps")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="run seed (>= 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="run seed, 0 to 2147483647")
     p.add_argument("--resume", action="store_true", help="skip episodes already in DIR/runs")
     p.add_argument("--ray", action="store_true", help="run episodes as Ray tasks")
     p.add_argument("--workers", type=positive_int, metavar="W", help="local Ray CPUs (default: all)")

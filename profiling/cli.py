@@ -10,11 +10,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from capprof.arguments import non_negative_int, positive_int
+from capprof.arguments import bounded_int, positive_int, seed_int
+
 from capprof.errors import CapprofError, note
 from capprof.output import write_csvs, write_table
 
 MIN_SAMPLING_STEPS = 10
+# repeats beyond this add nothing to the intervals but hours of fitting
+MAX_REPEATS = 100
 
 
 def quiet_library_warnings() -> None:
@@ -254,7 +257,7 @@ def _score_arguments(p) -> None:
     p.add_argument("--draws", type=positive_int, default=1000,
                    help="NUTS draws per chain for the layout (default 1000)")
     p.add_argument("--tune", type=positive_int, default=500, help="NUTS tuning steps per chain (default 500)")
-    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed, a whole number >= 0 (default 0)")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed, 0 to 2147483647 (default 0)")
 
 
 def _format_argument(p, default: str) -> None:
@@ -272,7 +275,7 @@ def _cross_validation_arguments(p) -> None:
                    help="what is held out: cells (random), whole scenarios or whole substrates")
     p.add_argument("--folds", type=positive_int, default=DEFAULT_FOLDS,
                    help=f"K of K-fold cross-validation; every cell is held out once per repeat (default {DEFAULT_FOLDS})")
-    p.add_argument("--repeats", type=positive_int, default=1,
+    p.add_argument("--repeats", type=bounded_int(1, MAX_REPEATS, "each repeat refits every model on every fold"), default=1,
                    help="repeated K-fold with different shuffles (default 1)")
     p.add_argument("--reference", default=DEFAULT_REFERENCE,
                    help=f"model the others are compared to cell by cell (default {DEFAULT_REFERENCE})")

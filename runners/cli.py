@@ -11,7 +11,7 @@ import json
 import shlex
 import sys
 
-from capprof.arguments import non_negative_int, positive_float, positive_int
+from capprof.arguments import positive_float, positive_int, seed_int
 from capprof.errors import CapprofError
 from capprof.runners.constants import EXIT_ALL_FAILED, EXIT_INTERRUPTED, SUITES
 
@@ -173,7 +173,7 @@ def register(sub) -> None:
     p.add_argument("--episodes", type=positive_int, required=True, metavar="N", help="episodes per scenario")
     p.add_argument("--max-steps", type=positive_int, metavar="K", help="cut episodes after K steps")
     p.add_argument("--out", default="capprof-out", metavar="DIR", help="results directory (Parquet dataset)")
-    p.add_argument("--seed", type=non_negative_int, default=0,
+    p.add_argument("--seed", type=seed_int, default=0,
                    help="run seed (>= 0); every episode's seeds derive from it")
     p.add_argument("--resume", action="store_true", help="skip episodes already in --out")
     p.add_argument("--ray", action="store_true", help="run episodes as Ray tasks")

@@ -45,6 +45,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.base import clone as sklearn_clone
 
+from capprof.arguments import SEED_MAX
 from capprof.errors import CapprofError, did_you_mean
 from capprof.profiling.constants import PREDICTION_COLUMNS
 from capprof.profiling.files import write_json_atomic
@@ -153,6 +154,8 @@ class Predictor(BaseEstimator):
             raise CapprofError(f"{param}={shown} is not a finite number; give a number")
         minimum, above, maximum = (cls.param_minimums.get(param), cls.param_above.get(param),
                                    cls.param_maximums.get(param))
+        if param == "seed":  # every model's seed: the range the command line's --seed takes
+            minimum, maximum = 0, SEED_MAX
         if minimum is not None and value < minimum:
             raise CapprofError(f"{param}={shown} is below {minimum:g}; give {param} >= {minimum:g}")
         if above is not None and value <= above:

@@ -13,7 +13,7 @@ import argparse
 import shlex
 import sys
 
-from capprof.arguments import non_negative_int, positive_float, positive_int
+from capprof.arguments import non_negative_int, positive_float, positive_int, seed_int
 from capprof.errors import CapprofError
 from capprof.interrupts import install_sigterm_as_interrupt
 
@@ -290,7 +290,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--per-player", action="store_true", help="one module per player instead of one shared")
     g.add_argument("--prosocial", action="store_true",
                    help="reward every player with the mean reward of all players")
-    g.add_argument("--seed", type=non_negative_int, help="RLlib's seed and the substrates' (default 0)")
+    g.add_argument("--seed", type=seed_int, help="RLlib's seed and the substrates' (default 0)")
     g.add_argument("--lstm", action="store_true", help="a recurrent module (LSTM of 32 cells)")
     g.add_argument("--downsample", type=positive_int, help="RGB downsampling factor (default 8; 1 = full 88x88)")
     g.add_argument("--no-scale", action="store_true", help="feed uint8 0..255 instead of [0, 1] floats")
