@@ -514,3 +514,30 @@ def write_problem(exc: BaseException, target=None, fix: str = "choose another --
     ``exc`` is not such a failure (``disk_problem``)."""
     problem = disk_problem(exc, target)
     return None if problem is None else problem.line(fix)
+
+
+def refuse_clashing_paths(outputs: dict, inputs: dict | None = None) -> None:
+    """One CapprofError line, before any work, when two of a command's outputs
+    name the same file, or an output would replace one of its inputs or land
+    inside an input directory (a run's dataset, read again later).
+    ``outputs``/``inputs``: option name -> path (None or a URL: not checked)."""
+    from capprof.errors import CapprofError
+
+    def resolved(path):
+        text = str(path)
+        return None if not text or "://" in text else Path(text).expanduser().resolve()
+
+    sources = {name: (path, resolved(path)) for name, path in (inputs or {}).items() if path}
+    seen: dict[Path, str] = {}
+    for name, path in outputs.items():
+        target = resolved(path) if path else None
+        if target is None:
+            continue
+        if target in seen:
+            raise CapprofError(f"{seen[target]} and {name} both name {path}; give each output its own path")
+        for source_name, (source_text, source) in sources.items():
+            if source is not None and (target == source or (source.is_dir() and source in target.parents)):
+                where = "is" if target == source else "is inside"
+                raise CapprofError(f"{name} {path} {where} {source_name} {source_text}, which this command reads; "
+                                   "write it elsewhere")
+        seen[target] = name

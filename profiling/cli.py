@@ -60,7 +60,6 @@ def _check_outputs(*paths) -> None:
         if path:
             if Path(path).is_dir():
                 raise CapprofError(f"{path} is a directory; give a file name for the CSV")
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
             require_space(Path(path).parent, SPACE_FLOOR, "capprof evaluate", fix="choose another file")
 
 
@@ -89,6 +88,10 @@ def cmd_evaluate(args) -> int:
     reference = parse_model_spec(args.reference)
     _check_sampling(args)
     anchors = [a.strip() for a in args.anchors.split(",") if a.strip()] if args.anchors is not None else None
+    from capprof.io import refuse_clashing_paths
+
+    refuse_clashing_paths({"--out": args.out, "--cells": args.cells, "--summary": args.summary, "--save": args.save},
+                          {"SCORES": args.scores, "--demands": args.demands})
     _check_outputs(args.out, args.cells, args.summary)
     _check_save(args.save)
     raw = load_scores_and_demands(args.scores, args.demands, args.tags, normalisation=None)
@@ -100,8 +103,11 @@ def cmd_evaluate(args) -> int:
         _save(result, args.save)
     # --out: the per-repeat table; spreadsheet-safe, and the three files
     # renamed in together (all or none)
-    write_csvs([(frame, path) for path, frame in ((args.out, result.results), (args.cells, result.cells),
-                                                  (args.summary, result.summary)) if path])
+    outputs = [(frame, path) for path, frame in ((args.out, result.results), (args.cells, result.cells),
+                                                 (args.summary, result.summary)) if path]
+    for _, path in outputs:  # made now, not before the work, so a failed run leaves no empty folders
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_csvs(outputs)
     if args.format == "csv":
         write_table(result.results, "csv")
     else:
@@ -166,11 +172,14 @@ def _print_evaluation(result) -> None:
 
 def cmd_profile(args) -> int:
     quiet_library_warnings()
-    from capprof.profiling.profile import PROFILE_FILES, Profile, check_writable
+    from capprof.profiling.profile import ASSESSOR_FILES, PROFILE_FILES, Profile, check_writable
 
     _check_sampling(args)
     mode, layout_params, assessor_params, with_assessor = _profile_models(args)
     out = Path(args.out)
+    from capprof.io import refuse_clashing_paths
+
+    refuse_clashing_paths({"--out": args.out}, {"SCORES": args.scores, "--demands": args.demands})
     if out.exists() and not out.is_dir():
         raise CapprofError(f"--out {out} is a file; give a directory")
     check_writable(out)
@@ -189,7 +198,8 @@ def cmd_profile(args) -> int:
                           layout_params=layout_params, assessor_params=assessor_params, assessor=with_assessor)
     profile.save(out)  # atomic: nothing appears at --out until the profile is whole
     d = profile.layout.diagnostics_
-    print(f"wrote {', '.join(PROFILE_FILES.values())} to {out}")
+    written = [name for key, name in PROFILE_FILES.items() if profile.assessor is not None or key not in ASSESSOR_FILES]
+    print(f"wrote {', '.join(written)} to {out}")
     from capprof.profiling import checks
     print(checks.describe_fit(d, profile.layout.fit_seconds_))
     return 0

@@ -51,7 +51,13 @@ def cmd_report(args) -> int:
 
     from capprof.reports.report import build_report, charts_dir
 
+    from capprof.io import refuse_clashing_paths
+
     final = Path(args.out)
+    # the profile directory itself may hold the report; the other inputs may not
+    refuse_clashing_paths({"--out": args.out}, {"--scores": args.scores, "--evaluate": args.evaluate,
+                                                "--episodes": args.episodes, "--timeseries": args.timeseries,
+                                                "--predictions": args.predictions})
     written = build_report(
         Path(args.dir),
         final,
