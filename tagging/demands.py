@@ -292,6 +292,11 @@ def _strict_yaml_load(text: str):
     return yaml.load(text, Loader=StrictLoader)
 
 
+# the keys a YAML demands file and each of its scenarios may hold (docs/demands.md)
+YAML_KEYS = ("new_demands", "scenarios")
+SCENARIO_KEYS = ("substrate", "demands")
+
+
 def _records_from_yaml(path: Path) -> tuple[list[tuple[str, str | None, dict]], list[str]]:
     import yaml
 
@@ -310,15 +315,28 @@ def _records_from_yaml(path: Path) -> tuple[list[tuple[str, str | None, dict]], 
             f"{path}: expected a mapping with a `scenarios:` key mapping scenario names "
             "to {substrate, demands}; see docs/demands.md"
         )
+    unknown = sorted(str(k) for k in doc if k not in YAML_KEYS)
+    if unknown:
+        raise CapprofError(f'{path}: unknown key "{unknown[0]}"{did_you_mean(unknown[0], YAML_KEYS)}; '
+                           f"the file holds {' and '.join(YAML_KEYS)} (docs/demands.md)")
     new_demands = doc.get("new_demands") or []
-    if not isinstance(new_demands, list):
-        raise CapprofError(f"{path}: `new_demands` must be a list of names")
+    if not isinstance(new_demands, list) or not all(isinstance(d, str) and d.strip() for d in new_demands):
+        raise CapprofError(f"{path}: `new_demands` must be a list of names, e.g. new_demands: [night_vision]")
     records = []
     for name, body in doc["scenarios"].items():
         name = str(name)
         body = body or {}
         if not isinstance(body, dict):
             raise CapprofError(f'{path}: scenario "{name}" must map to {{substrate, demands}}')
+        unknown = sorted(str(k) for k in body if k not in SCENARIO_KEYS)
+        if unknown:
+            raise CapprofError(f'{path}: scenario "{name}" has an unknown key "{unknown[0]}"'
+                               f"{did_you_mean(unknown[0], SCENARIO_KEYS)}; a scenario holds "
+                               f"{' and '.join(SCENARIO_KEYS)}")
+        substrate = body.get("substrate")
+        if substrate is not None and not isinstance(substrate, str):
+            raise CapprofError(f'{path}: `substrate` of scenario "{name}" must be one substrate name, '
+                               f"e.g. substrate: clean_up")
         demands = body.get("demands") or {}
         if not isinstance(demands, dict):
             raise CapprofError(f'{path}: `demands` of scenario "{name}" must map demand names to levels')
@@ -351,7 +369,10 @@ def _records_from_csv(path: Path) -> tuple[list[tuple[str, str | None, dict]], l
     blank = table["scenario"].str.strip() == ""
     if blank.any():
         raise CapprofError(f"{path}: line {int(table.index[blank][0]) + 1} has an empty `scenario`; name the scenario")
-    new_demands = [c[len(NEW_DEMAND_PREFIX):] for c in table.columns if c.startswith(NEW_DEMAND_PREFIX)]
+    new_demands = [c[len(NEW_DEMAND_PREFIX):].strip() for c in table.columns if c.startswith(NEW_DEMAND_PREFIX)]
+    if "" in new_demands:
+        raise CapprofError(f"{path}: a `{NEW_DEMAND_PREFIX}` column has no demand name; write e.g. "
+                           f"{NEW_DEMAND_PREFIX}night_vision")
     table = table.rename(columns=lambda c: c[len(NEW_DEMAND_PREFIX):] if c.startswith(NEW_DEMAND_PREFIX) else c)
     dupes = table["scenario"][table["scenario"].duplicated()].unique()
     if len(dupes):

@@ -71,6 +71,15 @@ BAD_FILES = [
     ("d.txt", "scenario\n", "must end in .csv"),
     ("family.yaml", "scenarios:\n  chemistry__two_metabolic_cycles_0:\n    demands: {chemistry: 2}\n",
      '"chemistry" is a substrate family, set from the `substrate` field'),
+    # a misspelt key would drop its grades without a word
+    ("typo.yaml", "scenarios:\n  mine:\n    substrate: clean_up\n    demand: {reciprocity: 3}\n",
+     'scenario "mine" has an unknown key "demand" (did you mean "demands"?)'),
+    ("top.yaml", "scenarios:\n  clean_up_7:\n    demands: {reciprocity: 3}\nnew_demand: [x]\n",
+     'unknown key "new_demand" (did you mean "new_demands"?)'),
+    ("sublist.yaml", "scenarios:\n  mine:\n    substrate: [clean_up]\n", "must be one substrate name"),
+    ("newlist.yaml", "new_demands: [[a]]\nscenarios:\n  clean_up_7:\n    demands: {reciprocity: 3}\n",
+     "`new_demands` must be a list of names"),
+    ("newempty.csv", "scenario,new:\nclean_up_7,1\n", "a `new:` column has no demand name"),
 ]
 
 

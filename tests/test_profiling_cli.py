@@ -48,7 +48,7 @@ def profile_dir(scores_file, tmp_path_factory):
 @pytest.mark.parametrize("args, message", [
     (("--models", "aggmean,layot"), 'unknown model "layot" (did you mean "layout"?)'),
     (("--models", " , "), "--models is empty; name at least one model"),
-    (("--seed", "-1"), "argument --seed: -1 is negative; give a whole number >= 0"),
+    (("--seed", "-1"), "argument --seed: -1 is outside the seeds capprof takes; give a whole number from 0 to 2147483647"),
     (("--draws", "0"), "argument --draws: 0 is below 1"),
     (("--tags", "nonsense_tag"), 'unknown tag "nonsense_tag"'),
 ])
@@ -184,7 +184,7 @@ def test_predict_on_a_damaged_profile_names_the_file_and_the_fix(cli, profile_di
 
 
 @pytest.mark.parametrize("args, words", [
-    (("--seed", "-3"), "argument --seed: -3 is negative"),
+    (("--seed", "-3"), "argument --seed: -3 is outside the seeds capprof takes"),
     (("--draws", "-5"), "argument --draws: -5 is below 1"),
     (("--tune", "5"), "--draws and --tune must be at least 10"),
     (("--tags", "nonsense_tag"), 'unknown tag "nonsense_tag"'),
@@ -263,3 +263,19 @@ def test_a_score_table_where_every_scenario_is_tied_is_one_line(tmp_path):
     with pytest.raises(CapprofError, match=r"every scenario has a zero minmax range .* use --normalise none"):
         load_scores_and_demands(str(path))
     assert load_scores_and_demands(str(path), normalisation=None).scores["score"].eq(5).all()
+
+
+def test_evaluate_outputs_never_replace_its_input_or_each_other(cli, scores_file, tmp_path):
+    import shutil
+
+    scores = tmp_path / "scores.parquet"
+    shutil.copy(scores_file, scores)
+    before = scores.read_bytes()
+    _one_error_line(cli("evaluate", scores, "--models", "aggmean", "--out", scores),
+                    f"--out {scores} is SCORES {scores}, which this command reads; write it elsewhere")
+    _one_error_line(cli("evaluate", scores, "--models", "aggmean", "--out", tmp_path / "a.csv",
+                        "--cells", tmp_path / "." / "a.csv"), "--out and --cells both name")
+    _one_error_line(cli("evaluate", scores, "--models", "aggmean", "--summary", ""),
+                    "--summary is empty; give a value, or leave --summary out")
+    _one_error_line(cli("profile", scores, "--out", scores), "which this command reads")
+    assert scores.read_bytes() == before

@@ -226,8 +226,8 @@ def test_compare_cli_missing_file_exits_2_without_traceback(cli_subprocess, tmp_
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--seed", "-1"], "argument --seed: -1 is negative; give a whole number >= 0"),
-        (["--reps", "0"], "argument --reps: 0 is below 1; give a whole number >= 1"),
+        (["--seed", "-1"], "argument --seed: -1 is outside the seeds capprof takes; give a whole number from 0 to 2147483647"),
+        (["--reps", "0"], "argument --reps: 0 is outside 1..1000000"),
         (["--reps", "many"], 'argument --reps: "many" is not a whole number'),
     ],
 )

@@ -8,6 +8,7 @@ checks.
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -381,7 +382,7 @@ def test_failing_submissions_are_recorded_and_the_run_finishes(submissions, tmp_
     (["--population", "random", "--scenario", PD_VISITOR, "--max-steps", "0"],
      "argument --max-steps: 0 is below 1; give a whole number >= 1"),
     (["--population", "random", "--scenario", PD_VISITOR, "--seed", "-1"],
-     "argument --seed: -1 is negative; give a whole number >= 0"),
+     "argument --seed: -1 is outside the seeds capprof takes; give a whole number from 0 to 2147483647"),
     (["--population", "random", "--scenario", PD_VISITOR, "--step-timeout", "0"],
      "argument --step-timeout: 0 is not a finite number > 0"),
     (["--population", "random", "--scenario", PD_VISITOR, "--workers", "0", "--ray"],
@@ -392,6 +393,19 @@ def test_failing_submissions_are_recorded_and_the_run_finishes(submissions, tmp_
      "--runtime-env needs --ray"),
     (["--population", "random", "--scenario", PD_VISITOR, "--ray", "--runtime-env", "[1]"],
      "argument --runtime-env: give a JSON object"),
+    # two spellings of one scenario would write its episodes twice, the second over the first
+    (["--population", "random", "--scenario", "commons_harvest__open:regrowth=1",
+      "--scenario", "commons_harvest__open:regrowth=1.0"],
+     '--scenario "commons_harvest__open:regrowth=1.0" is the scenario "commons_harvest__open:regrowth=1" again'),
+    (["--population", "random", "--scenario", PD_VISITOR, "--seed", str(2**63)],
+     "argument --seed: 9223372036854775808 is outside the seeds capprof takes; give a whole number from 0 to"),
+    (["--population", "random+", "--scenario", PD_VISITOR], 'population "random+" has an empty member'),
+    (["--population", str(Path(__file__).parent), "--scenario", PD_VISITOR],
+     "is a directory, not a policy file; give FILE.py[:Class], or a directory as rllib:DIR"),
+    (["--population", str(Path(__file__).parents[1] / "README.md"), "--scenario", PD_VISITOR],
+     "README.md is not a Python file (.py)"),
+    (["--population", "rllib:" + str(Path(__file__).parents[1] / "README.md"), "--scenario", PD_VISITOR],
+     "README.md is a file; give the checkpoint directory"),
 ])
 def test_bad_input_is_one_line_exit_2(cli, tmp_path, args, needle):
     out = tmp_path / "out"
@@ -698,3 +712,11 @@ def test_a_disk_filling_up_mid_run_is_one_line_with_the_resume_command(tmp_path,
         f"free space or fix the directory, then continue with: capprof run --population random --scenario {PD_VISITOR} "
         f"--episodes 2 --max-steps 3 --out {out} --seed 0 --quiet --resume"]
     assert len(list(out.glob("*.parquet"))) == 1 and not (out / "_capprof_run.lock").exists()
+
+
+def test_a_member_spec_with_its_own_equals_sign_needs_no_team_name():
+    from capprof.runners.populations.populations import parse_population
+
+    assert parse_population("shipped:open#sample=0.5", check=False).team == "shipped:open#sample=0.5"
+    assert parse_population("mine=shipped:open#sample=0.5", check=False).team == "mine"
+    assert parse_population("mix=random+noop").members[1].spec == "noop"

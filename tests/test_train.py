@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from capprof.errors import CapprofError
+
 pytestmark = pytest.mark.runners
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,12 +112,13 @@ def test_an_interrupted_run_resumed_at_its_steps_is_finished_there(cli, tmp_path
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--seed", "-1"], "argument --seed: -1 is negative"),
+    (["--seed", "-1"], "argument --seed: -1 is outside the seeds capprof takes"),
     (["--steps", "0"], "argument --steps: 0 is below 1"),
     (["--checkpoint-every", "x"], 'argument --checkpoint-every: "x" is not a whole number'),
     (["--gamma", "1.5"], "argument --gamma: 1.5 is above 1"),
     (["--downsample", "3"], "--downsample must divide 88 (got 3)"),
     (["--batch-size", "200", "--minibatch-size", "500"], "--minibatch-size 500 exceeds --batch-size 200"),
+    (["--seed", str(2**32)], "argument --seed: 4294967296 is outside the seeds capprof takes"),
 ])
 def test_bad_option_values_are_one_line(cli, tmp_path, args, needle):
     _one_error_line(cli("train", "commons_harvest__open", "--out", tmp_path / "a", *args), needle)
@@ -405,3 +408,23 @@ def test_a_disk_that_fills_mid_training_names_the_resume_command(monkeypatch, tm
     assert reason in lines[0].lower() and str(out) in lines[0]
     assert f"the last checkpoint is kept: {remedy}, then continue with `capprof train --out {out} --resume`" \
         in lines[0]
+
+
+def test_a_variant_with_background_players_is_refused_with_its_all_focal_spelling(cli, tmp_path):
+    _one_error_line(cli("train", "commons_harvest__open:regrowth=0.5,background=random,focal=3",
+                        "--out", tmp_path / "a"),
+                    "has 4 background player(s); capprof train takes an all-focal variant",
+                    "e.g. commons_harvest__open:regrowth=0.5")
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_run_that_stopped_before_its_first_checkpoint_does_not_block_a_new_one(tmp_path):
+    from capprof.runners.training.rllib_train_dir import check_out
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "train.json").write_text("{}")
+    assert check_out(out, resume=False) is None
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(CapprofError, match="is not empty; choose a new directory"):
+        check_out(out, resume=False)

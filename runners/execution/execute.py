@@ -83,7 +83,17 @@ def plan(populations, scenarios, episodes: int, seed: int = 0, max_steps: int | 
     teams = [p.team for p in parsed]
     if len(set(teams)) != len(teams):
         raise CapprofError("two populations share a team name; name them with TEAM=SPEC")
-    records: list[Scenario] = [s if isinstance(s, Scenario) else get_scenario(s) for s in scenarios]
+    records: list[Scenario] = []
+    given: dict[str, str] = {}
+    for text in scenarios:
+        scenario = text if isinstance(text, Scenario) else get_scenario(text)
+        if scenario.name in given:
+            # two spellings of one scenario (e.g. regrowth=1 and regrowth=1.0) would write
+            # the same episodes twice, the second over the first
+            raise CapprofError(f'--scenario "{text}" is the scenario "{given[scenario.name]}" again '
+                               f"({scenario.name}); give it once")
+        given[scenario.name] = text if isinstance(text, str) else scenario.name
+        records.append(scenario)
     for scenario in records:
         if scenario.bots:
             require_bots(scenario.name, scenario.bots)

@@ -111,6 +111,11 @@ def load_target(spec: str):
         path = Path(target if attr else spec).expanduser()
         if not path.exists():
             raise SpecError("policy file %s does not exist; check the path in --population" % path)
+        if path.is_dir():
+            raise SpecError("%s is a directory, not a policy file; give FILE.py[:Class], or a directory as "
+                            "rllib:DIR (a checkpoint) or submission:DIR (a contest submission)" % path)
+        if path.suffix != ".py":
+            raise SpecError("%s is not a Python file (.py); a policy file is FILE.py[:Class]" % path)
         module = _load_file(path)
     else:
         try:
@@ -228,6 +233,9 @@ def load_submission(directory: str, loaded: dict | None = None) -> Submission:
     root = Path(directory).expanduser().resolve()
     if loaded is not None and str(root) in loaded:
         return loaded[str(root)]
+    if root.exists() and not root.is_dir():
+        raise SpecError("submission %s is a file; give the starter-kit directory that holds "
+                        "my_policies/user_config.py" % directory)
     if not root.is_dir():
         raise SpecError("submission directory %s does not exist; give the starter-kit directory that holds "
                         "my_policies/user_config.py" % directory)

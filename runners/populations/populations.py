@@ -227,18 +227,27 @@ def _check_interpreter_path(spec: str) -> None:
                        f"{inner}@{found or '/path/to/' + python}")
 
 
+# characters of a member spec that a team name never holds: text before "="
+# with one of them is a member (its own "=", as in #sample=T), not TEAM=
+TEAM_MARKS = (":", "#", "/", "+", "@")
+
+
 def parse_population(text: str, check: bool = True) -> Population:
     """Parse ``[TEAM=]MEMBER[+MEMBER...]``; with ``check`` every member is
     resolved now (imported, its directory or interpreter checked), so a typo
     fails before any episode starts."""
     team, sep, body = text.partition("=")
-    if not sep:
+    if not sep or any(mark in team for mark in TEAM_MARKS):
+        # no TEAM= prefix: the "=" belongs to the member (shipped:open#sample=0.5)
         team, body = text, text
     team = team.strip()
-    specs = [m.strip() for m in body.split("+") if m.strip()]
-    if not specs or not team:
+    specs = [m.strip() for m in body.split("+")]
+    if not team or not any(specs):
         raise CapprofError(f'empty population "{text}"; write e.g. --population random or '
                            '--population mine=pkg.module:MyPolicy')
+    if not all(specs):
+        raise CapprofError(f'population "{text}" has an empty member (a "+" with nothing beside it); '
+                           'join members as A+B, e.g. --population mix=random+noop')
     members = []
     for spec in specs:
         _check_interpreter_path(spec)

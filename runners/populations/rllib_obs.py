@@ -129,6 +129,9 @@ def resolve_module(checkpoint: str, policy_id: str | None, spec: str) -> Path:
     CapprofError when the checkpoint is missing or not an RLlib Algorithm
     checkpoint of the new API stack."""
     path = Path(checkpoint).expanduser()
+    if path.exists() and not path.is_dir():
+        raise CapprofError(f'"{spec}": {path} is a file; give the checkpoint directory (a capprof train '
+                           "directory, or the folder RLlib saved)")
     if not path.is_dir():
         raise CapprofError(f'"{spec}": checkpoint directory {path} does not exist')
     # A single RLModule checkpoint (RLModule.save_to_path) is accepted too.

@@ -52,18 +52,31 @@ def resolve_target(name: str):
                         description="the substrate as meltingpot defines it", suite="substrate")
     variants = suite_names("variants")
     if ":" in name:  # SUBSTRATE:key=value: its own one-line errors name the allowed keys
-        return get_scenario(name)
-    try:
         scenario = get_scenario(name)
-    except CapprofError:
+    else:
+        try:
+            scenario = get_scenario(name)
+        except CapprofError:
+            raise CapprofError(
+                f'unknown substrate or scenario "{name}"{did_you_mean(name, substrates + variants)}; train on a '
+                "substrate (`capprof tags` lists them) or a variant (`capprof scenarios --suite variants`)") from None
+    if scenario.n_background and ":" in name:
         raise CapprofError(
-            f'unknown substrate or scenario "{name}"{did_you_mean(name, substrates + variants)}; train on a '
-            "substrate (`capprof tags` lists them) or a variant (`capprof scenarios --suite variants`)") from None
+            f'variant "{name}" has {scenario.n_background} background player(s); capprof train takes an all-focal '
+            f"variant without background= and focal=, e.g. {_all_focal_spelling(name)}")
     if scenario.n_background:
         raise CapprofError(
             f'scenario "{name}" has {scenario.n_background} background player(s); capprof train takes a substrate '
             f"(e.g. {scenario.substrate}) or an all-focal variant: {', '.join(variants)}")
     return scenario
+
+
+def _all_focal_spelling(name: str) -> str:
+    """``SUBSTRATE:key=value,...`` without its ``background``/``focal`` items."""
+    substrate, _, items = name.partition(":")
+    kept = [item.strip() for item in items.split(",")
+            if item.strip() and item.partition("=")[0].strip() not in ("background", "focal")]
+    return f"{substrate}:{','.join(kept)}" if kept else substrate
 
 
 # ------------------------------------------------------------ the environment

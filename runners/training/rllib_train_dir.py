@@ -77,7 +77,9 @@ def check_out(out: Path, resume: bool) -> tuple[Progress, Path] | None:
     if out.exists() and not out.is_dir():
         raise CapprofError(f"--out {out} is a file; give a directory")
     if not resume:
-        if out.exists() and any(out.iterdir()):
+        # a run that stopped before its first checkpoint left only its record:
+        # nothing to resume or to lose, so a new run may start there
+        if out.exists() and {p.name for p in out.iterdir()} - {"train.json"}:
             raise CapprofError(f"--out {out} is not empty; choose a new directory, or add --resume to continue "
                                "the training saved in it")
         require_space(out, TRAIN_SPACE_BYTES, "capprof train")
