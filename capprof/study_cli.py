@@ -9,7 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from capprof.arguments import positive_int, seed_int
+from capprof.arguments import bounded_int, positive_int, seed_int
+from capprof.profiling.cli import MIN_SAMPLING_STEPS
 from capprof.errors import CapprofError
 from capprof.runners.constants import EXIT_INTERRUPTED
 
@@ -124,7 +125,8 @@ def register(sub) -> None:
     p.add_argument("--workers", type=positive_int, metavar="W", help="local Ray CPUs (default: all)")
     p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                    help="fit the populations' capability profiles on the study's episodes (default on)")
-    p.add_argument("--draws", type=positive_int, default=500, metavar="N",
+    p.add_argument("--draws", type=bounded_int(MIN_SAMPLING_STEPS, 1_000_000, "the profile fit's draws per chain"),
+                   default=500, metavar="N",
                    help="draws (and tuning steps) per chain of the profile fit (default 500)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_study)

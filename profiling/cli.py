@@ -283,7 +283,7 @@ def _cross_validation_arguments(p) -> None:
 
     p.add_argument("--split", choices=SPLITS, default="random",
                    help="what is held out: cells (random), whole scenarios or whole substrates")
-    p.add_argument("--folds", type=positive_int, default=DEFAULT_FOLDS,
+    p.add_argument("--folds", type=bounded_int(2, 10_000, "K-fold needs at least 2 folds"), default=DEFAULT_FOLDS,
                    help=f"K of K-fold cross-validation; every cell is held out once per repeat (default {DEFAULT_FOLDS})")
     p.add_argument("--repeats", type=bounded_int(1, MAX_REPEATS, "each repeat refits every model on every fold"), default=1,
                    help="repeated K-fold with different shuffles (default 1)")

@@ -40,9 +40,10 @@ def load_scores_and_demands(scores_path, demands_file=None, tags: str = "all",
     from capprof.profiling.normalise import dropped_scenarios, normalise
     from capprof.scores import load_scores
     from capprof.tagging.catalog import load_catalog
-    from capprof.tagging.demands import custom_demands_for, demand_matrix, known_scenarios
+    from capprof.tagging.demands import custom_demands_for, demand_matrix, known_scenarios, resolve_tag_set
 
     catalog = load_catalog()
+    resolve_tag_set(tags, catalog)  # a bad --tags is one line before the scores are read (and noted on)
     custom = custom_demands_for(scores_path, demands_file, catalog)
     scores = load_scores(scores_path, known_scenarios=known_scenarios(custom, catalog), min_teams=2)
     dropped = []

@@ -422,6 +422,8 @@ def _own_scenarios(names) -> pd.DataFrame:
         try:
             get_scenario(name)
         except CapprofError:
+            if ":" in name:  # a declarative variant with a bad key or value: its own line names the fix
+                raise
             continue
         known.append(name)
     return own_scenario_demands(known) if known else pd.DataFrame()

@@ -19,10 +19,12 @@ def cmd_compare(args) -> int:
     import pandas as pd
 
     from capprof.profiling.normalise import normalise
-    from capprof.reports.compare import compare_teams, summary_tables
+    from capprof.reports.compare import check_options, compare_teams, select_common, summary_tables
     from capprof.scores import load_scores
 
+    check_options(args.reps, args.rank_by)  # before the table is read (and noted on)
     scores = load_scores(args.scores, min_teams=2)
+    select_common(scores, args.teams)  # an unknown --teams name: one line, before normalising
     # Normalise over every team in the file, then pick: a team's numbers must
     # not move when a different set of teams is chosen for comparison.
     normalised = normalise(scores, args.normalise)

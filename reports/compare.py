@@ -131,7 +131,7 @@ def _statistics(arrays, counts, codes) -> dict:
     return found
 
 
-def _check_options(reps: int, rank_by: str) -> None:
+def check_options(reps: int, rank_by: str) -> None:
     """Raise CapprofError when ``reps`` is too small for an interval or
     ``rank_by`` is not one of METRICS; returns nothing."""
     if reps < 10:
@@ -236,7 +236,7 @@ def compare_teams(
     ``scores`` is a (normalised) score table; ``progress=None`` shows a
     progress bar only on a terminal.
     """
-    _check_options(reps, rank_by)
+    check_options(reps, rank_by)
     rows, teams = select_common(scores, teams)
     arrays = team_arrays(rows, teams)
     _note_single_replicates(arrays, teams)
