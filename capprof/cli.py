@@ -56,6 +56,8 @@ def cmd_catalog(args) -> int:
 
     from capprof.tagging.catalog import build_catalog_records, shipped_catalog_path, write_catalog
 
+    if args.check and args.out:
+        raise CapprofError("--out applies to --regenerate; --check compares the shipped catalog and writes nothing")
     records = build_catalog_records()
     target = Path(args.out) if args.out else shipped_catalog_path()
     if args.check:
