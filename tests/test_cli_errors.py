@@ -114,8 +114,10 @@ CASES = {
     "demands file contradicts the catalog": (
         lambda p: ["scores", csv(p, GOOD), "--demands", csv(p, "scenarios:\n  clean_up_0:\n    substrate: territory__rooms\n", "d.yaml")],
         ['scenario "clean_up_0" is given substrate "territory__rooms" but runs on "clean_up"', "new name"]),
-    "empty score path": (lambda p: ["scores", ""], ["the score table path is empty"]),
-    "empty demands path": (lambda p: ["scores", csv(p, GOOD), "--demands", ""], ["the demands file path is empty"]),
+    "empty score path": (lambda p: ["scores", ""], ["PATH_OR_URL is empty; give a value"]),
+    "empty demands path": (lambda p: ["scores", csv(p, GOOD), "--demands", ""],
+                           ["--demands is empty; give a value, or leave --demands out"]),
+    "empty evaluate output": (lambda p: ["evaluate", csv(p, GOOD), "--out", " "], ["--out is empty"]),
     "bad --by": (lambda p: ["scores", csv(p, GOOD), "--by", "team"], ["--by", "invalid choice: 'team'"]),
     "unreachable url": (lambda p: ["scores", "http://127.0.0.1:9/results.feather"],
                         ["could not download http://127.0.0.1:9/results.feather", "local copy"]),
