@@ -245,3 +245,29 @@ def test_a_predictor_with_an_explicit_stored_parameter_clones_and_shows_it():
     assert clone(model).get_params() == model.clone().get_params() == model.get_params()
     assert model.set_params(alpha=2.0).alpha == 2.0
     assert repr(model) == "Modal(alpha=2.0, mode='per-team')"
+
+
+def test_a_family_the_fit_never_had_is_left_out_of_a_prediction_but_an_unfitted_tag_is_refused():
+    """A substrate family column is derived from the substrate: a fit on one
+    substrate of a family has no such column, and a new scenario of that
+    substrate predicts from the substrate column alone. A behaviour demand
+    the fit never saw is still an error."""
+    import pandas as pd
+
+    from capprof.errors import CapprofError
+    from capprof.profiling.predictors import make_predictor
+
+    names = [f"prisoners_dilemma_in_the_matrix__arena_{i}" for i in range(4)]
+    demands = pd.DataFrame({"prisoners_dilemma_in_the_matrix__arena": 1.0, "visitor": [0.0, 1.0, 0.0, 1.0]},
+                           index=pd.Index(names, name="scenario"))
+    scores = pd.DataFrame([{"team": t, "scenario": s, "substrate": "prisoners_dilemma_in_the_matrix__arena",
+                            "replicate": 0, "score": 0.2 + 0.5 * (t == "b") + 0.1 * i}
+                           for i, s in enumerate(names) for t in ("a", "b")])
+    ridge = make_predictor("ridge").fit(scores, demands)
+    new = pd.DataFrame({"prisoners_dilemma_in_the_matrix__arena": [1.0], "visitor": [1.0], "in_the_matrix": [1.0]},
+                       index=pd.Index(["my_variant"], name="scenario"))
+    with_family = ridge.predict(["a", "b"], ["my_variant"] * 2, new)["predicted"].to_numpy()
+    without = ridge.predict(["a", "b"], ["my_variant"] * 2, new.drop(columns="in_the_matrix"))["predicted"].to_numpy()
+    assert (with_family == without).all() and with_family[1] > with_family[0]
+    with pytest.raises(CapprofError, match='demand "reciprocity" was not part of the fitted model'):
+        ridge.predict(["a"], ["my_variant"], new.assign(reciprocity=1.0))

@@ -239,6 +239,15 @@ class Predictor(BaseEstimator):
         rows = table.loc[list(scenarios)].fillna(0.0)
         extra = [c for c in rows.columns if c not in self.demands_.columns and (rows[c] != 0).any()]
         if extra:
+            # a substrate family is derived from the substrate, not given: a fit
+            # that had none of it (one substrate of the family seen) knows the
+            # family only through its substrate columns, and so predicts without it
+            from capprof.tagging.constants import DEMAND_GROUPS
+            from capprof.tagging.demands import demand_groups
+
+            groups = demand_groups(extra)
+            extra = [c for c in extra if groups[c] != DEMAND_GROUPS[1]]
+        if extra:
             raise CapprofError(
                 f'demand "{extra[0]}" was not part of the fitted model ({len(extra)} such); '
                 "refit with it, or drop it from the scenarios to predict"
