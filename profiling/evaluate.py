@@ -263,6 +263,7 @@ def evaluate(scores: pd.DataFrame, demands: pd.DataFrame, models: Sequence[str],
     the per-fold seed), and the tables call it by its ``ModelSpec.label``."""
     _check_settings(split, normalisation, seed, range_floor)
     specs, reference = _model_specs(models, reference)
+    _anchor_teams(scores, split, normalisation, anchors)  # a bad --anchors: one line, before the note below
     scores, constant = _informative_scores(scores)
     anchors = _anchor_teams(scores, split, normalisation, anchors)
     plan = _plan(_anchored_scores(scores, anchors), anchors, split, folds, repeats, seed, normalisation,

@@ -279,3 +279,16 @@ def test_evaluate_outputs_never_replace_its_input_or_each_other(cli, scores_file
                     "--summary is empty; give a value, or leave --summary out")
     _one_error_line(cli("profile", scores, "--out", scores), "which this command reads")
     assert scores.read_bytes() == before
+
+
+@pytest.mark.parametrize("args, words", [
+    (["evaluate", "--split", "scenario", "--anchors", "nosuchteam"], ['anchor team "nosuchteam" is not in the scores']),
+    (["evaluate", "--tags", "nosuchtag"], ['unknown tag "nosuchtag"']),
+    (["compare", "--teams", "nosuchteam", "acb"], ['no scores for team "nosuchteam"']),
+    (["compare", "--reps", "9"], ["--reps 9 is too few"]),
+])
+def test_a_bad_option_is_the_only_line_even_when_the_data_would_be_noted_on(cli, published_path, args, words):
+    """The published table has three scenarios where every team scores the
+    same, which the commands note; a bad option must be the one line, not
+    follow that note."""
+    _one_error_line(cli(args[0], published_path, *args[1:]), *words)
