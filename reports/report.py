@@ -14,6 +14,7 @@ next to the HTML. Every name taken from the data is HTML-escaped.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +25,10 @@ from capprof.reports import tables
 from capprof.reports.inputs import Absent, Inputs, locate_inputs, looked_for, read_profile
 from capprof.reports.markup import Charts, Rendered, not_shown, page
 from capprof.reports.sections import SECTIONS, Section
+
+
+# the names the report gives its charts (``markup.Charts.image``: NN-kind-....png)
+CHART_NAME = re.compile(r"^\d{2,}-.+\.png$")
 
 
 def charts_dir(out: Path) -> Path:
@@ -44,6 +49,13 @@ def check_out(out: Path) -> None:
         raise CapprofError(f"--out {out} is a directory; give a file name ending in .html")
     check_writable(out.parent)
     check_writable(charts_dir(out))
+    charts = charts_dir(out)
+    foreign = sorted(p.name for p in charts.iterdir() if not CHART_NAME.match(p.name)) if charts.is_dir() else []
+    if foreign:
+        # writing the report replaces its charts folder whole: never with someone else's files in it
+        raise CapprofError(f"--out {out}: its charts folder {charts} holds {len(foreign)} file(s) the report did not "
+                           f"write (e.g. {foreign[0]}), and a report replaces that folder whole; move them or "
+                           "choose another --out")
     if out.exists() and not os.access(out, os.W_OK):
         raise CapprofError(f"cannot write --out {out}: no permission to overwrite it; choose another file")
 

@@ -745,3 +745,15 @@ def test_charts_draw_without_pyplot_and_importing_them_leaves_the_backend_alone(
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["svg", "False"]
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_charts_folder_holding_someone_elses_files_is_never_replaced(cli, tmp_path):
+    out = tmp_path / "r.html"
+    assert cli("report", FIXTURE, "--out", out).code == 0
+    mine = tmp_path / "r_files" / "notes.txt"
+    mine.write_text("keep me")
+    line = _one_error_line(cli("report", FIXTURE, "--out", out))
+    assert "r_files holds 1 file(s) the report did not write (e.g. notes.txt)" in line
+    assert mine.read_text() == "keep me"
+    mine.unlink()
+    assert cli("report", FIXTURE, "--out", out).code == 0  # its own charts are replaced as before
