@@ -54,13 +54,15 @@ def seed_int(text: str) -> int:
     return value
 
 
-def bounded_int(low: int, high: int, what: str):
-    """An argparse type: a whole number from ``low`` to ``high`` (``what``
-    says why the bound is there, for the message)."""
+def bounded_int(low: int, high: int, why_low: str = "", why_high: str = ""):
+    """An argparse type: a whole number from ``low`` to ``high``; ``why_low``
+    / ``why_high`` say why that bound is there, in the message of a value
+    beyond it."""
     def parse(text: str) -> int:
         value = _integer(text)
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high} ({what})")
+            why = why_low if value < low else why_high
+            raise argparse.ArgumentTypeError(f"{value} is outside {low}..{high}" + (f" ({why})" if why else ""))
         return value
 
     parse.__name__ = f"whole number {low}..{high}"

@@ -188,7 +188,7 @@ def _refuse_empty_values(parser: argparse.ArgumentParser, args) -> None:
         if any(isinstance(v, str) and not v.strip() for v in values):
             if action.option_strings:
                 name = action.option_strings[-1]
-                chosen.error(f"{name} is empty; give a value, or leave {name} out")
+                chosen.error(f"{name} is empty; give a value, or drop {name}")
             chosen.error(f"{action.metavar or action.dest} is empty; give a value")
 
 

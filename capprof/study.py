@@ -87,8 +87,9 @@ def get_study(name: str) -> StudyDesign:
 
 
 def _team_and_member(population: str) -> tuple[str, str]:
-    team, sep, body = population.partition("=")
-    return (team, body) if sep else (population, population)
+    from capprof.runners.populations.populations import split_team
+
+    return split_team(population)
 
 
 def _background_member(spec: str) -> str | None:

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from capprof.arguments import bounded_int, positive_int, seed_int
-from capprof.profiling.cli import MIN_SAMPLING_STEPS
 from capprof.errors import CapprofError
+from capprof.profiling.cli import MIN_SAMPLING_STEPS
 from capprof.runners.constants import EXIT_INTERRUPTED
 
 
@@ -46,7 +46,9 @@ def _facts(tasks) -> dict[str, str]:
              "episodes per (population, scenario)": str(max(t.episode for t in tasks) + 1),
              "steps per episode": str(tasks[0].max_steps or "the substrate's own (1000)"),
              "run seed": str(tasks[0].seed)}
-    shipped = sorted({t.population.partition("=")[2] or t.population for t in tasks} & {f"shipped:{n}" for n in trained})
+    from capprof.runners.populations.populations import split_team
+
+    shipped = sorted({split_team(t.population)[1] for t in tasks} & {f"shipped:{n}" for n in trained})
     if shipped:
         facts["training"] = "; ".join(f"{s[len('shipped:'):]}: {trained[s[len('shipped:'):]].describe()}"
                                       for s in shipped)
@@ -125,7 +127,7 @@ def register(sub) -> None:
     p.add_argument("--workers", type=positive_int, metavar="W", help="local Ray CPUs (default: all)")
     p.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                    help="fit the populations' capability profiles on the study's episodes (default on)")
-    p.add_argument("--draws", type=bounded_int(MIN_SAMPLING_STEPS, 1_000_000, "the profile fit's draws per chain"),
+    p.add_argument("--draws", type=bounded_int(MIN_SAMPLING_STEPS, 1_000_000, why_low="the profile fit needs at least 10 draws per chain"),
                    default=500, metavar="N",
                    help="draws (and tuning steps) per chain of the profile fit (default 500)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

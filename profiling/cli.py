@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 from capprof.arguments import bounded_int, positive_int, seed_int
-
 from capprof.errors import CapprofError, note
 from capprof.output import write_csvs, write_table
 
@@ -60,6 +59,12 @@ def _check_outputs(*paths) -> None:
         if path:
             if Path(path).is_dir():
                 raise CapprofError(f"{path} is a directory; give a file name for the CSV")
+            for existing in Path(path).absolute().parents:  # a folder on the way may be a file
+                if existing.exists():
+                    if not existing.is_dir():
+                        raise CapprofError(f"{path}: {existing} is a file, so the CSV cannot be written there; "
+                                           "choose another file")
+                    break
             require_space(Path(path).parent, SPACE_FLOOR, "capprof evaluate", fix="choose another file")
 
 
@@ -172,7 +177,7 @@ def _print_evaluation(result) -> None:
 
 def cmd_profile(args) -> int:
     quiet_library_warnings()
-    from capprof.profiling.profile import ASSESSOR_FILES, PROFILE_FILES, Profile, check_writable
+    from capprof.profiling.profile import Profile, check_writable
 
     _check_sampling(args)
     mode, layout_params, assessor_params, with_assessor = _profile_models(args)
@@ -198,8 +203,7 @@ def cmd_profile(args) -> int:
                           layout_params=layout_params, assessor_params=assessor_params, assessor=with_assessor)
     profile.save(out)  # atomic: nothing appears at --out until the profile is whole
     d = profile.layout.diagnostics_
-    written = [name for key, name in PROFILE_FILES.items() if profile.assessor is not None or key not in ASSESSOR_FILES]
-    print(f"wrote {', '.join(written)} to {out}")
+    print(f"wrote {', '.join(profile.file_names())} to {out}")
     from capprof.profiling import checks
     print(checks.describe_fit(d, profile.layout.fit_seconds_))
     return 0
@@ -283,9 +287,9 @@ def _cross_validation_arguments(p) -> None:
 
     p.add_argument("--split", choices=SPLITS, default="random",
                    help="what is held out: cells (random), whole scenarios or whole substrates")
-    p.add_argument("--folds", type=bounded_int(2, 10_000, "K-fold needs at least 2 folds"), default=DEFAULT_FOLDS,
+    p.add_argument("--folds", type=bounded_int(2, 10_000, why_low="K-fold needs at least 2 folds"), default=DEFAULT_FOLDS,
                    help=f"K of K-fold cross-validation; every cell is held out once per repeat (default {DEFAULT_FOLDS})")
-    p.add_argument("--repeats", type=bounded_int(1, MAX_REPEATS, "each repeat refits every model on every fold"), default=1,
+    p.add_argument("--repeats", type=bounded_int(1, MAX_REPEATS, why_high="each repeat refits every model on every fold"), default=1,
                    help="repeated K-fold with different shuffles (default 1)")
     p.add_argument("--reference", default=DEFAULT_REFERENCE,
                    help=f"model the others are compared to cell by cell (default {DEFAULT_REFERENCE})")

@@ -81,6 +81,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from capprof.arguments import SEED_MAX
 from capprof.errors import CapprofError, note
 from capprof.io import atomic_directory, atomic_path
 from capprof.profiling.cellstats import clustered_interval, coverage, mean_interval, mean_width, paired_difference
@@ -199,6 +200,11 @@ def check_save_target(directory) -> Path:
     if target.is_dir() and not is_saved_evaluation(target) and any(target.iterdir()):
         raise CapprofError(f"{target} holds files but no saved evaluation, and saving replaces the directory "
                            "whole; give a new directory (e.g. PROFILE_DIR/evaluation)")
+    foreign = sorted(p.name for p in target.iterdir() if p.name not in EVALUATION_FILES.values()) \
+        if is_saved_evaluation(target) else []
+    if foreign:
+        raise CapprofError(f"{target} holds a saved evaluation and {len(foreign)} other file(s) (e.g. {foreign[0]}), "
+                           "and saving replaces the directory whole; move them or give a new directory")
     return target
 
 
@@ -455,7 +461,9 @@ def _cross_validate(plan: _Plan, specs: dict[str, ModelSpec], demands: pd.DataFr
             continue
         for name in names:
             bar.set_postfix_str(f"{name}, repeat {fold.repeat} fold {fold.fold}")
-            predictor = specs[name].make(seed=seed + fold.repeat * plan.k + fold.fold, draws=draws, tune=tune)
+            # each fold's own seed, folded back into the range seeds take
+            fold_seed = (seed + fold.repeat * plan.k + fold.fold) % (SEED_MAX + 1)
+            predictor = specs[name].make(seed=fold_seed, draws=draws, tune=tune)
             part, fit_s = _fit_and_predict(predictor, fold, demands)
             cell_parts.append(part.assign(model=name, split=plan.split, repeat=fold.repeat, fold=fold.fold))
             n_train = int(fold.train[["team", "scenario"]].drop_duplicates().shape[0])

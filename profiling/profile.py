@@ -170,11 +170,12 @@ class Profile:
             "assessor": None if self.assessor is None else {"name": self.assessor.name,
                                                             "teams": list(self.assessor.teams_),
                                                             **self.assessor.get_params()},
-            "files": sorted(self._files()),
+            "files": sorted(self.file_names()),
             "complete": True,
         }
 
-    def _files(self) -> list[str]:
+    def file_names(self) -> list[str]:
+        """The files this profile writes (the assessor's only when it has one)."""
         return [name for key, name in PROFILE_FILES.items()
                 if self.assessor is not None or key not in ASSESSOR_FILES]
 

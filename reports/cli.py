@@ -6,9 +6,7 @@ so that ``capprof --help`` stays fast.
 
 from __future__ import annotations
 
-import sys
-
-from capprof.arguments import bounded_int, positive_int, seed_int
+from capprof.arguments import bounded_int, seed_int
 from capprof.errors import CapprofError
 
 # the bootstrap keeps every resample in memory
@@ -88,7 +86,8 @@ def register(sub) -> None:
     p.add_argument("--teams", nargs="+", metavar="TEAM", help="teams to compare (default: all)")
     p.add_argument("--normalise", choices=NORMALISATIONS, default="minmax",
                    help="normalisation applied over all teams before comparing (default: minmax)")
-    p.add_argument("--reps", type=bounded_int(1, MAX_REPS, "the bootstrap keeps every resample in memory"), default=DEFAULT_REPS, help=f"bootstrap resamples (default {DEFAULT_REPS})")
+    p.add_argument("--reps", type=bounded_int(1, MAX_REPS, why_high="the bootstrap keeps every resample in memory"),
+                   default=DEFAULT_REPS, help=f"bootstrap resamples (default {DEFAULT_REPS})")
     p.add_argument("--seed", type=seed_int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--rank-by", choices=METRICS, default="iqm", help="aggregate that ranks teams (default iqm)")
     p.add_argument("--format", choices=("table", "csv"), default="table")

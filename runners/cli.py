@@ -174,7 +174,7 @@ def register(sub) -> None:
     p.add_argument("--max-steps", type=positive_int, metavar="K", help="cut episodes after K steps")
     p.add_argument("--out", default="capprof-out", metavar="DIR", help="results directory (Parquet dataset)")
     p.add_argument("--seed", type=seed_int, default=0,
-                   help="run seed (>= 0); every episode's seeds derive from it")
+                   help="run seed, 0 to 2147483647; every episode's seeds derive from it")
     p.add_argument("--resume", action="store_true", help="skip episodes already in --out")
     p.add_argument("--ray", action="store_true", help="run episodes as Ray tasks")
     p.add_argument("--workers", type=positive_int, metavar="W", help="local Ray CPUs (default: all)")

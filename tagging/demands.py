@@ -373,7 +373,7 @@ def _records_from_csv(path: Path) -> tuple[list[tuple[str, str | None, dict]], l
     if "" in new_demands:
         raise CapprofError(f"{path}: a `{NEW_DEMAND_PREFIX}` column has no demand name; write e.g. "
                            f"{NEW_DEMAND_PREFIX}night_vision")
-    table = table.rename(columns=lambda c: c[len(NEW_DEMAND_PREFIX):] if c.startswith(NEW_DEMAND_PREFIX) else c)
+    table = table.rename(columns=lambda c: c[len(NEW_DEMAND_PREFIX):].strip() if c.startswith(NEW_DEMAND_PREFIX) else c)
     dupes = table["scenario"][table["scenario"].duplicated()].unique()
     if len(dupes):
         raise CapprofError(f'{path}: scenario "{dupes[0]}" appears more than once; keep one row per scenario')

@@ -116,7 +116,7 @@ CASES = {
         ['scenario "clean_up_0" is given substrate "territory__rooms" but runs on "clean_up"', "new name"]),
     "empty score path": (lambda p: ["scores", ""], ["PATH_OR_URL is empty; give a value"]),
     "empty demands path": (lambda p: ["scores", csv(p, GOOD), "--demands", ""],
-                           ["--demands is empty; give a value, or leave --demands out"]),
+                           ["--demands is empty; give a value, or drop --demands"]),
     "empty evaluate output": (lambda p: ["evaluate", csv(p, GOOD), "--out", " "], ["--out is empty"]),
     "bad --by": (lambda p: ["scores", csv(p, GOOD), "--by", "team"], ["--by", "invalid choice: 'team'"]),
     "unreachable url": (lambda p: ["scores", "http://127.0.0.1:9/results.feather"],

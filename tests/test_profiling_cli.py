@@ -268,15 +268,23 @@ def test_a_score_table_where_every_scenario_is_tied_is_one_line(tmp_path):
 def test_evaluate_outputs_never_replace_its_input_or_each_other(cli, scores_file, tmp_path):
     import shutil
 
-    scores = tmp_path / "scores.parquet"
+    scores = tmp_path / f"scores{scores_file.suffix}"
     shutil.copy(scores_file, scores)
     before = scores.read_bytes()
     _one_error_line(cli("evaluate", scores, "--models", "aggmean", "--out", scores),
                     f"--out {scores} is SCORES {scores}, which this command reads; write it elsewhere")
     _one_error_line(cli("evaluate", scores, "--models", "aggmean", "--out", tmp_path / "a.csv",
-                        "--cells", tmp_path / "." / "a.csv"), "--out and --cells both name")
+                        "--cells", f"{tmp_path}/sub/../a.csv"), "--out and --cells both name")
+    saved = tmp_path / "ev"
+    assert cli("evaluate", scores, "--models", "aggmean", "--save", saved, "--quiet").code == 0
+    (saved / "notes.txt").write_text("mine")
+    _one_error_line(cli("evaluate", scores, "--models", "aggmean", "--save", saved),
+                    "holds a saved evaluation and 1 other file(s) (e.g. notes.txt)")
+    assert (saved / "notes.txt").read_text() == "mine"
+    _one_error_line(cli("evaluate", scores, "--models", "aggmean", "--out", scores / "x.csv"),
+                    "is a file, so the CSV cannot be written there")
     _one_error_line(cli("evaluate", scores, "--models", "aggmean", "--summary", ""),
-                    "--summary is empty; give a value, or leave --summary out")
+                    "--summary is empty; give a value, or drop --summary")
     _one_error_line(cli("profile", scores, "--out", scores), "which this command reads")
     assert scores.read_bytes() == before
 

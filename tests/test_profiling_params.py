@@ -180,8 +180,8 @@ def test_every_numeric_parameter_at_0_and_minus_1_is_refused_or_fits(name, score
             predictor = make_predictor(name, **{param: value})
             try:
                 predictor.fit(scores, demands)
-            except CapprofError as error:
-                assert "\n" not in str(error)
+            except CapprofError as error:  # refused at fit, before sampling: in one line naming it
+                assert "\n" not in str(error) and param in str(error), str(error)
                 continue
             assert not cls.is_bayesian, f"{name}({param}={value}) started sampling"
             teams, scenarios = list(scores["team"][:5]), list(scores["scenario"][:5])

@@ -20,7 +20,7 @@ class Assessor(Predictor):
 
     name = "assessor"
 
-    param_minimums = {"n_estimators": 1, "max_depth": 1, "seed": 0, "n_jobs": 1}
+    param_minimums = {"n_estimators": 1, "max_depth": 1, "n_jobs": 1}
     param_above = {"learning_rate": 0.0, "subsample": 0.0}
     param_maximums = {"subsample": 1.0}
 

@@ -59,6 +59,11 @@ STATE_FILE = "predictor.json"
 PREDICTORS = Registry("model")
 
 
+def _number(value) -> str:
+    """A bound as a message shows it: whole numbers in full, others short."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def cell_means(scores: pd.DataFrame) -> pd.DataFrame:
     """Mean score per (team, scenario): columns team, scenario, score, n
     (number of replicates averaged)."""
@@ -157,11 +162,11 @@ class Predictor(BaseEstimator):
         if param == "seed":  # every model's seed: the range the command line's --seed takes
             minimum, maximum = 0, SEED_MAX
         if minimum is not None and value < minimum:
-            raise CapprofError(f"{param}={shown} is below {minimum:g}; give {param} >= {minimum:g}")
+            raise CapprofError(f"{param}={shown} is below {_number(minimum)}; give {param} >= {_number(minimum)}")
         if above is not None and value <= above:
-            raise CapprofError(f"{param}={shown} must be above {above:g}; give {param} > {above:g}")
+            raise CapprofError(f"{param}={shown} must be above {_number(above)}; give {param} > {_number(above)}")
         if maximum is not None and value > maximum:
-            raise CapprofError(f"{param}={shown} is above {maximum:g}; give {param} <= {maximum:g}")
+            raise CapprofError(f"{param}={shown} is above {_number(maximum)}; give {param} <= {_number(maximum)}")
 
     def _check_params(self) -> None:
         for param, value in self.get_params().items():
@@ -245,8 +250,9 @@ class Predictor(BaseEstimator):
             from capprof.tagging.constants import DEMAND_GROUPS
             from capprof.tagging.demands import demand_groups
 
+            _, family_group, _, _ = DEMAND_GROUPS
             groups = demand_groups(extra)
-            extra = [c for c in extra if groups[c] != DEMAND_GROUPS[1]]
+            extra = [c for c in extra if groups[c] != family_group]
         if extra:
             raise CapprofError(
                 f'demand "{extra[0]}" was not part of the fitted model ({len(extra)} such); '

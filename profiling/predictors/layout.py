@@ -68,7 +68,7 @@ class MeasurementLayout(Predictor):
                      "sampler": ("nutpie", "pymc"), "mass_matrix": tuple(maths.MASS_MATRICES),
                      "backend": tuple(maths.BACKENDS)}
     param_minimums = {"draws": 10, "tune": 10, "chains": 1, "squeeze": 1e-6, "interval": 1e-6, "quadrature": 2,
-                      "target_accept": 0.5, "seed": 0}
+                      "target_accept": 0.5}
     param_above = {"scale": 0.0}
     param_maximums = {"target_accept": 0.99, "interval": 0.999999, "squeeze": 0.49}
     # what `capprof predict` may change on a fitted layout (the rest is fixed at fit time)

@@ -37,7 +37,7 @@ class LowRankDemand(Predictor):
     name = "lowrank"
 
     param_minimums = {"rank": 1, "factor_penalty": 0.0, "residual_penalty": 0.0, "level_penalty": 0.0,
-                      "seed": 0, "max_iter": 1}
+                      "max_iter": 1}
 
     def __init__(self, rank: int = 2, factor_penalty: float = 1.0, residual_penalty: float = 1.0,
                  level_penalty: float = 0.1, seed: int = 0, max_iter: int = 1000):

@@ -227,19 +227,21 @@ def _check_interpreter_path(spec: str) -> None:
                        f"{inner}@{found or '/path/to/' + python}")
 
 
-# characters of a member spec that a team name never holds: text before "="
-# with one of them is a member (its own "=", as in #sample=T), not TEAM=
-TEAM_MARKS = (":", "#", "/", "+", "@")
+def split_team(text: str) -> tuple[str, str]:
+    """``TEAM=MEMBER...`` -> (TEAM, MEMBER...); text without ``TEAM=`` is
+    its own team name. An "=" after a "#" is the member's own play mode
+    (``shipped:open#sample=0.5``), not a team name's end."""
+    team, sep, body = text.partition("=")
+    if not sep or "#" in team:
+        return text, text
+    return team, body
 
 
 def parse_population(text: str, check: bool = True) -> Population:
     """Parse ``[TEAM=]MEMBER[+MEMBER...]``; with ``check`` every member is
     resolved now (imported, its directory or interpreter checked), so a typo
     fails before any episode starts."""
-    team, sep, body = text.partition("=")
-    if not sep or any(mark in team for mark in TEAM_MARKS):
-        # no TEAM= prefix: the "=" belongs to the member (shipped:open#sample=0.5)
-        team, body = text, text
+    team, body = split_team(text)
     team = team.strip()
     specs = [m.strip() for m in body.split("+")]
     if not team or not any(specs):
