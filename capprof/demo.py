@@ -284,11 +284,11 @@ def run_demo(published: str | None = None, out_dir: str = "capprof-demo", quick:
     profile, evaluation = out / "profile", out / EVALUATION_DIR
     from capprof.profiling.evaluate import check_save_target
 
-    for existing in (out, *out.parents):  # --out, or a folder on its way, may be a file
-        if existing.exists():
-            if not existing.is_dir():
-                raise CapprofError(f"--out {out}: {existing} is a file; give a directory for the demo")
-            break
+    from capprof.io import file_in_the_way
+
+    blocking = file_in_the_way(out)  # --out, or a folder on its way, may be a file
+    if blocking is not None:
+        raise CapprofError(f"--out {out}: {blocking} is a file; give a directory for the demo")
     check_save_target(evaluation)  # before the runs, not after them
     start = time.perf_counter()
     if published is None:

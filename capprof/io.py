@@ -389,6 +389,22 @@ def nearest_directory(target) -> Path:
     return probe
 
 
+def foreign_entries(directory, own) -> list[str]:
+    """The sorted names in ``directory`` (if it is one) that ``own(name)``
+    does not claim: what replacing the directory whole would delete."""
+    directory = Path(directory)
+    return sorted(p.name for p in directory.iterdir() if not own(p.name)) if directory.is_dir() else []
+
+
+def file_in_the_way(target) -> Path | None:
+    """The nearest existing ``target`` or ancestor of it when that is a file
+    (so nothing can be made at ``target``); None when it is a directory."""
+    for existing in (Path(target).absolute(), *Path(target).absolute().parents):
+        if existing.exists():
+            return None if existing.is_dir() else existing
+    return None
+
+
 def check_space(directory, name: str = "capprof-probe") -> None:
     """Write and delete a small probe file in ``directory`` (the nearest
     existing one); raises the file system's ``OSError`` (ENOSPC, EROFS,

@@ -53,18 +53,16 @@ SPACE_FLOOR = 16 << 20
 def _check_outputs(*paths) -> None:
     """Refuse before the cross-validation an output file whose directory
     cannot be made or written, or whose file system is nearly full."""
-    from capprof.io import require_space
+    from capprof.io import file_in_the_way, require_space
 
     for path in paths:
         if path:
             if Path(path).is_dir():
                 raise CapprofError(f"{path} is a directory; give a file name for the CSV")
-            for existing in Path(path).absolute().parents:  # a folder on the way may be a file
-                if existing.exists():
-                    if not existing.is_dir():
-                        raise CapprofError(f"{path}: {existing} is a file, so the CSV cannot be written there; "
-                                           "choose another file")
-                    break
+            blocking = file_in_the_way(Path(path).parent)  # a folder on the way may be a file
+            if blocking is not None:
+                raise CapprofError(f"{path}: {blocking} is a file, so the CSV cannot be written there; "
+                                   "choose another file")
             require_space(Path(path).parent, SPACE_FLOOR, "capprof evaluate", fix="choose another file")
 
 

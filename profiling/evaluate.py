@@ -83,7 +83,7 @@ import pandas as pd
 
 from capprof.arguments import SEED_MAX
 from capprof.errors import CapprofError, note
-from capprof.io import atomic_directory, atomic_path
+from capprof.io import atomic_directory, atomic_path, foreign_entries
 from capprof.profiling.cellstats import clustered_interval, coverage, mean_interval, mean_width, paired_difference
 from capprof.profiling.constants import POOLED_TEAM
 from capprof.profiling.files import write_json_atomic
@@ -200,7 +200,7 @@ def check_save_target(directory) -> Path:
     if target.is_dir() and not is_saved_evaluation(target) and any(target.iterdir()):
         raise CapprofError(f"{target} holds files but no saved evaluation, and saving replaces the directory "
                            "whole; give a new directory (e.g. PROFILE_DIR/evaluation)")
-    foreign = sorted(p.name for p in target.iterdir() if p.name not in EVALUATION_FILES.values()) \
+    foreign = foreign_entries(target, set(EVALUATION_FILES.values()).__contains__) \
         if is_saved_evaluation(target) else []
     if foreign:
         raise CapprofError(f"{target} holds a saved evaluation and {len(foreign)} other file(s) (e.g. {foreign[0]}), "

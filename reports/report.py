@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 from capprof.errors import CapprofError, did_you_mean
-from capprof.io import staged_outputs
+from capprof.io import foreign_entries, staged_outputs
 from capprof.reports import tables
 from capprof.reports.inputs import Absent, Inputs, locate_inputs, looked_for, read_profile
 from capprof.reports.markup import Charts, Rendered, not_shown, page
@@ -50,7 +50,7 @@ def check_out(out: Path) -> None:
     check_writable(out.parent)
     check_writable(charts_dir(out))
     charts = charts_dir(out)
-    foreign = sorted(p.name for p in charts.iterdir() if not CHART_NAME.match(p.name)) if charts.is_dir() else []
+    foreign = foreign_entries(charts, CHART_NAME.match)
     if foreign:
         # writing the report replaces its charts folder whole: never with someone else's files in it
         raise CapprofError(f"--out {out}: its charts folder {charts} holds {len(foreign)} file(s) the report did not "
